@@ -1,0 +1,2 @@
+//! Shared fixtures for the benches (see `BENCHMARKS.md`).
+#![forbid(unsafe_code)]
