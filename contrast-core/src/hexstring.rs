@@ -35,9 +35,10 @@ pub enum HexError {
 pub fn decode(s: &str) -> Result<Vec<u8>, HexError> {
     hex::decode(s).map_err(|e| match e {
         hex::FromHexError::OddLength => HexError::OddLength { len: s.len() },
-        hex::FromHexError::InvalidHexCharacter { c, index } => {
-            HexError::InvalidCharacter { offset: index, found: c }
-        }
+        hex::FromHexError::InvalidHexCharacter { c, index } => HexError::InvalidCharacter {
+            offset: index,
+            found: c,
+        },
         // Only produced by the fixed-size decoders, which are not used here.
         hex::FromHexError::InvalidStringLength => HexError::OddLength { len: s.len() },
     })
@@ -46,8 +47,10 @@ pub fn decode(s: &str) -> Result<Vec<u8>, HexError> {
 /// Decodes hex of exactly `N` bytes.
 pub fn decode_array<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     let bytes = decode(s)?;
-    <[u8; N]>::try_from(bytes.as_slice())
-        .map_err(|_| HexError::WrongLength { expected: N, found: bytes.len() })
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| HexError::WrongLength {
+        expected: N,
+        found: bytes.len(),
+    })
 }
 
 /// Encodes bytes as lowercase hex.
@@ -118,10 +121,19 @@ mod tests {
     #[test]
     fn rejects_bad_hex_with_position() {
         assert_eq!(decode("abc"), Err(HexError::OddLength { len: 3 }));
-        assert_eq!(decode("zz"), Err(HexError::InvalidCharacter { offset: 0, found: 'z' }));
+        assert_eq!(
+            decode("zz"),
+            Err(HexError::InvalidCharacter {
+                offset: 0,
+                found: 'z'
+            })
+        );
         assert_eq!(
             decode_array::<2>("aabbcc"),
-            Err(HexError::WrongLength { expected: 2, found: 3 })
+            Err(HexError::WrongLength {
+                expected: 2,
+                found: 3
+            })
         );
     }
 }
