@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod gocompat;
 pub mod hexstring;
 pub mod history;
 pub mod initdata;
