@@ -219,6 +219,39 @@ pub struct ApiSeedShare {
     pub encrypted_seed: Vec<u8>,
 }
 
+impl From<&crate::seedshare::SeedShareDocument> for SeedSharesDoc {
+    fn from(document: &crate::seedshare::SeedShareDocument) -> Self {
+        Self {
+            seed_shares: document
+                .seed_shares
+                .iter()
+                .map(|share| ApiSeedShare {
+                    public_key: share.public_key.clone(),
+                    encrypted_seed: share.encrypted_seed.clone(),
+                })
+                .collect(),
+            salt: document.salt.clone(),
+        }
+    }
+}
+
+impl From<SeedSharesDoc> for crate::seedshare::SeedShareDocument {
+    /// The shape `contrast set` writes to `seed-shares.json` (upstream's gRPC field names).
+    fn from(document: SeedSharesDoc) -> Self {
+        Self {
+            seed_shares: document
+                .seed_shares
+                .into_iter()
+                .map(|share| crate::seedshare::SeedShare {
+                    public_key: share.public_key,
+                    encrypted_seed: share.encrypted_seed,
+                })
+                .collect(),
+            salt: document.salt,
+        }
+    }
+}
+
 /// `GET /v1/manifests` response: the whole history and the signed head.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetManifestsResponse {
@@ -250,6 +283,26 @@ pub struct ApiLatestTransition {
     /// DER ECDSA signature by the seed-derived history key over the raw hash.
     #[serde(with = "base64_serde")]
     pub signature: Vec<u8>,
+}
+
+impl From<&crate::history::LatestTransition> for ApiLatestTransition {
+    fn from(head: &crate::history::LatestTransition) -> Self {
+        let encoded = head.encode();
+        let (hash, signature) = encoded.split_at(crate::history::HASH_SIZE.min(encoded.len()));
+        Self {
+            transition_hash: hash.to_vec(),
+            signature: signature.to_vec(),
+        }
+    }
+}
+
+impl ApiLatestTransition {
+    /// The head in its stored encoding (hash ‖ signature), ready for
+    /// [`crate::history::LatestTransition::decode`] or [`crate::history::verify_history`].
+    #[must_use]
+    pub fn to_stored_encoding(&self) -> Vec<u8> {
+        [self.transition_hash.as_slice(), self.signature.as_slice()].concat()
+    }
 }
 
 /// `POST /v1/recover` request (authorised by the seed-share owner's client certificate).
@@ -603,6 +656,37 @@ mod tests {
             hex!("a85ca70cb7857d5adad1ea1ee08d2d9a8eea17f454915294e9b26389638828dd")
         );
         assert_eq!(rd[32..], [0u8; 32]);
+    }
+
+    #[test]
+    fn seed_shares_convert_between_api_and_file_shapes() {
+        let api = SeedSharesDoc {
+            seed_shares: vec![ApiSeedShare {
+                public_key: "ab".into(),
+                encrypted_seed: vec![1, 2],
+            }],
+            salt: vec![3; 32],
+        };
+        let file: crate::seedshare::SeedShareDocument = api.clone().into();
+        assert_eq!(file.seed_shares[0].public_key, "ab");
+        assert_eq!(SeedSharesDoc::from(&file), api);
+    }
+
+    #[test]
+    fn latest_transition_splits_and_rejoins() {
+        use rand_core::OsRng;
+        let engine = crate::seed::SeedEngine::new(&[1; 32], &[2; 32]).unwrap();
+        let head = crate::history::LatestTransition::sign(
+            [7; 32],
+            engine.history_signing_key(),
+            &mut OsRng,
+        )
+        .unwrap();
+        let api = ApiLatestTransition::from(&head);
+        assert_eq!(api.transition_hash, [7; 32]);
+        assert_eq!(api.to_stored_encoding(), head.encode());
+        let decoded = crate::history::LatestTransition::decode(&api.to_stored_encoding()).unwrap();
+        decoded.verify(&engine.history_verifying_key()).unwrap();
     }
 
     #[test]

@@ -303,6 +303,22 @@ impl std::fmt::Debug for WorkloadOwnerPublicKey {
     }
 }
 
+/// The named curve of an `id-ecPublicKey` algorithm identifier (SPKI or PKCS#8).
+fn ec_curve_oid(
+    algorithm: &spki::AlgorithmIdentifierRef<'_>,
+) -> Result<ObjectIdentifier, OwnerKeyError> {
+    if algorithm.oid != ID_EC_PUBLIC_KEY {
+        return Err(OwnerKeyError::UnsupportedAlgorithm {
+            expected: "id-ecPublicKey (1.2.840.10045.2.1)",
+            found: algorithm.oid.to_string(),
+        });
+    }
+    algorithm
+        .parameters
+        .and_then(|params| params.decode_as::<ObjectIdentifier>().ok())
+        .ok_or(OwnerKeyError::MissingCurve)
+}
+
 impl WorkloadOwnerPublicKey {
     /// Parses a PKIX `SubjectPublicKeyInfo` DER holding a P-256 or P-384 ECDSA key, and checks
     /// that the point is on the curve.
@@ -313,17 +329,7 @@ impl WorkloadOwnerPublicKey {
                 source,
             }
         })?;
-        if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
-            return Err(OwnerKeyError::UnsupportedAlgorithm {
-                expected: "id-ecPublicKey (1.2.840.10045.2.1)",
-                found: spki.algorithm.oid.to_string(),
-            });
-        }
-        let curve_oid = spki
-            .algorithm
-            .parameters
-            .and_then(|params| params.decode_as::<ObjectIdentifier>().ok())
-            .ok_or(OwnerKeyError::MissingCurve)?;
+        let curve_oid = ec_curve_oid(&spki.algorithm)?;
         let curve = curve_from_oid(curve_oid, "P-256 or P-384")?;
         let point = spki
             .subject_public_key
@@ -573,17 +579,7 @@ impl WorkloadOwnerPrivateKey {
                 structure: "PKCS#8 PrivateKeyInfo",
                 source,
             })?;
-        if info.algorithm.oid != ID_EC_PUBLIC_KEY {
-            return Err(OwnerKeyError::UnsupportedAlgorithm {
-                expected: "id-ecPublicKey (1.2.840.10045.2.1)",
-                found: info.algorithm.oid.to_string(),
-            });
-        }
-        let curve = info
-            .algorithm
-            .parameters
-            .and_then(|params| params.decode_as::<ObjectIdentifier>().ok())
-            .ok_or(OwnerKeyError::MissingCurve)?;
+        let curve = ec_curve_oid(&info.algorithm)?;
         Self::from_sec1(info.private_key, Some(curve))
     }
 
@@ -912,17 +908,18 @@ impl SeedshareOwnerPrivateKey {
 /// The transition a workload owner signs: `SHA-256(new_manifest_hash ‖ previous_transition_hash)`,
 /// where `new_manifest_hash` is SHA-256 of the exact manifest bytes and
 /// `previous_transition_hash` is the Coordinator's latest transition hash (32 zero bytes before
-/// the first manifest).
+/// the first manifest). This is the hash of the [`crate::history::Transition`] the update
+/// will store.
 #[must_use]
 pub fn next_transition_hash(
     new_manifest_hash: &[u8; 32],
     previous_transition_hash: &[u8; 32],
 ) -> [u8; 32] {
-    let mut transition = [0u8; 64];
-    let (manifest_part, previous_part) = transition.split_at_mut(32);
-    manifest_part.copy_from_slice(new_manifest_hash);
-    previous_part.copy_from_slice(previous_transition_hash);
-    crate::sha256(&transition)
+    crate::history::Transition {
+        manifest_hash: *new_manifest_hash,
+        previous_transition_hash: *previous_transition_hash,
+    }
+    .hash()
 }
 
 /// The bytes a workload owner actually signs: the 64 lowercase hex characters of the next
