@@ -855,21 +855,19 @@ pub fn verify_chain(
     })
 }
 
-fn resolve_ark<'a>(anchor: &TrustAnchor, presented: Option<&'a [u8]>) -> Result<&'a [u8], Error>
-where
-    'static: 'a,
-{
+fn resolve_ark<'a>(anchor: &TrustAnchor, presented: Option<&'a [u8]>) -> Result<&'a [u8], Error> {
     match anchor {
         TrustAnchor::Amd(product) => {
             let pinned = roots::ark(*product);
-            if let Some(given) = presented {
-                if given != pinned && !same_spki(given, pinned) {
-                    return Err(Error::UntrustedRoot {
-                        product: *product,
-                        expected_sha256: sha256(pinned),
-                        found_sha256: sha256(given),
-                    });
-                }
+            if let Some(given) = presented
+                && given != pinned
+                && !same_spki(given, pinned)
+            {
+                return Err(Error::UntrustedRoot {
+                    product: *product,
+                    expected_sha256: sha256(pinned),
+                    found_sha256: sha256(given),
+                });
             }
             Ok(pinned)
         }

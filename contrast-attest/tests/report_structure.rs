@@ -13,18 +13,30 @@ use proptest::prelude::*;
 #[test]
 fn framing_checks() {
     let good = report_milan();
-    assert_eq!(UnverifiedReport::from_bytes(&good[..1183]).unwrap_err(), Error::ReportLength { found: 1183 });
+    assert_eq!(
+        UnverifiedReport::from_bytes(&good[..1183]).unwrap_err(),
+        Error::ReportLength { found: 1183 }
+    );
     let mut long = good.clone();
     long.push(0);
-    assert_eq!(UnverifiedReport::from_bytes(&long).unwrap_err(), Error::ReportLength { found: 1185 });
+    assert_eq!(
+        UnverifiedReport::from_bytes(&long).unwrap_err(),
+        Error::ReportLength { found: 1185 }
+    );
     for version in [0u32, 1, 6, 0xffff_ffff] {
         let mut r = good.clone();
         r[0..4].copy_from_slice(&version.to_le_bytes());
-        assert_eq!(UnverifiedReport::from_bytes(&r).unwrap_err(), Error::UnsupportedReportVersion { found: version });
+        assert_eq!(
+            UnverifiedReport::from_bytes(&r).unwrap_err(),
+            Error::UnsupportedReportVersion { found: version }
+        );
     }
     let mut r = good.clone();
     r[0x34] = 2;
-    assert_eq!(UnverifiedReport::from_bytes(&r).unwrap_err(), Error::UnsupportedSignatureAlgorithm { found: 2 });
+    assert_eq!(
+        UnverifiedReport::from_bytes(&r).unwrap_err(),
+        Error::UnsupportedSignatureAlgorithm { found: 2 }
+    );
 }
 
 #[test]
@@ -41,7 +53,14 @@ fn unverified_hints() {
     let mut unknown = v.report.clone();
     unknown[0x188] = 0x17;
     let u = UnverifiedReport::from_bytes(&unknown).unwrap();
-    assert_eq!(u.cpuid_product().unwrap_err(), Error::UnknownCpuid { family: 0x17, model: 0xa0, stepping: 2 });
+    assert_eq!(
+        u.cpuid_product().unwrap_err(),
+        Error::UnknownCpuid {
+            family: 0x17,
+            model: 0xa0,
+            stepping: 2
+        }
+    );
 }
 
 #[test]
@@ -58,7 +77,10 @@ fn field_table_covers_the_report() {
 fn flipping_any_signed_field_breaks_the_signature() {
     for v in vectors() {
         let key = LeafKey::from_untrusted_certificate(v.leaf, v.kind, v.product).unwrap();
-        UnverifiedReport::from_bytes(&v.report).unwrap().verify(&key).unwrap();
+        UnverifiedReport::from_bytes(&v.report)
+            .unwrap()
+            .verify(&key)
+            .unwrap();
         for field in FIELDS.iter().filter(|f| f.signed) {
             for index in [field.offset, field.offset + field.size - 1] {
                 let mut r = v.report.clone();
@@ -67,8 +89,15 @@ fn flipping_any_signed_field_breaks_the_signature() {
                 match result {
                     Err(Error::ReportSignatureInvalid { leaf, .. }) => assert_eq!(leaf, v.kind),
                     // Framing fields are rejected before the signature is looked at.
-                    Err(Error::UnsupportedReportVersion { .. } | Error::UnsupportedSignatureAlgorithm { .. }) => {
-                        assert!(matches!(field.name, "VERSION" | "SIGNATURE_ALGO"), "{} {index:#x}", field.name);
+                    Err(
+                        Error::UnsupportedReportVersion { .. }
+                        | Error::UnsupportedSignatureAlgorithm { .. },
+                    ) => {
+                        assert!(
+                            matches!(field.name, "VERSION" | "SIGNATURE_ALGO"),
+                            "{} {index:#x}",
+                            field.name
+                        );
                     }
                     other => panic!("{}: {} at {index:#x}: {other:?}", v.name, field.name),
                 }
@@ -91,8 +120,14 @@ fn signature_upper_bytes_must_be_zero() {
     for (offset, component) in [(0x2A0 + 48, "R"), (0x2E8 + 71, "S")] {
         let mut r = v.report.clone();
         r[offset] = 1;
-        let err = UnverifiedReport::from_bytes(&r).unwrap().verify(&key).unwrap_err();
-        assert!(matches!(err, Error::SignatureComponentTooLarge { component: c, .. } if c == component), "{err}");
+        let err = UnverifiedReport::from_bytes(&r)
+            .unwrap()
+            .verify(&key)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::SignatureComponentTooLarge { component: c, .. } if c == component),
+            "{err}"
+        );
     }
 }
 
@@ -102,12 +137,24 @@ fn unsigned_reserved_area_is_checked_after_the_signature() {
     let key = LeafKey::from_untrusted_certificate(v.leaf, v.kind, v.product).unwrap();
     let mut r = v.report.clone();
     r[0x400] = 9;
-    let err = UnverifiedReport::from_bytes(&r).unwrap().verify(&key).unwrap_err();
+    let err = UnverifiedReport::from_bytes(&r)
+        .unwrap()
+        .verify(&key)
+        .unwrap_err();
     assert_eq!(
         err,
-        Error::ReservedBytesNotZero { field: "reserved", start: 0x330, end: 0x4A0, offset: 0x400, found: 9 }
+        Error::ReservedBytesNotZero {
+            field: "reserved",
+            start: 0x330,
+            end: 0x4A0,
+            offset: 0x400,
+            found: 9
+        }
     );
-    assert_eq!(err.to_string(), "reserved bytes 0x330..0x4a0 (reserved) must be zero, found 0x09 at offset 0x400");
+    assert_eq!(
+        err.to_string(),
+        "reserved bytes 0x330..0x4a0 (reserved) must be zero, found 0x09 at offset 0x400"
+    );
 }
 
 fn set_version(r: &mut [u8], version: u32) {
@@ -144,7 +191,13 @@ fn reserved_ranges_per_version() {
         r[offset] = 0x5a;
         assert_eq!(
             check_structure(&r, Product::Milan).unwrap_err(),
-            Error::ReservedBytesNotZero { field: "reserved", start, end, offset, found: 0x5a },
+            Error::ReservedBytesNotZero {
+                field: "reserved",
+                start,
+                end,
+                offset,
+                found: 0x5a
+            },
             "v{version} offset {offset:#x}"
         );
     }
@@ -164,14 +217,25 @@ fn v3_cpuid_and_v5_mitigation_vectors_are_not_reserved() {
 
 #[test]
 fn tcb_reserved_bytes_per_generation() {
-    for (name, field) in [("CURRENT_TCB", 0x038), ("REPORTED_TCB", 0x180), ("COMMITTED_TCB", 0x1E0), ("LAUNCH_TCB", 0x1F0)] {
+    for (name, field) in [
+        ("CURRENT_TCB", 0x038),
+        ("REPORTED_TCB", 0x180),
+        ("COMMITTED_TCB", 0x1E0),
+        ("LAUNCH_TCB", 0x1F0),
+    ] {
         for index in [2usize, 5] {
             let mut r = report_milan();
             r[field + index] = 1;
             let err = check_structure(&r, Product::Milan).unwrap_err();
             assert_eq!(
                 err,
-                Error::ReservedBytesNotZero { field: name, start: field + index, end: field + index + 1, offset: field + index, found: 1 }
+                Error::ReservedBytesNotZero {
+                    field: name,
+                    start: field + index,
+                    end: field + index + 1,
+                    offset: field + index,
+                    found: 1
+                }
             );
         }
         // Byte 6 is SNP on Milan but reserved on Turin.
@@ -182,7 +246,9 @@ fn tcb_reserved_bytes_per_generation() {
         }
         check_structure(&r, Product::Turin).unwrap();
         r[field + 6] = 1;
-        assert!(matches!(check_structure(&r, Product::Turin), Err(Error::ReservedBytesNotZero { field: f, .. }) if f == name));
+        assert!(
+            matches!(check_structure(&r, Product::Turin), Err(Error::ReservedBytesNotZero { field: f, .. }) if f == name)
+        );
     }
 }
 
@@ -191,7 +257,13 @@ fn turin_chip_id_tail_must_be_zero() {
     let r = report_milan(); // Milan chip id uses all 64 bytes
     assert_eq!(
         check_structure(&r, Product::Turin).unwrap_err(),
-        Error::ReservedBytesNotZero { field: "reserved", start: 0x1A8, end: 0x1E0, offset: 0x1A8, found: r[0x1A8] }
+        Error::ReservedBytesNotZero {
+            field: "reserved",
+            start: 0x1A8,
+            end: 0x1E0,
+            offset: 0x1A8,
+            found: r[0x1A8]
+        }
     );
 }
 
@@ -201,17 +273,32 @@ fn reserved_bits() {
     r[0x008 + 3] = 0x04; // policy bit 26
     assert_eq!(
         check_structure(&r, Product::Milan).unwrap_err(),
-        Error::ReservedBitsSet { field: "POLICY", offset: 0x008, found: 1 << 26, allowed: (1 << 26) - 1 }
+        Error::ReservedBitsSet {
+            field: "POLICY",
+            offset: 0x008,
+            found: 1 << 26,
+            allowed: (1 << 26) - 1
+        }
     );
     let mut r = report_milan();
     r[0x008 + 2] = 0x01; // clear bit 17
-    assert_eq!(check_structure(&r, Product::Milan).unwrap_err(), Error::PolicyBit17Clear);
+    assert_eq!(
+        check_structure(&r, Product::Milan).unwrap_err(),
+        Error::PolicyBit17Clear
+    );
     let mut r = report_milan();
     r[0x008 + 3] = 0x02; // bit 25, page swap disable: defined
     check_structure(&r, Product::Milan).unwrap();
 
     // PLATFORM_INFO: bit 5 only from v3, bit 7 only from v5, bit 6 never.
-    for (version, bit, ok) in [(2u32, 5u32, false), (3, 5, true), (4, 7, false), (5, 7, true), (5, 6, false), (5, 8, false)] {
+    for (version, bit, ok) in [
+        (2u32, 5u32, false),
+        (3, 5, true),
+        (4, 7, false),
+        (5, 7, true),
+        (5, 6, false),
+        (5, 8, false),
+    ] {
         let mut r = report_milan();
         set_version(&mut r, version);
         if version >= 3 {
@@ -233,22 +320,39 @@ fn reserved_bits() {
     r[0x048] = 0x20; // KEY_INFO bit 5
     assert_eq!(
         check_structure(&r, Product::Milan).unwrap_err(),
-        Error::ReservedBitsSet { field: "KEY_INFO", offset: 0x048, found: 0x20, allowed: 0x1F }
+        Error::ReservedBitsSet {
+            field: "KEY_INFO",
+            offset: 0x048,
+            found: 0x20,
+            allowed: 0x1F
+        }
     );
     for raw in 2u8..=6 {
         let mut r = report_milan();
         r[0x048] = raw << 2;
-        assert_eq!(check_structure(&r, Product::Milan).unwrap_err(), Error::ReservedSigningKey { found: raw });
+        assert_eq!(
+            check_structure(&r, Product::Milan).unwrap_err(),
+            Error::ReservedSigningKey { found: raw }
+        );
     }
     let mut r = report_milan();
     r[0x048] = 7 << 2;
-    assert!(matches!(check_structure(&r, Product::Milan), Err(Error::ReportNotSigned { .. })));
+    assert!(matches!(
+        check_structure(&r, Product::Milan),
+        Err(Error::ReportNotSigned { .. })
+    ));
     let mut r = report_milan();
     r[0x048] = 0x02;
-    assert!(matches!(check_structure(&r, Product::Milan), Err(Error::ReportNotSigned { .. })));
+    assert!(matches!(
+        check_structure(&r, Product::Milan),
+        Err(Error::ReportNotSigned { .. })
+    ));
     let mut r = report_milan();
     r[0x030] = 4;
-    assert_eq!(check_structure(&r, Product::Milan).unwrap_err(), Error::InvalidVmpl { found: 4 });
+    assert_eq!(
+        check_structure(&r, Product::Milan).unwrap_err(),
+        Error::InvalidVmpl { found: 4 }
+    );
 }
 
 #[test]
