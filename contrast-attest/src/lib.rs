@@ -24,9 +24,6 @@ pub mod collateral;
 pub mod error;
 mod hexfmt;
 pub mod report;
-/// The simulated AMD platform (written separately; enabled by the `sim` feature).
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod tcb;
 mod time;
 

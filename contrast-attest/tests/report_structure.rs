@@ -403,3 +403,28 @@ proptest! {
         prop_assert_eq!(UnverifiedReport::from_bytes(&bytes).unwrap_err(), Error::ReportLength { found: bytes.len() });
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn cert_table_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = contrast_attest::collateral::CertTable::parse(&bytes);
+    }
+
+    #[test]
+    fn cert_table_with_plausible_entries_never_panics(
+        guid in any::<[u8; 16]>(), offset in 0u32..300, len in 0u32..300, tail in proptest::collection::vec(any::<u8>(), 0..300)
+    ) {
+        let mut bytes = guid.to_vec();
+        bytes.extend_from_slice(&offset.to_le_bytes());
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(&[0; 24]);
+        bytes.extend_from_slice(&tail);
+        if let Ok(table) = contrast_attest::collateral::CertTable::parse(&bytes) {
+            for (_, data) in table.entries() {
+                prop_assert!(data.len() <= tail.len());
+            }
+        }
+    }
+}
