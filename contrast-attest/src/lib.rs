@@ -1,4 +1,36 @@
-//! SEV-SNP report and AMD chain verification, appraisal and attested TLS.
+//! SEV-SNP report and AMD certificate chain verification.
 //!
-//! This crate is scaffolding until its issue lands; see `ARCHITECTURE.md`.
+//! `contrast-attest` is the verifier of contrast-rs: the Coordinator runs it for every pod, data
+//! owners run it for the Coordinator. Everything here is a pure function: no I/O, no clock, no
+//! global state. The verification time, the certificates and the CRL are inputs.
+//!
+//! The pieces, in the order a verification uses them:
+//!
+//! - [`report`]: the 1184-byte SEV-SNP `ATTESTATION_REPORT`. [`report::UnverifiedReport`] exposes
+//!   only the untrusted hints needed to find the signing key; [`report::Report`] (obtained by
+//!   verifying the signature) exposes every field, typed and zero-copy.
+//! - [`tcb`]: the `TCB_VERSION` encodings of Milan/Genoa and Turin.
+//! - [`chain`]: the pinned AMD roots (ARK, ASK, ASVK of Milan, Genoa and Turin), the
+//!   ARK → ASK/ASVK → VCEK/VLEK chain (RSASSA-PSS SHA-384 only), the AMD certificate extensions,
+//!   the binding of a report to its VCEK/VLEK and the CRL check.
+//! - [`collateral`]: where certificates come from (extended-report certificate table, caller-loaded
+//!   files, a fetcher closure), the cache of verified VCEKs, the AMD KDS URLs, and the entry point
+//!   [`collateral::verify_report`].
+//! - [`error`]: the single error type.
 #![forbid(unsafe_code)]
+
+pub mod chain;
+pub mod collateral;
+pub mod error;
+mod hexfmt;
+pub mod report;
+pub mod tcb;
+mod time;
+
+pub use chain::{CrlPolicy, LeafKind, RevocationStatus, TrustAnchor};
+pub use collateral::{VcekCache, VerifiedEvidence, verify_report};
+pub use contrast_core::manifest::Product;
+pub use error::Error;
+pub use report::{Report, UnverifiedReport};
+pub use tcb::TcbVersion;
+pub use time::UnixTime;

@@ -1,0 +1,658 @@
+//! Where the certificates come from, the cache of verified VCEKs, the AMD KDS URLs, and the
+//! top-level [`verify_report`].
+//!
+//! Collateral is host-supplied and untrusted until [`crate::chain::verify_chain`] ties it to the
+//! anchor. Sources ([`CollateralSource`]):
+//!
+//! - [`CertTable`]: the GUID-tagged certificate table of an extended report (`SNP_GET_EXT_REPORT`,
+//!   configfs-tsm `auxblob`): entries of 16-byte GUID, u32 LE offset, u32 LE length (offsets from
+//!   the start of the table), terminated by an all-zero entry.
+//! - [`CollateralMap`]: certificates and CRLs the caller already loaded (from a directory, a
+//!   cache, a manifest).
+//! - [`FetchCollateral`]: a caller-supplied closure (e.g. an HTTP client against [`kds`] URLs).
+//! - [`Layered`]: several sources, first answer wins.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::Product;
+use crate::chain::{
+    self, AnchorKind, CertRole, ChainCertificates, ChipBinding, CrlPolicy, LeafKind,
+    RevocationStatus, TrustAnchor, VerifiedChain, VerifiedCrl,
+};
+use crate::error::Error;
+use crate::report::{Report, UnverifiedReport};
+use crate::tcb::TcbVersion;
+use crate::time::UnixTime;
+
+/// What a verification needs collateral for.
+#[derive(Clone, Copy, Debug)]
+pub struct CollateralRequest<'a> {
+    /// The product (from the anchor, confirmed by the report's CPUID for v3+).
+    pub product: Product,
+    /// VCEK or VLEK (from the report's SIGNING_KEY).
+    pub leaf_kind: LeafKind,
+    /// The report's CHIP_ID (untrusted hint).
+    pub chip_id: &'a [u8; 64],
+    /// The report's REPORTED_TCB (untrusted hint).
+    pub reported_tcb: TcbVersion,
+}
+
+/// A provider of certificates and CRLs (DER). Implementations do no verification.
+pub trait CollateralSource {
+    /// The VCEK or VLEK for the request.
+    fn leaf(&self, request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>>;
+    /// The ASK (VCEK) or ASVK (VLEK). `None` lets an AMD anchor use its compiled-in copy.
+    fn intermediate(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        None
+    }
+    /// The ARK as presented (never trusted by itself). `None` lets an AMD anchor use its
+    /// compiled-in copy.
+    fn ark(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        None
+    }
+    /// The ARK-signed CRL (DER).
+    fn crl(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        None
+    }
+}
+
+/// GUIDs of the extended-report certificate table (byte order as written in the table).
+pub mod guid {
+    /// VCEK: 63da758d-e664-4564-adc5-f4b93be8accd.
+    pub const VCEK: [u8; 16] = hex_literal("63da758de6644564adc5f4b93be8accd");
+    /// VLEK: a8074bc2-a25a-483e-aae6-39c045a0b8a1.
+    pub const VLEK: [u8; 16] = hex_literal("a8074bc2a25a483eaae639c045a0b8a1");
+    /// ASK or ASVK: 4ab7b379-bbac-4fe4-a02f-05aef327c782.
+    pub const ASK: [u8; 16] = hex_literal("4ab7b379bbac4fe4a02f05aef327c782");
+    /// ARK: c0b406a4-a803-4952-9743-3fb6014cd0ae.
+    pub const ARK: [u8; 16] = hex_literal("c0b406a4a803495297433fb6014cd0ae");
+    /// CRL (DER), contrast's key for the CRL in the certificate chain extras:
+    /// 00569ee4-e480-4fba-bbf4-45b629901180.
+    pub const CRL: [u8; 16] = hex_literal("00569ee4e4804fbabbf445b629901180");
+
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0,
+        }
+    }
+
+    const fn hex_literal(s: &str) -> [u8; 16] {
+        let bytes = s.as_bytes();
+        let mut out = [0u8; 16];
+        let (mut i, mut n) = (0, 0);
+        while i < bytes.len() && n < 32 {
+            if bytes[i] != b' ' {
+                let v = nibble(bytes[i]);
+                out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+                n += 1;
+            }
+            i += 1;
+        }
+        out
+    }
+}
+
+/// A parsed extended-report certificate table, borrowing the certificate bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertTable<'a> {
+    entries: Vec<([u8; 16], &'a [u8])>,
+}
+
+impl<'a> CertTable<'a> {
+    /// Parses the table. Every entry's data must lie inside `bytes`, after the table itself;
+    /// the table must end with an all-zero entry; GUIDs must not repeat.
+    ///
+    /// # Errors
+    /// [`Error::CertTable`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let bad = |reason: String| Error::CertTable { reason };
+        let mut entries = Vec::new();
+        let mut rest = bytes;
+        loop {
+            let (entry, tail) = rest
+                .split_first_chunk::<24>()
+                .ok_or_else(|| bad("table ends without an all-zero terminator entry".into()))?;
+            rest = tail;
+            let (guid, position) = entry.split_at(16);
+            let guid: [u8; 16] = guid.try_into().map_err(|_| bad("short entry".into()))?;
+            let (offset, length) = position.split_at(4);
+            let offset =
+                u32::from_le_bytes(offset.try_into().map_err(|_| bad("short entry".into()))?)
+                    as usize;
+            let length =
+                u32::from_le_bytes(length.try_into().map_err(|_| bad("short entry".into()))?)
+                    as usize;
+            if guid == [0; 16] {
+                let table_end = bytes.len() - rest.len();
+                for (g, _, off) in entries
+                    .iter()
+                    .map(|(g, d, off): &([u8; 16], &[u8], usize)| (g, d, *off))
+                {
+                    if off < table_end {
+                        return Err(bad(format!(
+                            "entry {} points into the table (offset {off})",
+                            hex::encode(g)
+                        )));
+                    }
+                }
+                return Ok(Self {
+                    entries: entries.into_iter().map(|(g, d, _)| (g, d)).collect(),
+                });
+            }
+            if entries.iter().any(|(g, _, _)| *g == guid) {
+                return Err(bad(format!("GUID {} appears twice", hex::encode(guid))));
+            }
+            let data = offset
+                .checked_add(length)
+                .and_then(|end| bytes.get(offset..end))
+                .ok_or_else(|| bad(format!("entry {} (offset {offset}, length {length}) lies outside the {}-byte buffer", hex::encode(guid), bytes.len())))?;
+            entries.push((guid, data, offset));
+        }
+    }
+
+    /// The data of the entry with `guid`.
+    #[must_use]
+    pub fn get(&self, guid: &[u8; 16]) -> Option<&'a [u8]> {
+        self.entries
+            .iter()
+            .find(|(g, _)| g == guid)
+            .map(|(_, d)| *d)
+    }
+
+    /// All entries in table order.
+    #[must_use]
+    pub fn entries(&self) -> &[([u8; 16], &'a [u8])] {
+        &self.entries
+    }
+}
+
+impl CollateralSource for CertTable<'_> {
+    fn leaf(&self, request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        let guid = match request.leaf_kind {
+            LeafKind::Vcek => &guid::VCEK,
+            LeafKind::Vlek => &guid::VLEK,
+        };
+        self.get(guid).map(Cow::Borrowed)
+    }
+    fn intermediate(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.get(&guid::ASK).map(Cow::Borrowed)
+    }
+    fn ark(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.get(&guid::ARK).map(Cow::Borrowed)
+    }
+    fn crl(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.get(&guid::CRL).map(Cow::Borrowed)
+    }
+}
+
+/// Certificates and CRLs already loaded by the caller (e.g. read from a directory).
+#[derive(Clone, Debug, Default)]
+pub struct CollateralMap {
+    vceks: HashMap<(Product, Vec<u8>, [u8; 8]), Vec<u8>>,
+    vleks: HashMap<(Product, [u8; 8]), Vec<u8>>,
+    cas: HashMap<(Product, CertRole), Vec<u8>>,
+    crls: HashMap<(Product, LeafKind), Vec<u8>>,
+}
+
+impl CollateralMap {
+    /// An empty map.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a VCEK for `hw_id` (64 bytes; 8 on Turin) and `tcb`.
+    pub fn insert_vcek(&mut self, product: Product, hw_id: &[u8], tcb: &TcbVersion, der: Vec<u8>) {
+        self.vceks
+            .insert((product, hw_id.to_vec(), tcb.to_bytes(product)), der);
+    }
+
+    /// Adds a VLEK for `tcb`.
+    pub fn insert_vlek(&mut self, product: Product, tcb: &TcbVersion, der: Vec<u8>) {
+        self.vleks.insert((product, tcb.to_bytes(product)), der);
+    }
+
+    /// Adds a CA certificate (ARK, ASK or ASVK).
+    pub fn insert_ca(&mut self, product: Product, role: CertRole, der: Vec<u8>) {
+        self.cas.insert((product, role), der);
+    }
+
+    /// Adds the CRL for the VCEK or VLEK chain of `product`.
+    pub fn insert_crl(&mut self, product: Product, leaf_kind: LeafKind, der: Vec<u8>) {
+        self.crls.insert((product, leaf_kind), der);
+    }
+
+    /// Adds a KDS `cert_chain` answer (PEM: ASK or ASVK, then ARK).
+    ///
+    /// # Errors
+    /// [`Error::CertificateParse`] if the PEM is not exactly two certificates.
+    pub fn insert_cert_chain_pem(
+        &mut self,
+        product: Product,
+        leaf_kind: LeafKind,
+        pem: &[u8],
+    ) -> Result<(), Error> {
+        let [intermediate, ark] = parse_cert_chain_pem(pem, leaf_kind.issuer_role())?;
+        self.insert_ca(product, leaf_kind.issuer_role(), intermediate);
+        self.insert_ca(product, CertRole::Ark, ark);
+        Ok(())
+    }
+}
+
+/// Splits a KDS `cert_chain` PEM (intermediate then ARK) into two DER certificates.
+///
+/// # Errors
+/// [`Error::CertificateParse`].
+pub fn parse_cert_chain_pem(
+    pem: &[u8],
+    intermediate_role: CertRole,
+) -> Result<[Vec<u8>; 2], Error> {
+    use der::Encode;
+    let certs =
+        x509_cert::Certificate::load_pem_chain(pem).map_err(|e| Error::CertificateParse {
+            role: intermediate_role,
+            reason: e.to_string(),
+        })?;
+    let ders = certs
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::CertificateParse {
+            role: intermediate_role,
+            reason: e.to_string(),
+        })?;
+    <[Vec<u8>; 2]>::try_from(ders).map_err(|v| Error::CertificateParse {
+        role: intermediate_role,
+        reason: format!(
+            "expected 2 certificates (intermediate, ARK), found {}",
+            v.len()
+        ),
+    })
+}
+
+impl CollateralSource for CollateralMap {
+    fn leaf(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        let tcb = r.reported_tcb.to_bytes(r.product);
+        let found = match r.leaf_kind {
+            LeafKind::Vcek => {
+                let len = if r.product == Product::Turin { 8 } else { 64 };
+                let hw_id = r.chip_id.get(..len).unwrap_or_default().to_vec();
+                self.vceks.get(&(r.product, hw_id, tcb))
+            }
+            LeafKind::Vlek => self.vleks.get(&(r.product, tcb)),
+        };
+        found.map(|v| Cow::Borrowed(v.as_slice()))
+    }
+    fn intermediate(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.cas
+            .get(&(r.product, r.leaf_kind.issuer_role()))
+            .map(|v| Cow::Borrowed(v.as_slice()))
+    }
+    fn ark(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.cas
+            .get(&(r.product, CertRole::Ark))
+            .map(|v| Cow::Borrowed(v.as_slice()))
+    }
+    fn crl(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.crls
+            .get(&(r.product, r.leaf_kind))
+            .map(|v| Cow::Borrowed(v.as_slice()))
+    }
+}
+
+/// Which item a [`FetchCollateral`] closure is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollateralItem {
+    /// The VCEK or VLEK.
+    Leaf,
+    /// The ASK or ASVK.
+    Intermediate,
+    /// The ARK.
+    Ark,
+    /// The CRL.
+    Crl,
+}
+
+/// A caller-supplied fetcher: `f(item, request)` returns the DER bytes or `None`.
+pub struct FetchCollateral<F>(pub F);
+
+impl<F> CollateralSource for FetchCollateral<F>
+where
+    F: Fn(CollateralItem, &CollateralRequest<'_>) -> Option<Vec<u8>>,
+{
+    fn leaf(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        (self.0)(CollateralItem::Leaf, r).map(Cow::Owned)
+    }
+    fn intermediate(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        (self.0)(CollateralItem::Intermediate, r).map(Cow::Owned)
+    }
+    fn ark(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        (self.0)(CollateralItem::Ark, r).map(Cow::Owned)
+    }
+    fn crl(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        (self.0)(CollateralItem::Crl, r).map(Cow::Owned)
+    }
+}
+
+/// Several sources; for each item the first that has it answers.
+pub struct Layered<'s>(pub &'s [&'s dyn CollateralSource]);
+
+impl CollateralSource for Layered<'_> {
+    fn leaf(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.0.iter().find_map(|s| s.leaf(r))
+    }
+    fn intermediate(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.0.iter().find_map(|s| s.intermediate(r))
+    }
+    fn ark(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.0.iter().find_map(|s| s.ark(r))
+    }
+    fn crl(&self, r: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
+        self.0.iter().find_map(|s| s.crl(r))
+    }
+}
+
+/// AMD Key Distribution Service URLs.
+pub mod kds {
+    use std::fmt::Write as _;
+
+    use crate::Product;
+    use crate::chain::LeafKind;
+    use crate::tcb::TcbVersion;
+
+    /// The public KDS.
+    pub const KDS_BASE_URL: &str = "https://kdsintf.amd.com";
+
+    const fn path(kind: LeafKind) -> &'static str {
+        match kind {
+            LeafKind::Vcek => "vcek",
+            LeafKind::Vlek => "vlek",
+        }
+    }
+
+    /// The VCEK for a chip and TCB: `{base}/vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..`;
+    /// on Turin `fmcSPL` comes first and hwid is CHIP_ID[0..8] (16 hex characters), otherwise
+    /// all 64 bytes (128 hex characters). SPLs are unpadded decimals (as go-sev-guest writes them).
+    #[must_use]
+    pub fn vcek_url(base: &str, product: Product, chip_id: &[u8; 64], tcb: &TcbVersion) -> String {
+        let hw_id = match product {
+            Product::Turin => chip_id.get(..8).unwrap_or_default(),
+            Product::Milan | Product::Genoa => chip_id.as_slice(),
+        };
+        let mut url = format!("{base}/vcek/v1/{}/{}?", product.name(), hex::encode(hw_id));
+        if product == Product::Turin {
+            let _ = write!(url, "fmcSPL={}&", tcb.fmc.unwrap_or(0));
+        }
+        let _ = write!(
+            url,
+            "blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
+            tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
+        );
+        url
+    }
+
+    /// The CA chain: `{base}/{vcek|vlek}/v1/{product}/cert_chain` (PEM: ASK or ASVK, then ARK).
+    #[must_use]
+    pub fn cert_chain_url(base: &str, product: Product, kind: LeafKind) -> String {
+        format!("{base}/{}/v1/{}/cert_chain", path(kind), product.name())
+    }
+
+    /// The ARK-signed CRL: `{base}/{vcek|vlek}/v1/{product}/crl` (DER).
+    #[must_use]
+    pub fn crl_url(base: &str, product: Product, kind: LeafKind) -> String {
+        format!("{base}/{}/v1/{}/crl", path(kind), product.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Chip {
+        anchor: TrustAnchor,
+        kind: LeafKind,
+        chip_id: [u8; 64],
+        tcb: [u8; 8],
+    },
+    Leaf {
+        anchor: TrustAnchor,
+        kind: LeafKind,
+        der_sha256: [u8; 32],
+    },
+}
+
+#[derive(Default)]
+struct CacheInner {
+    chains: HashMap<CacheKey, Arc<VerifiedChain>>,
+    order: VecDeque<CacheKey>,
+    crls: Vec<(TrustAnchor, [u8; 32], VerifiedCrl)>,
+}
+
+/// A bounded cache of verified chains (leaf key, extensions, CRL data), keyed by anchor,
+/// product, hwID and TCB (or by the leaf's SHA-256 for VLEKs and masked chip ids), so another
+/// report from the same chip costs one ECDSA verification. Validity dates are re-checked at
+/// every use. Oldest entries are evicted first. Verified CRLs are memoized by their SHA-256.
+pub struct VcekCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+impl std::fmt::Debug for VcekCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VcekCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl VcekCache {
+    /// A cache holding at most `capacity` chains (at least 1).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// Number of cached chains.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().chains.len()
+    }
+
+    /// True if nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<Arc<VerifiedChain>> {
+        self.lock().chains.get(key).cloned()
+    }
+
+    fn insert(&self, key: CacheKey, chain: Arc<VerifiedChain>) {
+        let mut inner = self.lock();
+        if inner.chains.insert(key.clone(), chain).is_none() {
+            inner.order.push_back(key);
+        }
+        while inner.chains.len() > self.capacity {
+            match inner.order.pop_front() {
+                Some(old) => {
+                    inner.chains.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn crl(&self, anchor: &TrustAnchor, sha: &[u8; 32]) -> Option<VerifiedCrl> {
+        self.lock()
+            .crls
+            .iter()
+            .find(|(a, s, _)| a == anchor && s == sha)
+            .map(|(_, _, c)| c.clone())
+    }
+
+    fn insert_crl(&self, anchor: TrustAnchor, sha: [u8; 32], crl: VerifiedCrl) {
+        let mut inner = self.lock();
+        inner.crls.retain(|(a, _, _)| *a != anchor);
+        inner.crls.push((anchor, sha, crl));
+    }
+}
+
+/// A report that verified end to end, with what was checked.
+#[derive(Clone, Debug)]
+pub struct VerifiedEvidence<'r> {
+    /// The verified report.
+    pub report: Report<'r>,
+    /// VCEK or VLEK.
+    pub leaf_kind: LeafKind,
+    /// AMD root or caller-pinned (simulated) root.
+    pub anchor: AnchorKind,
+    /// How CHIP_ID was bound to the leaf.
+    pub chip_binding: ChipBinding,
+    /// Whether and how revocation was checked.
+    pub revocation: RevocationStatus,
+    /// True if the chain came from the [`VcekCache`].
+    pub chain_from_cache: bool,
+    /// The verified chain (leaf extensions, validity).
+    pub chain: Arc<VerifiedChain>,
+}
+
+/// Verifies a report end to end: framing; product (anchor product, confirmed by CPUID for v3+);
+/// the chain from `collateral` to `anchor` at `now` (or a cached chain, dates re-checked); the
+/// report signature, then its structure; the binding of REPORTED_TCB, CHIP_ID and SIGNING_KEY to
+/// the leaf; and revocation per `crl_policy`.
+///
+/// # Errors
+/// The specific [`Error`] of the first failing check; [`Error::MissingCertificate`] if no leaf
+/// certificate is available.
+pub fn verify_report<'r>(
+    bytes: &'r [u8],
+    collateral: &dyn CollateralSource,
+    anchor: &TrustAnchor,
+    now: UnixTime,
+    crl_policy: CrlPolicy,
+    cache: Option<&VcekCache>,
+) -> Result<VerifiedEvidence<'r>, Error> {
+    let unverified = UnverifiedReport::from_bytes(bytes)?;
+    let product = unverified.product(anchor.product())?;
+    let signing_key = unverified.signing_key()?;
+    let leaf_kind = LeafKind::from_signing_key(signing_key).ok_or(Error::ReportNotSigned {
+        reason: "KEY_INFO.SIGNING_KEY is 7 (none)",
+    })?;
+    let chip_id = unverified.chip_id();
+    let request = CollateralRequest {
+        product,
+        leaf_kind,
+        chip_id,
+        reported_tcb: unverified.reported_tcb(product),
+    };
+
+    let chip_key =
+        (leaf_kind == LeafKind::Vcek && chip_id.iter().any(|&b| b != 0)).then(|| CacheKey::Chip {
+            anchor: *anchor,
+            kind: leaf_kind,
+            chip_id: *chip_id,
+            tcb: unverified.reported_tcb_raw(),
+        });
+    let mut cached = match (&chip_key, cache) {
+        (Some(key), Some(cache)) => cache.get(key),
+        _ => None,
+    };
+    let mut leaf_der = None;
+    if cached.is_none() {
+        let der = collateral.leaf(&request).ok_or(Error::MissingCertificate {
+            role: leaf_kind.role(),
+            product,
+        })?;
+        if let (None, Some(cache)) = (&chip_key, cache) {
+            cached = cache.get(&CacheKey::Leaf {
+                anchor: *anchor,
+                kind: leaf_kind,
+                der_sha256: chain::sha256(&der),
+            });
+        }
+        leaf_der = Some(der);
+    }
+    let chain_from_cache = cached.is_some();
+    let chain = match (cached, leaf_der) {
+        (Some(chain), _) => {
+            chain.check_time(now)?;
+            chain
+        }
+        (None, Some(leaf)) => {
+            let intermediate = collateral.intermediate(&request);
+            let ark = collateral.ark(&request);
+            let certs = ChainCertificates {
+                ark: ark.as_deref(),
+                intermediate: intermediate.as_deref(),
+                leaf: &leaf,
+            };
+            let chain = Arc::new(chain::verify_chain(anchor, leaf_kind, &certs, now)?);
+            if let Some(cache) = cache {
+                let key = chip_key.clone().unwrap_or(CacheKey::Leaf {
+                    anchor: *anchor,
+                    kind: leaf_kind,
+                    der_sha256: chain::sha256(&leaf),
+                });
+                cache.insert(key, Arc::clone(&chain));
+            }
+            chain
+        }
+        (None, None) => {
+            return Err(Error::MissingCertificate {
+                role: leaf_kind.role(),
+                product,
+            });
+        }
+    };
+
+    let report = unverified.verify(chain.leaf_key())?;
+    let chip_binding = chain::check_binding(
+        leaf_kind,
+        chain.extensions(),
+        product,
+        report.signing_key(),
+        &report.reported_tcb_raw(),
+        report.chip_id(),
+    )?;
+
+    let crl = collateral.crl(&request);
+    let revocation = match (crl.as_deref(), cache) {
+        (Some(der), Some(cache)) => {
+            let sha = chain::sha256(der);
+            match cache.crl(anchor, &sha) {
+                Some(memo) if memo.next_update >= now && memo.this_update <= now => {
+                    chain::revocation_of(&memo, &chain)?
+                }
+                _ => match chain::verify_crl(der, &chain, now) {
+                    Ok(verified) => {
+                        cache.insert_crl(*anchor, sha, verified.clone());
+                        chain::revocation_of(&verified, &chain)?
+                    }
+                    Err(_) => chain::check_revocation(Some(der), crl_policy, &chain, now)?,
+                },
+            }
+        }
+        (crl, _) => chain::check_revocation(crl, crl_policy, &chain, now)?,
+    };
+
+    Ok(VerifiedEvidence {
+        report,
+        leaf_kind,
+        anchor: chain.anchor_kind(),
+        chip_binding,
+        revocation,
+        chain_from_cache,
+        chain,
+    })
+}

@@ -1,0 +1,433 @@
+//! The single error type of the verifier.
+//!
+//! Every variant says which check failed, with the expected and the found value where there is
+//! one. Messages are meant for a person; long hex values are abbreviated as `7a1e…841f`.
+
+use crate::Product;
+use crate::chain::{CertRole, LeafKind};
+use crate::hexfmt::abbrev;
+use crate::report::SigningKey;
+use crate::tcb::TcbComponent;
+use crate::time::UnixTime;
+
+/// Why a verification failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // --- report framing and structure ---
+    /// The report is not exactly 1184 bytes.
+    #[error("attestation report must be 1184 bytes, found {found}")]
+    ReportLength {
+        /// Length found.
+        found: usize,
+    },
+    /// VERSION is not 2, 3, 4 or 5.
+    #[error("unsupported attestation report version {found} (supported: 2 to 5)")]
+    UnsupportedReportVersion {
+        /// Version found.
+        found: u32,
+    },
+    /// SIGNATURE_ALGO is not 1 (ECDSA P-384 with SHA-384).
+    #[error(
+        "unsupported report signature algorithm {found} (expected 1, ECDSA P-384 with SHA-384)"
+    )]
+    UnsupportedSignatureAlgorithm {
+        /// Algorithm found.
+        found: u32,
+    },
+    /// A reserved byte range contains a non-zero byte.
+    #[error(
+        "reserved bytes 0x{start:03x}..0x{end:03x} ({field}) must be zero, found 0x{found:02x} at offset 0x{offset:03x}"
+    )]
+    ReservedBytesNotZero {
+        /// The field the range belongs to (`reserved` or a TCB field with reserved bytes).
+        field: &'static str,
+        /// First offset of the range.
+        start: usize,
+        /// End of the range (exclusive).
+        end: usize,
+        /// Offset of the first non-zero byte.
+        offset: usize,
+        /// Value of that byte.
+        found: u8,
+    },
+    /// Reserved bits of a bit field are set.
+    #[error(
+        "{field} (offset 0x{offset:03x}) has reserved bits set: 0x{found:x} (defined bits: 0x{allowed:x})"
+    )]
+    ReservedBitsSet {
+        /// Field name.
+        field: &'static str,
+        /// Offset of the field.
+        offset: usize,
+        /// The reserved bits that are set.
+        found: u64,
+        /// The bits that may be set.
+        allowed: u64,
+    },
+    /// POLICY bit 17 (reserved, must be one) is zero.
+    #[error("POLICY bit 17 (offset 0x008; reserved, must be one) is zero")]
+    PolicyBit17Clear,
+    /// KEY_INFO.SIGNING_KEY has a reserved value.
+    #[error(
+        "KEY_INFO.SIGNING_KEY (offset 0x048) is {found}, a reserved value (0 = VCEK, 1 = VLEK, 7 = none)"
+    )]
+    ReservedSigningKey {
+        /// Value found.
+        found: u8,
+    },
+    /// The report says it is not signed by a chip key.
+    #[error("the report is not signed: {reason}")]
+    ReportNotSigned {
+        /// Which KEY_INFO bit says so.
+        reason: &'static str,
+    },
+    /// VMPL is larger than 3.
+    #[error("VMPL (offset 0x030) must be 0 to 3, found {found}")]
+    InvalidVmpl {
+        /// Value found.
+        found: u32,
+    },
+    /// The upper 24 bytes of R or S are not zero.
+    #[error("report signature {component} has non-zero bytes above 48 (at offset 0x{offset:03x})")]
+    SignatureComponentTooLarge {
+        /// `R` or `S`.
+        component: &'static str,
+        /// Offset of the upper part.
+        offset: usize,
+    },
+    /// The report signature does not verify with the leaf key.
+    #[error(
+        "report signature does not verify with the {leaf} for chip {}",
+        abbrev(chip_id)
+    )]
+    ReportSignatureInvalid {
+        /// VCEK or VLEK.
+        leaf: LeafKind,
+        /// CHIP_ID claimed by the report.
+        chip_id: Vec<u8>,
+    },
+    /// The CPUID bytes name a CPU this verifier does not know.
+    #[error(
+        "unknown CPU in the report: family 0x{family:02x}, model 0x{model:02x}, stepping {stepping}"
+    )]
+    UnknownCpuid {
+        /// CPUID family.
+        family: u8,
+        /// CPUID model.
+        model: u8,
+        /// CPUID stepping.
+        stepping: u8,
+    },
+    /// The report's product differs from the product of the trust anchor / chain.
+    #[error("product mismatch: expected {} (trust anchor), found {} (report CPUID)", expected.name(), found.name())]
+    ProductMismatch {
+        /// The anchor's product.
+        expected: Product,
+        /// The report's product.
+        found: Product,
+    },
+    /// KEY_INFO.SIGNING_KEY names a different key kind than the leaf certificate.
+    #[error("the report says it is signed by the {report}, but the leaf certificate is a {leaf}")]
+    SignerKindMismatch {
+        /// Signer named by the report.
+        report: SigningKey,
+        /// Kind of the leaf certificate.
+        leaf: LeafKind,
+    },
+
+    // --- certificates ---
+    /// A required certificate was not supplied.
+    #[error("no {role} certificate was supplied for {}", product.name())]
+    MissingCertificate {
+        /// Which certificate.
+        role: CertRole,
+        /// For which product.
+        product: Product,
+    },
+    /// A certificate (or PEM bundle) could not be parsed.
+    #[error("cannot parse the {role} certificate: {reason}")]
+    CertificateParse {
+        /// Which certificate.
+        role: CertRole,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The presented ARK is not the pinned one.
+    #[error(
+        "untrusted root: the presented ARK (SHA-256 {}) is not the pinned root for {} (SHA-256 {})",
+        abbrev(found_sha256), product.name(), abbrev(expected_sha256)
+    )]
+    UntrustedRoot {
+        /// The anchor's product.
+        product: Product,
+        /// SHA-256 of the pinned ARK DER.
+        expected_sha256: [u8; 32],
+        /// SHA-256 of the presented ARK DER.
+        found_sha256: [u8; 32],
+    },
+    /// A caller-pinned anchor names an AMD ARK; AMD roots must be used through `TrustAnchor::Amd`.
+    #[error("a pinned trust anchor must not be an AMD root (SHA-256 {}); use the AMD anchor for {}", abbrev(sha256), product.name())]
+    PinnedAnchorIsAmdRoot {
+        /// The AMD product whose ARK was pinned.
+        product: Product,
+        /// Its fingerprint.
+        sha256: [u8; 32],
+    },
+    /// A certificate is signed with an algorithm other than RSASSA-PSS.
+    #[error(
+        "the {role} is signed with algorithm {found}, expected RSASSA-PSS (1.2.840.113549.1.1.10)"
+    )]
+    CertificateSignatureAlgorithm {
+        /// Which certificate (or `CRL`).
+        role: CertRole,
+        /// OID found.
+        found: String,
+    },
+    /// RSASSA-PSS parameters other than SHA-384 / MGF1-SHA-384 / salt 48 / trailer 1.
+    #[error("the {role} RSASSA-PSS parameters are not SHA-384, MGF1-SHA-384, salt 48: {reason}")]
+    PssParameters {
+        /// Which certificate.
+        role: CertRole,
+        /// What differs.
+        reason: String,
+    },
+    /// The signature algorithm inside the signed part differs from the outer one.
+    #[error("the {role} signature algorithm inside the signed part differs from the outer one")]
+    SignatureAlgorithmMismatch {
+        /// Which certificate.
+        role: CertRole,
+    },
+    /// A certificate or CRL signature does not verify with its issuer's key.
+    #[error("the {role} signature does not verify with the {issuer} key")]
+    CertificateSignatureInvalid {
+        /// The signed object.
+        role: CertRole,
+        /// The issuer.
+        issuer: CertRole,
+    },
+    /// The issuer's public key is not an RSA key usable for RSASSA-PSS.
+    #[error("the {role} public key is not an RSA key usable for RSASSA-PSS (2048 to 8192 bits)")]
+    IssuerKey {
+        /// The issuer.
+        role: CertRole,
+    },
+    /// The issuer name of a certificate is not the subject of its issuer.
+    #[error("the {role} issuer is \"{found}\", expected the {issuer} subject \"{expected}\"")]
+    IssuerMismatch {
+        /// The certificate.
+        role: CertRole,
+        /// The issuer's role.
+        issuer: CertRole,
+        /// The issuer's subject.
+        expected: String,
+        /// The certificate's issuer name.
+        found: String,
+    },
+    /// The common name is not the one AMD uses for this role and product.
+    #[error("the {role} common name is \"{found}\", expected \"{expected}\"")]
+    UnexpectedCommonName {
+        /// The certificate.
+        role: CertRole,
+        /// Expected CN.
+        expected: String,
+        /// CN found.
+        found: String,
+    },
+    /// A CA certificate lacks basic constraints CA:TRUE.
+    #[error("the {role} is not a CA certificate (basic constraints CA:TRUE missing)")]
+    NotCa {
+        /// The certificate.
+        role: CertRole,
+    },
+    /// A leaf certificate claims to be a CA.
+    #[error("the {role} is a leaf but its basic constraints say CA:TRUE")]
+    LeafIsCa {
+        /// The certificate.
+        role: CertRole,
+    },
+    /// A CA certificate lacks a required key usage.
+    #[error("the {role} key usage lacks {missing}")]
+    KeyUsage {
+        /// The certificate.
+        role: CertRole,
+        /// The missing usage.
+        missing: &'static str,
+    },
+    /// The certificate is not yet valid at the verification time.
+    #[error("the {role} is not valid before {not_before} (verification time {now})")]
+    CertificateNotYetValid {
+        /// The certificate.
+        role: CertRole,
+        /// Start of validity.
+        not_before: UnixTime,
+        /// Verification time.
+        now: UnixTime,
+    },
+    /// The certificate expired before the verification time.
+    #[error("the {role} expired at {not_after} (verification time {now})")]
+    CertificateExpired {
+        /// The certificate.
+        role: CertRole,
+        /// End of validity.
+        not_after: UnixTime,
+        /// Verification time.
+        now: UnixTime,
+    },
+    /// The leaf key is not an EC P-384 key.
+    #[error("the {role} public key must be EC P-384, found {found}")]
+    LeafKeyNotP384 {
+        /// The certificate.
+        role: CertRole,
+        /// What was found.
+        found: String,
+    },
+    /// An extension is present twice.
+    #[error("the {role} has extension {oid} twice")]
+    DuplicateExtension {
+        /// The certificate.
+        role: CertRole,
+        /// The OID.
+        oid: String,
+    },
+    /// An unknown extension is marked critical.
+    #[error("the {role} has an unknown critical extension {oid}")]
+    UnknownCriticalExtension {
+        /// The certificate.
+        role: CertRole,
+        /// The OID.
+        oid: String,
+    },
+    /// An extension could not be decoded.
+    #[error("the {role} extension {oid} is malformed: {reason}")]
+    MalformedExtension {
+        /// The certificate.
+        role: CertRole,
+        /// The OID.
+        oid: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    // --- binding of report and leaf ---
+    /// A TCB extension required for the product is missing from the leaf.
+    #[error("the {leaf} lacks the {component} SPL extension")]
+    MissingTcbExtension {
+        /// VCEK or VLEK.
+        leaf: LeafKind,
+        /// The component.
+        component: TcbComponent,
+    },
+    /// REPORTED_TCB differs from the leaf's TCB extensions.
+    #[error(
+        "reported TCB does not match the {leaf}: {component} expected {expected} ({leaf}), found {found} (report)"
+    )]
+    TcbMismatch {
+        /// VCEK or VLEK.
+        leaf: LeafKind,
+        /// The first differing component.
+        component: TcbComponent,
+        /// Value in the certificate.
+        expected: u8,
+        /// Value in REPORTED_TCB.
+        found: u8,
+    },
+    /// The VCEK has no hwID extension.
+    #[error("the VCEK lacks the hwID extension (1.3.6.1.4.1.3704.1.4)")]
+    MissingHwId,
+    /// The hwID extension has the wrong length for the product.
+    #[error("the VCEK hwID must be {expected} bytes for {}, found {found}", product.name())]
+    HwIdLength {
+        /// The product.
+        product: Product,
+        /// Expected length.
+        expected: usize,
+        /// Length found.
+        found: usize,
+    },
+    /// CHIP_ID differs from the VCEK's hwID.
+    #[error(
+        "CHIP_ID does not match the VCEK: expected {} (VCEK hwID), found {} (report)",
+        abbrev(expected),
+        abbrev(found)
+    )]
+    ChipIdMismatch {
+        /// hwID of the VCEK.
+        expected: Vec<u8>,
+        /// CHIP_ID of the report (the compared prefix).
+        found: Vec<u8>,
+    },
+    /// A VLEK carries a hwID or lacks the csp_id.
+    #[error("the VLEK {reason}")]
+    VlekExtensions {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The productName extension is missing or names another product.
+    #[error("the {leaf} productName is {found:?}, expected {}", expected.name())]
+    ProductNameMismatch {
+        /// VCEK or VLEK.
+        leaf: LeafKind,
+        /// The anchor's product.
+        expected: Product,
+        /// The extension value (`None` if absent).
+        found: Option<String>,
+    },
+
+    // --- CRL ---
+    /// The CRL policy is `Required` but no CRL was supplied.
+    #[error("a CRL is required but none was supplied for {}", product.name())]
+    CrlMissing {
+        /// The product.
+        product: Product,
+    },
+    /// The CRL could not be parsed.
+    #[error("cannot parse the CRL: {reason}")]
+    CrlParse {
+        /// The parser's message.
+        reason: String,
+    },
+    /// The CRL issuer is not the ARK.
+    #[error("the CRL issuer is \"{found}\", expected the ARK \"{expected}\"")]
+    CrlIssuerMismatch {
+        /// ARK subject.
+        expected: String,
+        /// CRL issuer.
+        found: String,
+    },
+    /// The CRL's thisUpdate lies in the future.
+    #[error("the CRL is not valid before {this_update} (verification time {now})")]
+    CrlNotYetValid {
+        /// thisUpdate.
+        this_update: UnixTime,
+        /// Verification time.
+        now: UnixTime,
+    },
+    /// The CRL has no nextUpdate.
+    #[error("the CRL has no nextUpdate, so its freshness cannot be judged")]
+    CrlNoNextUpdate,
+    /// The CRL's nextUpdate has passed.
+    #[error("the CRL is stale: nextUpdate {next_update} is before the verification time {now}")]
+    CrlStale {
+        /// nextUpdate.
+        next_update: UnixTime,
+        /// Verification time.
+        now: UnixTime,
+    },
+    /// A certificate of the chain is revoked.
+    #[error("the {role} (serial {}) is revoked by the ARK's CRL", abbrev(serial))]
+    Revoked {
+        /// The revoked certificate.
+        role: CertRole,
+        /// Its serial number (big-endian).
+        serial: Vec<u8>,
+    },
+
+    // --- collateral ---
+    /// The extended-report certificate table is malformed.
+    #[error("malformed certificate table: {reason}")]
+    CertTable {
+        /// What is wrong.
+        reason: String,
+    },
+}
