@@ -83,7 +83,10 @@ async fn cas_absent_equals_empty<S: Backend>(fixture: Fixture<S>) {
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
 
     let missing = key("foo/missing");
-    assert_conflict(store.compare_and_swap(&missing, b"v1", b"v2").await, &missing);
+    assert_conflict(
+        store.compare_and_swap(&missing, b"v1", b"v2").await,
+        &missing,
+    );
     assert_eq!(store.get(&missing).await.unwrap(), None);
 
     assert_conflict(store.compare_and_swap(&k, b"", b"v2").await, &k);
@@ -145,7 +148,10 @@ async fn put_checks_content_address<S: Backend>(fixture: Fixture<S>) {
         }
         other => panic!("expected ContentMismatch, got {other:?}"),
     }
-    assert_eq!(store.get(&hello).await.unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        store.get(&hello).await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
 
     let wrong = blob_key(BlobKind::Manifest, b"other");
     assert!(matches!(
@@ -219,7 +225,9 @@ async fn keys_are_validated<S: Backend>(fixture: Fixture<S>) {
         configmap_name(""),
         Err(KeyError::NotKindSlashName { .. })
     ));
-    for bad in ["", "a", "a/", "/b", "a/b/c", "../etc", "a/..", "a/.b", "a b/c", "a/b\n", "ä/b"] {
+    for bad in [
+        "", "a", "a/", "/b", "a/b/c", "../etc", "a/..", "a/.b", "a b/c", "a/b\n", "ä/b",
+    ] {
         assert!(Key::parse(bad).is_err(), "{bad:?} must be rejected");
     }
     for good in ["a/b", "A-1/b-C", "transitions/latest", "-/-"] {
@@ -345,9 +353,7 @@ async fn concurrent_writers_one_winner_per_round<S: Backend>(fixture: Fixture<S>
         let winners: Vec<usize> = (0..TASKS).filter(|task| results[*task][round]).collect();
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
     }
-    let last_winner = (0..TASKS)
-        .find(|task| results[*task][ROUNDS - 1])
-        .unwrap();
+    let last_winner = (0..TASKS).find(|task| results[*task][ROUNDS - 1]).unwrap();
     assert_eq!(
         store.get(&k).await.unwrap().unwrap(),
         format!("round {} task {last_winner}", ROUNDS - 1).into_bytes()

@@ -17,7 +17,10 @@ async fn layout_is_one_file_per_key() {
     let k = Key::latest_transition();
     store.compare_and_swap(&k, b"", b"head").await.unwrap();
     assert_eq!(store.path_of(&k), dir.path().join("transitions/latest"));
-    assert_eq!(std::fs::read(dir.path().join("transitions/latest")).unwrap(), b"head");
+    assert_eq!(
+        std::fs::read(dir.path().join("transitions/latest")).unwrap(),
+        b"head"
+    );
     assert_eq!(store.dir(), dir.path());
 }
 

@@ -97,7 +97,10 @@ async fn updates_build_a_verified_history<S: Store>(history: HistoryStore<S>) {
     let head = head.unwrap();
     assert!(history.has_latest().await.unwrap());
     assert_eq!(history.latest(&key).await.unwrap().as_ref(), Some(&head));
-    assert_eq!(history.latest_unverified().await.unwrap().as_ref(), Some(&head));
+    assert_eq!(
+        history.latest_unverified().await.unwrap().as_ref(),
+        Some(&head)
+    );
     // The client-side rebuild from the manifest list gives the signed head hash.
     assert_eq!(head.transition_hash, latest_transition_hash(&manifests));
 
@@ -193,7 +196,14 @@ async fn update_checks_policies_and_previous_transition<S: Store>(history: Histo
     // The caller's previous transition must be the current head (zero for the first set).
     let wrong: Hash = [3; 32];
     match history
-        .update(None, &document, &policies, Some(&wrong), signing, &mut OsRng)
+        .update(
+            None,
+            &document,
+            &policies,
+            Some(&wrong),
+            signing,
+            &mut OsRng,
+        )
         .await
     {
         Err(HistoryStoreError::TransitionMismatch { expected, current }) => {
@@ -205,7 +215,14 @@ async fn update_checks_policies_and_previous_transition<S: Store>(history: Histo
     assert!(!history.has_latest().await.unwrap());
 
     let first = history
-        .update(None, &document, &policies, Some(&ZERO_HASH), signing, &mut OsRng)
+        .update(
+            None,
+            &document,
+            &policies,
+            Some(&ZERO_HASH),
+            signing,
+            &mut OsRng,
+        )
         .await
         .unwrap();
     let second_document = manifest(&policies[..1], "m2");

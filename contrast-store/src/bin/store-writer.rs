@@ -3,9 +3,10 @@
 //!
 //! Usage: `store-writer <state-dir> <writer-id> <updates>` (`0` updates: until killed).
 //!
-//! The history key comes from a fixed test seed. Each attempt reads the current head (verified),
-//! builds a new manifest with one shared and one fresh policy, and runs
-//! [`HistoryStore::update`] from that head. Output, one line each, flushed:
+//! The history key comes from a fixed test seed. The writer reads the head (verified) at start
+//! and after each lost race; otherwise it builds on the head it published itself, as the
+//! Coordinator does. Each attempt builds a new manifest with one shared and one fresh policy and
+//! runs [`HistoryStore::update`] from that head. Output, one line each, flushed:
 //! `ready`, then per attempt `ok <new head hash>` or `conflict`, then `done`.
 #![forbid(unsafe_code)]
 
@@ -53,12 +54,14 @@ async fn run(dir: &str, writer: &str, updates: u64) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     let history = HistoryStore::new(store);
     say("ready")?;
+    // Like the Coordinator: read the head once, then build on the head it published itself,
+    // and read it again only after losing a race.
+    let mut head = history
+        .latest(&verifying_key)
+        .await
+        .map_err(|error| error.to_string())?;
     let mut attempt: u64 = 0;
     while updates == 0 || attempt < updates {
-        let head = history
-            .latest(&verifying_key)
-            .await
-            .map_err(|error| error.to_string())?;
         let policies = vec![
             b"shared policy".to_vec(),
             format!("policy of {writer} attempt {attempt}").into_bytes(),
@@ -75,11 +78,20 @@ async fn run(dir: &str, writer: &str, updates: u64) -> Result<(), String> {
             )
             .await;
         match outcome {
-            Ok(update) => say(&format!(
-                "ok {}",
-                contrast_core::hexstring::encode(update.latest.transition_hash)
-            ))?,
-            Err(HistoryStoreError::Conflict) => say("conflict")?,
+            Ok(update) => {
+                say(&format!(
+                    "ok {}",
+                    contrast_core::hexstring::encode(update.latest.transition_hash)
+                ))?;
+                head = Some(update.latest);
+            }
+            Err(HistoryStoreError::Conflict) => {
+                say("conflict")?;
+                head = history
+                    .latest(&verifying_key)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
             Err(error) => return Err(error.to_string()),
         }
         attempt += 1;
