@@ -1,6 +1,7 @@
 //! One conformance suite, run against every backend (memory and file): compare-and-swap,
 //! content addressing, keys, list, watch, and concurrent writers.
-#![allow(clippy::unwrap_used, clippy::panic)] // Tests may unwrap and panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may unwrap and panic.
+#![allow(clippy::needless_range_loop)] // Rounds index the per-task results.
 
 use std::sync::Arc;
 use std::time::Duration;
