@@ -17,6 +17,8 @@
 //!   files, a fetcher closure), the cache of verified VCEKs, the AMD KDS URLs, and the entry point
 //!   [`collateral::verify_report`].
 //! - [`error`]: the single error type.
+//! - `sim` (feature `sim`): the simulated AMD platform — its own ARK/ASK/VCEK hierarchy and
+//!   real-format reports, trusted only through [`TrustAnchor::Pinned`] with the ARK's fingerprint.
 #![forbid(unsafe_code)]
 
 pub mod chain;
@@ -24,6 +26,8 @@ pub mod collateral;
 pub mod error;
 mod hexfmt;
 pub mod report;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tcb;
 mod time;
 
