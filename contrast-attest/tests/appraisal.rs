@@ -1582,3 +1582,30 @@ fn missing_leaf_certificate_is_reported() {
         }
     );
 }
+
+#[test]
+fn check_claims_refuses_evidence_verified_against_another_anchor() {
+    let report = report_for(&sim_entry(), |_| {});
+    let evidence = contrast_attest::verify_report(
+        &report,
+        &test_collateral(),
+        &trust_anchor(&sim_entry()).unwrap(),
+        NOW,
+        CrlPolicy::Required,
+        None,
+    )
+    .unwrap();
+    contrast_attest::appraisal::check_claims(&evidence, &sim_entry(), &REPORT_DATA, &strict())
+        .unwrap();
+    let hardware = SnpReferenceValues {
+        platform: "Metal-QEMU-SNP".into(),
+        ..sim_entry()
+    };
+    assert_eq!(
+        contrast_attest::appraisal::check_claims(&evidence, &hardware, &REPORT_DATA, &strict()),
+        Err(Error::ReferenceAnchorMismatch {
+            expected: TrustAnchor::Amd(Product::Milan),
+            found: trust_anchor(&sim_entry()).unwrap(),
+        })
+    );
+}
