@@ -3,11 +3,16 @@
 //! Every variant says which check failed, with the expected and the found value where there is
 //! one. Messages are meant for a person; long hex values are abbreviated as `7a1e…841f`.
 
+use std::fmt;
+
+use contrast_core::manifest::FieldError;
+
 use crate::Product;
-use crate::chain::{CertRole, LeafKind};
+use crate::appraisal::{DeniedBy, VmplSet};
+use crate::chain::{CertRole, LeafKind, TrustAnchor};
 use crate::hexfmt::abbrev;
-use crate::report::SigningKey;
-use crate::tcb::TcbComponent;
+use crate::report::{FirmwareVersion, SigningKey};
+use crate::tcb::{TcbComponent, TcbVersion};
 use crate::time::UnixTime;
 
 /// Why a verification failed.
@@ -430,4 +435,388 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+
+    // --- appraisal: the reference values themselves ---
+    /// The manifest has no SEV-SNP reference values, so no SEV-SNP report can be accepted.
+    #[error("the manifest has no SEV-SNP reference values")]
+    NoSnpReferenceValues,
+    /// No entry of `ReferenceValues.snp` accepted the report; why, for each entry in order.
+    #[error(
+        "no SEV-SNP reference values accept the report:\n{}",
+        Attempts(attempts)
+    )]
+    NoReferenceValuesMatched {
+        /// `(index in ReferenceValues.snp, why that entry did not match)`.
+        attempts: Vec<(usize, Error)>,
+    },
+    /// A field of the reference-value entry cannot be decoded.
+    #[error("invalid reference values: {source}")]
+    InvalidReferenceValues {
+        /// The decoding error (names the field).
+        source: FieldError,
+    },
+    /// A part of `MinimumTCB` is not filled in (`null`).
+    #[error("MinimumTCB.{missing} is not set")]
+    MinimumTcbIncomplete {
+        /// The JSON name of the missing part.
+        missing: &'static str,
+    },
+    /// A `Simulated-SNP` entry lacks `SimulatedARKFingerprint`, so its root cannot be pinned.
+    #[error(
+        "the Simulated-SNP entry has no SimulatedARKFingerprint, so no root can be trusted for it"
+    )]
+    SimulatedArkFingerprintMissing,
+    /// The entry sets `APEIP`: its measurement is a 1-vCPU seed to be extended per vCPU count.
+    #[error(
+        "APEIP is set: TrustedMeasurement is a seed to be extended per vCPU count, which this verifier does not implement"
+    )]
+    ApEipUnsupported,
+    /// The evidence was verified against another trust anchor than the entry requires.
+    #[error(
+        "the evidence was verified against {found:?}, but the reference values require {expected:?}"
+    )]
+    ReferenceAnchorMismatch {
+        /// The entry's anchor.
+        expected: TrustAnchor,
+        /// The anchor the evidence was verified against.
+        found: TrustAnchor,
+    },
+    /// The ID key could not be recovered from the fixed signature.
+    #[error("cannot derive the ID key: {reason}")]
+    IdKeyRecovery {
+        /// What failed.
+        reason: &'static str,
+    },
+
+    // --- appraisal: the report against the reference values ---
+    /// MEASUREMENT differs from `TrustedMeasurement`.
+    #[error(
+        "measurement mismatch: expected {}, found {}",
+        abbrev(expected),
+        abbrev(found)
+    )]
+    MeasurementMismatch {
+        /// `TrustedMeasurement` (48 bytes).
+        expected: Vec<u8>,
+        /// MEASUREMENT of the report (48 bytes).
+        found: Vec<u8>,
+    },
+    /// REPORT_DATA differs from the expected value (nonce / key binding).
+    #[error(
+        "REPORT_DATA mismatch: expected {}, found {}",
+        abbrev(expected),
+        abbrev(found)
+    )]
+    ReportDataMismatch {
+        /// The expected 64 bytes.
+        expected: Vec<u8>,
+        /// REPORT_DATA of the report.
+        found: Vec<u8>,
+    },
+    /// HOST_DATA is not one of the expected values.
+    #[error("HOST_DATA {} is not one of the {} expected value(s){}", abbrev(found), expected.len(), HostDataList(expected))]
+    HostDataMismatch {
+        /// The accepted values.
+        expected: Vec<[u8; 32]>,
+        /// HOST_DATA of the report.
+        found: [u8; 32],
+    },
+    /// The guest policy's ABI version is below the required one.
+    #[error(
+        "guest policy ABI version {found_major}.{found_minor} is below the required {required_major}.{required_minor}"
+    )]
+    GuestPolicyAbiTooLow {
+        /// Required major.
+        required_major: u8,
+        /// Required minor.
+        required_minor: u8,
+        /// Major in the report's POLICY.
+        found_major: u8,
+        /// Minor in the report's POLICY.
+        found_minor: u8,
+    },
+    /// POLICY allows a migration agent (bit 18), which is not permitted.
+    #[error(
+        "guest policy 0x{found:x} allows a migration agent (POLICY bit 18), which {denied_by} does not permit"
+    )]
+    MigrationAgentNotAllowed {
+        /// Who does not permit it.
+        denied_by: DeniedBy,
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// POLICY allows debugging (bit 19), which is not permitted.
+    #[error(
+        "guest policy 0x{found:x} allows debugging (POLICY bit 19), which {denied_by} does not permit"
+    )]
+    DebugNotAllowed {
+        /// Who does not permit it.
+        denied_by: DeniedBy,
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// POLICY allows SMT (bit 16), which the reference values do not permit.
+    #[error(
+        "guest policy 0x{found:x} allows SMT (POLICY bit 16), which the reference values do not permit"
+    )]
+    SmtNotAllowed {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// POLICY allows CXL (bit 21), which the reference values do not permit.
+    #[error(
+        "guest policy 0x{found:x} allows CXL memory (POLICY bit 21), which the reference values do not permit"
+    )]
+    CxlNotAllowed {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// The reference values require SINGLE_SOCKET (bit 20), which POLICY lacks.
+    #[error(
+        "the reference values require SINGLE_SOCKET (POLICY bit 20), which guest policy 0x{found:x} lacks"
+    )]
+    SingleSocketRequired {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// The reference values require MEM_AES_256_XTS (bit 22), which POLICY lacks.
+    #[error(
+        "the reference values require MEM_AES_256_XTS (POLICY bit 22), which guest policy 0x{found:x} lacks"
+    )]
+    MemAes256XtsRequired {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// The reference values require RAPL_DIS (bit 23), which POLICY lacks.
+    #[error(
+        "the reference values require RAPL_DIS (POLICY bit 23), which guest policy 0x{found:x} lacks"
+    )]
+    RaplDisableRequired {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// The reference values require CIPHERTEXT_HIDING (bit 24), which POLICY lacks.
+    #[error(
+        "the reference values require CIPHERTEXT_HIDING (POLICY bit 24), which guest policy 0x{found:x} lacks"
+    )]
+    CiphertextHidingRequired {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// The reference values require PAGE_SWAP_DISABLE (bit 25), which POLICY lacks.
+    #[error(
+        "the reference values require PAGE_SWAP_DISABLE (POLICY bit 25), which guest policy 0x{found:x} lacks"
+    )]
+    PageSwapDisableRequired {
+        /// The report's POLICY.
+        found: u64,
+    },
+    /// VMPL is not an allowed level.
+    #[error("VMPL {found} is not allowed (allowed: {allowed})")]
+    VmplNotAllowed {
+        /// The allowed levels.
+        allowed: VmplSet,
+        /// VMPL of the report.
+        found: u32,
+    },
+    /// REPORTED_TCB is below `MinimumTCB` in a component.
+    #[error("REPORTED_TCB {component} is {found}, below the minimum {minimum}")]
+    ReportedTcbBelowMinimum {
+        /// The first component below the minimum.
+        component: TcbComponent,
+        /// The minimum.
+        minimum: u8,
+        /// The report's value.
+        found: u8,
+    },
+    /// LAUNCH_TCB is below the minimum launch TCB (= `MinimumTCB`) in a component.
+    #[error("LAUNCH_TCB {component} is {found}, below the minimum {minimum}")]
+    LaunchTcbBelowMinimum {
+        /// The first component below the minimum.
+        component: TcbComponent,
+        /// The minimum.
+        minimum: u8,
+        /// The report's value.
+        found: u8,
+    },
+    /// The certificate's TCB (= REPORTED_TCB) is above CURRENT_TCB in a component.
+    #[error("the VCEK/VLEK TCB {component} is {cert}, above CURRENT_TCB {component} {current}")]
+    CertTcbAboveCurrent {
+        /// The first component above CURRENT_TCB.
+        component: TcbComponent,
+        /// The certificate's value.
+        cert: u8,
+        /// CURRENT_TCB's value.
+        current: u8,
+    },
+    /// COMMITTED_TCB is above CURRENT_TCB in a component.
+    #[error("COMMITTED_TCB {component} is {committed}, above CURRENT_TCB {component} {current}")]
+    CommittedTcbAboveCurrent {
+        /// The first component above CURRENT_TCB.
+        component: TcbComponent,
+        /// COMMITTED_TCB's value.
+        committed: u8,
+        /// CURRENT_TCB's value.
+        current: u8,
+    },
+    /// The committed firmware build or API version is above the current one.
+    #[error("committed firmware {committed} is above the current firmware {current}")]
+    CommittedFirmwareAboveCurrent {
+        /// COMMITTED_MAJOR/MINOR/BUILD.
+        committed: FirmwareVersion,
+        /// CURRENT_MAJOR/MINOR/BUILD.
+        current: FirmwareVersion,
+    },
+    /// Provisional firmware is running (committed differs from current) but not permitted.
+    #[error(
+        "provisional firmware is not permitted: committed TCB ({committed_tcb}) and firmware {committed} differ from current TCB ({current_tcb}) and firmware {current}"
+    )]
+    ProvisionalFirmwareNotPermitted {
+        /// COMMITTED_TCB.
+        committed_tcb: TcbVersion,
+        /// CURRENT_TCB.
+        current_tcb: TcbVersion,
+        /// Committed firmware version.
+        committed: FirmwareVersion,
+        /// Current firmware version.
+        current: FirmwareVersion,
+    },
+    /// PLATFORM_INFO has SMT enabled (bit 0), which the reference values do not permit.
+    #[error(
+        "PLATFORM_INFO 0x{found:x} has SMT enabled (bit 0), which the reference values do not permit"
+    )]
+    PlatformSmtNotAllowed {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// PLATFORM_INFO has TSME enabled (bit 1), which the reference values do not permit.
+    #[error(
+        "PLATFORM_INFO 0x{found:x} has TSME enabled (bit 1), which the reference values do not permit"
+    )]
+    PlatformTsmeNotAllowed {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// PLATFORM_INFO has SEV-TIO enabled (bit 7), which the reference values do not permit.
+    #[error(
+        "PLATFORM_INFO 0x{found:x} has SEV-TIO enabled (bit 7), which the reference values do not permit"
+    )]
+    PlatformTioNotAllowed {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// The reference values require ECC memory (bit 2), which PLATFORM_INFO lacks.
+    #[error(
+        "the reference values require ECC memory (PLATFORM_INFO bit 2), which PLATFORM_INFO 0x{found:x} lacks"
+    )]
+    PlatformEccRequired {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// The reference values require RAPL disabled (bit 3), which PLATFORM_INFO lacks.
+    #[error(
+        "the reference values require RAPL disabled (PLATFORM_INFO bit 3), which PLATFORM_INFO 0x{found:x} lacks"
+    )]
+    PlatformRaplDisabledRequired {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// The reference values require ciphertext hiding (bit 4), which PLATFORM_INFO lacks.
+    #[error(
+        "the reference values require ciphertext hiding (PLATFORM_INFO bit 4), which PLATFORM_INFO 0x{found:x} lacks"
+    )]
+    PlatformCiphertextHidingRequired {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// The reference values require a completed alias check (bit 5), which PLATFORM_INFO lacks.
+    #[error(
+        "the reference values require ALIAS_CHECK_COMPLETE (PLATFORM_INFO bit 5), which PLATFORM_INFO 0x{found:x} lacks"
+    )]
+    PlatformAliasCheckRequired {
+        /// The report's PLATFORM_INFO.
+        found: u64,
+    },
+    /// LAUNCH_MIT_VECTOR lacks bits of the minimum mitigation vector.
+    #[error("LAUNCH_MIT_VECTOR 0x{found:x} lacks required bits 0x{:x} (minimum 0x{required:x})", required & !found)]
+    LaunchMitigationVectorMissingBits {
+        /// `MinimumMitigationVector`.
+        required: u64,
+        /// The report's LAUNCH_MIT_VECTOR.
+        found: u64,
+    },
+    /// CURRENT_MIT_VECTOR lacks bits of the minimum mitigation vector.
+    #[error("CURRENT_MIT_VECTOR 0x{found:x} lacks required bits 0x{:x} (minimum 0x{required:x})", required & !found)]
+    CurrentMitigationVectorMissingBits {
+        /// `MinimumMitigationVector`.
+        required: u64,
+        /// The report's CURRENT_MIT_VECTOR.
+        found: u64,
+    },
+    /// A minimum mitigation vector is required but the report (version < 5) carries none.
+    #[error(
+        "the reference values require mitigation vector 0x{required:x}, but a version {version} report carries no mitigation vectors (version 5+)"
+    )]
+    MitigationVectorsNotReported {
+        /// `MinimumMitigationVector`.
+        required: u64,
+        /// The report's version.
+        version: u32,
+    },
+    /// CHIP_ID is masked (all zero), which the appraisal policy does not permit.
+    #[error(
+        "CHIP_ID is masked (all zero), which the appraisal policy does not permit (allow_masked_chip_id is false)"
+    )]
+    MaskedChipIdNotAllowed,
+    /// CHIP_ID is not in `AllowedChipIDs`.
+    #[error(
+        "CHIP_ID {} is not one of the {allowed} allowed chip IDs",
+        abbrev(found)
+    )]
+    ChipIdNotAllowed {
+        /// CHIP_ID of the report (64 bytes).
+        found: Vec<u8>,
+        /// Number of entries in `AllowedChipIDs`.
+        allowed: usize,
+    },
+    /// ID_KEY_DIGEST is not the digest of the ID key derived from (measurement, guest policy).
+    #[error(
+        "ID_KEY_DIGEST mismatch: expected {} (derived from TrustedMeasurement and GuestPolicy), found {}",
+        abbrev(expected),
+        abbrev(found)
+    )]
+    IdKeyDigestMismatch {
+        /// The derived digest (48 bytes).
+        expected: Vec<u8>,
+        /// ID_KEY_DIGEST of the report (48 bytes).
+        found: Vec<u8>,
+    },
+}
+
+/// One line per failed reference-value entry.
+struct Attempts<'a>(&'a [(usize, Error)]);
+
+impl fmt::Display for Attempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, (index, error)) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "ReferenceValues.snp[{index}]: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The expected HOST_DATA values, abbreviated.
+struct HostDataList<'a>(&'a [[u8; 32]]);
+
+impl fmt::Display for HostDataList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, value) in self.0.iter().enumerate() {
+            f.write_str(if n == 0 { ": " } else { ", " })?;
+            write!(f, "{}", abbrev(value))?;
+        }
+        Ok(())
+    }
 }

@@ -16,21 +16,28 @@
 //! - [`collateral`]: where certificates come from (extended-report certificate table, caller-loaded
 //!   files, a fetcher closure), the cache of verified VCEKs, the AMD KDS URLs, and the entry point
 //!   [`collateral::verify_report`].
+//! - [`idblock`]: Contrast's ID block and the ID key recovered from its fixed signature, whose
+//!   digest a report's `ID_KEY_DIGEST` must equal.
+//! - [`appraisal`]: the report's claims against the manifest's SEV-SNP reference values, with an
+//!   explicit [`appraisal::AppraisalPolicy`]; the entry point [`appraisal::appraise`].
 //! - [`error`]: the single error type.
 //! - `sim` (feature `sim`): the simulated AMD platform — its own ARK/ASK/VCEK hierarchy and
 //!   real-format reports, trusted only through [`TrustAnchor::Pinned`] with the ARK's fingerprint.
 #![forbid(unsafe_code)]
 
+pub mod appraisal;
 pub mod chain;
 pub mod collateral;
 pub mod error;
 mod hexfmt;
+pub mod idblock;
 pub mod report;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod tcb;
 mod time;
 
+pub use appraisal::{Appraisal, AppraisalPolicy, appraise};
 pub use chain::{CrlPolicy, LeafKind, RevocationStatus, TrustAnchor};
 pub use collateral::{VcekCache, VerifiedEvidence, verify_report};
 pub use contrast_core::manifest::Product;
