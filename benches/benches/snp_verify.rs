@@ -28,8 +28,6 @@ use x509_cert::der::Decode;
 
 const REPORT_HEX: &str = include_str!("../../contrast-attest/tests/vectors/report_milan.hex");
 const VCEK_DER: &[u8] = include_bytes!("../../contrast-attest/tests/vectors/vcek_milan.der");
-const ARK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ark.der");
-const ASK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ask.der");
 const NOW: UnixTime = UnixTime::from_secs(1_735_689_600); // 2025-01-01, inside the VCEK's validity
 
 fn report() -> Vec<u8> {
@@ -141,12 +139,15 @@ fn bench(c: &mut Criterion) {
 
 #[cfg(feature = "peer-sev")]
 mod peer {
-    use super::{ARK_DER, ASK_DER, VCEK_DER, black_box};
+    use super::{VCEK_DER, black_box};
     use criterion::BenchmarkGroup;
     use criterion::measurement::WallTime;
     use sev::certs::snp::{Certificate, Chain, Verifiable, ca};
     use sev::firmware::guest::AttestationReport;
     use sev::parser::ByteParser;
+
+    const ARK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ark.der");
+    const ASK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ask.der");
 
     fn full(report: &[u8]) -> bool {
         let parsed = (
