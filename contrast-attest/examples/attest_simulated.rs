@@ -1,0 +1,187 @@
+//! A simulated SEV-SNP guest appraised against a manifest's reference values, through the
+//! production verification path (parse, AMD-format chain, binding, appraisal); only the trust
+//! anchor is the simulated ARK, pinned by its fingerprint in the manifest.
+//!
+//! ```sh
+//! cargo run -p contrast-attest --features sim --example attest_simulated
+//! ```
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use contrast_attest::chain::CertRole;
+use contrast_attest::collateral::CollateralMap;
+use contrast_attest::idblock::{id_key_digest, policy_to_bytes};
+use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, appraise};
+use contrast_core::hexstring;
+use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
+use rand_core::{OsRng, RngCore};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("attest_simulated failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    println!(
+        "generating a simulated AMD Milan hierarchy (ARK and ASK are RSA-4096; takes a moment)..."
+    );
+    let now = SystemTime::now();
+    let platform =
+        SimulatedPlatform::generate(Product::Milan, now - Duration::from_secs(3600), &mut OsRng)?;
+    println!(
+        "  simulated ARK fingerprint: {}",
+        hexstring::encode(platform.ark_fingerprint())
+    );
+
+    // The workload owner's reference values: what `contrast generate` would put in the manifest.
+    let measurement = random::<48>();
+    let guest_policy = GuestPolicy {
+        smt: true,
+        ..GuestPolicy::default()
+    };
+    let reference = SnpReferenceValues {
+        platform: "Simulated-SNP".into(),
+        product_name: "Milan".into(),
+        trusted_measurement: hexstring::encode(measurement),
+        minimum_tcb: MinimumTcb {
+            bootloader_version: Some(3),
+            tee_version: Some(0),
+            snp_version: Some(8),
+            microcode_version: Some(209),
+        },
+        guest_policy,
+        platform_info: PlatformInfo {
+            smt_enabled: true,
+            ..PlatformInfo::default()
+        },
+        simulated_ark_fingerprint: Some(hexstring::encode(platform.ark_fingerprint())),
+        ..SnpReferenceValues::default()
+    };
+
+    // The confidential VM as launched: the same measurement and policy, the ID block's key.
+    let tcb = TcbVersion {
+        fmc: None,
+        bootloader: 3,
+        tee: 0,
+        snp: 8,
+        microcode: 209,
+    };
+    let mut guest = SimulatedGuest::new(Product::Milan, random::<64>(), tcb);
+    guest.measurement = measurement;
+    guest.policy = policy_to_bytes(&guest_policy);
+    guest.id_key_digest = id_key_digest(&measurement, &guest_policy)?;
+    guest.host_data = random::<32>();
+    let report_data = random::<64>();
+    let evidence = guest.evidence(&platform, &report_data)?;
+
+    let mut collateral = CollateralMap::new();
+    collateral.insert_vcek(
+        Product::Milan,
+        &guest.chip_id,
+        &guest.reported_tcb,
+        evidence.vcek_der.clone(),
+    );
+    collateral.insert_ca(Product::Milan, CertRole::Ask, evidence.ask_der.clone());
+    collateral.insert_ca(Product::Milan, CertRole::Ark, evidence.ark_der.clone());
+    // The simulated ARK signs no CRL, so revocation is best effort here.
+    let policy = AppraisalPolicy {
+        crl: CrlPolicy::BestEffort,
+        ..AppraisalPolicy::default()
+    };
+    let unix_now = UnixTime::from_secs(now.duration_since(UNIX_EPOCH)?.as_secs());
+
+    let appraisal = appraise(
+        &evidence.report,
+        &collateral,
+        std::slice::from_ref(&reference),
+        &report_data,
+        unix_now,
+        &policy,
+        None,
+    )?;
+    println!(
+        "1. report accepted by ReferenceValues.snp[{}]",
+        appraisal.matched_index
+    );
+    println!(
+        "   HOST_DATA (look up in Policies): {}",
+        hexstring::encode(appraisal.host_data)
+    );
+    println!("   checks: {:?}", appraisal.checks);
+
+    // The same guest with another measurement (say, a modified image) is refused, with reasons.
+    let mut tampered = guest.clone();
+    tampered.measurement[0] ^= 1;
+    let tampered_evidence = tampered.evidence(&platform, &report_data)?;
+    let refused = appraise(
+        &tampered_evidence.report,
+        &collateral,
+        std::slice::from_ref(&reference),
+        &report_data,
+        unix_now,
+        &policy,
+        None,
+    );
+    match refused {
+        Err(e) => println!(
+            "2. modified image refused:\n   {}",
+            e.to_string().replace('\n', "\n   ")
+        ),
+        Ok(_) => return Err("a report with another measurement was accepted".into()),
+    }
+
+    // A manifest entry for real hardware never trusts the simulated root.
+    let hardware = SnpReferenceValues {
+        platform: "Metal-QEMU-SNP".into(),
+        simulated_ark_fingerprint: None,
+        ..reference.clone()
+    };
+    match appraise(
+        &evidence.report,
+        &collateral,
+        &[hardware],
+        &report_data,
+        unix_now,
+        &policy,
+        None,
+    ) {
+        Err(e) => println!(
+            "3. the same report against a hardware entry is refused:\n   {}",
+            e.to_string().replace('\n', "\n   ")
+        ),
+        Ok(_) => return Err("a simulated report passed a hardware entry".into()),
+    }
+
+    // A replayed report (other report data than the verifier's nonce binding) is refused.
+    match appraise(
+        &evidence.report,
+        &collateral,
+        std::slice::from_ref(&reference),
+        &random::<64>(),
+        unix_now,
+        &policy,
+        None,
+    ) {
+        Err(e) => println!(
+            "4. a replayed report is refused:\n   {}",
+            e.to_string().replace('\n', "\n   ")
+        ),
+        Ok(_) => return Err("a report with other report data was accepted".into()),
+    }
+    Ok(())
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
