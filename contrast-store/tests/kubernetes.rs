@@ -1030,6 +1030,32 @@ async fn watch_reports_corrupt_blob(fixture: Fixture) {
     assert!(matches!(next, Err(StoreError::Corrupt { .. })), "{next:?}");
 }
 
+/// The bundle the generic conformance suite can take: a store on a fake server built from a
+/// plain `kube::Config`, and tampering straight in the server's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_backed_store_for_the_conformance_suite() {
+    let backend = support::FakeBackedStore::start().await;
+    let k = blob_key(BlobKind::Policy, b"p");
+    backend.put(&k, b"p").await.unwrap();
+    let mut watch = backend.watch(&k).await.unwrap();
+    assert_eq!(next_within(&mut watch).await, b"p");
+    backend.tamper(&k, b"q");
+    assert!(matches!(
+        watch.next().await,
+        Some(Err(StoreError::Corrupt { .. }))
+    ));
+    assert!(matches!(
+        backend.get(&k).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    backend.put(&k, b"p").await.unwrap();
+    assert_eq!(backend.get(&k).await.unwrap().as_deref(), Some(&b"p"[..]));
+    let latest = Key::latest_transition();
+    backend.tamper(&latest, b"forged");
+    assert_conflict(backend.compare_and_swap(&latest, b"", b"h").await, &latest);
+    assert_eq!(backend.list("transitions").await.unwrap(), vec!["latest"]);
+}
+
 // ---------------------------------------------------------------- test entry points
 
 macro_rules! against_fake {

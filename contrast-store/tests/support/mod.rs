@@ -27,6 +27,7 @@
 //! connection, [`compact`](FakeApiServer::compact) forgets the event history,
 //! [`add_pod`](FakeApiServer::add_pod) adds a pod, and [`requests`](FakeApiServer::requests)
 //! logs what was asked. [`SilentServer`] accepts connections and never answers.
+//! [`FakeBackedStore`] bundles a store with its server for the generic conformance suite.
 //!
 //! Not reproduced: TLS, other resources and API groups, server-side apply and PATCH,
 //! `generateName`, finalizers and graceful deletion, `resourceVersionMatch`, set-based label
@@ -52,6 +53,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use contrast_store::kubernetes::{ConfigMapStore, ConfigMapStoreOptions};
+use contrast_store::{Key, Store, StoreError, Watch};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -182,6 +185,40 @@ impl FakeApiServer {
         state.pods.insert(name.to_owned(), pod);
     }
 
+    /// Sets `binaryData[entry]` of ConfigMap `name` directly in the server's state (as a
+    /// direct PUT would: new version, `MODIFIED` event), creating it with the store's label if
+    /// absent. Synchronous, for code that cannot await.
+    pub fn overwrite(&self, name: &str, entry: &str, value: &[u8]) {
+        let mut state = self.shared.lock();
+        let version = state.next_version();
+        let uid = state.next_uid();
+        let namespace = self.shared.namespace.clone();
+        let (kind, object) = match state.configmaps.get(name) {
+            Some(current) => {
+                let mut object = current.clone();
+                object["binaryData"] = json!({entry: BASE64.encode(value)});
+                object["metadata"]["resourceVersion"] = json!(version.to_string());
+                ("MODIFIED", object)
+            }
+            None => (
+                "ADDED",
+                json!({
+                    "kind": "ConfigMap",
+                    "apiVersion": "v1",
+                    "metadata": {
+                        "name": name, "namespace": namespace, "uid": uid,
+                        "resourceVersion": version.to_string(),
+                        "creationTimestamp": "2025-01-01T00:00:00Z",
+                        "labels": {"app.kubernetes.io/managed-by": "contrast.edgeless.systems"},
+                    },
+                    "binaryData": {entry: BASE64.encode(value)},
+                }),
+            ),
+        };
+        state.configmaps.insert(name.to_owned(), object.clone());
+        state.record(kind, object);
+    }
+
     /// The stored ConfigMap `name` as the server keeps it.
     pub fn configmap(&self, name: &str) -> Option<Value> {
         self.shared.lock().configmaps.get(name).cloned()
@@ -209,6 +246,68 @@ impl Drop for FakeApiServer {
     fn drop(&mut self) {
         self.task.abort();
         self.drop_watches();
+    }
+}
+
+/// A [`ConfigMapStore`] on its own [`FakeApiServer`], usable wherever a `Store + Clone` is
+/// (the generic conformance suite): it delegates every call and keeps the server alive.
+#[derive(Clone)]
+pub struct FakeBackedStore {
+    /// The store under test.
+    pub store: ConfigMapStore,
+    /// Its server.
+    pub server: Arc<FakeApiServer>,
+}
+
+impl FakeBackedStore {
+    /// A fake server and a store on it (through a kubeconfig-less `kube::Config` with the
+    /// server's token), with short watch retry delays.
+    pub async fn start() -> FakeBackedStore {
+        let server = FakeApiServer::start("contrast", "conformance-token").await;
+        let mut config = kube::Config::new(server.url().parse().unwrap());
+        config.default_namespace = server.namespace().to_owned();
+        config.headers.push((
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", server.token()).parse().unwrap(),
+        ));
+        let client = kube::Client::try_from(config).unwrap();
+        let options = ConfigMapStoreOptions {
+            timeout: Duration::from_secs(5),
+            watch_retry_delay: Duration::from_millis(50),
+            ..ConfigMapStoreOptions::default()
+        };
+        FakeBackedStore {
+            store: ConfigMapStore::new(client, server.namespace(), None, options),
+            server: Arc::new(server),
+        }
+    }
+
+    /// Writes `value` for `key` behind the store's back.
+    pub fn tamper(&self, key: &Key, value: &[u8]) {
+        self.server
+            .overwrite(&key.configmap_name(), key.name(), value);
+    }
+}
+
+impl Store for FakeBackedStore {
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(key).await
+    }
+
+    async fn put(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put(key, value).await
+    }
+
+    async fn compare_and_swap(&self, key: &Key, old: &[u8], new: &[u8]) -> Result<(), StoreError> {
+        self.store.compare_and_swap(key, old, new).await
+    }
+
+    async fn list(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        self.store.list(kind).await
+    }
+
+    async fn watch(&self, key: &Key) -> Result<Watch, StoreError> {
+        self.store.watch(key).await
     }
 }
 
