@@ -786,3 +786,93 @@ impl Watcher {
         let _ = self.sender.send(checked);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn configmap(binary: Option<&[u8]>, text: Option<&str>) -> ConfigMap {
+        ConfigMap {
+            binary_data: binary
+                .map(|value| [("latest".to_owned(), ByteString(value.to_vec()))].into()),
+            data: text.map(|value| [("latest".to_owned(), value.to_owned())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn value_comes_from_binary_data_then_data() {
+        assert_eq!(stored_value(&configmap(None, None), "latest"), None);
+        assert_eq!(
+            stored_value(&configmap(None, Some("text")), "latest").unwrap(),
+            b"text"
+        );
+        assert_eq!(
+            stored_value(&configmap(Some(b"\xff"), Some("text")), "latest").unwrap(),
+            b"\xff"
+        );
+        assert_eq!(stored_value(&configmap(Some(b"x"), None), "other"), None);
+    }
+
+    #[test]
+    fn writes_move_the_value_to_binary_data_and_label_it() {
+        let mut written = configmap(None, Some("text"));
+        set_value(&mut written, &Key::latest_transition(), b"\x00\x01");
+        assert!(in_binary_data(&written, "latest"));
+        assert_eq!(written.data, None);
+        assert_eq!(stored_value(&written, "latest").unwrap(), b"\x00\x01");
+        assert_eq!(
+            written.metadata.labels.unwrap()[MANAGED_BY_LABEL],
+            MANAGED_BY_VALUE
+        );
+    }
+
+    #[test]
+    fn owner_reference_names_the_statefulset() {
+        let owner = StatefulSetOwner {
+            name: DEFAULT_STATEFULSET.to_owned(),
+            uid: "u-1".to_owned(),
+        };
+        let reference = owner.owner_reference();
+        assert_eq!(
+            (
+                reference.api_version.as_str(),
+                reference.kind.as_str(),
+                reference.name.as_str(),
+                reference.uid.as_str()
+            ),
+            ("apps/v1", "StatefulSet", "coordinator", "u-1")
+        );
+        assert_eq!(reference.controller, None);
+    }
+
+    #[test]
+    fn failures_classify_status_codes_and_read_well() {
+        let conflict = KubernetesFailure::from(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        );
+        assert!(conflict.is_conflict() && !conflict.is_not_found() && !conflict.is_gone());
+        let gone = KubernetesFailure::from(kube::Error::Api(
+            kube::core::Status::failure("too old resource version", "Expired")
+                .with_code(410)
+                .boxed(),
+        ));
+        assert!(gone.is_gone());
+        assert!(!KubernetesFailure::Timeout(DEFAULT_TIMEOUT).is_conflict());
+        let error = KubernetesError {
+            operation: Operation::Replace,
+            object: "configmap ns/contrast-store-transitions-latest".to_owned(),
+            reason: conflict,
+        };
+        assert_eq!(
+            error.to_string(),
+            "replace configmap ns/contrast-store-transitions-latest failed: the API server answered 409 Conflict: the object has been modified"
+        );
+        assert_eq!(
+            StoreError::from(error).to_string(),
+            "replace configmap ns/contrast-store-transitions-latest failed: the API server answered 409 Conflict: the object has been modified"
+        );
+    }
+}
