@@ -66,6 +66,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A Kubernetes API call of the ConfigMap store failed (feature `kubernetes`).
+    #[cfg(feature = "kubernetes")]
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubernetesError),
     /// A blocking task of the store panicked or was cancelled.
     #[error("store task for {what} did not complete: {message}")]
     TaskFailed {

@@ -17,6 +17,8 @@ mod error;
 mod file;
 pub mod history;
 pub mod key;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 mod memory;
 mod store;
 

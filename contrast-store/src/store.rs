@@ -119,6 +119,9 @@ pub enum AnyStore {
     File(FileStore),
     /// In memory (tests).
     Memory(MemoryStore),
+    /// One ConfigMap per key (feature `kubernetes`); boxed, it carries a whole API client.
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(Box<crate::kubernetes::ConfigMapStore>),
 }
 
 impl From<FileStore> for AnyStore {
@@ -133,46 +136,47 @@ impl From<MemoryStore> for AnyStore {
     }
 }
 
+#[cfg(feature = "kubernetes")]
+impl From<crate::kubernetes::ConfigMapStore> for AnyStore {
+    fn from(store: crate::kubernetes::ConfigMapStore) -> AnyStore {
+        AnyStore::Kubernetes(Box::new(store))
+    }
+}
+
+/// Runs the same expression on whichever backend `any` holds.
+macro_rules! on_backend {
+    ($any:expr, $store:ident => $call:expr) => {
+        match $any {
+            AnyStore::File($store) => $call,
+            AnyStore::Memory($store) => $call,
+            #[cfg(feature = "kubernetes")]
+            AnyStore::Kubernetes($store) => $call,
+        }
+    };
+}
+
 impl Store for AnyStore {
     async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            AnyStore::File(store) => store.get(key).await,
-            AnyStore::Memory(store) => store.get(key).await,
-        }
+        on_backend!(self, store => store.get(key).await)
     }
 
     async fn put(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
-        match self {
-            AnyStore::File(store) => store.put(key, value).await,
-            AnyStore::Memory(store) => store.put(key, value).await,
-        }
+        on_backend!(self, store => store.put(key, value).await)
     }
 
     async fn compare_and_swap(&self, key: &Key, old: &[u8], new: &[u8]) -> Result<(), StoreError> {
-        match self {
-            AnyStore::File(store) => store.compare_and_swap(key, old, new).await,
-            AnyStore::Memory(store) => store.compare_and_swap(key, old, new).await,
-        }
+        on_backend!(self, store => store.compare_and_swap(key, old, new).await)
     }
 
     async fn list(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        match self {
-            AnyStore::File(store) => store.list(kind).await,
-            AnyStore::Memory(store) => store.list(kind).await,
-        }
+        on_backend!(self, store => store.list(kind).await)
     }
 
     async fn watch(&self, key: &Key) -> Result<Watch, StoreError> {
-        match self {
-            AnyStore::File(store) => store.watch(key).await,
-            AnyStore::Memory(store) => store.watch(key).await,
-        }
+        on_backend!(self, store => store.watch(key).await)
     }
 
     async fn get_many(&self, keys: &[Key]) -> Vec<Result<Option<Vec<u8>>, StoreError>> {
-        match self {
-            AnyStore::File(store) => store.get_many(keys).await,
-            AnyStore::Memory(store) => store.get_many(keys).await,
-        }
+        on_backend!(self, store => store.get_many(keys).await)
     }
 }

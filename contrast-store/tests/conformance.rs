@@ -14,6 +14,9 @@ use contrast_store::{
 };
 use tokio::sync::Barrier;
 
+#[cfg(feature = "kubernetes")]
+mod support;
+
 /// A backend under test, with a way to write behind its back (as someone with write access to
 /// the storage could).
 trait Backend: Store + Clone {
@@ -32,6 +35,13 @@ impl Backend for FileStore {
     }
 }
 
+#[cfg(feature = "kubernetes")]
+impl Backend for support::FakeBackedStore {
+    fn tamper(&self, key: &Key, value: &[u8]) {
+        support::FakeBackedStore::tamper(self, key, value);
+    }
+}
+
 struct Fixture<S> {
     store: S,
     _dir: Option<tempfile::TempDir>,
@@ -40,6 +50,15 @@ struct Fixture<S> {
 async fn memory() -> Fixture<MemoryStore> {
     Fixture {
         store: MemoryStore::new(),
+        _dir: None,
+    }
+}
+
+/// The ConfigMap store against the in-process fake API server (see `tests/support`).
+#[cfg(feature = "kubernetes")]
+async fn kubernetes() -> Fixture<support::FakeBackedStore> {
+    Fixture {
+        store: support::FakeBackedStore::start().await,
         _dir: None,
     }
 }
@@ -378,6 +397,8 @@ macro_rules! every_backend {
     ($($check:ident),* $(,)?) => {
         conformance!(memory: $($check),*);
         conformance!(file: $($check),*);
+        #[cfg(feature = "kubernetes")]
+        conformance!(kubernetes: $($check),*);
     };
 }
 
