@@ -10,9 +10,9 @@ use x509_cert::name::Name;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::cert::{
-    CertificateTemplate, authority_key_id, basic_constraints, ca_key_usage, common_name,
-    extension, key_usage, p384_spki, random_serial, sign, subject_key_id, subject_key_identifier,
-    to_pem, validity,
+    CertificateTemplate, authority_key_id, basic_constraints, ca_key_usage, common_name, extension,
+    key_usage, p384_spki, random_serial, sign, subject_key_id, subject_key_identifier, to_pem,
+    validity,
 };
 use crate::error::CaError;
 use crate::key::MeshCaKey;
@@ -122,7 +122,7 @@ impl Ca {
             CertificateTemplate {
                 serial_number: random_serial(rng)?,
                 issuer: root_name.clone(),
-                validity: validity.clone(),
+                validity,
                 subject: root_name.clone(),
                 subject_public_key_info: root_spki,
                 extensions: ca_extensions(&root_name, &root_skid, None)?,
@@ -135,7 +135,7 @@ impl Ca {
             CertificateTemplate {
                 serial_number: random_serial(rng)?,
                 issuer: root_name,
-                validity: validity.clone(),
+                validity,
                 subject: mesh_name.clone(),
                 subject_public_key_info: mesh_spki.clone(),
                 extensions: ca_extensions(&mesh_name, &mesh_skid, Some(&root_skid))?,

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use der::asn1::{GeneralizedTime, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef};
+use der::asn1::{
+    GeneralizedTime, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef,
+};
 use der::{Any, DateTime, Encode};
 use p384::ecdsa::{DerSignature, SigningKey};
 use rand_core::CryptoRngCore;
@@ -33,7 +35,9 @@ pub(crate) fn subject_key_identifier(key: &SigningKey) -> [u8; 20] {
     let point = key.verifying_key().to_encoded_point(false);
     let digest = contrast_core::sha256(point.as_bytes());
     let mut skid = [0u8; 20];
-    skid.iter_mut().zip(digest.iter()).for_each(|(o, d)| *o = *d);
+    skid.iter_mut()
+        .zip(digest.iter())
+        .for_each(|(o, d)| *o = *d);
     skid
 }
 
@@ -74,14 +78,16 @@ fn x509_time(bound: &'static str, date: DateTime) -> Result<Time, CaError> {
         seconds: date.unix_duration().as_secs(),
     };
     if date.year() < 2050 {
-        UtcTime::from_date_time(date).map(Time::UtcTime).map_err(err)
+        UtcTime::from_date_time(date)
+            .map(Time::UtcTime)
+            .map_err(err)
     } else {
         Ok(Time::GeneralTime(GeneralizedTime::from_date_time(date)))
     }
 }
 
 fn is_leap(year: u16) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 /// `date` plus `years` calendar years, normalised like Go's `time.AddDate` (29 February into a
@@ -97,8 +103,15 @@ fn add_years(bound: &'static str, date: DateTime, years: u16) -> Result<DateTime
     } else {
         (date.month(), date.day())
     };
-    DateTime::new(year, month, day, date.hour(), date.minutes(), date.seconds())
-        .map_err(|_| err())
+    DateTime::new(
+        year,
+        month,
+        day,
+        date.hour(),
+        date.minutes(),
+        date.seconds(),
+    )
+    .map_err(|_| err())
 }
 
 /// `[now − 1 h, now + years]` with Go's calendar arithmetic for the upper bound.
@@ -142,7 +155,9 @@ pub(crate) fn extension<E: AsExtension>(
     subject: &Name,
     structure: &'static str,
 ) -> Result<Extension, CaError> {
-    let mut ext = value.to_extension(subject, &[]).map_err(encoding(structure))?;
+    let mut ext = value
+        .to_extension(subject, &[])
+        .map_err(encoding(structure))?;
     ext.critical = critical;
     Ok(ext)
 }
@@ -228,7 +243,10 @@ impl Builder for TbsBuilder<'_> {
         self.signer
     }
 
-    fn assemble(self, signature: der::asn1::BitString) -> Result<Certificate, x509_cert::builder::Error> {
+    fn assemble(
+        self,
+        signature: der::asn1::BitString,
+    ) -> Result<Certificate, x509_cert::builder::Error> {
         let signature_algorithm = self.tbs.signature.clone();
         Ok(Certificate {
             tbs_certificate: self.tbs,
@@ -279,21 +297,21 @@ pub(crate) fn sign(
 
 /// PEM `CERTIFICATE` with LF line endings, as Go's `pem.EncodeToMemory`.
 pub(crate) fn to_pem(der: &[u8]) -> Result<String, CaError> {
-    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der)
-        .map_err(|e| CaError::Encoding {
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).map_err(|e| {
+        CaError::Encoding {
             structure: "certificate PEM",
             source: e.into(),
-        })
+        }
+    })
 }
 
 /// The SPKI of a P-384 verifying key (named curve, uncompressed point).
 pub(crate) fn p384_spki(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
-    SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())
-        .map_err(|e| CaError::Encoding {
-            structure: "P-384 SubjectPublicKeyInfo",
-            source: match e {
-                spki::Error::Asn1(d) => d,
-                _ => der::ErrorKind::Failed.into(),
-            },
-        })
+    SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(|e| CaError::Encoding {
+        structure: "P-384 SubjectPublicKeyInfo",
+        source: match e {
+            spki::Error::Asn1(d) => d,
+            _ => der::ErrorKind::Failed.into(),
+        },
+    })
 }

@@ -50,12 +50,10 @@ const LAUNCH_TCB_OFFSET: usize = 0x1F0;
 /// # Errors
 /// Never for the arcs used here (1–46); [`CaError::Encoding`] for an arc the OID encoder refuses.
 pub fn snp_claim_oid(arc: u32) -> Result<ObjectIdentifier, CaError> {
-    SNP_CLAIM_ARC
-        .push_arc(arc)
-        .map_err(|_| CaError::Encoding {
-            structure: "claim OID",
-            source: der::ErrorKind::OidMalformed.into(),
-        })
+    SNP_CLAIM_ARC.push_arc(arc).map_err(|_| CaError::Encoding {
+        structure: "claim OID",
+        source: der::ErrorKind::OidMalformed.into(),
+    })
 }
 
 fn claim(oid: ObjectIdentifier, value_der: Vec<u8>) -> Result<Extension, CaError> {

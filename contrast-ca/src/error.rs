@@ -8,7 +8,9 @@ use contrast_core::owner::OwnerKeyError;
 pub enum CaError {
     /// The workload's SAN list has no DNS name, so the leaf has no common name (upstream reads
     /// `dnsNames[0]` and panics).
-    #[error("none of the {count} subject alternative names is a DNS name; the common name is the first DNS name")]
+    #[error(
+        "none of the {count} subject alternative names is a DNS name; the common name is the first DNS name"
+    )]
     NoDnsSan {
         /// How many SANs were given (all IP addresses or URIs).
         count: usize,

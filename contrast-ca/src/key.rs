@@ -59,11 +59,10 @@ impl MeshCaKey {
         let sec1_pem = checked
             .to_sec1_pem()
             .map_err(|source| CaError::MeshCaKey { source })?;
-        let secret = p384::SecretKey::from_sec1_pem(&sec1_pem).map_err(|_| {
-            CaError::InvalidMeshCaKey {
+        let secret =
+            p384::SecretKey::from_sec1_pem(&sec1_pem).map_err(|_| CaError::InvalidMeshCaKey {
                 reason: "the re-encoded SEC1 key does not parse",
-            }
-        })?;
+            })?;
         Ok(Self {
             signing_key: SigningKey::from(secret),
         })
@@ -74,12 +73,12 @@ impl MeshCaKey {
     /// # Errors
     /// [`CaError::MeshCaKey`] or [`CaError::InvalidMeshCaKey`] if encoding fails.
     pub fn to_sec1_pem(&self) -> Result<Zeroizing<String>, CaError> {
-        let pkcs8 =
-            self.signing_key
-                .to_pkcs8_der()
-                .map_err(|_| CaError::InvalidMeshCaKey {
-                    reason: "the key cannot be encoded as PKCS#8",
-                })?;
+        let pkcs8 = self
+            .signing_key
+            .to_pkcs8_der()
+            .map_err(|_| CaError::InvalidMeshCaKey {
+                reason: "the key cannot be encoded as PKCS#8",
+            })?;
         WorkloadOwnerPrivateKey::from_pkcs8_der(pkcs8.as_bytes())
             .and_then(|key| key.to_sec1_pem())
             .map_err(|source| CaError::MeshCaKey { source })

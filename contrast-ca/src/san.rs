@@ -91,9 +91,12 @@ impl ClassifiedSans {
     /// # Errors
     /// [`CaError::NoDnsSan`] when there is none.
     pub fn common_name(&self) -> Result<&str, CaError> {
-        self.dns.first().map(String::as_str).ok_or(CaError::NoDnsSan {
-            count: self.ips.len() + self.uris.len(),
-        })
+        self.dns
+            .first()
+            .map(String::as_str)
+            .ok_or(CaError::NoDnsSan {
+                count: self.ips.len() + self.uris.len(),
+            })
     }
 
     /// The SubjectAltName extension value: DNS names, then IPs (IPv4 and IPv4-mapped IPv6 as 4

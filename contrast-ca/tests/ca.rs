@@ -9,8 +9,8 @@ use std::process::Command;
 use common::*;
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280::{
-    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE,
-    ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME, ID_CE_SUBJECT_KEY_IDENTIFIER,
+    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE,
+    ID_CE_SUBJECT_ALT_NAME, ID_CE_SUBJECT_KEY_IDENTIFIER,
 };
 use contrast_ca::claims::{
     WORKLOAD_SECRET_ID_OID, boolean_extension, integer_extension, octet_string_extension,
@@ -24,8 +24,8 @@ use der::{Encode, Tagged};
 use hex_literal::hex;
 use rand_core::OsRng;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::time::Time;
 
 fn cn(cert: &Certificate, issuer: bool) -> (der::Tag, String) {
@@ -83,7 +83,10 @@ fn ca_certificates_match_the_reference() {
     let mesh = parse(&ca.mesh_ca().der);
 
     // Names; CNs are PrintableStrings, as Go writes them.
-    assert_eq!(cn(&root, false), (der::Tag::PrintableString, ROOT_CN.into()));
+    assert_eq!(
+        cn(&root, false),
+        (der::Tag::PrintableString, ROOT_CN.into())
+    );
     assert_eq!(cn(&root, true).1, ROOT_CN);
     assert_eq!(cn(&inter, false).1, INTERMEDIATE_CN);
     assert_eq!(cn(&inter, true).1, ROOT_CN);
@@ -91,10 +94,7 @@ fn ca_certificates_match_the_reference() {
     assert_eq!(cn(&mesh, true).1, INTERMEDIATE_CN);
 
     // SKIDs: first 20 bytes of SHA-256 of the public key bits.
-    let root_point = engine
-        .root_ca_key()
-        .verifying_key()
-        .to_encoded_point(false);
+    let root_point = engine.root_ca_key().verifying_key().to_encoded_point(false);
     let root_skid: [u8; 20] = contrast_core::sha256(root_point.as_bytes())[..20]
         .try_into()
         .unwrap();
@@ -122,7 +122,10 @@ fn ca_certificates_match_the_reference() {
         assert_eq!(ext_value(cert, ID_CE_KEY_USAGE), hex!("03020284"));
         // BasicConstraints CA:true, no path length.
         assert_eq!(ext_value(cert, ID_CE_BASIC_CONSTRAINTS), hex!("30030101ff"));
-        assert_eq!(cert.tbs_certificate.version, x509_cert::certificate::Version::V3);
+        assert_eq!(
+            cert.tbs_certificate.version,
+            x509_cert::certificate::Version::V3
+        );
         assert_eq!(cert.signature_algorithm.oid, ECDSA_WITH_SHA384);
         assert!(cert.signature_algorithm.parameters.is_none());
         // Validity now − 1 h … now + 10 years (2035-06-15T12:34:56Z), UTCTime.
@@ -141,8 +144,14 @@ fn ca_certificates_match_the_reference() {
     assert_eq!(ext_value(&root, ID_CE_SUBJECT_KEY_IDENTIFIER), skid_der);
     let mut mesh_skid_der = vec![0x04, 20];
     mesh_skid_der.extend_from_slice(&mesh_skid);
-    assert_eq!(ext_value(&inter, ID_CE_SUBJECT_KEY_IDENTIFIER), mesh_skid_der);
-    assert_eq!(ext_value(&mesh, ID_CE_SUBJECT_KEY_IDENTIFIER), mesh_skid_der);
+    assert_eq!(
+        ext_value(&inter, ID_CE_SUBJECT_KEY_IDENTIFIER),
+        mesh_skid_der
+    );
+    assert_eq!(
+        ext_value(&mesh, ID_CE_SUBJECT_KEY_IDENTIFIER),
+        mesh_skid_der
+    );
     let mut akid = vec![0x30, 22, 0x80, 20];
     akid.extend_from_slice(&root_skid);
     assert_eq!(ext_value(&inter, ID_CE_AUTHORITY_KEY_IDENTIFIER), akid);
@@ -186,7 +195,10 @@ fn leaf_matches_the_reference() {
     assert_eq!(cn(&cert, false), (der::Tag::PrintableString, "web".into()));
     assert_eq!(cn(&cert, true).1, INTERMEDIATE_CN);
     assert_eq!(
-        cert.tbs_certificate.subject_public_key_info.to_der().unwrap(),
+        cert.tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .unwrap(),
         spki
     );
     assert_eq!(
@@ -214,7 +226,8 @@ fn leaf_matches_the_reference() {
     akid.extend_from_slice(&ca.mesh_key_identifier());
     assert_eq!(ext_value(&cert, ID_CE_AUTHORITY_KEY_IDENTIFIER), akid);
     // SANs: DNS names, then IPs, then URIs.
-    let san: SubjectAltName = der::Decode::from_der(&ext_value(&cert, ID_CE_SUBJECT_ALT_NAME)).unwrap();
+    let san: SubjectAltName =
+        der::Decode::from_der(&ext_value(&cert, ID_CE_SUBJECT_ALT_NAME)).unwrap();
     let rendered: Vec<String> = san
         .0
         .iter()
@@ -246,7 +259,10 @@ fn leaf_matches_the_reference() {
     assert_eq!(cert.signature_algorithm.oid, ECDSA_WITH_SHA384);
 
     // The files the initializer writes.
-    assert_eq!(leaf.cert_chain_pem, format!("{}{}", leaf.pem, ca.intermediate().pem));
+    assert_eq!(
+        leaf.cert_chain_pem,
+        format!("{}{}", leaf.pem, ca.intermediate().pem)
+    );
     assert_eq!(leaf.mesh_ca_pem, ca.mesh_ca().pem);
     assert_eq!(leaf.root_ca_pem, ca.root().pem);
 }
@@ -258,14 +274,26 @@ fn year_arithmetic_follows_go_add_date() {
     let (_, ca) = new_ca(leap);
     let root = parse(&ca.root().der);
     let v = &root.tbs_certificate.validity;
-    assert_eq!(v.not_after.to_date_time().to_string(), "2038-03-01T00:30:00Z");
-    assert_eq!(v.not_before.to_date_time().to_string(), "2028-02-28T23:30:00Z");
+    assert_eq!(
+        v.not_after.to_date_time().to_string(),
+        "2038-03-01T00:30:00Z"
+    );
+    assert_eq!(
+        v.not_before.to_date_time().to_string(),
+        "2028-02-28T23:30:00Z"
+    );
     // After 2040 the CA's notAfter crosses 2050 and becomes a GeneralizedTime, as Go.
     let late = UnixTime::from_secs(2_240_611_200); // 2041-01-01
     let (_, ca) = new_ca(late);
     let root = parse(&ca.root().der);
-    assert!(matches!(root.tbs_certificate.validity.not_after, Time::GeneralTime(_)));
-    assert!(matches!(root.tbs_certificate.validity.not_before, Time::UtcTime(_)));
+    assert!(matches!(
+        root.tbs_certificate.validity.not_after,
+        Time::GeneralTime(_)
+    ));
+    assert!(matches!(
+        root.tbs_certificate.validity.not_before,
+        Time::UtcTime(_)
+    ));
 }
 
 #[test]
@@ -278,15 +306,27 @@ fn too_early_now_is_refused() {
         &mut OsRng,
     )
     .unwrap_err();
-    assert!(matches!(err, CaError::TimeOutOfRange { bound: "notBefore", seconds: 10 }));
+    assert!(matches!(
+        err,
+        CaError::TimeOutOfRange {
+            bound: "notBefore",
+            seconds: 10
+        }
+    ));
 }
 
 #[test]
 fn san_classification() {
-    assert_eq!(classify_san("10.1.2.3"), San::Ip("10.1.2.3".parse().unwrap()));
+    assert_eq!(
+        classify_san("10.1.2.3"),
+        San::Ip("10.1.2.3".parse().unwrap())
+    );
     assert_eq!(classify_san("fe80::1"), San::Ip("fe80::1".parse().unwrap()));
     assert_eq!(classify_san("https://x"), San::Uri("https://x".into()));
-    assert_eq!(classify_san("spiffe://a/b"), San::Uri("spiffe://a/b".into()));
+    assert_eq!(
+        classify_san("spiffe://a/b"),
+        San::Uri("spiffe://a/b".into())
+    );
     assert_eq!(classify_san("*"), San::Dns("*".into()));
     assert_eq!(classify_san("web"), San::Dns("web".into()));
     assert_eq!(classify_san("*.ns.svc"), San::Dns("*.ns.svc".into()));
@@ -312,10 +352,17 @@ fn san_classification() {
 fn ipv4_mapped_ipv6_is_written_as_four_bytes() {
     let (_, ca) = new_ca(NOW);
     let leaf = ca
-        .issue_mesh_cert(&workload_spki(), &sans(&["w", "::ffff:1.2.3.4"]), &[], NOW, &mut OsRng)
+        .issue_mesh_cert(
+            &workload_spki(),
+            &sans(&["w", "::ffff:1.2.3.4"]),
+            &[],
+            NOW,
+            &mut OsRng,
+        )
         .unwrap();
     let cert = parse(&leaf.der);
-    let san: SubjectAltName = der::Decode::from_der(&ext_value(&cert, ID_CE_SUBJECT_ALT_NAME)).unwrap();
+    let san: SubjectAltName =
+        der::Decode::from_der(&ext_value(&cert, ID_CE_SUBJECT_ALT_NAME)).unwrap();
     assert!(matches!(&san.0[1], GeneralName::IpAddress(ip) if ip.as_bytes() == [1, 2, 3, 4]));
 }
 
@@ -346,7 +393,13 @@ fn bad_inputs_get_specific_errors() {
         .unwrap_err();
     assert!(matches!(err, CaError::NonAsciiSan { kind: "DNS", .. }));
     let err = ca
-        .issue_mesh_cert(&workload_spki(), &sans(&["web", "https://é"]), &[], NOW, &mut OsRng)
+        .issue_mesh_cert(
+            &workload_spki(),
+            &sans(&["web", "https://é"]),
+            &[],
+            NOW,
+            &mut OsRng,
+        )
         .unwrap_err();
     assert!(matches!(err, CaError::NonAsciiSan { kind: "URI", .. }));
     let twice = integer_extension(snp_claim_oid(2).unwrap(), 1).unwrap();
@@ -362,7 +415,13 @@ fn bad_inputs_get_specific_errors() {
     assert!(matches!(err, CaError::DuplicateExtension { oid } if oid == snp_claim_oid(2).unwrap()));
     let shadow = octet_string_extension(ID_CE_SUBJECT_ALT_NAME, b"x").unwrap();
     let err = ca
-        .issue_mesh_cert(&workload_spki(), &sans(&["web"]), &[shadow], NOW, &mut OsRng)
+        .issue_mesh_cert(
+            &workload_spki(),
+            &sans(&["web"]),
+            &[shadow],
+            NOW,
+            &mut OsRng,
+        )
         .unwrap_err();
     assert!(matches!(err, CaError::DuplicateExtension { oid } if oid == ID_CE_SUBJECT_ALT_NAME));
 }
@@ -371,13 +430,25 @@ fn bad_inputs_get_specific_errors() {
 fn claim_value_encodings() {
     let oid = snp_claim_oid(11).unwrap();
     assert_eq!(oid.to_string(), "1.3.9901.2.1.11");
-    let int = |v| integer_extension(oid, v).unwrap().extn_value.as_bytes().to_vec();
+    let int = |v| {
+        integer_extension(oid, v)
+            .unwrap()
+            .extn_value
+            .as_bytes()
+            .to_vec()
+    };
     assert_eq!(int(0), hex!("020100"));
     assert_eq!(int(127), hex!("02017f"));
     assert_eq!(int(128), hex!("02020080"));
     assert_eq!(int(0x1234), hex!("02021234"));
     assert_eq!(int(u64::MAX), hex!("020900ffffffffffffffff"));
-    let b = |v| boolean_extension(oid, v).unwrap().extn_value.as_bytes().to_vec();
+    let b = |v| {
+        boolean_extension(oid, v)
+            .unwrap()
+            .extn_value
+            .as_bytes()
+            .to_vec()
+    };
     assert_eq!(b(true), hex!("0101ff"));
     assert_eq!(b(false), hex!("010100"));
     let o = octet_string_extension(oid, &[0xde, 0xad]).unwrap();
@@ -405,7 +476,12 @@ fn mesh_key_pem_round_trips() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pem.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap(), pem.as_str());
@@ -424,23 +500,38 @@ fn mesh_key_pem_round_trips() {
 fn webpki_verifies_both_paths_for_both_usages() {
     let (_, ca) = new_ca(NOW);
     let leaf = ca
-        .issue_mesh_cert(&workload_spki(), &sans(&["web", "10.0.0.1"]), &[], NOW, &mut OsRng)
+        .issue_mesh_cert(
+            &workload_spki(),
+            &sans(&["web", "10.0.0.1"]),
+            &[],
+            NOW,
+            &mut OsRng,
+        )
         .unwrap();
-    for usage in [webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()] {
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
         webpki_verify(
             &ca.root().der,
             &[&ca.intermediate().der],
             &leaf.der,
             NOW,
-            usage.clone(),
+            usage,
         )
         .unwrap();
         webpki_verify(&ca.mesh_ca().der, &[], &leaf.der, NOW, usage).unwrap();
     }
     // Without the intermediate the root does not reach the leaf.
     assert!(
-        webpki_verify(&ca.root().der, &[], &leaf.der, NOW, webpki::KeyUsage::server_auth())
-            .is_err()
+        webpki_verify(
+            &ca.root().der,
+            &[],
+            &leaf.der,
+            NOW,
+            webpki::KeyUsage::server_auth()
+        )
+        .is_err()
     );
     // The leaf is valid for its DNS name and IP.
     let leaf_der = rustls_pki_types::CertificateDer::from(leaf.der.as_slice());
@@ -454,7 +545,13 @@ fn webpki_verifies_both_paths_for_both_usages() {
     // And expired a year and a day later.
     let later = UnixTime::from_secs(NOW.secs() + 366 * 86_400);
     assert!(matches!(
-        webpki_verify(&ca.mesh_ca().der, &[], &leaf.der, later, webpki::KeyUsage::server_auth()),
+        webpki_verify(
+            &ca.mesh_ca().der,
+            &[],
+            &leaf.der,
+            later,
+            webpki::KeyUsage::server_auth()
+        ),
         Err(webpki::Error::CertExpired { .. })
     ));
 }
@@ -470,9 +567,13 @@ fn openssl_verifies_both_paths() {
     let now = system_now();
     let (_, ca) = new_ca(now);
     let leaf = ca
-        .issue_mesh_cert(&workload_spki(), &sans(&["web", "10.0.0.1", "spiffe://a/b"]), &[
-            integer_extension(snp_claim_oid(1).unwrap(), 3).unwrap(),
-        ], now, &mut OsRng)
+        .issue_mesh_cert(
+            &workload_spki(),
+            &sans(&["web", "10.0.0.1", "spiffe://a/b"]),
+            &[integer_extension(snp_claim_oid(1).unwrap(), 3).unwrap()],
+            now,
+            &mut OsRng,
+        )
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, pem: &str| {
@@ -485,7 +586,11 @@ fn openssl_verifies_both_paths() {
     let mesh = write("mesh.pem", &ca.mesh_ca().pem);
     let leaf_path = write("leaf.pem", &leaf.pem);
     let run = |args: &[&std::ffi::OsStr]| {
-        let out = Command::new(openssl).arg("verify").args(args).output().unwrap();
+        let out = Command::new(openssl)
+            .arg("verify")
+            .args(args)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.success(), format!("{stdout}{stderr}"))
@@ -536,15 +641,22 @@ fn recovery_keeps_the_root_and_rotates_the_mesh_ca() {
     let (old_root, new_root) = (parse(&old.root().der), parse(&new.root().der));
     assert_ne!(old.root().der, new.root().der, "new certificate bytes");
     assert_eq!(old.root_key_identifier(), new.root_key_identifier());
-    assert_eq!(old_root.tbs_certificate.subject, new_root.tbs_certificate.subject);
+    assert_eq!(
+        old_root.tbs_certificate.subject,
+        new_root.tbs_certificate.subject
+    );
     assert_eq!(
         old_root.tbs_certificate.subject_public_key_info,
         new_root.tbs_certificate.subject_public_key_info
     );
     assert_ne!(old.mesh_key_identifier(), new.mesh_key_identifier());
     assert_ne!(
-        parse(&old.mesh_ca().der).tbs_certificate.subject_public_key_info,
-        parse(&new.mesh_ca().der).tbs_certificate.subject_public_key_info
+        parse(&old.mesh_ca().der)
+            .tbs_certificate
+            .subject_public_key_info,
+        parse(&new.mesh_ca().der)
+            .tbs_certificate
+            .subject_public_key_info
     );
 
     let usage = webpki::KeyUsage::server_auth;
@@ -552,14 +664,32 @@ fn recovery_keeps_the_root_and_rotates_the_mesh_ca() {
     assert!(webpki_verify(&new.mesh_ca().der, &[], &old_leaf.der, later, usage()).is_err());
     // ... the new one does, and chains to the re-issued root through the new intermediate.
     webpki_verify(&new.mesh_ca().der, &[], &new_leaf.der, later, usage()).unwrap();
-    webpki_verify(&new.root().der, &[&new.intermediate().der], &new_leaf.der, later, usage())
-        .unwrap();
+    webpki_verify(
+        &new.root().der,
+        &[&new.intermediate().der],
+        &new_leaf.der,
+        later,
+        usage(),
+    )
+    .unwrap();
     // The root still vouches for the old generation (its old intermediate), and the old root
     // for the new one: both root certificates name the same key.
-    webpki_verify(&new.root().der, &[&old.intermediate().der], &old_leaf.der, later, usage())
-        .unwrap();
-    webpki_verify(&old.root().der, &[&new.intermediate().der], &new_leaf.der, later, usage())
-        .unwrap();
+    webpki_verify(
+        &new.root().der,
+        &[&old.intermediate().der],
+        &old_leaf.der,
+        later,
+        usage(),
+    )
+    .unwrap();
+    webpki_verify(
+        &old.root().der,
+        &[&new.intermediate().der],
+        &new_leaf.der,
+        later,
+        usage(),
+    )
+    .unwrap();
 
     // Peer recovery: the mesh key travels as PEM and yields the same mesh key identifier.
     let pem = new.mesh_key().to_sec1_pem().unwrap();
