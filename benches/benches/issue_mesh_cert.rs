@@ -103,5 +103,14 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+mod harness {
+    #![allow(missing_docs)]
+    use super::{Criterion, bench, criterion_group};
+    criterion_group! {
+        name = benches;
+        config = Criterion::default();
+        targets = bench
+    }
+}
+
+criterion_main!(harness::benches);

@@ -315,3 +315,63 @@ pub(crate) fn p384_spki(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, C
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn go_printable_set() {
+        assert!(is_go_printable("system:coordinator:root"));
+        assert!(is_go_printable("a-b.c d'(x)+,/=?"));
+        for s in ["*", "a&b", "a_b", "é", "a@b"] {
+            assert!(!is_go_printable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn add_years_normalises_february_29() {
+        let date = DateTime::new(2024, 2, 29, 1, 2, 3).unwrap();
+        assert_eq!(
+            add_years("notAfter", date, 1).unwrap(),
+            DateTime::new(2025, 3, 1, 1, 2, 3).unwrap()
+        );
+        assert_eq!(
+            add_years("notAfter", date, 4).unwrap(),
+            DateTime::new(2028, 2, 29, 1, 2, 3).unwrap()
+        );
+        let late = DateTime::new(9995, 1, 1, 0, 0, 0).unwrap();
+        assert!(matches!(
+            add_years("notAfter", late, 10),
+            Err(CaError::TimeOutOfRange {
+                bound: "notAfter",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn serial_is_positive_and_at_most_128_bits() {
+        struct Ones;
+        impl rand_core::RngCore for Ones {
+            fn next_u32(&mut self) -> u32 {
+                u32::MAX
+            }
+            fn next_u64(&mut self) -> u64 {
+                u64::MAX
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                dest.fill(0xff);
+            }
+            fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+                dest.fill(0xff);
+                Ok(())
+            }
+        }
+        impl rand_core::CryptoRng for Ones {}
+        let serial = random_serial(&mut Ones).unwrap();
+        // 2^128 − 1 needs a leading zero octet to stay positive.
+        assert_eq!(serial.to_der().unwrap()[..4], [0x02, 0x11, 0x00, 0xff]);
+    }
+}
