@@ -1,0 +1,1 @@
+//! aTLS tests.
