@@ -14,6 +14,7 @@ use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -135,8 +136,13 @@ impl AsExtension for AttestationExtension<'_> {
 }
 
 /// Builds the responder certificate: self-signed with `key`, subject and issuer `CN=Contrast`,
-/// valid from `now − 2h` to `now + 2h`, a random positive 128-bit serial, and (if given) the
-/// attestation document in a non-critical extension under its OID.
+/// valid from `now − 2h` to `now + 2h`, a random positive 128-bit serial, a KeyUsage
+/// `digitalSignature` extension, and (if given) the attestation document in a non-critical
+/// extension under its OID.
+///
+/// The KeyUsage extension keeps the certificate X.509 v3 even without an attestation document
+/// (the builder writes v1 for a certificate without extensions, which webpki, and so rustls's
+/// handshake-signature check, rejects).
 ///
 /// # Errors
 /// [`AtlsError::Build`].
@@ -167,6 +173,8 @@ pub fn build_certificate(
         AtlsKey::P256(k) => {
             let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, k)
                 .map_err(build("the certificate"))?;
+            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+                .map_err(build("the key usage extension"))?;
             if let Some((oid, document)) = attestation {
                 b.add_extension(&AttestationExtension { oid, document })
                     .map_err(build("the attestation extension"))?;
@@ -176,6 +184,8 @@ pub fn build_certificate(
         AtlsKey::P384(k) => {
             let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, k)
                 .map_err(build("the certificate"))?;
+            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
+                .map_err(build("the key usage extension"))?;
             if let Some((oid, document)) = attestation {
                 b.add_extension(&AttestationExtension { oid, document })
                     .map_err(build("the attestation extension"))?;

@@ -259,9 +259,9 @@ pub enum AtlsError {
     )]
     ReportDataMismatch {
         /// SHA-512(certificate SPKI ‖ nonce).
-        expected: Hex<64>,
+        expected: Box<Hex<64>>,
         /// REPORT_DATA of the report.
-        found: Hex<64>,
+        found: Box<Hex<64>>,
     },
     /// The report did not verify or match the reference values.
     #[error("attestation appraisal failed: {0}")]

@@ -129,8 +129,8 @@ fn appraise_certificate(
     let found = document.report_data();
     if found != expected {
         return Err(AtlsError::ReportDataMismatch {
-            expected: Hex(expected),
-            found: Hex(found),
+            expected: Box::new(Hex(expected)),
+            found: Box::new(Hex(found)),
         });
     }
     let appraisal = appraise(
