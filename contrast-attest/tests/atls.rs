@@ -485,3 +485,87 @@ async fn server_rejects_another_atls_version() {
         Some(AtlsError::Nonce(NonceError::UnsupportedVersion { found })) if found == "v2"
     ));
 }
+
+fn unix_now() -> contrast_attest::UnixTime {
+    contrast_attest::UnixTime::from_secs(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+#[test]
+fn rejects_upstream_oids_and_malformed_documents() {
+    let key = AtlsKey::generate_p256(&mut OsRng);
+    let nonce = random::<32>();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let validator = validator(random::<48>());
+
+    // Upstream's protobuf document is recognised but not parsed ("no matching validators").
+    let upstream = atls::build_certificate(
+        &key,
+        Some((atls::UPSTREAM_SNP_OID, b"\x0a\x00")),
+        now,
+        &mut OsRng,
+    )
+    .unwrap();
+    assert!(matches!(
+        atls::verify_certificate(&upstream, &nonce, unix_now(), Some(&validator)),
+        Err(AtlsError::UnsupportedDocumentOid { oid }) if oid == "1.3.9901.2.1"
+    ));
+
+    // Our OID with bytes that are not a document.
+    let garbage = atls::build_certificate(
+        &key,
+        Some((SIMULATED_SNP_DOCUMENT_OID, b"CRAD\x07")),
+        now,
+        &mut OsRng,
+    )
+    .unwrap();
+    assert!(matches!(
+        atls::verify_certificate(&garbage, &nonce, unix_now(), Some(&validator)),
+        Err(AtlsError::Document(
+            atls::DocumentError::UnsupportedVersion { found: 7, .. }
+        ))
+    ));
+
+    // Without a validator nothing is appraised: the same certificate passes, key exposed.
+    let peer = atls::verify_certificate(&garbage, &nonce, unix_now(), None).unwrap();
+    assert_eq!(peer.spki_der, key.spki_der().unwrap());
+    assert!(peer.attestation.is_none());
+
+    // A certificate not yet valid (clock behind by more than the 2h margin).
+    let early = contrast_attest::UnixTime::from_secs(now.as_secs() - 3 * 3600);
+    assert!(matches!(
+        atls::verify_certificate(&garbage, &nonce, early, None),
+        Err(AtlsError::NotYetValid { .. })
+    ));
+}
+
+#[test]
+fn issued_document_round_trips_and_binds_the_key() {
+    let measurement = random::<48>();
+    let guest = guest(measurement);
+    let issuer = issuer(&guest);
+    let key = AtlsKey::generate_p384(&mut OsRng);
+    let nonce = random::<32>();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let der =
+        atls::issue_certificate(&key, Some(issuer.as_ref()), &nonce, now, &mut OsRng).unwrap();
+    let peer =
+        atls::verify_certificate(&der, &nonce, unix_now(), Some(&validator(measurement))).unwrap();
+    let attested = peer.attestation.unwrap();
+    assert_eq!(attested.host_data, guest.host_data);
+    assert_eq!(
+        attested.report_data,
+        report_data(&key.spki_der().unwrap(), &nonce)
+    );
+    let cert = atls::parse_certificate(&der).unwrap();
+    let (oid, document) = cert.attestation.unwrap();
+    assert_eq!(oid, SIMULATED_SNP_DOCUMENT_OID);
+    let document = atls::SnpDocument::parse(&document).unwrap();
+    assert_eq!(document.leaf, guest.vcek_der(platform()).unwrap());
+    assert_eq!(document.intermediate, Some(platform().ask_der()));
+    assert_eq!(document.ark, Some(platform().ark_der()));
+}

@@ -194,7 +194,8 @@ impl<'a> SnpDocument<'a> {
     ///
     /// # Errors
     /// [`DocumentError::ReportLength`] if the report is not 1184 bytes,
-    /// [`DocumentError::EmptyEntry`] if the leaf is empty.
+    /// [`DocumentError::EmptyEntry`] if the leaf is empty, [`DocumentError::EntryTooLong`] for a
+    /// value of 4 GiB or more.
     pub fn encode(&self) -> Result<Vec<u8>, DocumentError> {
         if self.report.len() != REPORT_LEN {
             return Err(DocumentError::ReportLength {
@@ -228,8 +229,9 @@ impl<'a> SnpDocument<'a> {
             let Some(value) = value.filter(|v| !v.is_empty()) else {
                 continue;
             };
-            let len = u32::try_from(value.len()).map_err(|_| DocumentError::EmptyEntry {
+            let len = u32::try_from(value.len()).map_err(|_| DocumentError::EntryTooLong {
                 field: tag_name(tag),
+                len: value.len(),
             })?;
             out.push(tag);
             out.extend_from_slice(&len.to_be_bytes());
@@ -330,6 +332,25 @@ mod tests {
         assert_eq!(parsed.crl, None);
         assert_eq!(parsed.encode().unwrap(), bytes);
         assert_eq!(parsed.report_data(), [7u8; 64]);
+    }
+
+    #[test]
+    fn every_prefix_and_bit_flip_is_handled() {
+        let bytes = sample();
+        // A prefix parses only if it ends on an entry boundary (after the leaf), and then it is
+        // a canonical document of its own.
+        for end in 0..bytes.len() {
+            if let Ok(parsed) = SnpDocument::parse(&bytes[..end]) {
+                assert_eq!(parsed.encode().unwrap(), &bytes[..end], "prefix {end}");
+            }
+        }
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x80;
+            if let Ok(parsed) = SnpDocument::parse(&flipped) {
+                assert_eq!(parsed.encode().unwrap(), flipped);
+            }
+        }
     }
 
     #[test]

@@ -138,6 +138,14 @@ pub enum DocumentError {
         /// 1184.
         expected: usize,
     },
+    /// An entry longer than the 4-byte length field can express.
+    #[error("attestation document entry {field} is {len} bytes, more than a u32 length allows")]
+    EntryTooLong {
+        /// The entry's name.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
     /// Two entries that exclude each other (VCEK and VLEK, ASK and ASVK, or a leaf with the
     /// other leaf's intermediate).
     #[error("attestation document has both {first} and {second}")]
