@@ -20,12 +20,15 @@
 //!   digest a report's `ID_KEY_DIGEST` must equal.
 //! - [`appraisal`]: the report's claims against the manifest's SEV-SNP reference values, with an
 //!   explicit [`appraisal::AppraisalPolicy`]; the entry point [`appraisal::appraise`].
+//! - [`atls`]: attested TLS for rustls (report data, responder certificates, nonce transport,
+//!   per-connection client and server configs).
 //! - [`error`]: the single error type.
 //! - `sim` (feature `sim`): the simulated AMD platform — its own ARK/ASK/VCEK hierarchy and
 //!   real-format reports, trusted only through [`TrustAnchor::Pinned`] with the ARK's fingerprint.
 #![forbid(unsafe_code)]
 
 pub mod appraisal;
+pub mod atls;
 pub mod chain;
 pub mod collateral;
 pub mod error;
@@ -38,6 +41,7 @@ pub mod tcb;
 mod time;
 
 pub use appraisal::{Appraisal, AppraisalPolicy, appraise};
+pub use atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer, PeerSlot, VerifiedPeer};
 pub use chain::{CrlPolicy, LeafKind, RevocationStatus, TrustAnchor};
 pub use collateral::{VcekCache, VerifiedEvidence, verify_report};
 pub use contrast_core::manifest::Product;

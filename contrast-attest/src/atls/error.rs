@@ -1,0 +1,294 @@
+//! The errors of aTLS: nonce transport, the attestation document, the certificate, issuing and
+//! verification.
+
+use std::fmt;
+
+/// Fixed-size bytes shown as full lowercase hex in error messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl<const N: usize> fmt::Debug for Hex<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a nonce could not be read from (or written into) its TLS carrier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NonceError {
+    /// The ClientHello offers no ALPN protocol starting with `atls`.
+    #[error("no nonce in the client's alpn protocols: no entry starts with \"atls\"")]
+    NoAlpnNonce,
+    /// The first `atls` ALPN entry is not `atls:<version>:nonce:<hex>`.
+    #[error("malformed atls alpn entry {entry:?}: expected \"atls:v1:nonce:<64 lowercase hex>\"")]
+    MalformedAlpn {
+        /// The entry as offered (lossy UTF-8).
+        entry: String,
+    },
+    /// The first `atls` ALPN entry names a protocol version other than `v1`.
+    #[error("atls version mismatch: the client offers {found:?}, this side supports \"v1\"")]
+    UnsupportedVersion {
+        /// The version the client offered.
+        found: String,
+    },
+    /// The nonce is not lowercase hex of 32 bytes.
+    #[error("nonce in alpn is not 64 lowercase hex digits: {found:?}")]
+    BadHex {
+        /// The nonce text as offered.
+        found: String,
+    },
+    /// The CertificateRequest does not carry exactly one acceptable-CA name.
+    #[error("expected exactly one acceptable-ca name carrying the server nonce, found {found}")]
+    CaHintCount {
+        /// How many names the server sent.
+        found: usize,
+    },
+    /// The acceptable-CA name is not a DER Name with a CN.
+    #[error("acceptable-ca name is not a distinguished name with a common name: {reason}")]
+    MalformedCaHint {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The CN of the acceptable-CA name is not standard base64 of 32 bytes.
+    #[error("acceptable-ca common name is not standard base64 of 32 bytes: {found:?}")]
+    BadBase64 {
+        /// The common name.
+        found: String,
+    },
+}
+
+/// Why an aTLS attestation document could not be parsed (see [`super::document`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocumentError {
+    /// Fewer bytes than the header or an entry header needs.
+    #[error(
+        "attestation document truncated at offset {offset}: {what} needs {need} bytes, {have} left"
+    )]
+    Truncated {
+        /// Byte offset where the read started.
+        offset: usize,
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed.
+        need: usize,
+        /// Bytes left.
+        have: usize,
+    },
+    /// The document does not start with the magic bytes.
+    #[error("attestation document magic is {found}, expected {expected}")]
+    BadMagic {
+        /// The expected magic.
+        expected: Hex<4>,
+        /// The first four bytes.
+        found: Hex<4>,
+    },
+    /// The format version is not one this parser knows.
+    #[error("attestation document version {found} is not supported (supported: {supported})")]
+    UnsupportedVersion {
+        /// The version byte.
+        found: u8,
+        /// The supported version.
+        supported: u8,
+    },
+    /// An entry tag that the format does not define.
+    #[error("unknown attestation document entry tag {tag:#04x} at offset {offset}")]
+    UnknownTag {
+        /// The tag.
+        tag: u8,
+        /// Its byte offset.
+        offset: usize,
+    },
+    /// Tags must appear in strictly increasing order (so each at most once).
+    #[error(
+        "attestation document entry {tag:#04x} at offset {offset} follows {previous:#04x}: tags must be strictly increasing"
+    )]
+    TagOrder {
+        /// The tag.
+        tag: u8,
+        /// The tag before it.
+        previous: u8,
+        /// Its byte offset.
+        offset: usize,
+    },
+    /// An entry with an empty value.
+    #[error("attestation document entry {field} is empty")]
+    EmptyEntry {
+        /// The entry's name.
+        field: &'static str,
+    },
+    /// A required entry is missing.
+    #[error("attestation document has no {field} entry")]
+    Missing {
+        /// The entry's name.
+        field: &'static str,
+    },
+    /// The report entry is not 1184 bytes.
+    #[error("attestation document report is {found} bytes, expected {expected}")]
+    ReportLength {
+        /// Its length.
+        found: usize,
+        /// 1184.
+        expected: usize,
+    },
+    /// An entry longer than the 4-byte length field can express.
+    #[error("attestation document entry {field} is {len} bytes, more than a u32 length allows")]
+    EntryTooLong {
+        /// The entry's name.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// Two entries that exclude each other (VCEK and VLEK, ASK and ASVK, or a leaf with the
+    /// other leaf's intermediate).
+    #[error("attestation document has both {first} and {second}")]
+    Conflict {
+        /// The first entry.
+        first: &'static str,
+        /// The second entry.
+        second: &'static str,
+    },
+}
+
+/// Why an [`super::Issuer`] could not produce an attestation document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The simulated platform failed.
+    #[cfg(feature = "sim")]
+    #[error("simulated platform: {0}")]
+    Simulated(#[from] crate::sim::SimError),
+    /// The platform failed (reason from the platform's interface).
+    #[error("attestation platform: {reason}")]
+    Platform {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// An aTLS failure. In a handshake it reaches the caller inside
+/// `rustls::Error::InvalidCertificate(CertificateError::Other(..))` (verification) or
+/// `rustls::Error::General` text (responder side), and is recorded in the connection's
+/// [`super::PeerSlot`]; [`super::atls_error`] digs it out of a rustls or I/O error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AtlsError {
+    /// A nonce could not be read from its carrier.
+    #[error("atls nonce: {0}")]
+    Nonce(#[from] NonceError),
+    /// The peer's certificate is not valid DER X.509.
+    #[error("atls certificate does not parse: {reason}")]
+    CertificateParse {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The certificate's issuer is not its subject.
+    #[error("atls certificate is not self-issued: issuer {issuer:?}, subject {subject:?}")]
+    NotSelfIssued {
+        /// The issuer name.
+        issuer: String,
+        /// The subject name.
+        subject: String,
+    },
+    /// The signature algorithm and key type are not a supported pair.
+    #[error(
+        "atls certificate signature algorithm {signature_algorithm} with key algorithm {key_algorithm} is not supported"
+    )]
+    UnsupportedSignature {
+        /// The certificate's signature algorithm OID.
+        signature_algorithm: String,
+        /// The SPKI algorithm (and curve) OID.
+        key_algorithm: String,
+    },
+    /// The outer and inner (TBS) signature algorithms differ.
+    #[error(
+        "atls certificate signature algorithm {outer} differs from the to-be-signed algorithm {inner}"
+    )]
+    SignatureAlgorithmMismatch {
+        /// `Certificate.signatureAlgorithm`.
+        outer: String,
+        /// `TBSCertificate.signature`.
+        inner: String,
+    },
+    /// The self-signature does not verify with the certificate's own key.
+    #[error("atls certificate self-signature does not verify with its own public key")]
+    BadSelfSignature,
+    /// The certificate is not valid yet.
+    #[error("atls certificate is not valid before {not_before} (unix), now is {now}")]
+    NotYetValid {
+        /// notBefore, seconds since the epoch.
+        not_before: u64,
+        /// The verification time.
+        now: u64,
+    },
+    /// The certificate has expired.
+    #[error("atls certificate expired at {not_after} (unix), now is {now}")]
+    Expired {
+        /// notAfter, seconds since the epoch.
+        not_after: u64,
+        /// The verification time.
+        now: u64,
+    },
+    /// A critical extension this verifier does not process.
+    #[error("atls certificate has an unhandled critical extension {oid}")]
+    UnhandledCriticalExtension {
+        /// The extension's OID.
+        oid: String,
+    },
+    /// No attestation-document extension.
+    #[error("no valid attestation document certificate extensions found")]
+    NoAttestationExtension,
+    /// More than one attestation-document extension.
+    #[error("atls certificate has {count} attestation document extensions, expected one")]
+    MultipleAttestationExtensions {
+        /// How many there are.
+        count: usize,
+    },
+    /// The attestation document's OID is known but this verifier has no validator for it.
+    #[error("no matching validators found for attestation document oid {oid}")]
+    UnsupportedDocumentOid {
+        /// The OID.
+        oid: String,
+    },
+    /// The attestation document does not parse.
+    #[error("attestation document: {0}")]
+    Document(#[from] DocumentError),
+    /// REPORT_DATA is not SHA-512(peer SPKI ‖ our nonce): a replayed certificate, a wrong
+    /// nonce, or a report bound to another key.
+    #[error(
+        "report data mismatch (replayed certificate, wrong nonce or another key): expected {expected}, found {found}"
+    )]
+    ReportDataMismatch {
+        /// SHA-512(certificate SPKI ‖ nonce).
+        expected: Box<Hex<64>>,
+        /// REPORT_DATA of the report.
+        found: Box<Hex<64>>,
+    },
+    /// The report did not verify or match the reference values.
+    #[error("attestation appraisal failed: {0}")]
+    Appraisal(#[source] crate::Error),
+    /// The issuer failed.
+    #[error("issuing attestation document: {0}")]
+    Issue(#[from] IssueError),
+    /// Building our own certificate or key failed.
+    #[error("building the atls certificate: {what}: {reason}")]
+    Build {
+        /// What was being built.
+        what: &'static str,
+        /// The underlying message.
+        reason: String,
+    },
+    /// The clock is unavailable or before 1970.
+    #[error("no usable current time for the atls certificate")]
+    NoTime,
+    /// The peer sent no certificate.
+    #[error("the peer sent no certificate")]
+    NoPeerCertificate,
+}

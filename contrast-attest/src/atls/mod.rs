@@ -1,0 +1,192 @@
+//! Attested TLS (aTLS) for rustls.
+//!
+//! The **initiator** sends a 32-byte nonce; the **responder** makes a fresh key, gets a TEE
+//! report whose REPORT_DATA is `SHA-512(SPKI DER of that key ‖ the initiator's nonce)`
+//! ([`report_data`]), and presents a self-signed certificate for the key carrying the report as
+//! an attestation document. The initiator checks the certificate's self-signature and validity,
+//! recomputes the report data from the certificate's key and its own nonce, and appraises the
+//! report against the manifest's reference values. Both directions can be attested.
+//!
+//! # On the wire
+//!
+//! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before `h2`; the
+//!   server takes the first entry starting with `atls`, rejects other versions, and negotiates
+//!   `h2` ([`nonce`]).
+//! - Server nonce (mutual aTLS): the single acceptable-CA name of the CertificateRequest, the DER
+//!   Name `CN = base64std(nonce)` (PrintableString).
+//! - Responder certificate ([`cert`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
+//!   positive 128-bit serial, ECDSA P-256 by default (P-384 for a caller-supplied key); the
+//!   attestation document in a non-critical extension whose extnValue is the raw document.
+//!
+//! # Attestation documents and OIDs (a deviation to revisit)
+//!
+//! Upstream Contrast uses `1.3.9901.2.1` with the protobuf of go-sev-guest's
+//! `sevsnp.Attestation`, whose field numbers we do not have. Until that is reproduced byte for
+//! byte, contrast-rs writes its own strict, versioned binary document ([`document`]) under OIDs
+//! of its own, one for real SEV-SNP ([`SNP_DOCUMENT_OID`]) and one for the simulated platform
+//! ([`SIMULATED_SNP_DOCUMENT_OID`]), under a private-enterprise arc chosen for contrast-rs
+//! (`1.3.6.1.4.1.59999`, **not registered**; replace it with a registered arc or upstream's OID
+//! once byte compatible). Certificates with upstream's OIDs ([`UPSTREAM_SNP_OID`] and friends)
+//! are recognised as attestation extensions but rejected with
+//! [`AtlsError::UnsupportedDocumentOid`] (upstream's "no matching validators"). Either of our
+//! OIDs is appraised the same way: trust comes only from the reference values (a simulated ARK
+//! is trusted only where an entry pins it), the OID just names the document.
+//!
+//! # Pieces
+//!
+//! - [`nonce`], [`cert`], [`document`]: the wire formats, pure.
+//! - [`Issuer`] (and `SimulatedIssuer` with feature `sim`): produces documents.
+//! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
+//! - [`AtlsServer`], [`AtlsClient`]: per-connection rustls configs (aws-lc-rs provider) and the
+//!   [`PeerSlot`] carrying the verified peer (or the error) to the application.
+//!
+//! Not done: the SNI fallback for G1 clients' nonces (rustls exposes only DNS-name SNI, which
+//! base64 is not); RSA responder keys.
+
+pub mod cert;
+pub mod document;
+pub mod error;
+pub mod issuer;
+pub mod nonce;
+mod tls;
+pub mod verify;
+
+use std::time::Duration;
+
+use const_oid::ObjectIdentifier;
+use rand_core::CryptoRngCore;
+
+pub use cert::{AtlsCertificate, AtlsKey, build_certificate, parse_certificate};
+pub use document::SnpDocument;
+pub use error::{AtlsError, DocumentError, IssueError, NonceError};
+pub use issuer::Issuer;
+#[cfg(feature = "sim")]
+pub use issuer::SimulatedIssuer;
+pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
+pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io};
+pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
+
+/// Nonce length in bytes.
+pub const NONCE_LEN: usize = 32;
+/// The ALPN prefix of the client nonce (protocol version 1).
+pub const ALPN_NONCE_PREFIX: &str = "atls:v1:nonce:";
+/// The application protocol the server negotiates.
+pub const ALPN_H2: &[u8] = b"h2";
+/// Subject and issuer CN of every aTLS certificate.
+pub const CERT_COMMON_NAME: &str = "Contrast";
+/// The certificate is valid from `now` minus this to `now` plus this.
+pub const CERT_VALIDITY_MARGIN: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// contrast-rs SEV-SNP attestation document ([`SnpDocument`]) from real hardware.
+/// Private arc, not registered: a deviation from upstream's `1.3.9901.2.1` (see module docs).
+pub const SNP_DOCUMENT_OID: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.1");
+/// contrast-rs SEV-SNP attestation document from the simulated platform.
+pub const SIMULATED_SNP_DOCUMENT_OID: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.2");
+/// Upstream `RawSNPReport` (protobuf `sevsnp.Attestation`; not parsed here).
+pub const UPSTREAM_SNP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
+/// Upstream `RawTDXReport` (not supported).
+pub const UPSTREAM_TDX_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.2");
+/// Upstream `RawInsecureReport` (not supported).
+pub const UPSTREAM_INSECURE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.3");
+
+/// Every OID whose extension is an attestation document (ours and upstream's).
+pub const ATTESTATION_DOCUMENT_OIDS: [ObjectIdentifier; 5] = [
+    SNP_DOCUMENT_OID,
+    SIMULATED_SNP_DOCUMENT_OID,
+    UPSTREAM_SNP_OID,
+    UPSTREAM_TDX_OID,
+    UPSTREAM_INSECURE_OID,
+];
+
+/// `SHA-512(spki_der ‖ nonce)`: the report data binding a responder's key to the peer's nonce.
+#[must_use]
+pub fn report_data(spki_der: &[u8], nonce: &Nonce) -> [u8; 64] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512);
+    ctx.update(spki_der);
+    ctx.update(nonce);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The responder's certificate for `key`: the document from `issuer` for
+/// `report_data(SPKI(key), peer_nonce)` under the issuer's OID, or no attestation extension
+/// without an issuer. `now` is the time since the Unix epoch.
+///
+/// # Errors
+/// [`AtlsError::Issue`], [`AtlsError::Build`], [`AtlsError::NoTime`].
+pub fn issue_certificate(
+    key: &AtlsKey,
+    issuer: Option<&dyn Issuer>,
+    peer_nonce: &Nonce,
+    now: Duration,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>, AtlsError> {
+    match issuer {
+        None => build_certificate(key, None, now, rng),
+        Some(issuer) => {
+            let document = issuer.issue(&report_data(&key.spki_der()?, peer_nonce))?;
+            build_certificate(key, Some((issuer.oid(), &document)), now, rng)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn report_data_is_sha512_of_spki_then_nonce() {
+        let spki = b"spki";
+        let nonce = [3u8; 32];
+        let mut input = spki.to_vec();
+        input.extend_from_slice(&nonce);
+        let expected = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, &input);
+        assert_eq!(report_data(spki, &nonce).as_slice(), expected.as_ref());
+    }
+
+    #[test]
+    fn certificate_round_trip_p256_and_p384() {
+        let now = Duration::from_secs(1_800_000_000);
+        for key in [
+            AtlsKey::generate_p256(&mut rand_core::OsRng),
+            AtlsKey::generate_p384(&mut rand_core::OsRng),
+        ] {
+            let der = build_certificate(
+                &key,
+                Some((SIMULATED_SNP_DOCUMENT_OID, b"doc")),
+                now,
+                &mut rand_core::OsRng,
+            )
+            .unwrap();
+            let cert = parse_certificate(&der).unwrap();
+            assert_eq!(cert.spki_der, key.spki_der().unwrap());
+            assert_eq!(cert.not_before, 1_800_000_000 - 7200);
+            assert_eq!(cert.not_after, 1_800_000_000 + 7200);
+            assert_eq!(
+                cert.attestation,
+                Some((SIMULATED_SNP_DOCUMENT_OID, b"doc".to_vec()))
+            );
+            assert!(cert::check_validity(&cert, 1_800_007_200).is_ok());
+            assert!(matches!(
+                cert::check_validity(&cert, 1_800_007_201),
+                Err(AtlsError::Expired { .. })
+            ));
+            assert!(matches!(
+                cert::check_validity(&cert, 1_799_992_799),
+                Err(AtlsError::NotYetValid { .. })
+            ));
+            // A flipped bit in the signed part breaks the self-signature.
+            let mut tampered = der.clone();
+            let pos = tampered.windows(3).position(|w| w == b"doc").unwrap();
+            tampered[pos] ^= 1;
+            assert!(matches!(
+                parse_certificate(&tampered),
+                Err(AtlsError::BadSelfSignature)
+            ));
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The initiator's check of a responder certificate (upstream `processCertificate` +
+//! `verifyEmbeddedReport`), as a pure function of the certificate, our nonce and the time.
+
+use std::sync::Arc;
+
+use contrast_core::manifest::SnpReferenceValues;
+
+use super::cert::{AtlsCertificate, check_validity, parse_certificate};
+use super::document::SnpDocument;
+use super::error::{AtlsError, Hex};
+use super::nonce::Nonce;
+use super::{SIMULATED_SNP_DOCUMENT_OID, SNP_DOCUMENT_OID, report_data};
+use crate::appraisal::{AppraisalPolicy, appraise};
+use crate::chain::LeafKind;
+use crate::collateral::VcekCache;
+use crate::report::GuestPolicy;
+use crate::time::UnixTime;
+use crate::{Product, TcbVersion};
+
+/// What a verifier appraises a peer's document against: the manifest's SEV-SNP reference
+/// values, an [`AppraisalPolicy`] and an optional shared [`VcekCache`].
+#[derive(Clone, Debug)]
+pub struct AtlsValidator {
+    /// `ReferenceValues.snp` (any entry may match).
+    pub reference_values: Vec<SnpReferenceValues>,
+    /// What the manifest does not express.
+    pub policy: AppraisalPolicy,
+    /// Verified chains shared across handshakes.
+    pub cache: Option<Arc<VcekCache>>,
+}
+
+impl AtlsValidator {
+    /// A validator with the default (strict) policy and no cache.
+    #[must_use]
+    pub fn new(reference_values: Vec<SnpReferenceValues>) -> Self {
+        Self {
+            reference_values,
+            policy: AppraisalPolicy::default(),
+            cache: None,
+        }
+    }
+}
+
+/// An appraised peer, as owned data for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedPeer {
+    /// The OID the document came under.
+    pub document_oid: const_oid::ObjectIdentifier,
+    /// Index of the matching entry in the reference values.
+    pub matched_index: usize,
+    /// HOST_DATA, for the caller to look up in the manifest's `Policies`.
+    pub host_data: [u8; 32],
+    /// MEASUREMENT.
+    pub measurement: [u8; 48],
+    /// REPORT_DATA (= SHA-512(peer SPKI ‖ our nonce)).
+    pub report_data: [u8; 64],
+    /// CHIP_ID.
+    pub chip_id: [u8; 64],
+    /// The product.
+    pub product: Product,
+    /// REPORTED_TCB.
+    pub reported_tcb: TcbVersion,
+    /// LAUNCH_TCB.
+    pub launch_tcb: TcbVersion,
+    /// POLICY.
+    pub guest_policy: GuestPolicy,
+    /// VMPL.
+    pub vmpl: u32,
+    /// VCEK or VLEK.
+    pub leaf_kind: LeafKind,
+    /// The verified 1184-byte report, for anything not copied out above.
+    pub report: Vec<u8>,
+}
+
+/// A peer certificate that passed aTLS verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedPeer {
+    /// The peer's SubjectPublicKeyInfo DER (e.g. for owner-key authorization).
+    pub spki_der: Vec<u8>,
+    /// The appraisal; `None` when no validator was configured (nothing was appraised).
+    pub attestation: Option<AttestedPeer>,
+}
+
+/// Verifies a responder certificate against `nonce` (the one *we* sent) at `now`:
+/// parse, self-signature, validity; then, with a `validator`, exactly one attestation
+/// extension of ours, REPORT_DATA == SHA-512(SPKI ‖ nonce), and [`appraise`] of the report with
+/// the document's collateral. Without a validator the certificate is only parsed and checked
+/// (self-signature, validity) and nothing is appraised.
+///
+/// # Errors
+/// The [`AtlsError`] of the first failed check; [`AtlsError::Appraisal`] wraps the appraisal's
+/// [`crate::Error`].
+pub fn verify_certificate(
+    der: &[u8],
+    nonce: &Nonce,
+    now: UnixTime,
+    validator: Option<&AtlsValidator>,
+) -> Result<VerifiedPeer, AtlsError> {
+    let cert = parse_certificate(der)?;
+    check_validity(&cert, now.secs())?;
+    let attestation = match validator {
+        None => None,
+        Some(validator) => Some(appraise_certificate(&cert, nonce, now, validator)?),
+    };
+    Ok(VerifiedPeer {
+        spki_der: cert.spki_der,
+        attestation,
+    })
+}
+
+fn appraise_certificate(
+    cert: &AtlsCertificate,
+    nonce: &Nonce,
+    now: UnixTime,
+    validator: &AtlsValidator,
+) -> Result<AttestedPeer, AtlsError> {
+    let (oid, document) = cert
+        .attestation
+        .as_ref()
+        .ok_or(AtlsError::NoAttestationExtension)?;
+    if *oid != SNP_DOCUMENT_OID && *oid != SIMULATED_SNP_DOCUMENT_OID {
+        return Err(AtlsError::UnsupportedDocumentOid {
+            oid: oid.to_string(),
+        });
+    }
+    let document = SnpDocument::parse(document)?;
+    let expected = report_data(&cert.spki_der, nonce);
+    // Checked before the (costly) chain verification; appraise checks it again, verified.
+    let found = document.report_data();
+    if found != expected {
+        return Err(AtlsError::ReportDataMismatch {
+            expected: Box::new(Hex(expected)),
+            found: Box::new(Hex(found)),
+        });
+    }
+    let appraisal = appraise(
+        document.report,
+        &document,
+        &validator.reference_values,
+        &expected,
+        now,
+        &validator.policy,
+        validator.cache.as_deref(),
+    )
+    .map_err(AtlsError::Appraisal)?;
+    let report = appraisal.report();
+    Ok(AttestedPeer {
+        document_oid: *oid,
+        matched_index: appraisal.matched_index,
+        host_data: appraisal.host_data,
+        measurement: *report.measurement(),
+        report_data: *report.report_data(),
+        chip_id: *report.chip_id(),
+        product: report.product(),
+        reported_tcb: report.reported_tcb(),
+        launch_tcb: report.launch_tcb(),
+        guest_policy: report.policy(),
+        vmpl: report.vmpl(),
+        leaf_kind: appraisal.evidence.leaf_kind,
+        report: report.as_bytes().to_vec(),
+    })
+}
