@@ -569,3 +569,58 @@ fn issued_document_round_trips_and_binds_the_key() {
     assert_eq!(document.intermediate, Some(platform().ask_der()));
     assert_eq!(document.ark, Some(platform().ark_der()));
 }
+
+/// Records every event's fields as `name=value` lines (a minimal subscriber; no extra crates).
+#[derive(Default)]
+struct CapturedLog(std::sync::Mutex<Vec<String>>);
+
+struct FieldWriter<'a>(&'a mut String);
+
+impl tracing::field::Visit for FieldWriter<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
+    }
+}
+
+impl tracing::Subscriber for &'static CapturedLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = format!("{} ", event.metadata().level());
+        event.record(&mut FieldWriter(&mut line));
+        self.0.lock().unwrap().push(line);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A rejected peer is never silent: the appraisal error reaches the log as well as the caller.
+#[tokio::test(flavor = "current_thread")]
+async fn rejections_are_logged_with_the_appraisal_error() {
+    static LOG: OnceLock<CapturedLog> = OnceLock::new();
+    let log = LOG.get_or_init(CapturedLog::default);
+    let _guard = tracing::subscriber::set_default(log);
+
+    let (server_config, _) = AtlsServer::new(Some(issuer(&guest(random::<48>()))))
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(Some(validator(random::<48>())))
+        .config(&mut OsRng)
+        .unwrap();
+    let outcome = connect(client_config, server_config).await;
+    assert_measurement_mismatch(client_error(&outcome));
+
+    let lines = log.0.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|line| line.starts_with("WARN")
+            && line.contains("aTLS peer rejected")
+            && line.contains("measurement mismatch")),
+        "no warning with the appraisal error in {lines:#?}"
+    );
+}

@@ -78,6 +78,7 @@ impl PeerSlot {
                 Ok(())
             }
             Err(error) => {
+                tracing::warn!(error = %error, "aTLS peer rejected");
                 let error = Arc::new(error);
                 self.lock().error = Some(Arc::clone(&error));
                 Err(rustls::Error::InvalidCertificate(CertificateError::Other(
@@ -88,6 +89,7 @@ impl PeerSlot {
     }
 
     fn record_error(&self, error: AtlsError) {
+        tracing::warn!(error = %error, "aTLS handshake failed on our side");
         self.lock().error = Some(Arc::new(error));
     }
 }
