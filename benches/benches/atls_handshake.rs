@@ -115,6 +115,8 @@ fn spawn_server(
                 break;
             }
             let Ok(tcp) = tcp else { continue };
+            // Small handshake flights must not wait for delayed ACKs (Nagle).
+            let _ = tcp.set_nodelay(true);
             let Ok(conn) = ServerConnection::new(Arc::new(make_config())) else {
                 continue;
             };
@@ -133,6 +135,8 @@ fn handshake(addr: std::net::SocketAddr, config: ClientConfig) -> bool {
     let Ok(tcp) = TcpStream::connect(addr) else {
         return false;
     };
+    // Small handshake flights must not wait for delayed ACKs (Nagle).
+    let _ = tcp.set_nodelay(true);
     let Ok(name) = ServerName::try_from("localhost") else {
         return false;
     };
