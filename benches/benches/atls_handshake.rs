@@ -7,6 +7,8 @@
 //! - `server_atls_handshake`: the same, with only the server attesting (the user API's shape).
 //! - `appraise_one_report`: `contrast_attest::appraise` of one simulated report with its
 //!   collateral, no cache — the verification work each attesting side adds to the handshake.
+//! - `appraise_one_report_cached`: the same with a warm `VcekCache` (verified chain and the
+//!   reference values' ID key digest memoized), as a running Coordinator appraises.
 //!
 //! ```sh
 //! cargo bench -p contrast-benches --bench atls_handshake
@@ -25,7 +27,9 @@ use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
 use contrast_attest::idblock::{id_key_digest, policy_to_bytes};
 use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, appraise};
+use contrast_attest::{
+    AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, VcekCache, appraise,
+};
 use contrast_core::hexstring;
 use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -263,6 +267,33 @@ fn bench(c: &mut Criterion) {
                 now,
                 &policy,
                 None,
+            )
+            .is_ok()
+        })
+    });
+    let cache = VcekCache::new(16);
+    assert!(
+        appraise(
+            &evidence.report,
+            &collateral,
+            &reference_values,
+            &report_data,
+            now,
+            &policy,
+            Some(&cache)
+        )
+        .is_ok()
+    );
+    group.bench_function("appraise_one_report_cached", |b| {
+        b.iter(|| {
+            appraise(
+                &evidence.report,
+                &collateral,
+                &reference_values,
+                &report_data,
+                now,
+                &policy,
+                Some(&cache),
             )
             .is_ok()
         })

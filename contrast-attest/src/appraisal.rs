@@ -273,7 +273,7 @@ pub fn appraise<'r>(
                     result
                 }
             }?;
-            let checks = check_claims(&evidence, entry, expected_report_data, policy)?;
+            let checks = check_claims_with(&evidence, entry, expected_report_data, policy, cache)?;
             Ok(Appraisal {
                 host_data: *evidence.report.host_data(),
                 evidence,
@@ -345,6 +345,18 @@ pub fn check_claims(
     expected_report_data: &[u8; 64],
     policy: &AppraisalPolicy,
 ) -> Result<ClaimChecks, Error> {
+    check_claims_with(evidence, entry, expected_report_data, policy, None)
+}
+
+/// [`check_claims`], taking the entry's ID key digest from `cache` when it holds it (the
+/// derivation is a public-key recovery, most of an uncached appraisal's cost).
+fn check_claims_with(
+    evidence: &VerifiedEvidence<'_>,
+    entry: &SnpReferenceValues,
+    expected_report_data: &[u8; 64],
+    policy: &AppraisalPolicy,
+    cache: Option<&VcekCache>,
+) -> Result<ClaimChecks, Error> {
     let invalid = |source| Error::InvalidReferenceValues { source };
     let anchor = trust_anchor(entry)?;
     let measurement = entry.trusted_measurement().map_err(invalid)?;
@@ -404,7 +416,10 @@ pub fn check_claims(
         });
     }
     if policy.require_id_block {
-        let expected = idblock::id_key_digest(&measurement, &entry.guest_policy)?;
+        let expected = match cache {
+            Some(cache) => cache.id_key_digest(&measurement, &entry.guest_policy)?,
+            None => idblock::id_key_digest(&measurement, &entry.guest_policy)?,
+        };
         if report.id_key_digest() != &expected {
             return Err(Error::IdKeyDigestMismatch {
                 expected: expected.to_vec(),

@@ -428,12 +428,19 @@ struct CacheInner {
     chains: HashMap<CacheKey, Arc<VerifiedChain>>,
     order: VecDeque<CacheKey>,
     crls: Vec<(TrustAnchor, [u8; 32], VerifiedCrl)>,
+    /// ID key digests by the reference values they derive from, oldest first.
+    id_keys: VecDeque<(IdKeyInputs, [u8; 48])>,
 }
+
+/// What an ID key digest is derived from: the trusted measurement and the encoded guest policy.
+type IdKeyInputs = ([u8; 48], u64);
 
 /// A bounded cache of verified chains (leaf key, extensions, CRL data), keyed by anchor,
 /// product, hwID and TCB (or by the leaf's SHA-256 for VLEKs and masked chip ids), so another
 /// report from the same chip costs one ECDSA verification. Validity dates are re-checked at
-/// every use. Oldest entries are evicted first. Verified CRLs are memoized by their SHA-256.
+/// every use. Oldest entries are evicted first. Verified CRLs are memoized by their SHA-256, and
+/// the ID key digests derived from reference values (a pure function of measurement and policy)
+/// by their inputs, at most `capacity` of them.
 pub struct VcekCache {
     capacity: usize,
     inner: Mutex<CacheInner>,
@@ -499,6 +506,28 @@ impl VcekCache {
             .iter()
             .find(|(a, s, _)| a == anchor && s == sha)
             .map(|(_, _, c)| c.clone())
+    }
+
+    /// The ID key digest for (measurement, policy), derived once and then served from memory.
+    pub(crate) fn id_key_digest(
+        &self,
+        measurement: &[u8; 48],
+        policy: &contrast_core::manifest::GuestPolicy,
+    ) -> Result<[u8; 48], Error> {
+        let key = (*measurement, crate::idblock::policy_to_bytes(policy));
+        if let Some((_, digest)) = self.lock().id_keys.iter().find(|(k, _)| *k == key) {
+            return Ok(*digest);
+        }
+        // Derived outside the lock: it is the slow part, and equal inputs give equal outputs.
+        let digest = crate::idblock::id_key_digest(measurement, policy)?;
+        let mut inner = self.lock();
+        if !inner.id_keys.iter().any(|(k, _)| *k == key) {
+            if inner.id_keys.len() >= self.capacity {
+                inner.id_keys.pop_front();
+            }
+            inner.id_keys.push_back((key, digest));
+        }
+        Ok(digest)
     }
 
     fn insert_crl(&self, anchor: TrustAnchor, sha: [u8; 32], crl: VerifiedCrl) {

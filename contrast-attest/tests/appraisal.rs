@@ -31,7 +31,9 @@ use contrast_attest::collateral::{
 use contrast_attest::idblock::{self, IdKey};
 use contrast_attest::report::FirmwareVersion;
 use contrast_attest::tcb::TcbComponent;
-use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, UnverifiedReport};
+use contrast_attest::{
+    CrlPolicy, Error, Product, TcbVersion, UnixTime, UnverifiedReport, VcekCache,
+};
 use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
 
 const ARK: &[u8] = include_bytes!("fixtures/test_ark.der");
@@ -971,6 +973,51 @@ fn id_key_digest_binds_the_guest_policy() {
         reason(&report, sim_entry(), &strict()),
         Error::IdKeyDigestMismatch { .. }
     ));
+}
+
+/// The cache memoizes the derived ID key digest; it must change nothing a caller can observe: a
+/// good report passes again, and a report carrying another policy's digest is still refused
+/// after the entry's digest was memoized.
+#[test]
+fn cached_id_key_digest_gives_the_same_verdicts() {
+    let cache = VcekCache::new(4);
+    let collateral = test_collateral();
+    let good = report_for(&sim_entry(), |_| {});
+    let looser = GuestPolicy {
+        smt: false,
+        ..base_guest_policy()
+    };
+    let other_digest = report_for(&sim_entry(), |r| {
+        put(
+            r,
+            ID_KEY_DIGEST,
+            &idblock::id_key_digest(&MEASUREMENT, &looser).unwrap(),
+        );
+    });
+    let appraise_cached = |report: &[u8]| {
+        appraise(
+            report,
+            &collateral,
+            &[sim_entry()],
+            &REPORT_DATA,
+            NOW,
+            &strict(),
+            Some(&cache),
+        )
+        .map(|appraisal| appraisal.checks.id_key_digest)
+    };
+    assert_eq!(appraise_cached(&good), Ok(true));
+    assert_eq!(appraise_cached(&good), Ok(true));
+    match appraise_cached(&other_digest) {
+        Err(Error::NoReferenceValuesMatched { attempts }) => assert!(
+            matches!(
+                attempts.as_slice(),
+                [(0, Error::IdKeyDigestMismatch { .. })]
+            ),
+            "{attempts:?}"
+        ),
+        other => panic!("expected an ID key mismatch, got {other:?}"),
+    }
 }
 
 #[test]
