@@ -601,11 +601,13 @@ impl tracing::Subscriber for &'static CapturedLog {
 }
 
 /// A rejected peer is never silent: the appraisal error reaches the log as well as the caller.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn rejections_are_logged_with_the_appraisal_error() {
+    // Process-wide, not `set_default`: tracing caches callsite interest globally, so a
+    // thread-scoped subscriber can miss events while other tests run concurrently.
     static LOG: OnceLock<CapturedLog> = OnceLock::new();
     let log = LOG.get_or_init(CapturedLog::default);
-    let _guard = tracing::subscriber::set_default(log);
+    let _ = tracing::subscriber::set_global_default(log);
 
     let (server_config, _) = AtlsServer::new(Some(issuer(&guest(random::<48>()))))
         .config(&mut OsRng)
