@@ -10,9 +10,9 @@ use x509_cert::name::Name;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use crate::cert::{
-    CertificateTemplate, authority_key_id, basic_constraints, ca_key_usage, common_name, extension,
-    key_usage, p384_spki, random_serial, sign, subject_key_id, subject_key_identifier, to_pem,
-    validity,
+    CertSigner, CertificateTemplate, authority_key_id, basic_constraints, ca_key_usage,
+    common_name, extension, key_usage, p384_spki, random_serial, sign, subject_key_id,
+    subject_key_identifier, to_pem, validity,
 };
 use crate::error::CaError;
 use crate::key::MeshCaKey;
@@ -67,6 +67,7 @@ pub struct LeafCertificate {
 /// the same, its serial and validity do not.
 pub struct Ca {
     mesh_key: MeshCaKey,
+    mesh_signer: CertSigner,
     mesh_name: Name,
     mesh_skid: [u8; 20],
     root_skid: [u8; 20],
@@ -97,6 +98,8 @@ impl Ca {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, CaError> {
         let validity = validity(now.secs(), CA_VALIDITY_YEARS)?;
+        let root_signer = CertSigner::new(root_key, "root")?;
+        let mesh_signer = CertSigner::new(mesh_key.signing_key(), "mesh CA")?;
         let root_name = common_name(ROOT_CN)?;
         let mesh_name = common_name(INTERMEDIATE_CN)?;
         let root_skid = subject_key_identifier(root_key);
@@ -127,9 +130,8 @@ impl Ca {
                 subject_public_key_info: root_spki,
                 extensions: ca_extensions(&root_name, &root_skid, None)?,
             },
-            root_key,
+            &root_signer,
             "root",
-            rng,
         )?;
         let intermediate = sign(
             CertificateTemplate {
@@ -140,9 +142,8 @@ impl Ca {
                 subject_public_key_info: mesh_spki.clone(),
                 extensions: ca_extensions(&mesh_name, &mesh_skid, Some(&root_skid))?,
             },
-            root_key,
+            &root_signer,
             "intermediate",
-            rng,
         )?;
         let mesh_ca = sign(
             CertificateTemplate {
@@ -153,12 +154,12 @@ impl Ca {
                 subject_public_key_info: mesh_spki,
                 extensions: ca_extensions(&mesh_name, &mesh_skid, None)?,
             },
-            mesh_key.signing_key(),
+            &mesh_signer,
             "mesh CA",
-            rng,
         )?;
         Ok(Self {
             mesh_key,
+            mesh_signer,
             mesh_name,
             mesh_skid,
             root_skid,
@@ -254,9 +255,8 @@ impl Ca {
                 subject_public_key_info: spki,
                 extensions: exts,
             },
-            self.mesh_key.signing_key(),
+            &self.mesh_signer,
             "leaf",
-            rng,
         )?;
         let pem = to_pem(&der)?;
         Ok(LeafCertificate {

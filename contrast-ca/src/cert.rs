@@ -1,19 +1,19 @@
 //! Certificate assembly shared by the CA and leaf certificates: names, validity, key
 //! identifiers, the standard extensions as Go's `x509.CreateCertificate` writes them, and signing
-//! through the `x509-cert` builder.
+//! with aws-lc-rs.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
 use der::asn1::{
     GeneralizedTime, OctetString, PrintableStringRef, SetOfVec, UtcTime, Utf8StringRef,
 };
 use der::{Any, DateTime, Encode};
-use p384::ecdsa::{DerSignature, SigningKey};
+use p384::ecdsa::SigningKey;
 use rand_core::CryptoRngCore;
-use spki::DynSignatureAlgorithmIdentifier;
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::builder::Builder;
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
@@ -225,59 +225,53 @@ pub(crate) struct CertificateTemplate {
     pub(crate) extensions: Vec<Extension>,
 }
 
-/// The TBS certificate and its signer, signed through `x509_cert::builder::Builder`.
-///
-/// `x509-cert` 0.2's `CertificateBuilder` only adds extensions whose OID is a type-level
-/// constant; the claim extensions carry run-time OIDs, so the TBS is assembled here with
-/// `x509-cert` types and the builder trait does the signing and assembly.
-struct TbsBuilder<'s> {
-    tbs: TbsCertificate,
-    signer: &'s SigningKey,
-}
+/// An ECDSA P-384/SHA-384 certificate signer over aws-lc-rs, built once per key: mesh
+/// certificates are signed on every workload start, and aws-lc-rs signs about four times faster
+/// than the pure-Rust `p384` signer. The signature nonce comes from aws-lc's own DRBG
+/// (aws-lc-rs takes no caller RNG); serial numbers still come from the caller's RNG.
+pub(crate) struct CertSigner(EcdsaKeyPair);
 
-impl Builder for TbsBuilder<'_> {
-    type Signer = SigningKey;
-    type Output = Certificate;
-
-    fn signer(&self) -> &SigningKey {
-        self.signer
-    }
-
-    fn assemble(
-        self,
-        signature: der::asn1::BitString,
-    ) -> Result<Certificate, x509_cert::builder::Error> {
-        let signature_algorithm = self.tbs.signature.clone();
-        Ok(Certificate {
-            tbs_certificate: self.tbs,
-            signature_algorithm,
-            signature,
+impl CertSigner {
+    /// The signer for `key` (the same scalar; aws-lc checks it against the public point).
+    pub(crate) fn new(key: &SigningKey, certificate: &'static str) -> Result<Self, CaError> {
+        let mut scalar = zeroize::Zeroizing::new([0u8; 48]);
+        scalar.copy_from_slice(&key.to_bytes());
+        let public = key.verifying_key().to_encoded_point(false);
+        EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P384_SHA384_ASN1_SIGNING,
+            scalar.as_slice(),
+            public.as_bytes(),
+        )
+        .map(Self)
+        .map_err(|_| CaError::Signing {
+            certificate,
+            reason: "aws-lc-rs rejected the P-384 key",
         })
     }
+}
 
-    fn finalize(&mut self) -> der::Result<Vec<u8>> {
-        self.tbs.to_der()
+impl std::fmt::Debug for CertSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CertSigner(P-384)")
     }
 }
 
-/// Signs `template` with `signer` (ecdsa-with-SHA384, randomized nonce) and returns the DER.
+/// Signs `template` with `signer` (ecdsa-with-SHA384, no parameters, as Go writes it) and
+/// returns the DER.
 pub(crate) fn sign(
     template: CertificateTemplate,
-    signer: &SigningKey,
+    signer: &CertSigner,
     certificate: &'static str,
-    rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, CaError> {
     check_unique(&template.extensions)?;
-    let signature = signer
-        .signature_algorithm_identifier()
-        .map_err(|e| CaError::Signing {
-            certificate,
-            source: e.into(),
-        })?;
+    let signature_algorithm = spki::AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
+        parameters: None,
+    };
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: template.serial_number,
-        signature,
+        signature: signature_algorithm.clone(),
         issuer: template.issuer,
         validity: template.validity,
         subject: template.subject,
@@ -286,12 +280,21 @@ pub(crate) fn sign(
         subject_unique_id: None,
         extensions: Some(template.extensions).filter(|e| !e.is_empty()),
     };
-    let cert = TbsBuilder { tbs, signer }
-        .build_with_rng::<DerSignature>(rng)
-        .map_err(|source| CaError::Signing {
-            certificate,
-            source,
-        })?;
+    let tbs_der = tbs.to_der().map_err(encoding("TBS certificate"))?;
+    let signature =
+        signer
+            .0
+            .sign(&SystemRandom::new(), &tbs_der)
+            .map_err(|_| CaError::Signing {
+                certificate,
+                reason: "aws-lc-rs ECDSA signing failed",
+            })?;
+    let cert = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm,
+        signature: der::asn1::BitString::from_bytes(signature.as_ref())
+            .map_err(encoding("signature"))?,
+    };
     cert.to_der().map_err(encoding("certificate"))
 }
 

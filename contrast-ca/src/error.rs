@@ -54,13 +54,12 @@ pub enum CaError {
         source: der::Error,
     },
     /// Signing the TBS certificate failed.
-    #[error("signing the {certificate} certificate: {source}")]
+    #[error("signing the {certificate} certificate: {reason}")]
     Signing {
         /// Which certificate: `root`, `intermediate`, `mesh CA` or `leaf`.
         certificate: &'static str,
-        /// The builder's error.
-        #[source]
-        source: x509_cert::builder::Error,
+        /// What failed.
+        reason: &'static str,
     },
     /// The mesh CA key PEM could not be read or written.
     #[error("mesh CA key: {source}")]
