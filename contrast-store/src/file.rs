@@ -154,16 +154,23 @@ impl FileStore {
     }
 }
 
-fn open_blocking(dir: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-    let lock_path = dir.join(STORE_LOCK);
+/// Opens (creating if needed) the lock file at `path` and takes an exclusive `flock` on it; the
+/// lock is held until the returned file is dropped.
+fn lock_exclusively(path: &Path) -> Result<fs::File, StoreError> {
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock_path)
-        .map_err(io_error("open lock file", &lock_path))?;
-    lock.lock().map_err(io_error("lock", &lock_path))?;
+        .open(path)
+        .map_err(io_error("open lock file", path))?;
+    lock.lock().map_err(io_error("lock", path))?;
+    Ok(lock)
+}
+
+fn open_blocking(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+    let lock_path = dir.join(STORE_LOCK);
+    let _lock = lock_exclusively(&lock_path)?;
     for entry in fs::read_dir(dir).map_err(io_error("read directory", dir))? {
         let entry = entry.map_err(io_error("read directory", dir))?;
         let kind_dir = entry.path();
@@ -188,7 +195,7 @@ fn open_blocking(dir: &Path) -> Result<(), StoreError> {
             sync_dir(&kind_dir)?;
         }
     }
-    // Unlocked when `lock` is dropped (closed).
+    // Unlocked when `_lock` is dropped (closed).
     Ok(())
 }
 
@@ -292,13 +299,7 @@ impl FileInner {
         check_mutable(key)?;
         let kind_dir = self.kind_dir(key)?;
         let lock_path = kind_dir.join(format!("{KEY_LOCK_PREFIX}{}", key.name()));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error("open lock file", &lock_path))?;
-        lock.lock().map_err(io_error("lock", &lock_path))?;
+        let lock = lock_exclusively(&lock_path)?;
 
         let current = read_optional(&kind_dir.join(key.name()))?;
         if current.as_deref().unwrap_or_default() != old {
