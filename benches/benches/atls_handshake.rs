@@ -25,13 +25,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use contrast_attest::atls::{AtlsClient, AtlsServer, AtlsValidator, Issuer, SimulatedIssuer};
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::idblock::{id_key_digest, policy_to_bytes};
 use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{
     AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, VcekCache, appraise,
 };
-use contrast_core::hexstring;
-use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
+use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand_core::{OsRng, RngCore};
 use rustls::pki_types::ServerName;
@@ -59,32 +57,18 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 fn guest(measurement: [u8; 48]) -> SimulatedGuest {
-    let mut guest = SimulatedGuest::new(Product::Milan, random::<64>(), TCB);
-    guest.measurement = measurement;
-    guest.policy = policy_to_bytes(&guest_policy());
-    guest.id_key_digest = id_key_digest(&measurement, &guest_policy()).unwrap_or([0; 48]);
-    guest
+    SimulatedGuest::launched(
+        Product::Milan,
+        random::<64>(),
+        TCB,
+        measurement,
+        &guest_policy(),
+    )
+    .unwrap_or_else(|e| panic!("simulated guest: {e}"))
 }
 
 fn reference(platform: &SimulatedPlatform, measurement: [u8; 48]) -> SnpReferenceValues {
-    SnpReferenceValues {
-        platform: "Simulated-SNP".into(),
-        product_name: "Milan".into(),
-        trusted_measurement: hexstring::encode(measurement),
-        minimum_tcb: MinimumTcb {
-            bootloader_version: Some(3),
-            tee_version: Some(0),
-            snp_version: Some(8),
-            microcode_version: Some(209),
-        },
-        guest_policy: guest_policy(),
-        platform_info: PlatformInfo {
-            smt_enabled: true,
-            ..PlatformInfo::default()
-        },
-        simulated_ark_fingerprint: Some(hexstring::encode(platform.ark_fingerprint())),
-        ..SnpReferenceValues::default()
-    }
+    platform.reference_values(&measurement, &guest_policy(), TCB)
 }
 
 fn policy() -> AppraisalPolicy {

@@ -11,11 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::idblock::{id_key_digest, policy_to_bytes};
 use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, appraise};
 use contrast_core::hexstring;
-use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
+use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
 use rand_core::{OsRng, RngCore};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -42,32 +41,13 @@ fn run() -> Result<()> {
         hexstring::encode(platform.ark_fingerprint())
     );
 
-    // The workload owner's reference values: what `contrast generate` would put in the manifest.
+    // The workload owner's reference values (what `contrast generate` would put in the
+    // manifest) and the confidential VM as launched: same measurement and policy, the ID block.
     let measurement = random::<48>();
     let guest_policy = GuestPolicy {
         smt: true,
         ..GuestPolicy::default()
     };
-    let reference = SnpReferenceValues {
-        platform: "Simulated-SNP".into(),
-        product_name: "Milan".into(),
-        trusted_measurement: hexstring::encode(measurement),
-        minimum_tcb: MinimumTcb {
-            bootloader_version: Some(3),
-            tee_version: Some(0),
-            snp_version: Some(8),
-            microcode_version: Some(209),
-        },
-        guest_policy,
-        platform_info: PlatformInfo {
-            smt_enabled: true,
-            ..PlatformInfo::default()
-        },
-        simulated_ark_fingerprint: Some(hexstring::encode(platform.ark_fingerprint())),
-        ..SnpReferenceValues::default()
-    };
-
-    // The confidential VM as launched: the same measurement and policy, the ID block's key.
     let tcb = TcbVersion {
         fmc: None,
         bootloader: 3,
@@ -75,10 +55,14 @@ fn run() -> Result<()> {
         snp: 8,
         microcode: 209,
     };
-    let mut guest = SimulatedGuest::new(Product::Milan, random::<64>(), tcb);
-    guest.measurement = measurement;
-    guest.policy = policy_to_bytes(&guest_policy);
-    guest.id_key_digest = id_key_digest(&measurement, &guest_policy)?;
+    let reference = platform.reference_values(&measurement, &guest_policy, tcb);
+    let mut guest = SimulatedGuest::launched(
+        Product::Milan,
+        random::<64>(),
+        tcb,
+        measurement,
+        &guest_policy,
+    )?;
     guest.host_data = random::<32>();
     let report_data = random::<64>();
     let evidence = guest.evidence(&platform, &report_data)?;

@@ -12,11 +12,9 @@ use contrast_attest::atls::{
     SIMULATED_SNP_DOCUMENT_OID, SimulatedIssuer, VerifiedPeer, atls_error_from_io, nonce_from_alpn,
     report_data,
 };
-use contrast_attest::idblock::{id_key_digest, policy_to_bytes};
 use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
-use contrast_core::hexstring;
-use contrast_core::manifest::{GuestPolicy, MinimumTcb, PlatformInfo, SnpReferenceValues};
+use contrast_core::manifest::GuestPolicy;
 use rand_core::{OsRng, RngCore};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -59,10 +57,14 @@ fn random<const N: usize>() -> [u8; N] {
 
 /// A guest launched with `measurement`, Contrast's ID block and a random HOST_DATA.
 fn guest(measurement: [u8; 48]) -> SimulatedGuest {
-    let mut guest = SimulatedGuest::new(Product::Milan, random::<64>(), TCB);
-    guest.measurement = measurement;
-    guest.policy = policy_to_bytes(&guest_policy());
-    guest.id_key_digest = id_key_digest(&measurement, &guest_policy()).unwrap();
+    let mut guest = SimulatedGuest::launched(
+        Product::Milan,
+        random::<64>(),
+        TCB,
+        measurement,
+        &guest_policy(),
+    )
+    .unwrap();
     guest.host_data = random::<32>();
     guest
 }
@@ -72,26 +74,8 @@ fn issuer(guest: &SimulatedGuest) -> Arc<dyn Issuer> {
 }
 
 fn validator(measurement: [u8; 48]) -> AtlsValidator {
-    let entry = SnpReferenceValues {
-        platform: "Simulated-SNP".into(),
-        product_name: "Milan".into(),
-        trusted_measurement: hexstring::encode(measurement),
-        minimum_tcb: MinimumTcb {
-            bootloader_version: Some(3),
-            tee_version: Some(0),
-            snp_version: Some(8),
-            microcode_version: Some(209),
-        },
-        guest_policy: guest_policy(),
-        platform_info: PlatformInfo {
-            smt_enabled: true,
-            ..PlatformInfo::default()
-        },
-        simulated_ark_fingerprint: Some(hexstring::encode(platform().ark_fingerprint())),
-        ..SnpReferenceValues::default()
-    };
     AtlsValidator {
-        reference_values: vec![entry],
+        reference_values: vec![platform().reference_values(&measurement, &guest_policy(), TCB)],
         // The simulated ARK signs no CRL.
         policy: AppraisalPolicy {
             crl: CrlPolicy::BestEffort,

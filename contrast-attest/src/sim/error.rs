@@ -82,6 +82,9 @@ pub enum SimError {
         /// The offending value.
         tcb: TcbVersion,
     },
+    /// The ID key digest for the launch could not be derived.
+    #[error("could not derive the ID key digest: {0}")]
+    IdKey(Box<crate::Error>),
     /// Turin chip IDs have 8 significant bytes; the rest must be zero.
     #[error(
         "turin chip id must be zero after its first 8 bytes, found a non-zero byte at offset {offset}"

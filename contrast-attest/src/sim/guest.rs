@@ -199,6 +199,27 @@ impl SimulatedGuest {
         }
     }
 
+    /// A guest launched the way Contrast launches its confidential VMs: MEASUREMENT as given,
+    /// POLICY encoded from the manifest's `policy`, and ID_KEY_DIGEST derived from both (the ID
+    /// block the runtime supplies at launch). Everything else as [`SimulatedGuest::new`].
+    ///
+    /// # Errors
+    /// [`SimError::IdKey`] if the ID key cannot be derived.
+    pub fn launched(
+        product: Product,
+        chip_id: [u8; 64],
+        tcb: TcbVersion,
+        measurement: [u8; 48],
+        policy: &contrast_core::manifest::GuestPolicy,
+    ) -> Result<Self, SimError> {
+        let mut guest = Self::new(product, chip_id, tcb);
+        guest.measurement = measurement;
+        guest.policy = crate::idblock::policy_to_bytes(policy);
+        guest.id_key_digest = crate::idblock::id_key_digest(&measurement, policy)
+            .map_err(|e| SimError::IdKey(Box::new(e)))?;
+        Ok(guest)
+    }
+
     /// The VCEK (DER) for this guest's chip at its REPORTED_TCB, as the platform issues it.
     ///
     /// # Errors

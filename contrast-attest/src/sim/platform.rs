@@ -132,6 +132,41 @@ impl SimulatedPlatform {
         contrast_core::sha256(&self.ark_der)
     }
 
+    /// Manifest reference values (`ReferenceValues.snp` entry) that accept this platform's
+    /// guests launched with `measurement` and `policy` (see [`SimulatedGuest::launched`]) at a TCB
+    /// of at least `minimum`: platform `Simulated-SNP`, this ARK's fingerprint pinned, and SMT
+    /// allowed in the platform info, as the simulated guests report it.
+    ///
+    /// [`SimulatedGuest::launched`]: super::SimulatedGuest::launched
+    #[must_use]
+    pub fn reference_values(
+        &self,
+        measurement: &[u8; 48],
+        policy: &contrast_core::manifest::GuestPolicy,
+        minimum: TcbVersion,
+    ) -> contrast_core::manifest::SnpReferenceValues {
+        use contrast_core::hexstring;
+        use contrast_core::manifest::{MinimumTcb, PlatformInfo, SnpReferenceValues};
+        SnpReferenceValues {
+            platform: contrast_core::manifest::SIMULATED_SNP_PLATFORM.into(),
+            product_name: self.product.name().into(),
+            trusted_measurement: hexstring::encode(measurement),
+            minimum_tcb: MinimumTcb {
+                bootloader_version: Some(minimum.bootloader),
+                tee_version: Some(minimum.tee),
+                snp_version: Some(minimum.snp),
+                microcode_version: Some(minimum.microcode),
+            },
+            guest_policy: *policy,
+            platform_info: PlatformInfo {
+                smt_enabled: true,
+                ..PlatformInfo::default()
+            },
+            simulated_ark_fingerprint: Some(hexstring::encode(self.ark_fingerprint())),
+            ..SnpReferenceValues::default()
+        }
+    }
+
     /// The ASK certificate (DER).
     #[must_use]
     pub fn ask_der(&self) -> &[u8] {
