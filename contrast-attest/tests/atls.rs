@@ -235,6 +235,41 @@ async fn mutual_atls_server_rejects_a_client_with_another_measurement() {
 }
 
 #[tokio::test]
+async fn deferred_rejection_completes_the_handshake_and_keeps_the_error() {
+    let measurement = random::<48>();
+    let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
+        .with_client_validator(validator(measurement))
+        .with_deferred_client_rejection()
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+        .with_issuer(issuer(&guest(random::<48>())))
+        .config(&mut OsRng)
+        .unwrap();
+    let outcome = connect(client_config, server_config).await;
+    // Both sides complete: the application is left to refuse, with the reason in the slot.
+    assert_eq!(outcome.client.unwrap(), b"h2");
+    outcome.server.unwrap();
+    assert!(server_slot.peer().is_none(), "a rejected client is no peer");
+    assert_measurement_mismatch(&server_slot.error().unwrap());
+
+    // A certificate without attestation is deferred the same way, and never becomes a peer.
+    let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
+        .with_client_validator(validator(measurement))
+        .with_deferred_client_rejection()
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(None).config(&mut OsRng).unwrap();
+    let outcome = connect(client_config, server_config).await;
+    outcome.server.unwrap();
+    assert!(server_slot.peer().is_none());
+    assert!(matches!(
+        server_slot.error().as_deref(),
+        Some(AtlsError::NoAttestationExtension)
+    ));
+}
+
+#[tokio::test]
 async fn mutual_atls_server_requires_a_client_certificate() {
     let measurement = random::<48>();
     let (server_config, _) = AtlsServer::new(Some(issuer(&guest(measurement))))
