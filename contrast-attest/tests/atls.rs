@@ -168,7 +168,11 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     assert_eq!(peer.matched_index, 0);
     assert_eq!(peer.document_oid, SIMULATED_SNP_DOCUMENT_OID);
     assert_eq!(peer.chip_id, server_guest.chip_id);
-    assert_eq!(peer.report.len(), 1184);
+    assert_eq!(peer.report_bytes().len(), 1184);
+    // The verified report is available without another signature check, and agrees.
+    let report = peer.report().unwrap();
+    assert_eq!(report.host_data(), &server_guest.host_data);
+    assert_eq!(report.as_bytes().as_slice(), peer.report_bytes());
     assert!(client_slot.error().is_none());
 
     // The server's certificate: CN=Contrast, ±2h, the document under the simulated OID.
