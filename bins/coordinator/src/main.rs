@@ -1,6 +1,467 @@
-//! The `coordinator` binary. Its behaviour arrives with its issue; until then it only says so.
+//! The Contrast Coordinator.
+//!
+//! Runs inside a confidential VM. It attests itself to users (aTLS), accepts the manifest,
+//! keeps the signed manifest history in its store, acts as the deployment's CA (every
+//! workload's initializer attests to it and gets a mesh certificate and its workload secret),
+//! and is recovered after a restart by a seed-share owner or a ready peer replica.
+//!
+//! Modules follow the listeners: [`user_api`] (1313), [`mesh_api`] (7777), [`evidence_api`]
+//! (1314), [`ops`] (9102); [`state`] is the state machine, [`http`] the serving machinery,
+//! [`peers`] replica discovery, [`metrics`] the Prometheus metrics.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("coordinator: not built yet in this version of contrast-rs (see the open issues)");
-    std::process::ExitCode::from(2)
+#![forbid(unsafe_code)]
+
+mod evidence_api;
+mod http;
+mod mesh_api;
+mod metrics;
+mod ops;
+mod peers;
+mod state;
+mod user_api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Parser;
+use contrast_attest::{CrlPolicy, Issuer, UnixTime};
+use contrast_core::history::LatestTransition;
+use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
+use rand_core::OsRng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::http::{Limits, serve_atls, serve_plain};
+use crate::metrics::Metrics;
+use crate::peers::{Peers, StaticPeer};
+use crate::state::{Guard, Phase};
+
+const EXAMPLES: &str = "\
+Examples:
+  # On this machine, with the simulated SEV-SNP platform and a file store:
+  coordinator --tee simulated --sim-dir ./sim --sim-host-data <coordinator policy hash> \\
+      --state-dir ./state --user-addr 127.0.0.1:1313 --mesh-addr 127.0.0.1:7777
+
+  # In Kubernetes (the StatefulSet `contrast generate --coordinator` writes):
+  coordinator --store kubernetes
+
+Exit codes: 0 after a graceful shutdown (SIGTERM/SIGINT), 1 if it cannot start (the error says
+which flag or resource is wrong).
+
+States: uninitialized (no history: the first `contrast set` initializes it), active,
+needs-recovery (history found at start: `contrast recover`, or a ready peer, restores it),
+stale (another replica moved the history: recovered from a peer). Only an active Coordinator
+is ready (/probe/readiness) and serves the mesh API.";
+
+/// Where the history is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    /// One file per key under --state-dir (the default; several Coordinators on one machine may
+    /// share it).
+    File,
+    /// One ConfigMap per key in the pod's namespace (in-cluster config).
+    Kubernetes,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How a missing AMD CRL is treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CrlMode {
+    /// Check a CRL when the attestation document carries one; accept without.
+    BestEffort,
+    /// Refuse documents without a CRL.
+    Required,
+}
+
+/// The Contrast Coordinator: attestation, CA and secret root of a confidential deployment.
+#[derive(Debug, Parser)]
+#[command(name = "coordinator", version, after_long_help = EXAMPLES)]
+struct Args {
+    /// User API (aTLS; set manifest, get manifests, recover).
+    #[arg(long, default_value = "0.0.0.0:1313", env = "CONTRAST_USER_ADDR")]
+    user_addr: SocketAddr,
+    /// Mesh API (mutual aTLS; workload certificates, peer recovery).
+    #[arg(long, default_value = "0.0.0.0:7777", env = "CONTRAST_MESH_ADDR")]
+    mesh_addr: SocketAddr,
+    /// Evidence API (plain HTTP; POST /attest, GET /capabilities).
+    #[arg(long, default_value = "0.0.0.0:1314", env = "CONTRAST_EVIDENCE_ADDR")]
+    evidence_addr: SocketAddr,
+    /// Probes and /metrics (plain HTTP).
+    #[arg(long, default_value = "0.0.0.0:9102", env = "CONTRAST_OPS_ADDR")]
+    ops_addr: SocketAddr,
+    /// Where the history is kept.
+    #[arg(long, value_enum, default_value = "file")]
+    store: StoreKind,
+    /// The file store's directory (--store file).
+    #[arg(
+        long,
+        default_value = "/var/lib/contrast/coordinator",
+        env = "CONTRAST_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+    /// The namespace of the ConfigMaps (--store kubernetes; default: the pod's namespace).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// This pod's name (--store kubernetes: the store's owner is found through it).
+    #[arg(long, env = "HOSTNAME")]
+    pod_name: Option<String>,
+    /// A peer replica as MESH_ADDR=OPS_ADDR (repeatable), for several Coordinators sharing a
+    /// file store on one machine.
+    #[arg(long = "peer", value_name = "MESH_ADDR=OPS_ADDR")]
+    peers: Vec<StaticPeer>,
+    /// How often a Coordinator in recovery tries its peers.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    recovery_interval: Duration,
+    /// A TLS handshake must finish within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Any connection is closed after this.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    connection_timeout: Duration,
+    /// How a missing AMD CRL in a workload's attestation is treated.
+    #[arg(long, value_enum, default_value = "best-effort")]
+    crl: CrlMode,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, default_value = "info", env = "CONTRAST_LOG")]
+    log_level: String,
+    #[command(flatten)]
+    tee: contrast_tee::TeeArgs,
+}
+
+/// Parses `500ms`, `10s`, `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" | "" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
+    }
+}
+
+/// What every listener shares.
+pub(crate) struct Coordinator {
+    guard: Guard,
+    issuer: Arc<dyn Issuer>,
+    metrics: Metrics,
+    peers: Peers,
+    /// Listeners are up and the first recovery attempt is over (startup probe).
+    started: AtomicBool,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("guard", &self.guard)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// The phase, with a store failure as a 500.
+    async fn phase(&self) -> Result<Phase, http::ApiError> {
+        self.guard
+            .phase()
+            .await
+            .map_err(|e| http::ApiError::internal("reading the state", &e))
+    }
+}
+
+/// The current time for certificates.
+fn now() -> UnixTime {
+    UnixTime::from_secs(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The PKCS#1 RSAPublicKey inside an rsaEncryption SubjectPublicKeyInfo.
+fn rsa_pkcs1_public_key(spki_der: &[u8]) -> Result<Vec<u8>, String> {
+    use spki::der::Decode;
+    const RSA_ENCRYPTION: spki::ObjectIdentifier =
+        spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| format!("the client key does not parse: {e}"))?;
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return Err(format!(
+            "the client key's algorithm is {}, not rsaEncryption",
+            spki.algorithm.oid
+        ));
+    }
+    spki.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| "the RSA public key is not a whole number of bytes".to_owned())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(error) = init_logging(&args) {
+        eprintln!("coordinator: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "starting the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level {:?}", args.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("initialising logging: {e}"))
+}
+
+async fn open_store(args: &Args) -> anyhow::Result<AnyStore> {
+    match args.store {
+        StoreKind::File => {
+            let store = FileStore::open(&args.state_dir, FileStoreOptions::default())
+                .await
+                .with_context(|| {
+                    format!("opening the file store in {}", args.state_dir.display())
+                })?;
+            Ok(AnyStore::from(store))
+        }
+        StoreKind::Kubernetes => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (in-cluster config or kubeconfig)")?;
+            let namespace = match &args.namespace {
+                Some(namespace) => namespace.clone(),
+                None => tokio::fs::read_to_string(
+                    "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+                )
+                .await
+                .context("reading the pod's namespace; pass --namespace outside a pod")?
+                .trim()
+                .to_owned(),
+            };
+            let pod_name = args
+                .pod_name
+                .as_deref()
+                .context("--store kubernetes needs the pod name (--pod-name or $HOSTNAME)")?;
+            let store = contrast_store::kubernetes::ConfigMapStore::discover(
+                client,
+                &namespace,
+                pod_name,
+                contrast_store::kubernetes::DEFAULT_STATEFULSET,
+                contrast_store::kubernetes::ConfigMapStoreOptions::default(),
+            )
+            .await
+            .with_context(|| {
+                format!("finding the Coordinator StatefulSet that owns pod {pod_name}")
+            })?;
+            Ok(AnyStore::from(store))
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} for the {what}"))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let (issuer, environment) = args
+        .tee
+        .issuer(&mut OsRng)
+        .context("setting up the TEE (see --tee)")?;
+    if let Some(environment) = &environment {
+        tracing::warn!(
+            dir = %environment.dir().display(),
+            "running on the SIMULATED SEV-SNP platform: no hardware protection"
+        );
+    }
+    let store = open_store(&args).await?;
+    let crl = match args.crl {
+        CrlMode::BestEffort => CrlPolicy::BestEffort,
+        CrlMode::Required => CrlPolicy::Required,
+    };
+    let peers = if args.peers.is_empty() {
+        Peers::None
+    } else {
+        Peers::Static(args.peers.clone())
+    };
+    let coordinator = Arc::new(Coordinator {
+        guard: Guard::new(HistoryStore::new(store), crl),
+        issuer,
+        metrics: Metrics::new(),
+        peers,
+        started: AtomicBool::new(false),
+    });
+
+    let user = bind(args.user_addr, "user API").await?;
+    let mesh = bind(args.mesh_addr, "mesh API").await?;
+    let evidence = bind(args.evidence_addr, "evidence API").await?;
+    let ops = bind(args.ops_addr, "probes and metrics").await?;
+    let limits = Limits {
+        handshake_timeout: args.handshake_timeout,
+        connection_timeout: args.connection_timeout,
+    };
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(serve_atls(
+        user,
+        Arc::new(user_api::UserApi::new(Arc::clone(&coordinator))),
+        limits,
+        shutdown.clone(),
+    ));
+    servers.spawn(serve_atls(
+        mesh,
+        Arc::new(mesh_api::MeshApi::new(Arc::clone(&coordinator))),
+        limits,
+        shutdown.clone(),
+    ));
+    servers.spawn(serve_plain(
+        evidence,
+        Arc::new(evidence_api::EvidenceApi::new(Arc::clone(&coordinator))),
+        limits,
+        shutdown.clone(),
+    ));
+    servers.spawn(serve_plain(
+        ops,
+        Arc::new(ops::Ops::new(Arc::clone(&coordinator))),
+        limits,
+        shutdown.clone(),
+    ));
+    let watcher = tokio::spawn(watch_history(Arc::clone(&coordinator)));
+
+    let phase = coordinator
+        .guard
+        .phase()
+        .await
+        .context("reading the store")?;
+    coordinator.started.store(true, Ordering::Release);
+    tracing::info!(
+        user = %args.user_addr,
+        mesh = %args.mesh_addr,
+        evidence = %args.evidence_addr,
+        ops = %args.ops_addr,
+        phase = phase.name(),
+        "coordinator started"
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: draining connections");
+    let _ = shutdown_tx.send(true);
+    watcher.abort();
+    while servers.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Watches `transitions/latest`: a head that is neither ours nor one of our ancestors means
+/// another replica moved the history, and this one is stale until recovered from a peer.
+async fn watch_history(coordinator: Arc<Coordinator>) {
+    loop {
+        match coordinator
+            .guard
+            .history()
+            .store()
+            .watch(&Key::latest_transition())
+            .await
+        {
+            Ok(mut watch) => {
+                while let Some(value) = watch.next().await {
+                    let head = match value.as_deref().map(LatestTransition::decode) {
+                        Ok(Ok(head)) => head,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "transitions/latest does not decode");
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "reading transitions/latest");
+                            continue;
+                        }
+                    };
+                    match coordinator
+                        .guard
+                        .mark_stale_unless_ours(&head.transition_hash)
+                        .await
+                    {
+                        Ok(true) => tracing::warn!(
+                            head = %hex::encode(head.transition_hash),
+                            "another replica moved the history: this Coordinator is stale"
+                        ),
+                        Ok(false) => {}
+                        Err(error) => tracing::warn!(%error, "checking the stored head"),
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "watching transitions/latest"),
+        }
+        // As upstream: a broken watch restarts after 5 s.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
 }

@@ -1,0 +1,504 @@
+//! Serving HTTP: the aTLS listeners (HTTP/2 over attested TLS) and the plain listeners
+//! (HTTP/1.1), request limits and timeouts, JSON bodies and error responses.
+//!
+//! Every accepted connection gets its own task. aTLS connections build their rustls config per
+//! connection (the nonce is per connection), finish the handshake within the handshake timeout
+//! and live at most the connection timeout, so a stalled client costs a task and a socket for a
+//! bounded time and never blocks others.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use contrast_attest::{AtlsError, PeerSlot, VerifiedPeer};
+use contrast_core::api::{ErrorCode, ErrorResponse};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// Response bodies are always complete JSON (or text for metrics).
+pub(crate) type Response = http::Response<Full<Bytes>>;
+
+/// The version every response names.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long a graceful shutdown waits for open connections.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// An API refusal: upstream's error code, the HTTP status and the explanation.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error whose status follows from its code.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An error with an explicit status (413, 415, 404, 405 have no code of their own).
+    pub(crate) fn with_status(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_argument`.
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// 403 `permission_denied`.
+    pub(crate) fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PermissionDenied, message)
+    }
+
+    /// 412 `no_manifest`.
+    pub(crate) fn no_manifest() -> Self {
+        Self::new(ErrorCode::NoManifest, "no manifest configured")
+    }
+
+    /// 412 `needs_recovery`.
+    pub(crate) fn needs_recovery() -> Self {
+        Self::new(ErrorCode::NeedsRecovery, "coordinator is in recovery mode")
+    }
+
+    /// 500 `internal`; the details go to the log, the caller gets the summary.
+    pub(crate) fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{what}");
+        Self::new(ErrorCode::Internal, format!("{what}: {error}"))
+    }
+
+    /// 404 for an unknown path.
+    pub(crate) fn not_found(path: &str) -> Self {
+        Self::with_status(
+            StatusCode::NOT_FOUND,
+            ErrorCode::InvalidArgument,
+            format!("no endpoint {path}"),
+        )
+    }
+
+    /// 405 for a known path with the wrong method.
+    pub(crate) fn method_not_allowed(method: &http::Method, path: &str, allowed: &str) -> Self {
+        Self::with_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::InvalidArgument,
+            format!("{method} is not allowed on {path}; use {allowed}"),
+        )
+    }
+
+    /// The JSON error response `{"version","status_code","code","error"}`.
+    pub(crate) fn response(&self) -> Response {
+        let body = ErrorResponse {
+            version: VERSION.to_owned(),
+            status_code: self.status.as_u16(),
+            code: self.code.clone(),
+            error: self.message.clone(),
+        };
+        json_with_status(self.status, &body)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.message
+        )
+    }
+}
+
+/// A 200 JSON response.
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
+    json_with_status(StatusCode::OK, value)
+}
+
+fn json_with_status<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = http::Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "encoding a response");
+            let mut response = http::Response::new(Full::new(Bytes::from_static(
+                b"{\"code\":\"internal\",\"error\":\"encoding the response failed\",\"status_code\":500}",
+            )));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
+/// A plain-text response (probes, metrics).
+pub(crate) fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response {
+    let mut response = http::Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Reads a request body of at most `limit` bytes: 413 beyond it.
+pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidArgument,
+            format!("request body exceeds {limit} bytes"),
+        )),
+        Err(error) => Err(ApiError::invalid_argument(format!(
+            "reading the request body: {error}"
+        ))),
+    }
+}
+
+/// Requires a `Content-Type` that parses to `application/json` (parameters such as `charset`
+/// allowed): a malformed one is 400, another type 415, as upstream.
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidArgument,
+            "missing Content-Type; send application/json",
+        ));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::invalid_argument("malformed Content-Type header"))?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((kind, subtype)) if is_token(kind) && is_token(subtype) => {
+            if kind.eq_ignore_ascii_case("application") && subtype.eq_ignore_ascii_case("json") {
+                Ok(())
+            } else {
+                Err(ApiError::with_status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode::InvalidArgument,
+                    format!("Content-Type {essence} is not supported; send application/json"),
+                ))
+            }
+        }
+        _ => Err(ApiError::invalid_argument(format!(
+            "malformed Content-Type {value:?}"
+        ))),
+    }
+}
+
+/// Reads a JSON request: content type, size limit, then the body as `T` (400 if it does not
+/// parse, naming where).
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    request: http::Request<Incoming>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    require_json(request.headers())?;
+    let body = read_body(request.into_body(), limit).await?;
+    serde_json::from_slice(&body)
+        .map_err(|error| ApiError::invalid_argument(format!("malformed JSON body: {error}")))
+}
+
+/// Connection limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The TLS handshake must finish within this.
+    pub(crate) handshake_timeout: Duration,
+    /// A connection is closed after this, whatever it is doing.
+    pub(crate) connection_timeout: Duration,
+}
+
+/// What one aTLS connection learned in its handshake.
+#[derive(Debug)]
+pub(crate) struct Connection<C> {
+    /// The client's certificate, verified (and appraised, on the mesh API).
+    pub(crate) peer: Option<VerifiedPeer>,
+    /// Why the client's attestation was refused (mesh API with deferred rejection).
+    pub(crate) rejection: Option<Arc<AtlsError>>,
+    /// What the service captured when the connection was configured (e.g. the state).
+    pub(crate) context: C,
+    /// The client's address.
+    pub(crate) remote: SocketAddr,
+}
+
+/// A service behind an aTLS listener.
+pub(crate) trait AtlsService: Send + Sync + 'static {
+    /// Captured per connection by [`AtlsService::configure`].
+    type Context: Send + Sync + 'static;
+
+    /// The listener's name in logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// The rustls config for one connection, or `None` to refuse the connection (closed
+    /// before the handshake).
+    fn configure(&self) -> Option<(rustls::ServerConfig, Arc<PeerSlot>, Self::Context)>;
+
+    /// Records a finished handshake (metrics).
+    fn handshake_done(&self, elapsed: Duration, ok: bool);
+
+    /// Answers one request.
+    fn handle(
+        self: Arc<Self>,
+        connection: Arc<Connection<Self::Context>>,
+        request: http::Request<Incoming>,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+/// Accepts aTLS connections until `shutdown` turns true, then drains them for at most
+/// [`SHUTDOWN_GRACE`].
+pub(crate) async fn serve_atls<S: AtlsService>(
+    listener: TcpListener,
+    service: Arc<S>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(listener = service.name(), %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY every handshake waits out a delayed ACK (40 ms on Linux).
+        let _ = tcp.set_nodelay(true);
+        let Some((config, slot, context)) = service.configure() else {
+            tracing::debug!(listener = service.name(), %remote, "connection refused: no state to serve");
+            drop(tcp);
+            continue;
+        };
+        let service = Arc::clone(&service);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    service.handshake_done(started.elapsed(), false);
+                    let reason = slot
+                        .error()
+                        .map_or_else(|| error.to_string(), |e| e.to_string());
+                    tracing::info!(listener = service.name(), %remote, reason, "handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    service.handshake_done(started.elapsed(), false);
+                    tracing::info!(listener = service.name(), %remote, timeout = ?limits.handshake_timeout, "handshake timed out");
+                    return;
+                }
+            };
+            service.handshake_done(started.elapsed(), true);
+            let connection = Arc::new(Connection {
+                peer: slot.peer(),
+                rejection: slot.error(),
+                context,
+                remote,
+            });
+            let handler = Arc::clone(&service);
+            let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(15)))
+                .max_concurrent_streams(64)
+                .serve_connection(
+                    TokioIo::new(tls),
+                    hyper::service::service_fn(move |request| {
+                        let handler = Arc::clone(&handler);
+                        let connection = Arc::clone(&connection);
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                handler.handle(connection, request).await,
+                            )
+                        }
+                    }),
+                );
+            match tokio::time::timeout(limits.connection_timeout, watcher.watch(http)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(listener = service.name(), %remote, %error, "connection ended with an error");
+                }
+                Err(_) => {
+                    tracing::info!(listener = service.name(), %remote, "connection closed after the connection timeout");
+                }
+            }
+        });
+    }
+    drain(graceful).await;
+}
+
+/// A service behind a plain HTTP/1.1 listener.
+pub(crate) trait PlainService: Send + Sync + 'static {
+    /// The listener's name in logs.
+    fn name(&self) -> &'static str;
+
+    /// Answers one request.
+    fn handle(
+        self: Arc<Self>,
+        request: http::Request<Incoming>,
+    ) -> impl Future<Output = Response> + Send;
+}
+
+/// Accepts plain HTTP/1.1 connections until `shutdown` turns true.
+pub(crate) async fn serve_plain<S: PlainService>(
+    listener: TcpListener,
+    service: Arc<S>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(listener = service.name(), %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let handler = Arc::clone(&service);
+        let name = service.name();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let http =
+                hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.handshake_timeout)
+                    .serve_connection(
+                        TokioIo::new(tcp),
+                        hyper::service::service_fn(move |request| {
+                            let handler = Arc::clone(&handler);
+                            async move {
+                                Ok::<_, std::convert::Infallible>(handler.handle(request).await)
+                            }
+                        }),
+                    );
+            match tokio::time::timeout(limits.connection_timeout, watcher.watch(http)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(listener = name, %remote, %error, "connection ended with an error");
+                }
+                Err(_) => {
+                    tracing::info!(listener = name, %remote, "connection closed after the connection timeout");
+                }
+            }
+        });
+    }
+    drain(graceful).await;
+}
+
+async fn drain(graceful: GracefulShutdown) {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(content_type: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn status(result: Result<(), ApiError>) -> Option<u16> {
+        result.err().map(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn content_type_rules() {
+        assert_eq!(
+            status(require_json(&headers(Some("application/json")))),
+            None
+        );
+        assert_eq!(
+            status(require_json(&headers(Some(
+                "Application/JSON; charset=utf-8"
+            )))),
+            None
+        );
+        assert_eq!(
+            status(require_json(&headers(Some("text/plain")))),
+            Some(415)
+        );
+        assert_eq!(status(require_json(&headers(None))), Some(415));
+        assert_eq!(status(require_json(&headers(Some("json")))), Some(400));
+        assert_eq!(
+            status(require_json(&headers(Some("application/")))),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn error_response_carries_code_status_and_version() {
+        let response = ApiError::needs_recovery().response();
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        let too_large = ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidArgument,
+            "x",
+        );
+        assert_eq!(too_large.response().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -1,0 +1,186 @@
+//! Prometheus metrics (`GET /metrics` on the ops port), in the text exposition format.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of an attestation outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AttestationLabels {
+    /// `mesh` (workload certificate) or `peer` (peer recovery).
+    pub(crate) endpoint: String,
+    /// `ok` or `denied`.
+    pub(crate) result: String,
+    /// Why it was denied (`""` when ok): a short stable reason.
+    pub(crate) reason: String,
+}
+
+/// Labels of a listener.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ListenerLabels {
+    /// `user` or `mesh`.
+    pub(crate) listener: String,
+    /// `ok` or `failed`.
+    pub(crate) result: String,
+}
+
+/// Labels of an API request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    /// The endpoint path.
+    pub(crate) path: String,
+    /// The response status code.
+    pub(crate) status: String,
+}
+
+/// The Coordinator's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    attestations: Family<AttestationLabels, Counter>,
+    handshakes: Family<ListenerLabels, Histogram>,
+    requests: Family<RequestLabels, Counter>,
+    generation: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let attestations = Family::<AttestationLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_attestations",
+            "Workload attestations on the mesh API by result and reason",
+            attestations.clone(),
+        );
+        let handshakes = Family::<ListenerLabels, Histogram>::new_with_constructor(
+            handshake_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "contrast_coordinator_handshake_seconds",
+            "aTLS handshake latency by listener and result",
+            handshakes.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_requests",
+            "API requests by path and status",
+            requests.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register(
+            "contrast_coordinator_manifest_generation",
+            "Number of manifests in the history (0 until the first set or recovery)",
+            generation.clone(),
+        );
+        Self {
+            registry,
+            attestations,
+            handshakes,
+            requests,
+            generation,
+        }
+    }
+
+    /// Counts an attestation outcome.
+    pub(crate) fn attestation(&self, endpoint: &str, denied_reason: Option<&str>) {
+        self.attestations
+            .get_or_create(&AttestationLabels {
+                endpoint: endpoint.to_owned(),
+                result: if denied_reason.is_some() {
+                    "denied"
+                } else {
+                    "ok"
+                }
+                .to_owned(),
+                reason: denied_reason.unwrap_or_default().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records a handshake's latency.
+    pub(crate) fn handshake(&self, listener: &str, elapsed: Duration, ok: bool) {
+        self.handshakes
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_owned(),
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request.
+    pub(crate) fn request(&self, path: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                path: path.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets the manifest generation.
+    pub(crate) fn set_generation(&self, generation: usize) {
+        self.generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// The text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "encoding metrics");
+        }
+        out
+    }
+}
+
+fn handshake_histogram() -> Histogram {
+    // 0.5 ms … ~1 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 12))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_metric_with_labels() {
+        let metrics = Metrics::new();
+        metrics.attestation("mesh", None);
+        metrics.attestation("mesh", Some("unknown_host_data"));
+        metrics.handshake("mesh", Duration::from_millis(3), true);
+        metrics.request("/v1/mesh/cert", 200);
+        metrics.set_generation(2);
+        let text = metrics.encode();
+        assert!(text.contains(
+            "contrast_coordinator_attestations_total{endpoint=\"mesh\",result=\"denied\",reason=\"unknown_host_data\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains("contrast_coordinator_manifest_generation 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "contrast_coordinator_handshake_seconds_count{listener=\"mesh\",result=\"ok\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "contrast_coordinator_requests_total{path=\"/v1/mesh/cert\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

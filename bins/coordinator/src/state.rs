@@ -1,0 +1,492 @@
+//! The Coordinator's state machine.
+//!
+//! A [`State`] is immutable once built: seed engine, manifest, CA, signed head, generation and
+//! the history served to users. The [`Guard`] holds the current one and replaces it only with
+//! a compare-and-swap of the pointer, so readers never lock for long and never see half an
+//! update. The store's `transitions/latest` is the single source of truth: a state is only
+//! built after its head was published there by compare-and-swap.
+//!
+//! Phases, as seen by the APIs ([`Phase`]):
+//! - `Uninitialized`: no state and no head in the store.
+//! - `NeedsRecovery`: no state, but a head in the store (after a restart; the seed is unknown).
+//! - `Active`: a state that is not stale.
+//! - `Stale`: a state whose head another replica has moved past ([`Guard::mark_stale_unless_ours`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use contrast_attest::{AppraisalPolicy, AtlsValidator, CrlPolicy, VcekCache};
+use contrast_ca::{Ca, MeshCaKey};
+use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition};
+use contrast_core::manifest::ManifestDocument;
+use contrast_core::seed::SeedEngine;
+use contrast_store::{AnyStore, HistoryStore, HistoryStoreError};
+use rand_core::OsRng;
+
+/// The Coordinator's state for one manifest generation.
+pub(crate) struct State {
+    seed_engine: Arc<SeedEngine>,
+    manifest: ManifestDocument,
+    ca: Ca,
+    latest: LatestTransition,
+    generation: usize,
+    history: Arc<HistoryView>,
+    mesh_validator: AtlsValidator,
+    stale: AtomicBool,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("generation", &self.generation)
+            .field("head", &hex::encode(self.latest.transition_hash))
+            .field("stale", &self.is_stale())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `GET /v1/manifests` serves: every manifest, oldest first, and every policy any of them
+/// references, by hash.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryView {
+    /// Raw manifests, oldest first.
+    pub(crate) manifests: Vec<Vec<u8>>,
+    /// Referenced policies (initdata documents) by SHA-256.
+    pub(crate) policies: BTreeMap<Hash, Vec<u8>>,
+}
+
+impl State {
+    /// The seed engine (workload secrets, history key, root key).
+    pub(crate) fn seed_engine(&self) -> &SeedEngine {
+        &self.seed_engine
+    }
+
+    /// The seed engine, shared with the next generation.
+    pub(crate) fn seed_engine_arc(&self) -> Arc<SeedEngine> {
+        Arc::clone(&self.seed_engine)
+    }
+
+    /// The manifest in force.
+    pub(crate) fn manifest(&self) -> &ManifestDocument {
+        &self.manifest
+    }
+
+    /// The CA of this generation.
+    pub(crate) fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// The signed head this state was built on.
+    pub(crate) fn latest(&self) -> &LatestTransition {
+        &self.latest
+    }
+
+    /// The number of transitions in the history.
+    pub(crate) fn generation(&self) -> usize {
+        self.generation
+    }
+
+    /// The history served to users.
+    pub(crate) fn history(&self) -> &HistoryView {
+        &self.history
+    }
+
+    /// The validator for workloads attesting to the mesh API under this manifest.
+    pub(crate) fn mesh_validator(&self) -> &AtlsValidator {
+        &self.mesh_validator
+    }
+
+    /// Whether another replica has moved the stored head past this state.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+}
+
+/// The phase of the Coordinator (upstream's `GetState` outcomes).
+#[derive(Debug, Clone)]
+pub(crate) enum Phase {
+    /// No history anywhere: the first manifest may be set.
+    Uninitialized,
+    /// A history exists in the store but this process does not hold its seed.
+    NeedsRecovery,
+    /// Serving.
+    Active(Arc<State>),
+    /// Another replica wrote a newer head: refusing until recovered from a peer.
+    Stale(Arc<State>),
+}
+
+impl Phase {
+    /// The name used in logs, metrics and probes.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Phase::Uninitialized => "uninitialized",
+            Phase::NeedsRecovery => "needs-recovery",
+            Phase::Active(_) => "active",
+            Phase::Stale(_) => "stale",
+        }
+    }
+}
+
+/// Why an update failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpdateError {
+    /// Storing or publishing failed (including losing the head compare-and-swap).
+    #[error(transparent)]
+    History(#[from] HistoryStoreError),
+    /// The CA could not be built.
+    #[error("building the CA: {0}")]
+    Ca(#[from] contrast_ca::CaError),
+}
+
+/// Why a recovery failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResetError<E> {
+    /// There is no history to recover.
+    #[error("no state to recover from")]
+    NoHistory,
+    /// The authorizer refused.
+    #[error(transparent)]
+    Unauthorized(E),
+    /// The seed does not verify the stored head, or the history is corrupt.
+    #[error("the history does not verify with the recovered seed: {0}")]
+    Verification(HistoryStoreError),
+    /// The head moved between the unverified and the verified read.
+    #[error(
+        "coordinator state was updated concurrently: the head moved from {} to {} during recovery",
+        hex::encode(.read),
+        hex::encode(.verified)
+    )]
+    HeadMoved {
+        /// The head read before authorizing.
+        read: Hash,
+        /// The head the verified load found.
+        verified: Hash,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(HistoryStoreError),
+    /// The CA could not be built.
+    #[error("building the CA: {0}")]
+    Ca(#[from] contrast_ca::CaError),
+    /// A stored manifest does not parse.
+    #[error("stored manifest {index} does not parse: {reason}")]
+    Manifest {
+        /// Position in the history, oldest first.
+        index: usize,
+        /// The parse error.
+        reason: String,
+    },
+    /// Another recovery or update replaced the state meanwhile.
+    #[error("coordinator state was updated concurrently during recovery")]
+    Replaced,
+}
+
+/// What recovery learned: the seed engine and the mesh CA key to continue with.
+pub(crate) struct Recovered {
+    /// The seed engine built from the recovered seed and salt.
+    pub(crate) seed_engine: Arc<SeedEngine>,
+    /// The mesh CA key: the peer's (peer recovery) or a new one (user recovery).
+    pub(crate) mesh_key: MeshCaKey,
+}
+
+/// Holds the current state and the history store it is built on.
+pub(crate) struct Guard {
+    current: RwLock<Option<Arc<State>>>,
+    history: HistoryStore<AnyStore>,
+    vcek_cache: Arc<VcekCache>,
+    crl_policy: CrlPolicy,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("current", &self.current())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard without state over `history`. `crl_policy` goes into every mesh validator.
+    pub(crate) fn new(history: HistoryStore<AnyStore>, crl_policy: CrlPolicy) -> Self {
+        Self {
+            current: RwLock::new(None),
+            history,
+            vcek_cache: Arc::new(VcekCache::new(4096)),
+            crl_policy,
+        }
+    }
+
+    /// The history store.
+    pub(crate) fn history(&self) -> &HistoryStore<AnyStore> {
+        &self.history
+    }
+
+    /// The state held in memory, stale or not.
+    pub(crate) fn current(&self) -> Option<Arc<State>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The state if it is active (no store access: the mesh API's per-connection check).
+    pub(crate) fn active(&self) -> Option<Arc<State>> {
+        self.current().filter(|state| !state.is_stale())
+    }
+
+    /// The phase; reads the store only when no state is held.
+    pub(crate) async fn phase(&self) -> Result<Phase, HistoryStoreError> {
+        match self.current() {
+            Some(state) if state.is_stale() => Ok(Phase::Stale(state)),
+            Some(state) => Ok(Phase::Active(state)),
+            None if self.history.has_latest().await? => Ok(Phase::NeedsRecovery),
+            None => Ok(Phase::Uninitialized),
+        }
+    }
+
+    /// Publishes `manifest` as the next generation after `old` (upstream's `UpdateState`):
+    /// stores the policies, the manifest and the transition, moves the signed head by
+    /// compare-and-swap (a lost race is [`HistoryStoreError::Conflict`]), makes a new random
+    /// mesh CA key and swaps the in-memory state.
+    pub(crate) async fn update(
+        &self,
+        old: Option<&Arc<State>>,
+        seed_engine: Arc<SeedEngine>,
+        manifest: ManifestDocument,
+        policies: Vec<Vec<u8>>,
+        expected_previous: Option<&Hash>,
+    ) -> Result<Arc<State>, UpdateError> {
+        let update = self
+            .history
+            .update(
+                old.map(|state| &state.latest),
+                &manifest,
+                &policies,
+                expected_previous,
+                seed_engine.history_signing_key(),
+                &mut OsRng,
+            )
+            .await?;
+
+        let mut view = HistoryView {
+            manifests: old
+                .map(|state| state.history.manifests.clone())
+                .unwrap_or_default(),
+            policies: old
+                .map(|state| state.history.policies.clone())
+                .unwrap_or_default(),
+        };
+        view.manifests.push(manifest.raw().to_vec());
+        let referenced: Vec<String> = manifest.manifest().policies.keys().cloned().collect();
+        for (hash, policy) in update.policy_hashes.iter().zip(policies) {
+            if referenced.contains(&hex::encode(hash)) {
+                view.policies.insert(*hash, policy);
+            }
+        }
+
+        let state = self.build_state(
+            seed_engine,
+            manifest,
+            MeshCaKey::generate(&mut OsRng),
+            update.latest,
+            old.map_or(1, |state| state.generation + 1),
+            view,
+        )?;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let unchanged = match (current.as_ref(), old) {
+            (Some(now), Some(old)) => Arc::ptr_eq(now, old),
+            (None, None) => true,
+            _ => false,
+        };
+        // If the swap fails another update built on this one already happened; the caller
+        // still gets the state its request produced (as upstream).
+        if unchanged {
+            *current = Some(Arc::clone(&state));
+        }
+        Ok(state)
+    }
+
+    /// Recovers from the stored history (upstream's `ResetState`): reads the head without
+    /// verifying it, lets `authorize` inspect that head's manifest and produce the seed engine
+    /// and mesh key, verifies the whole history with the derived key, requires the verified
+    /// head to be the one read before, and swaps the state in if it is still `old`.
+    pub(crate) async fn reset<E>(
+        &self,
+        old: Option<&Arc<State>>,
+        authorize: impl AsyncFnOnce(&ManifestDocument) -> Result<Recovered, E>,
+    ) -> Result<Arc<State>, ResetError<E>> {
+        let unverified = self
+            .history
+            .latest_unverified()
+            .await
+            .map_err(ResetError::Store)?
+            .ok_or(ResetError::NoHistory)?;
+        let manifest = self
+            .unverified_manifest(&unverified.transition_hash)
+            .await?;
+        let recovered = authorize(&manifest)
+            .await
+            .map_err(ResetError::Unauthorized)?;
+
+        let verifying_key = recovered.seed_engine.history_verifying_key();
+        let history = self
+            .history
+            .load(&verifying_key)
+            .await
+            .map_err(ResetError::Verification)?
+            .ok_or(ResetError::NoHistory)?;
+        if history.head.transition_hash != unverified.transition_hash {
+            return Err(ResetError::HeadMoved {
+                read: unverified.transition_hash,
+                verified: history.head.transition_hash,
+            });
+        }
+
+        let mut view = HistoryView::default();
+        let mut policy_hashes = Vec::new();
+        for (index, raw) in history.manifests().enumerate() {
+            let parsed =
+                ManifestDocument::parse(raw.to_vec()).map_err(|e| ResetError::Manifest {
+                    index,
+                    reason: e.to_string(),
+                })?;
+            for key in parsed.manifest().policies.keys() {
+                if let Ok(hash) = contrast_core::hexstring::decode_array::<32>(key) {
+                    policy_hashes.push(hash);
+                }
+            }
+            view.manifests.push(raw.to_vec());
+        }
+        policy_hashes.sort_unstable();
+        policy_hashes.dedup();
+        let policies = self
+            .history
+            .policies(&policy_hashes)
+            .await
+            .map_err(ResetError::Store)?;
+        view.policies = policy_hashes.into_iter().zip(policies).collect();
+
+        let generation = history.generation();
+        let latest_manifest = history
+            .latest_manifest()
+            .map(<[u8]>::to_vec)
+            .ok_or(ResetError::NoHistory)?;
+        let manifest =
+            ManifestDocument::parse(latest_manifest).map_err(|e| ResetError::Manifest {
+                index: generation.saturating_sub(1),
+                reason: e.to_string(),
+            })?;
+        let state = self.build_state(
+            recovered.seed_engine,
+            manifest,
+            recovered.mesh_key,
+            history.head,
+            generation,
+            view,
+        )?;
+
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let unchanged = match (current.as_ref(), old) {
+            (Some(now), Some(old)) => Arc::ptr_eq(now, old),
+            (None, None) => true,
+            _ => false,
+        };
+        if !unchanged {
+            return Err(ResetError::Replaced);
+        }
+        *current = Some(Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Marks the held state stale if `stored_head` is neither its head nor one of its
+    /// ancestors (another replica moved the head). Returns whether it is stale now.
+    pub(crate) async fn mark_stale_unless_ours(
+        &self,
+        stored_head: &Hash,
+    ) -> Result<bool, HistoryStoreError> {
+        let Some(state) = self.current() else {
+            return Ok(false);
+        };
+        if state.is_stale() {
+            return Ok(true);
+        }
+        let ours = self
+            .history
+            .chain_contains(&state.latest.transition_hash, stored_head)
+            .await?;
+        if !ours {
+            state.stale.store(true, Ordering::Release);
+        }
+        Ok(!ours)
+    }
+
+    /// The head's manifest, read without verifying the head's signature.
+    async fn unverified_manifest<E>(
+        &self,
+        transition_hash: &Hash,
+    ) -> Result<ManifestDocument, ResetError<E>> {
+        let missing = |kind: BlobKind, hash: Hash| {
+            ResetError::Store(HistoryStoreError::Corruption(
+                contrast_core::history::HistoryError::MissingBlob {
+                    kind,
+                    hash,
+                    position: 0,
+                },
+            ))
+        };
+        let transition = self
+            .history
+            .get_blob(BlobKind::Transition, transition_hash)
+            .await
+            .map_err(ResetError::Store)?
+            .ok_or_else(|| missing(BlobKind::Transition, *transition_hash))?;
+        let transition = Transition::decode(&transition)
+            .map_err(|e| ResetError::Store(HistoryStoreError::Corruption(e)))?;
+        let manifest = self
+            .history
+            .get_blob(BlobKind::Manifest, &transition.manifest_hash)
+            .await
+            .map_err(ResetError::Store)?
+            .ok_or_else(|| missing(BlobKind::Manifest, transition.manifest_hash))?;
+        ManifestDocument::parse(manifest).map_err(|e| ResetError::Manifest {
+            index: 0,
+            reason: e.to_string(),
+        })
+    }
+
+    fn build_state(
+        &self,
+        seed_engine: Arc<SeedEngine>,
+        manifest: ManifestDocument,
+        mesh_key: MeshCaKey,
+        latest: LatestTransition,
+        generation: usize,
+        history: HistoryView,
+    ) -> Result<Arc<State>, contrast_ca::CaError> {
+        let ca = Ca::new(
+            seed_engine.root_ca_key(),
+            mesh_key,
+            crate::now(),
+            &mut OsRng,
+        )?;
+        let mesh_validator = AtlsValidator {
+            reference_values: manifest.manifest().reference_values.snp.clone(),
+            policy: AppraisalPolicy {
+                crl: self.crl_policy,
+                ..AppraisalPolicy::default()
+            },
+            cache: Some(Arc::clone(&self.vcek_cache)),
+        };
+        Ok(Arc::new(State {
+            seed_engine,
+            manifest,
+            ca,
+            latest,
+            generation,
+            history: Arc::new(history),
+            mesh_validator,
+            stale: AtomicBool::new(false),
+        }))
+    }
+}
