@@ -84,7 +84,12 @@ fn metadata(name: &str, namespace: &str) -> ObjectMeta {
     }
 }
 
-fn http_probe(path: &str, period: i32, failure_threshold: Option<i32>, delay: Option<i32>) -> Probe {
+fn http_probe(
+    path: &str,
+    period: i32,
+    failure_threshold: Option<i32>,
+    delay: Option<i32>,
+) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
@@ -170,22 +175,20 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
         ..Container::default()
     };
     let anti_affinity = PodAntiAffinity {
-        preferred_during_scheduling_ignored_during_execution: Some(vec![
-            WeightedPodAffinityTerm {
-                weight: 100,
-                pod_affinity_term: PodAffinityTerm {
-                    label_selector: Some(LabelSelector {
-                        match_labels: Some(BTreeMap::from([(
-                            POD_ROLE_ANNOTATION.to_owned(),
-                            COORDINATOR_NAME.to_owned(),
-                        )])),
-                        ..LabelSelector::default()
-                    }),
-                    topology_key: "kubernetes.io/hostname".to_owned(),
-                    ..PodAffinityTerm::default()
-                },
+        preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+            weight: 100,
+            pod_affinity_term: PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        POD_ROLE_ANNOTATION.to_owned(),
+                        COORDINATOR_NAME.to_owned(),
+                    )])),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".to_owned(),
+                ..PodAffinityTerm::default()
             },
-        ]),
+        }]),
         ..PodAntiAffinity::default()
     };
     let mut pod_labels = labels();
@@ -238,10 +241,7 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
         role: Role {
             metadata: metadata(COORDINATOR_NAME, namespace),
             rules: Some(vec![
-                rule(
-                    "configmaps",
-                    &["get", "list", "create", "update", "watch"],
-                ),
+                rule("configmaps", &["get", "list", "create", "update", "watch"]),
                 rule("pods", &["get", "list"]),
             ]),
         },

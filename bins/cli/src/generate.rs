@@ -154,7 +154,12 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub reference_values_file: Option<PathBuf>,
     /// Also allow the owner of this key to update the manifest (P-384 public or private PEM).
-    #[arg(short = 'w', long, value_name = "FILE", conflicts_with = "disable_updates")]
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "FILE",
+        conflicts_with = "disable_updates"
+    )]
     pub add_workload_owner_key: Vec<PathBuf>,
     /// Also give this RSA key a seed share (public or private PEM).
     #[arg(long, value_name = "FILE")]
@@ -311,7 +316,9 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
     } else {
         Some(merge_keys(
             manifest.workload_owner_pub_keys.take(),
-            own_workload_owner_key.into_iter().chain(added_workload_owner_keys),
+            own_workload_owner_key
+                .into_iter()
+                .chain(added_workload_owner_keys),
         ))
     };
     manifest.seedshare_owner_pub_keys = Some(merge_keys(
@@ -540,7 +547,10 @@ fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
-fn resolve_policy_source(args: &GenerateArgs, workspace: &Workspace) -> anyhow::Result<PolicySource> {
+fn resolve_policy_source(
+    args: &GenerateArgs,
+    workspace: &Workspace,
+) -> anyhow::Result<PolicySource> {
     let read = |path: &Path| {
         fs::read_to_string(path)
             .with_context(|| format!("could not read the policy file {}", path.display()))
@@ -619,9 +629,8 @@ fn read_existing_manifest(path: &Path) -> anyhow::Result<Option<ManifestDocument
 fn collect_input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        let metadata = fs::metadata(path).with_context(|| {
-            format!("could not read {}; check the path", path.display())
-        })?;
+        let metadata = fs::metadata(path)
+            .with_context(|| format!("could not read {}; check the path", path.display()))?;
         if metadata.is_dir() {
             walk_yaml_dir(path, &mut files)?;
         } else {
@@ -691,13 +700,14 @@ fn process_file(
                  (render templates first)"
             )
         })?;
-        let Some(workload) = kube::confidential_workload(&value)
-            .with_context(|| format!("document {position}"))?
+        let Some(workload) =
+            kube::confidential_workload(&value).with_context(|| format!("document {position}"))?
         else {
             continue;
         };
-        let generated = process_workload(&mut value, workload, args, workspace, policy_source, path)
-            .with_context(|| format!("document {position}"))?;
+        let generated =
+            process_workload(&mut value, workload, args, workspace, policy_source, path)
+                .with_context(|| format!("document {position}"))?;
         *document = kube::render_document(&value, document)?;
         workloads.push(generated);
         modified = true;

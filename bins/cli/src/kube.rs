@@ -88,9 +88,7 @@ pub fn render_document(value: &Value, original: &RawDocument) -> anyhow::Result<
             line.is_empty() || line.starts_with('#') || line == "\n" || line == "\r\n"
         })
         .collect();
-    body.push_str(
-        &serde_norway::to_string(value).context("could not serialise a YAML document")?,
-    );
+    body.push_str(&serde_norway::to_string(value).context("could not serialise a YAML document")?);
     Ok(RawDocument {
         separator: if original.separator.is_empty() {
             String::new()
@@ -215,8 +213,7 @@ pub fn confidential_workload(resource: &Value) -> anyhow::Result<Option<Confiden
             .unwrap_or("default")
             .to_owned(),
         pod_role: annotation(POD_ROLE_ANNOTATION).map(str::to_owned),
-        workload_secret_id_annotation: annotation(WORKLOAD_SECRET_ID_ANNOTATION)
-            .map(str::to_owned),
+        workload_secret_id_annotation: annotation(WORKLOAD_SECRET_ID_ANNOTATION).map(str::to_owned),
     }))
 }
 
@@ -333,8 +330,10 @@ mod tests {
     fn split_and_join_is_exact() {
         let text = "# leading comment\n---\na: 1\n--- # second\nb: 2\n...\n---\n\n";
         let documents = split_documents(text);
-        assert_eq!(documents.len(), 3);
-        assert_eq!(documents[1].separator, "--- # second\n");
+        assert_eq!(documents.len(), 4);
+        assert_eq!(documents[0].separator, "");
+        assert_eq!(documents[2].separator, "--- # second\n");
+        assert_eq!(documents[2].body, "b: 2\n...\n");
         assert_eq!(join_documents(&documents), text);
     }
 

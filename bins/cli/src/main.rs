@@ -140,7 +140,9 @@ fn main() -> ExitCode {
             if cli.global.json {
                 match serde_json::to_string_pretty(&outcome.json) {
                     Ok(text) => println!("{text}"),
-                    Err(error) => eprintln!("error: the JSON summary could not be encoded: {error}"),
+                    Err(error) => {
+                        eprintln!("error: the JSON summary could not be encoded: {error}")
+                    }
                 }
             } else if !outcome.human.is_empty() {
                 print!("{}", outcome.human);
