@@ -1,4 +1,5 @@
 //! `contrast generate`, driven through the built binary in temporary workspaces.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may unwrap and panic.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -183,7 +184,7 @@ fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
-fn pod_template<'a>(resource: &'a Value) -> &'a Value {
+fn pod_template(resource: &Value) -> &Value {
     match resource["kind"].as_str().unwrap() {
         "Pod" => resource,
         "CronJob" => &resource["spec"]["jobTemplate"]["spec"]["template"],
