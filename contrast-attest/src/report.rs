@@ -863,6 +863,21 @@ pub struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
+    /// Rebuilds a report from bytes that passed [`UnverifiedReport::verify`] earlier (kept in a
+    /// private field of an appraised peer), without checking the signature again.
+    pub(crate) fn from_verified_parts(
+        bytes: &'a [u8],
+        product: Product,
+        signing_key: SigningKey,
+    ) -> Result<Self, Error> {
+        let fields = Fields::split(bytes)?;
+        Ok(Self {
+            fields,
+            product,
+            signing_key,
+        })
+    }
+
     /// All 1184 bytes of the report.
     #[must_use]
     pub fn as_bytes(&self) -> &'a [u8; REPORT_LEN] {

@@ -168,7 +168,11 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     assert_eq!(peer.matched_index, 0);
     assert_eq!(peer.document_oid, SIMULATED_SNP_DOCUMENT_OID);
     assert_eq!(peer.chip_id, server_guest.chip_id);
-    assert_eq!(peer.report.len(), 1184);
+    assert_eq!(peer.report_bytes().len(), 1184);
+    // The verified report is available without another signature check, and agrees.
+    let report = peer.report().unwrap();
+    assert_eq!(report.host_data(), &server_guest.host_data);
+    assert_eq!(report.as_bytes().as_slice(), peer.report_bytes());
     assert!(client_slot.error().is_none());
 
     // The server's certificate: CN=Contrast, ±2h, the document under the simulated OID.
@@ -232,6 +236,41 @@ async fn mutual_atls_server_rejects_a_client_with_another_measurement() {
     let error = atls_error_from_io(&error).expect("an aTLS error");
     assert_measurement_mismatch(error);
     assert_measurement_mismatch(&server_slot.error().unwrap());
+}
+
+#[tokio::test]
+async fn deferred_rejection_completes_the_handshake_and_keeps_the_error() {
+    let measurement = random::<48>();
+    let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
+        .with_client_validator(validator(measurement))
+        .with_deferred_client_rejection()
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+        .with_issuer(issuer(&guest(random::<48>())))
+        .config(&mut OsRng)
+        .unwrap();
+    let outcome = connect(client_config, server_config).await;
+    // Both sides complete: the application is left to refuse, with the reason in the slot.
+    assert_eq!(outcome.client.unwrap(), b"h2");
+    outcome.server.unwrap();
+    assert!(server_slot.peer().is_none(), "a rejected client is no peer");
+    assert_measurement_mismatch(&server_slot.error().unwrap());
+
+    // A certificate without attestation is deferred the same way, and never becomes a peer.
+    let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
+        .with_client_validator(validator(measurement))
+        .with_deferred_client_rejection()
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(None).config(&mut OsRng).unwrap();
+    let outcome = connect(client_config, server_config).await;
+    outcome.server.unwrap();
+    assert!(server_slot.peer().is_none());
+    assert!(matches!(
+        server_slot.error().as_deref(),
+        Some(AtlsError::NoAttestationExtension)
+    ));
 }
 
 #[tokio::test]

@@ -480,8 +480,14 @@ fn load_reference_values(args: &GenerateArgs) -> anyhow::Result<Vec<SnpReference
 }
 
 fn simulated_reference_values(dir: &Path) -> anyhow::Result<SnpReferenceValues> {
-    let _ = dir;
-    bail!("the simulated platform is not available in this build")
+    let environment = contrast_tee::SimulatedEnvironment::load(dir).with_context(|| {
+        format!(
+            "could not load the simulated platform from {}; pass the --sim-dir the Coordinator \
+             and initializers use",
+            dir.display()
+        )
+    })?;
+    Ok(environment.reference_values())
 }
 
 /// Reads a JSON array of `snp` entries with the manifest's own (Go-compatible) decoder.

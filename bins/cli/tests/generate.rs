@@ -918,3 +918,57 @@ mod coordinator {
         assert_eq!(manifest.coordinator_policy_hashes().count(), 1);
     }
 }
+
+#[test]
+fn simulated_platform_takes_reference_values_from_sim_dir() {
+    let env = TestEnv::new();
+    let sim_dir = env.root.join("sim");
+    let environment = contrast_tee::SimulatedEnvironment::create(
+        &sim_dir,
+        contrast_core::manifest::Product::Genoa,
+        std::time::SystemTime::now(),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let sim_arg = sim_dir.display().to_string();
+    let [app, _] = env.app_paths();
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--sim-dir",
+        &sim_arg,
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ]);
+    assert_success(&out);
+    let manifest = env.manifest();
+    assert_eq!(
+        manifest.reference_values.snp,
+        [environment.reference_values()]
+    );
+    assert_eq!(manifest.reference_values.snp[0].platform, "Simulated-SNP");
+    // With a coordinator entry and simulated values the manifest is valid: no warnings.
+    manifest.validate().unwrap();
+    assert!(
+        !stderr(&out).contains("warning: manifest"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Without --sim-dir: a usage error that names the flag.
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--insecure-allow-all-policy",
+        &app,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("needs --sim-dir DIR"),
+        "{}",
+        stderr(&out)
+    );
+}

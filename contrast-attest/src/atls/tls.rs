@@ -169,6 +169,7 @@ fn verification_schemes(provider: &CryptoProvider) -> Vec<SignatureScheme> {
 pub struct AtlsServer {
     issuer: Option<Arc<dyn Issuer>>,
     client_validator: Option<AtlsValidator>,
+    defer_client_rejection: bool,
     provider: Arc<CryptoProvider>,
     time: Arc<dyn TimeProvider>,
 }
@@ -180,6 +181,7 @@ impl AtlsServer {
         Self {
             issuer,
             client_validator: None,
+            defer_client_rejection: false,
             provider: default_provider(),
             time: Arc::new(DefaultTimeProvider),
         }
@@ -189,6 +191,18 @@ impl AtlsServer {
     #[must_use]
     pub fn with_client_validator(mut self, validator: AtlsValidator) -> Self {
         self.client_validator = Some(validator);
+        self
+    }
+
+    /// Completes the handshake even when the client's attestation fails appraisal, so that
+    /// the application can tell the client why in its own protocol (the Coordinator answers
+    /// such a client's every request with the reason). The failure is still recorded in the
+    /// [`PeerSlot`]: [`PeerSlot::peer`] stays `None` and [`PeerSlot::error`] holds it, so the
+    /// application must check the slot before serving anything. A client that sends no
+    /// certificate, or one whose TLS signature does not verify, still fails the handshake.
+    #[must_use]
+    pub fn with_deferred_client_rejection(mut self) -> Self {
+        self.defer_client_rejection = true;
         self
     }
 
@@ -215,6 +229,7 @@ impl AtlsServer {
             nonce,
             hints: vec![DistinguishedName::from(hint)],
             validator: self.client_validator.clone(),
+            defer_rejection: self.defer_client_rejection,
             provider: Arc::clone(&self.provider),
             slot: Arc::clone(&slot),
         });
@@ -274,6 +289,7 @@ struct AtlsClientCertVerifier {
     nonce: Nonce,
     hints: Vec<DistinguishedName>,
     validator: Option<AtlsValidator>,
+    defer_rejection: bool,
     provider: Arc<CryptoProvider>,
     slot: Arc<PeerSlot>,
 }
@@ -303,8 +319,12 @@ impl ClientCertVerifier for AtlsClientCertVerifier {
             to_attest_time(now),
             self.validator.as_ref(),
         );
-        self.slot.record(result)?;
-        Ok(ClientCertVerified::assertion())
+        match self.slot.record(result) {
+            Ok(()) => Ok(ClientCertVerified::assertion()),
+            // Recorded in the slot; the application refuses the connection's requests.
+            Err(_) if self.defer_rejection => Ok(ClientCertVerified::assertion()),
+            Err(error) => Err(error),
+        }
     }
 
     fn verify_tls12_signature(

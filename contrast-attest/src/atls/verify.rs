@@ -68,8 +68,40 @@ pub struct AttestedPeer {
     pub vmpl: u32,
     /// VCEK or VLEK.
     pub leaf_kind: LeafKind,
-    /// The verified 1184-byte report, for anything not copied out above.
-    pub report: Vec<u8>,
+    /// The verified report. Private, so that [`AttestedPeer::report`] can hand out a
+    /// [`crate::Report`] without checking the signature again: nobody outside this crate can
+    /// put other bytes here.
+    verified: VerifiedReportBytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct VerifiedReportBytes {
+    bytes: Vec<u8>,
+    product: Product,
+    signing_key: crate::report::SigningKey,
+}
+
+impl AttestedPeer {
+    /// The verified 1184-byte report.
+    #[must_use]
+    pub fn report_bytes(&self) -> &[u8] {
+        &self.verified.bytes
+    }
+
+    /// The verified report, for everything not copied out above (e.g. the claims a mesh
+    /// certificate carries). Its signature was checked during the handshake and is not checked
+    /// again.
+    ///
+    /// # Errors
+    /// Not expected: the bytes were parsed before. Returns the parse error if they somehow do
+    /// not parse.
+    pub fn report(&self) -> Result<crate::Report<'_>, crate::Error> {
+        crate::report::Report::from_verified_parts(
+            &self.verified.bytes,
+            self.verified.product,
+            self.verified.signing_key,
+        )
+    }
 }
 
 /// A peer certificate that passed aTLS verification.
@@ -157,6 +189,10 @@ fn appraise_certificate(
         guest_policy: report.policy(),
         vmpl: report.vmpl(),
         leaf_kind: appraisal.evidence.leaf_kind,
-        report: report.as_bytes().to_vec(),
+        verified: VerifiedReportBytes {
+            bytes: report.as_bytes().to_vec(),
+            product: report.product(),
+            signing_key: report.signing_key(),
+        },
     })
 }

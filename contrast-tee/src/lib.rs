@@ -1,0 +1,305 @@
+//! TEE access for the contrast-rs binaries (`coordinator`, `initializer`, `contrast`).
+//!
+//! A process inside a confidential VM needs an attestation [`Issuer`]: something that turns 64
+//! bytes of report data into an attestation document. This crate provides the two the binaries
+//! choose between with the shared flags of [`TeeArgs`]:
+//!
+//! - `--tee snp`: a real AMD SEV-SNP guest ([`snp`]), reports from the kernel.
+//! - `--tee simulated --sim-dir DIR`: the simulated platform of `contrast-attest` (feature
+//!   `sim`), kept in a directory that every process of a local deployment shares
+//!   ([`simulated::SimulatedEnvironment`]). Simulated mode is never a default: it must be asked
+//!   for explicitly, and verifiers trust a simulated ARK only where a manifest pins it.
+//!
+//! Unlike the library crates, this one does I/O (files, devices); it is the binaries' side.
+
+#![forbid(unsafe_code)]
+
+pub mod simulated;
+pub mod snp;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use contrast_attest::atls::Issuer;
+use rand_core::CryptoRngCore;
+
+pub use simulated::{LaunchOverrides, SimulatedEnvironment, SimulatedLaunch, SimulatedTcb};
+
+/// Why a TEE could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TeeError {
+    /// A file or device could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or device.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file has the wrong contents.
+    #[error("{}: {reason}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `create` was asked to overwrite an existing simulated environment.
+    #[error("{} already holds a simulated environment; use it, or pick an empty directory", .dir.display())]
+    AlreadyExists {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The simulated platform failed.
+    #[error("simulated platform: {0}")]
+    Simulation(#[from] contrast_attest::sim::SimError),
+    /// A flag is missing or malformed.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag, e.g. `--sim-dir`.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The SEV-SNP guest interface is not usable.
+    #[error("sev-snp guest: {0}")]
+    Snp(String),
+}
+
+/// Which TEE a binary attests with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TeeKind {
+    /// AMD SEV-SNP: reports from configfs-tsm or `/dev/sev-guest`.
+    Snp,
+    /// The simulated SEV-SNP platform in `--sim-dir` (no hardware; for local runs and tests).
+    Simulated,
+}
+
+/// The TEE flags shared by the binaries (flatten into a clap command with
+/// `#[command(flatten)]`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct TeeArgs {
+    /// The TEE to attest with. `simulated` needs --sim-dir and is never chosen implicitly.
+    #[arg(long, value_enum, default_value = "snp", env = "CONTRAST_TEE")]
+    pub tee: TeeKind,
+    /// With --tee simulated: the simulated environment's directory (`contrast simulate`
+    /// creates one).
+    #[arg(long, value_name = "DIR", env = "CONTRAST_SIM_DIR")]
+    pub sim_dir: Option<PathBuf>,
+    /// With --tee simulated: the VM's HOST_DATA (64 hex digits), i.e. the initdata digest the
+    /// runtime would set for this pod.
+    #[arg(long, value_name = "HEX", env = "CONTRAST_SIM_HOST_DATA")]
+    pub sim_host_data: Option<String>,
+    /// With --tee simulated: the chip ID (128 hex digits); default: a random chip per process.
+    #[arg(long, value_name = "HEX")]
+    pub sim_chip_id: Option<String>,
+    /// With --tee simulated: launch with the debug policy bit set (a VM verifiers must refuse).
+    #[arg(long)]
+    pub sim_debug: bool,
+    /// With --tee simulated: report this TCB instead of the launch's, as
+    /// `BOOTLOADER.TEE.SNP.MICROCODE` (e.g. `4.0.1.213`).
+    #[arg(long, value_name = "TCB")]
+    pub sim_tcb: Option<String>,
+    /// With --tee simulated: report this MEASUREMENT (96 hex digits) instead of the launch's.
+    #[arg(long, value_name = "HEX")]
+    pub sim_measurement: Option<String>,
+    /// With --tee snp: a directory holding the VCEK (`vcek.pem` or `vcek.der`) and the AMD
+    /// chain (`ask.pem`, `ark.pem`), used when the kernel's extended report carries none.
+    #[arg(long, value_name = "DIR")]
+    pub snp_certs_dir: Option<PathBuf>,
+}
+
+impl TeeArgs {
+    /// The issuer these flags select. In simulated mode this also returns the loaded
+    /// environment (for reference values and logs).
+    ///
+    /// # Errors
+    /// [`TeeError::Flag`] for a missing or malformed flag, or the TEE's own error.
+    pub fn issuer(
+        &self,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Arc<dyn Issuer>, Option<SimulatedEnvironment>), TeeError> {
+        match self.tee {
+            TeeKind::Snp => {
+                let issuer = snp::SnpIssuer::open(self.snp_certs_dir.as_deref())?;
+                Ok((Arc::new(issuer), None))
+            }
+            TeeKind::Simulated => {
+                let dir = self.sim_dir.as_ref().ok_or(TeeError::Flag {
+                    flag: "--sim-dir",
+                    reason: "--tee simulated needs the simulated environment's directory".into(),
+                })?;
+                let env = SimulatedEnvironment::load(dir)?;
+                let host_data = match &self.sim_host_data {
+                    Some(text) => parse_hex::<32>("--sim-host-data", text)?,
+                    None => {
+                        return Err(TeeError::Flag {
+                            flag: "--sim-host-data",
+                            reason: "--tee simulated needs the VM's HOST_DATA (its initdata \
+                                     digest, 64 hex digits)"
+                                .into(),
+                        });
+                    }
+                };
+                let chip_id = match &self.sim_chip_id {
+                    Some(text) => parse_hex::<64>("--sim-chip-id", text)?,
+                    None => {
+                        let mut chip_id = [0u8; 64];
+                        rng.fill_bytes(&mut chip_id);
+                        chip_id
+                    }
+                };
+                let overrides = LaunchOverrides {
+                    debug: self.sim_debug,
+                    tcb: self.sim_tcb.as_deref().map(parse_tcb).transpose()?,
+                    measurement: self
+                        .sim_measurement
+                        .as_deref()
+                        .map(|text| parse_hex::<48>("--sim-measurement", text))
+                        .transpose()?,
+                };
+                let guest = env.guest_with(chip_id, host_data, &overrides)?;
+                Ok((env.issuer(guest), Some(env)))
+            }
+        }
+    }
+}
+
+fn parse_hex<const N: usize>(flag: &'static str, text: &str) -> Result<[u8; N], TeeError> {
+    let bytes = hex::decode(text.trim()).map_err(|e| TeeError::Flag {
+        flag,
+        reason: format!("not hex: {e}"),
+    })?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| TeeError::Flag {
+        flag,
+        reason: format!("{} bytes, expected {N} ({} hex digits)", bytes.len(), 2 * N),
+    })
+}
+
+fn parse_tcb(text: &str) -> Result<SimulatedTcb, TeeError> {
+    let parts: Vec<&str> = text.split('.').collect();
+    let parsed: Result<Vec<u8>, _> = parts.iter().map(|p| p.parse::<u8>()).collect();
+    match parsed.as_deref() {
+        Ok([bootloader, tee, snp, microcode]) => Ok(SimulatedTcb {
+            bootloader: *bootloader,
+            tee: *tee,
+            snp: *snp,
+            microcode: *microcode,
+        }),
+        _ => Err(TeeError::Flag {
+            flag: "--sim-tcb",
+            reason: format!(
+                "{text:?} is not BOOTLOADER.TEE.SNP.MICROCODE (four numbers 0-255, e.g. 4.0.1.213)"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        tee: TeeArgs,
+    }
+
+    fn args(extra: &[&str]) -> TeeArgs {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(extra);
+        Command::try_parse_from(argv).unwrap().tee
+    }
+
+    #[test]
+    fn simulated_mode_needs_its_flags() {
+        let missing_dir = args(&["--tee", "simulated"]).issuer(&mut rand_core::OsRng);
+        assert!(matches!(
+            missing_dir,
+            Err(TeeError::Flag {
+                flag: "--sim-dir",
+                ..
+            })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        SimulatedEnvironment::create(
+            dir.path(),
+            contrast_attest::Product::Milan,
+            std::time::SystemTime::now(),
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let sim_dir = dir.path().to_str().unwrap();
+        let missing_host_data =
+            args(&["--tee", "simulated", "--sim-dir", sim_dir]).issuer(&mut rand_core::OsRng);
+        assert!(matches!(
+            missing_host_data,
+            Err(TeeError::Flag {
+                flag: "--sim-host-data",
+                ..
+            })
+        ));
+        let short = args(&[
+            "--tee",
+            "simulated",
+            "--sim-dir",
+            sim_dir,
+            "--sim-host-data",
+            "abcd",
+        ])
+        .issuer(&mut rand_core::OsRng);
+        match short {
+            Err(TeeError::Flag { flag, reason }) => {
+                assert_eq!(flag, "--sim-host-data");
+                assert!(reason.contains("2 bytes, expected 32"), "{reason}");
+            }
+            other => panic!("expected a flag error, got {other:?}"),
+        }
+        let host_data = "11".repeat(32);
+        let (issuer, env) = args(&[
+            "--tee",
+            "simulated",
+            "--sim-dir",
+            sim_dir,
+            "--sim-host-data",
+            &host_data,
+            "--sim-tcb",
+            "4.0.1.213",
+        ])
+        .issuer(&mut rand_core::OsRng)
+        .unwrap();
+        assert!(env.is_some());
+        assert_eq!(
+            issuer.oid(),
+            contrast_attest::atls::SIMULATED_SNP_DOCUMENT_OID
+        );
+    }
+
+    #[test]
+    fn tcb_flag_is_four_numbers() {
+        assert_eq!(
+            parse_tcb("4.0.23.213").unwrap(),
+            SimulatedTcb {
+                bootloader: 4,
+                tee: 0,
+                snp: 23,
+                microcode: 213
+            }
+        );
+        for bad in ["4.0.23", "4.0.23.256", "a.b.c.d", ""] {
+            assert!(
+                matches!(
+                    parse_tcb(bad),
+                    Err(TeeError::Flag {
+                        flag: "--sim-tcb",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
