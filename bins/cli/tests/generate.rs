@@ -972,3 +972,226 @@ fn simulated_platform_takes_reference_values_from_sim_dir() {
         stderr(&out)
     );
 }
+
+/// kubectl's client-side dry run still asks the API server which resources exist (discovery)
+/// and, for `apply`, whether each object exists. This answers exactly that on loopback: the
+/// discovery documents for the Coordinator's kinds and 404 for every object.
+mod fake_discovery {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+
+    pub(super) struct Server {
+        pub(super) url: String,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            // Wake the accept loop so it sees the flag.
+            let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn resource(name: &str, kind: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": name, "singularName": "", "namespaced": true, "kind": kind,
+            "verbs": ["create", "get", "list"]
+        })
+    }
+
+    fn respond(path: &str) -> (u16, serde_json::Value) {
+        let group = |name: &str| {
+            serde_json::json!({
+                "name": name,
+                "versions": [{"groupVersion": format!("{name}/v1"), "version": "v1"}],
+                "preferredVersion": {"groupVersion": format!("{name}/v1"), "version": "v1"}
+            })
+        };
+        let list = |group_version: &str, resources: Vec<serde_json::Value>| {
+            serde_json::json!({
+                "kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": group_version, "resources": resources
+            })
+        };
+        match path {
+            "/version" => (
+                200,
+                serde_json::json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0"}),
+            ),
+            "/api" => (
+                200,
+                serde_json::json!({
+                    "kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]
+                }),
+            ),
+            "/apis" => (
+                200,
+                serde_json::json!({
+                    "kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [group("apps"), group("rbac.authorization.k8s.io")]
+                }),
+            ),
+            "/api/v1" => (
+                200,
+                list(
+                    "v1",
+                    vec![
+                        resource("serviceaccounts", "ServiceAccount"),
+                        resource("services", "Service"),
+                    ],
+                ),
+            ),
+            "/apis/apps/v1" => (
+                200,
+                list("apps/v1", vec![resource("statefulsets", "StatefulSet")]),
+            ),
+            "/apis/rbac.authorization.k8s.io/v1" => (
+                200,
+                list(
+                    "rbac.authorization.k8s.io/v1",
+                    vec![
+                        resource("roles", "Role"),
+                        resource("rolebindings", "RoleBinding"),
+                    ],
+                ),
+            ),
+            _ => (
+                404,
+                serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "NotFound", "code": 404
+                }),
+            ),
+        }
+    }
+
+    fn serve(stream: TcpStream) {
+        let mut reader = BufReader::new(stream);
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            match reader.read_line(&mut header) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if header == "\r\n" || header == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let target = request_line.split(' ').nth(1).unwrap_or("/");
+        let path = target.split('?').next().unwrap_or(target);
+        let (status, body) = respond(path);
+        let body = body.to_string();
+        let reason = if status == 200 { "OK" } else { "Not Found" };
+        let mut stream = reader.into_inner();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+
+    pub(super) fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop_flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    serve(stream);
+                }
+            }
+        });
+        Server {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn find_kubectl() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
+fn kubectl_accepts_the_coordinator_resources() {
+    let Some(kubectl) = find_kubectl() else {
+        println!("SKIPPED: kubectl is not on PATH; the k8s-openapi round trip still ran");
+        return;
+    };
+    let env = TestEnv::new();
+    assert_success(&env.generate(&["--insecure-allow-all-policy", "--coordinator"]));
+    let coordinator = env.ws.join("coordinator.yml");
+
+    let server = fake_discovery::start();
+    let kubeconfig = env.root.join("kubeconfig");
+    fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\ncurrent-context: c\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let kubectl_run = |args: &[&str]| {
+        Command::new(&kubectl)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", env.root.join("home"))
+            .args(args)
+            .arg("-f")
+            .arg(&coordinator)
+            .output()
+            .unwrap()
+    };
+
+    let out = kubectl_run(&["apply", "--dry-run=client", "--validate=false"]);
+    assert_success(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "serviceaccount/coordinator created (dry run)",
+        "role.rbac.authorization.k8s.io/coordinator created (dry run)",
+        "rolebinding.rbac.authorization.k8s.io/coordinator created (dry run)",
+        "service/coordinator created (dry run)",
+        "service/coordinator-ready created (dry run)",
+        "statefulset.apps/coordinator created (dry run)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+
+    // kubectl's own decoding of the file gives back the same objects.
+    let out = kubectl_run(&[
+        "create",
+        "--dry-run=client",
+        "--validate=false",
+        "-o",
+        "json",
+    ]);
+    assert_success(&out);
+    let from_kubectl: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let ours: Vec<serde_json::Value> = documents(&fs::read_to_string(&coordinator).unwrap())
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap())
+        .collect();
+    assert_eq!(from_kubectl, ours);
+}
