@@ -92,7 +92,8 @@ CronJob) whose runtimeClassName is contrast-cc gets:
   - the init container contrast-initializer and the emptyDir volume contrast-secrets
     (not with --skip-initializer, and never in the Coordinator's pod).
 Other resources and documents are left alone; files without such a resource are not rewritten.
-Comments inside a rewritten document are not kept (those above it are).
+Comments inside a rewritten document are not kept (those above it are). With --coordinator,
+the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
 
 The policy comes from, in this order: --policy FILE; --insecure-allow-all-policy;
 <workspace>/rules.rego; Kata's genpolicy on PATH, run once per workload as
@@ -164,7 +165,8 @@ pub struct GenerateArgs {
     /// Also give this RSA key a seed share (public or private PEM).
     #[arg(long, value_name = "FILE")]
     pub add_seedshare_owner_key: Vec<PathBuf>,
-    /// Allow no manifest updates: empties the workload owner key list.
+    /// Allow no manifest updates: empties the workload owner key lists (and generates no
+    /// workload-owner.pem).
     #[arg(short = 'd', long)]
     pub disable_updates: bool,
     /// Do not inject the initializer init container and volume.
@@ -312,6 +314,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         .retain(|entry| entry.platform != args.reference_values);
     manifest.reference_values.snp.extend(reference_values);
     manifest.workload_owner_pub_keys = if args.disable_updates {
+        // The old-schema digests authorise updates too (owner::authorize_update_by_key).
+        manifest.workload_owner_key_digests = None;
         None
     } else {
         Some(merge_keys(
@@ -744,10 +748,9 @@ fn process_workload(
     let policy = match policy_source {
         PolicySource::Static { origin, text } => {
             tracing::debug!(policy = %origin, workload = %workload.qualified_name(), "using policy file");
-            format!(
-                "# contrast workload: {} (policy from {origin})\n{text}",
-                workload.qualified_name()
-            )
+            // Only the workload's name goes in: the digest must not depend on where the
+            // policy file was read from.
+            format!("# contrast workload: {}\n{text}", workload.qualified_name())
         }
         PolicySource::Genpolicy { program } => run_genpolicy(program, resource, workspace)?,
     };

@@ -262,7 +262,7 @@ fn sample_app_gets_identities_initializer_and_manifest() {
         let initdata = initdata_of(resource);
         assert_eq!(
             initdata.data()["policy.rego"],
-            format!("# contrast workload: {qualified} (policy from {policy})\n{policy_text}")
+            format!("# contrast workload: {qualified}\n{policy_text}")
         );
         let entry = &manifest.policies[&digest_hex(&initdata)];
         assert_eq!(
@@ -378,7 +378,11 @@ fn rerun_is_byte_identical_and_writes_nothing() {
     assert_success(&env.generate(&args));
     let first = env.snapshot();
 
-    let out = env.generate(&[&["--json"][..], &args[..]].concat());
+    // The same policy read from another path: identities do not depend on the path.
+    let copy = env.root.join("copy.rego");
+    fs::copy(&policy, &copy).unwrap();
+    let copy = copy.display().to_string();
+    let out = env.generate(&["--json", "--policy", &copy, "--coordinator", &app, &more]);
     assert_success(&out);
     assert_eq!(env.snapshot(), first);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -525,12 +529,17 @@ fn disable_updates_empties_workload_owner_keys() {
     let env = TestEnv::new();
     let [app, _] = env.app_paths();
     assert_success(&env.generate(&["--insecure-allow-all-policy", &app]));
+    let mut manifest = env.manifest();
     assert_eq!(
-        env.manifest().workload_owner_pub_keys.map(|k| k.len()),
+        manifest.workload_owner_pub_keys.as_ref().map(Vec::len),
         Some(1)
     );
+    // An old-schema digest list authorises updates too, so -d must empty it as well.
+    manifest.workload_owner_key_digests = Some(vec!["cd".repeat(32)]);
+    fs::write(env.ws.join("manifest.json"), manifest.to_go_json().unwrap()).unwrap();
     assert_success(&env.generate(&["--insecure-allow-all-policy", "-d", &app]));
     assert_eq!(env.manifest().workload_owner_pub_keys, None);
+    assert_eq!(env.manifest().workload_owner_key_digests, None);
     let text = String::from_utf8(env.manifest_bytes()).unwrap();
     assert!(text.contains("\"WorkloadOwnerPubKeys\": null"), "{text}");
 }
