@@ -106,7 +106,7 @@ generate starts each workload's copy with a comment naming the workload: each wo
 own identity, but the policy does not bind that identity to the pod spec (genpolicy's do).
 
 manifest.json (or -m FILE) is created or updated: the Policies entries of the processed
-workloads are replaced (matched by digest or WorkloadSecretID), other entries are kept; the
+workloads are replaced (matched by digest, or by WorkloadSecretID and name), others are kept; the
 reference values of the chosen platform are replaced, those of other platforms kept; owner keys
 are added, never removed (except -d). Running generate again on the same input rewrites nothing.";
 
@@ -846,9 +846,9 @@ fn unique_suffix() -> u64 {
 fn check_unique_workloads(workloads: &[GeneratedWorkload]) -> anyhow::Result<()> {
     let mut seen: BTreeMap<String, &GeneratedWorkload> = BTreeMap::new();
     for workload in workloads {
+        // A WorkloadSecretID may be shared on purpose (workloads that share their secret).
         for key in [
             format!("workload {}", workload.workload.qualified_name()),
-            format!("WorkloadSecretID {}", workload.entry.workload_secret_id),
             format!("initdata digest {}", workload.digest_hex),
         ] {
             if let Some(first) = seen.insert(key.clone(), workload) {
@@ -866,16 +866,16 @@ fn check_unique_workloads(workloads: &[GeneratedWorkload]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Replaces the entries generate owns: those with the digest or the WorkloadSecretID of a
-/// processed workload. Entries of other workloads (other files, added by hand) stay.
+/// Replaces the entries generate owns: those with the digest of a processed workload, or with
+/// its WorkloadSecretID and its name as first SAN (an earlier version of the same workload).
+/// Entries of other workloads (other files, added by hand) stay.
 fn update_policies(manifest: &mut Manifest, workloads: &[GeneratedWorkload]) {
-    let ids: BTreeSet<&str> = workloads
-        .iter()
-        .map(|w| w.entry.workload_secret_id.as_str())
-        .collect();
     manifest.policies.retain(|key, entry| {
-        !ids.contains(entry.workload_secret_id.as_str())
-            && !workloads.iter().any(|w| &w.digest_hex == key)
+        !workloads.iter().any(|w| {
+            &w.digest_hex == key
+                || (w.entry.workload_secret_id == entry.workload_secret_id
+                    && entry.sans.as_ref().and_then(|sans| sans.first()) == Some(&w.workload.name))
+        })
     });
     for workload in workloads {
         manifest

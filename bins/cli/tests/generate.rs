@@ -1204,3 +1204,21 @@ fn kubectl_accepts_the_coordinator_resources() {
         .collect();
     assert_eq!(from_kubectl, ours);
 }
+
+#[test]
+fn the_same_workload_twice_is_refused() {
+    let env = TestEnv::new();
+    let backend = env.root.join("app/more/backend.yaml");
+    let copy = env.root.join("copy.yaml");
+    fs::copy(&backend, &copy).unwrap();
+    let backend = backend.display().to_string();
+    let copy = copy.display().to_string();
+    let out = env.generate(&["--insecure-allow-all-policy", &backend, &copy]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("workload default/pod/backend appears twice"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.ws.join("manifest.json").exists());
+}
