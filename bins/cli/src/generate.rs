@@ -1,0 +1,911 @@
+//! `contrast generate`: give every confidential pod its identity (initdata), inject the
+//! initializer, and write the manifest that names those identities.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, anyhow, bail};
+use contrast_core::initdata::{self, Algorithm, Initdata};
+use contrast_core::manifest::{
+    Manifest, ManifestDocument, PolicyEntry, Role, SIMULATED_SNP_PLATFORM, SnpReferenceValues,
+};
+use serde_json::json;
+
+use crate::coordinator_resources::{self, CoordinatorOptions, DEFAULT_COORDINATOR_IMAGE};
+use crate::kube::{self, ConfidentialWorkload};
+use crate::workspace::{self, KeySource, Workspace};
+use crate::{ExitStatus, GlobalArgs, Outcome, UsageError};
+
+/// Default container image of the injected initializer.
+pub const DEFAULT_INITIALIZER_IMAGE: &str = "localhost/contrast-rs/initializer:0.1.0";
+
+/// Key of the agent policy in the initdata `[data]` table (CoCo convention).
+pub const POLICY_DATA_KEY: &str = "policy.rego";
+
+/// Platforms `--reference-values` accepts. Only the simulated one has values built in (from
+/// `--sim-dir`); the others need `--reference-values-file`.
+pub const PLATFORMS: [&str; 6] = [
+    SIMULATED_SNP_PLATFORM,
+    "Metal-QEMU-SNP",
+    "Metal-QEMU-SNP-GPU",
+    "K3s-QEMU-SNP",
+    "K3s-QEMU-SNP-GPU",
+    "AKS-CLH-SNP",
+];
+
+/// An agent policy that allows every request. For development only.
+pub const INSECURE_ALLOW_ALL_POLICY: &str = "\
+# INSECURE: this Kata agent policy allows every request. Anyone who can change the pod spec
+# can change what runs in the confidential VM, and the VM's identity proves nothing about it.
+# Written by `contrast generate --insecure-allow-all-policy`; never use it in production.
+package agent_policy
+
+default AddARPNeighborsRequest := true
+default AddSwapRequest := true
+default CloseStdinRequest := true
+default CopyFileRequest := true
+default CreateContainerRequest := true
+default CreateSandboxRequest := true
+default DestroySandboxRequest := true
+default ExecProcessRequest := true
+default GetMetricsRequest := true
+default GetOOMEventRequest := true
+default GuestDetailsRequest := true
+default ListInterfacesRequest := true
+default ListRoutesRequest := true
+default MemHotplugByProbeRequest := true
+default OnlineCPUMemRequest := true
+default PauseContainerRequest := true
+default PullImageRequest := true
+default ReadStreamRequest := true
+default RemoveContainerRequest := true
+default RemoveStaleVirtiofsShareMountsRequest := true
+default ReseedRandomDevRequest := true
+default ResumeContainerRequest := true
+default SetGuestDateTimeRequest := true
+default SetPolicyRequest := true
+default SignalProcessRequest := true
+default StartContainerRequest := true
+default StartTracingRequest := true
+default StatsContainerRequest := true
+default StopTracingRequest := true
+default TtyWinResizeRequest := true
+default UpdateContainerRequest := true
+default UpdateEphemeralMountsRequest := true
+default UpdateInterfaceRequest := true
+default UpdateRoutesRequest := true
+default WaitProcessRequest := true
+default WriteStreamRequest := true
+";
+
+/// Long description of `generate` (`--help`).
+pub const LONG_ABOUT: &str = "\
+Add initdata and the initializer to Kubernetes resources and write manifest.json.
+
+Every resource with a pod template (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+CronJob) whose runtimeClassName is contrast-cc gets:
+  - the initdata annotation (io.katacontainers.config.hypervisor.cc_init_data): a TOML
+    document whose [data] \"policy.rego\" is the workload's agent policy; its SHA-256 digest is
+    the workload's identity and its key in the manifest's Policies;
+  - the init container contrast-initializer and the emptyDir volume contrast-secrets
+    (not with --skip-initializer, and never in the Coordinator's pod).
+Other resources and documents are left alone; files without such a resource are not rewritten.
+Comments inside a rewritten document are not kept (those above it are). With --coordinator,
+the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
+
+The policy comes from, in this order: --policy FILE; --insecure-allow-all-policy;
+<workspace>/rules.rego; Kata's genpolicy on PATH, run once per workload as
+  genpolicy --yaml-file <the resource, injected, in a temporary file> --raw-out
+            --runtime-class-names contrast-cc
+            [--json-settings-path <workspace>/settings.json]   (when that file exists)
+            --layers-cache-file-path <workspace>/layers-cache.json
+with its standard output taken as the policy. A policy file is the same for every pod, so
+generate starts each workload's copy with a comment naming the workload: each workload gets its
+own identity, but the policy does not bind that identity to the pod spec (genpolicy's do).
+
+manifest.json (or -m FILE) is created or updated: the Policies entries of the processed
+workloads are replaced (matched by digest, or by WorkloadSecretID and name), others are kept; the
+reference values of the chosen platform are replaced, those of other platforms kept; owner keys
+are added, never removed (except -d). Running generate again on the same input rewrites nothing.";
+
+/// Examples (`--help`).
+pub const AFTER_LONG_HELP: &str = "\
+Examples:
+  # Simulated platform, development policy, with the Coordinator's resources:
+  contrast generate --reference-values Simulated-SNP --sim-dir ./sim \\
+      --insecure-allow-all-policy --coordinator deployment/
+
+  # Real hardware: your own measured reference values and policy:
+  contrast generate --reference-values Metal-QEMU-SNP --reference-values-file snp.json \\
+      --policy policy.rego app.yml
+
+  # Another person may update the manifest; nobody may (freezes the deployment):
+  contrast generate ... -w alice.pem app.yml
+  contrast generate ... -d app.yml
+
+Exit codes:
+  0  success
+  1  error (the message says what went wrong and what to do)
+  2  usage error (unknown flag, missing argument, flags that cannot be combined)";
+
+/// Flags of `contrast generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Kubernetes YAML files, or directories whose .yml/.yaml files are read (recursively).
+    #[arg(value_name = "PATH", required_unless_present = "coordinator")]
+    pub paths: Vec<PathBuf>,
+    /// Agent policy (Rego) for every workload [default: <workspace>/rules.rego if it exists].
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Use a policy that allows everything (INSECURE, for development without genpolicy).
+    #[arg(long, conflicts_with = "policy")]
+    pub insecure_allow_all_policy: bool,
+    /// The manifest to write or update [default: <workspace>/manifest.json].
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Platform whose reference values go into the manifest.
+    #[arg(long, value_name = "PLATFORM", value_parser = PLATFORMS)]
+    pub reference_values: String,
+    /// Simulated platform directory (for --reference-values Simulated-SNP).
+    #[arg(long, value_name = "DIR")]
+    pub sim_dir: Option<PathBuf>,
+    /// JSON array of `snp` reference value entries in manifest form (for real platforms).
+    #[arg(long, value_name = "FILE")]
+    pub reference_values_file: Option<PathBuf>,
+    /// Also allow the owner of this key to update the manifest (P-384 public or private PEM).
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "FILE",
+        conflicts_with = "disable_updates"
+    )]
+    pub add_workload_owner_key: Vec<PathBuf>,
+    /// Also give this RSA key a seed share (public or private PEM).
+    #[arg(long, value_name = "FILE")]
+    pub add_seedshare_owner_key: Vec<PathBuf>,
+    /// Allow no manifest updates: empties the workload owner key lists (and generates no
+    /// workload-owner.pem).
+    #[arg(short = 'd', long)]
+    pub disable_updates: bool,
+    /// Do not inject the initializer init container and volume.
+    #[arg(long)]
+    pub skip_initializer: bool,
+    /// Image of the injected initializer.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_INITIALIZER_IMAGE)]
+    pub initializer_image: String,
+    /// Also write the Coordinator's resources and process them like the other inputs.
+    #[arg(long)]
+    pub coordinator: bool,
+    /// Where to write the Coordinator's resources [default: <workspace>/coordinator.yml].
+    #[arg(long, value_name = "FILE", requires = "coordinator")]
+    pub coordinator_output: Option<PathBuf>,
+    /// Replicas of the Coordinator StatefulSet.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    pub coordinator_replicas: i32,
+    /// Image of the Coordinator.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_COORDINATOR_IMAGE)]
+    pub coordinator_image: String,
+    /// Memory request and limit of the Coordinator.
+    #[arg(long, value_name = "QUANTITY", default_value = "128Mi")]
+    pub coordinator_memory: String,
+    /// Namespace of the Coordinator's resources.
+    #[arg(long, value_name = "NAMESPACE", default_value = "default")]
+    pub coordinator_namespace: String,
+}
+
+/// Where workload policies come from.
+#[derive(Debug)]
+enum PolicySource {
+    /// One policy text for every workload.
+    Static { origin: String, text: String },
+    /// Kata's genpolicy, once per workload.
+    Genpolicy { program: PathBuf },
+}
+
+/// One confidential workload after processing.
+#[derive(Debug)]
+struct GeneratedWorkload {
+    file: PathBuf,
+    workload: ConfidentialWorkload,
+    digest_hex: String,
+    entry: PolicyEntry,
+}
+
+/// One input file after processing.
+#[derive(Debug)]
+struct ProcessedFile {
+    path: PathBuf,
+    original: Option<String>,
+    rewritten: Option<String>,
+}
+
+/// Runs `contrast generate`.
+pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> {
+    let workspace = Workspace::new(&global.workspace_dir);
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
+
+    // Everything that can be refused is checked before anything is written.
+    let reference_values = load_reference_values(args)?;
+    let policy_source = resolve_policy_source(args, &workspace)?;
+    let added_workload_owner_keys = args
+        .add_workload_owner_key
+        .iter()
+        .map(|path| workspace::read_workload_owner_public_key(path).map(|key| key.to_hex()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let added_seedshare_owner_keys = args
+        .add_seedshare_owner_key
+        .iter()
+        .map(|path| workspace::read_seedshare_owner_public_key(path).map(|key| key.to_hex()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let existing_manifest = read_existing_manifest(&manifest_path)?;
+
+    let coordinator_output = args.coordinator.then(|| {
+        args.coordinator_output
+            .clone()
+            .unwrap_or_else(|| workspace.path(workspace::COORDINATOR_FILE))
+    });
+
+    let mut inputs: Vec<(PathBuf, Option<String>)> = Vec::new();
+    if let Some(output) = &coordinator_output {
+        let resources = coordinator_resources::build(&CoordinatorOptions {
+            namespace: args.coordinator_namespace.clone(),
+            replicas: args.coordinator_replicas,
+            image: args.coordinator_image.clone(),
+            memory: args.coordinator_memory.clone(),
+        });
+        inputs.push((output.clone(), Some(resources.to_yaml()?)));
+    }
+    for path in collect_input_files(&args.paths)? {
+        let is_coordinator_output = coordinator_output
+            .as_deref()
+            .is_some_and(|output| same_file(output, &path));
+        if !is_coordinator_output {
+            inputs.push((path, None));
+        }
+    }
+
+    let mut workloads = Vec::new();
+    let mut processed = Vec::new();
+    for (path, generated_text) in inputs {
+        let file = process_file(
+            &path,
+            generated_text,
+            args,
+            &workspace,
+            &policy_source,
+            &mut workloads,
+        )
+        .with_context(|| format!("in {}", path.display()))?;
+        processed.push(file);
+    }
+    check_unique_workloads(&workloads)?;
+
+    workspace.create_dir()?;
+    let mut keys_generated = Vec::new();
+    let own_workload_owner_key = if args.disable_updates {
+        None
+    } else {
+        let path = workspace.path(workspace::WORKLOAD_OWNER_KEY_FILE);
+        let (key, source) = workspace::load_or_generate_workload_owner_key(&path)?;
+        if source == KeySource::Generated {
+            keys_generated.push(path);
+        }
+        Some(key.public_key().to_hex())
+    };
+    let seedshare_path = workspace.path(workspace::SEEDSHARE_OWNER_KEY_FILE);
+    let (seedshare_key, source) = workspace::load_or_generate_seedshare_owner_key(&seedshare_path)?;
+    if source == KeySource::Generated {
+        keys_generated.push(seedshare_path);
+    }
+
+    let mut manifest = existing_manifest
+        .as_ref()
+        .map(|document| document.manifest().clone())
+        .unwrap_or_default();
+    update_policies(&mut manifest, &workloads);
+    manifest
+        .reference_values
+        .snp
+        .retain(|entry| entry.platform != args.reference_values);
+    manifest.reference_values.snp.extend(reference_values);
+    manifest.workload_owner_pub_keys = if args.disable_updates {
+        // The old-schema digests authorise updates too (owner::authorize_update_by_key).
+        manifest.workload_owner_key_digests = None;
+        None
+    } else {
+        Some(merge_keys(
+            manifest.workload_owner_pub_keys.take(),
+            own_workload_owner_key
+                .into_iter()
+                .chain(added_workload_owner_keys),
+        ))
+    };
+    manifest.seedshare_owner_pub_keys = Some(merge_keys(
+        manifest.seedshare_owner_pub_keys.take(),
+        std::iter::once(seedshare_key.public_key().to_hex()).chain(added_seedshare_owner_keys),
+    ));
+    let manifest_bytes = manifest
+        .to_go_json()
+        .context("could not encode the manifest")?;
+
+    let mut files_written = Vec::new();
+    let mut files_unchanged = Vec::new();
+    for file in &processed {
+        match &file.rewritten {
+            Some(text) => {
+                if workspace::write_if_changed(&file.path, text.as_bytes())? {
+                    files_written.push(file.path.clone());
+                } else {
+                    files_unchanged.push(file.path.clone());
+                }
+            }
+            None => {
+                if file.original.is_some() {
+                    files_unchanged.push(file.path.clone());
+                }
+            }
+        }
+    }
+    if workspace::write_if_changed(&manifest_path, &manifest_bytes)? {
+        files_written.push(manifest_path.clone());
+    } else {
+        files_unchanged.push(manifest_path.clone());
+    }
+
+    let warnings: Vec<String> = match manifest.validate() {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .violations()
+            .iter()
+            .map(|violation| format!("manifest: {violation}"))
+            .collect(),
+    };
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if workloads.is_empty() {
+        eprintln!(
+            "warning: no resource with runtimeClassName {} was found in the given paths",
+            kube::RUNTIME_CLASS
+        );
+    }
+
+    Ok(summary(
+        &workloads,
+        &files_written,
+        &files_unchanged,
+        &keys_generated,
+        &manifest_path,
+        &warnings,
+    ))
+}
+
+fn summary(
+    workloads: &[GeneratedWorkload],
+    files_written: &[PathBuf],
+    files_unchanged: &[PathBuf],
+    keys_generated: &[PathBuf],
+    manifest_path: &Path,
+    warnings: &[String],
+) -> Outcome {
+    let paths = |list: &[PathBuf]| -> Vec<String> {
+        list.iter().map(|p| p.display().to_string()).collect()
+    };
+    let policies: Vec<serde_json::Value> = workloads
+        .iter()
+        .map(|w| {
+            json!({
+                "workload": w.workload.qualified_name(),
+                "file": w.file.display().to_string(),
+                "digest": w.digest_hex,
+                "sans": w.entry.sans,
+                "workload_secret_id": w.entry.workload_secret_id,
+                "role": w.entry.role.as_str(),
+            })
+        })
+        .collect();
+    let mut human = String::new();
+    for w in workloads {
+        let role = if w.entry.role.is_none() {
+            String::new()
+        } else {
+            format!(" (role {})", w.entry.role.as_str())
+        };
+        human.push_str(&format!(
+            "✔ {}{role}: initdata {}\n",
+            w.workload.qualified_name(),
+            w.digest_hex
+        ));
+    }
+    for path in keys_generated {
+        human.push_str(&format!("✔ generated {}\n", path.display()));
+    }
+    for path in files_written {
+        human.push_str(&format!("✔ wrote {}\n", path.display()));
+    }
+    if files_written.is_empty() {
+        human.push_str("✔ nothing changed\n");
+    }
+    Outcome {
+        status: ExitStatus::Ok,
+        human,
+        json: json!({
+            "command": "generate",
+            "manifest": manifest_path.display().to_string(),
+            "files_written": paths(files_written),
+            "files_unchanged": paths(files_unchanged),
+            "keys_generated": paths(keys_generated),
+            "policies": policies,
+            "warnings": warnings,
+        }),
+    }
+}
+
+/// Reference values for the chosen platform.
+fn load_reference_values(args: &GenerateArgs) -> anyhow::Result<Vec<SnpReferenceValues>> {
+    let platform = args.reference_values.as_str();
+    if platform == SIMULATED_SNP_PLATFORM {
+        if args.reference_values_file.is_some() {
+            return Err(UsageError(format!(
+                "--reference-values-file is for real platforms; {SIMULATED_SNP_PLATFORM} takes its \
+                 values from --sim-dir"
+            ))
+            .into());
+        }
+        let Some(dir) = &args.sim_dir else {
+            return Err(UsageError(format!(
+                "--reference-values {SIMULATED_SNP_PLATFORM} needs --sim-dir DIR, the simulated \
+                 platform's directory"
+            ))
+            .into());
+        };
+        return simulated_reference_values(dir).map(|values| vec![values]);
+    }
+    if args.sim_dir.is_some() {
+        return Err(UsageError(format!(
+            "--sim-dir is only for --reference-values {SIMULATED_SNP_PLATFORM}"
+        ))
+        .into());
+    }
+    let Some(path) = &args.reference_values_file else {
+        return Err(UsageError(format!(
+            "contrast-rs ships no measured reference values for {platform}: measure your \
+             platform and pass them with --reference-values-file FILE (a JSON array of `snp` \
+             entries as in manifest.json)"
+        ))
+        .into());
+    };
+    read_reference_values_file(path, platform)
+}
+
+fn simulated_reference_values(dir: &Path) -> anyhow::Result<SnpReferenceValues> {
+    let environment = contrast_tee::SimulatedEnvironment::load(dir).with_context(|| {
+        format!(
+            "could not load the simulated platform from {}; pass the --sim-dir the Coordinator \
+             and initializers use",
+            dir.display()
+        )
+    })?;
+    Ok(environment.reference_values())
+}
+
+/// Reads a JSON array of `snp` entries with the manifest's own (Go-compatible) decoder.
+fn read_reference_values_file(
+    path: &Path,
+    platform: &str,
+) -> anyhow::Result<Vec<SnpReferenceValues>> {
+    let bytes = fs::read(path).with_context(|| {
+        format!(
+            "could not read the reference values file {}",
+            path.display()
+        )
+    })?;
+    let array: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not JSON; it must be an array of `snp` reference value entries",
+            path.display()
+        )
+    })?;
+    if !array.is_array() {
+        bail!(
+            "{} must hold a JSON array of `snp` reference value entries, found {}",
+            path.display(),
+            json_type(&array)
+        );
+    }
+    let wrapped = serde_json::to_vec(&json!({ "ReferenceValues": { "snp": array } }))?;
+    let document = ManifestDocument::parse(wrapped).with_context(|| {
+        format!(
+            "{} does not hold valid `snp` reference value entries",
+            path.display()
+        )
+    })?;
+    let mut entries = document.manifest().reference_values.snp.clone();
+    if entries.is_empty() {
+        bail!(
+            "{} holds no reference value entries; add at least one",
+            path.display()
+        );
+    }
+    for (index, entry) in entries.iter_mut().enumerate() {
+        if entry.platform.is_empty() {
+            platform.clone_into(&mut entry.platform);
+        } else if entry.platform != platform {
+            bail!(
+                "{}: entry {index} is for platform {:?}, but --reference-values is {platform:?}",
+                path.display(),
+                entry.platform
+            );
+        }
+    }
+    Ok(entries)
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn resolve_policy_source(
+    args: &GenerateArgs,
+    workspace: &Workspace,
+) -> anyhow::Result<PolicySource> {
+    let read = |path: &Path| {
+        fs::read_to_string(path)
+            .with_context(|| format!("could not read the policy file {}", path.display()))
+    };
+    if let Some(path) = &args.policy {
+        return Ok(PolicySource::Static {
+            origin: path.display().to_string(),
+            text: read(path)?,
+        });
+    }
+    if args.insecure_allow_all_policy {
+        eprintln!(
+            "warning: --insecure-allow-all-policy: every workload gets a policy that allows \
+             everything; do not use this in production"
+        );
+        return Ok(PolicySource::Static {
+            origin: "--insecure-allow-all-policy".to_owned(),
+            text: INSECURE_ALLOW_ALL_POLICY.to_owned(),
+        });
+    }
+    let rules = workspace.path(workspace::RULES_FILE);
+    if rules.is_file() {
+        return Ok(PolicySource::Static {
+            origin: rules.display().to_string(),
+            text: read(&rules)?,
+        });
+    }
+    if let Some(program) = find_on_path("genpolicy") {
+        return Ok(PolicySource::Genpolicy { program });
+    }
+    bail!(
+        "no policy for the workloads: pass --policy FILE, put the policy in {}, or install \
+         Kata's genpolicy on PATH; for development only, --insecure-allow-all-policy uses a \
+         policy that allows everything",
+        rules.display()
+    )
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+fn read_existing_manifest(path: &Path) -> anyhow::Result<Option<ManifestDocument>> {
+    match fs::read(path) {
+        Ok(bytes) => ManifestDocument::parse(bytes).map(Some).with_context(|| {
+            format!(
+                "the existing manifest {} could not be read; fix it or move it away to start a \
+                 new one",
+                path.display()
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => {
+            Err(error).with_context(|| format!("could not read the manifest {}", path.display()))
+        }
+    }
+}
+
+/// The files named by the paths: files as given, directories walked (sorted) for .yml/.yaml.
+fn collect_input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = fs::metadata(path)
+            .with_context(|| format!("could not read {}; check the path", path.display()))?;
+        if metadata.is_dir() {
+            walk_yaml_dir(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk_yaml_dir(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries = fs::read_dir(dir)
+        .with_context(|| format!("could not list the directory {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("could not list the directory {}", dir.display()))?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk_yaml_dir(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yml" || ext == "yaml")
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Processes one file. `generated_text` is the content of a file this run generates (the
+/// Coordinator's resources); other files are read from disk.
+fn process_file(
+    path: &Path,
+    generated_text: Option<String>,
+    args: &GenerateArgs,
+    workspace: &Workspace,
+    policy_source: &PolicySource,
+    workloads: &mut Vec<GeneratedWorkload>,
+) -> anyhow::Result<ProcessedFile> {
+    let is_generated = generated_text.is_some();
+    let text = match generated_text {
+        Some(text) => text,
+        None => fs::read_to_string(path).context("could not read the file as UTF-8 text")?,
+    };
+    // Upstream only touches YAML that mentions the runtime class at all.
+    if !text.contains(kube::RUNTIME_CLASS) {
+        return Ok(ProcessedFile {
+            path: path.to_path_buf(),
+            rewritten: is_generated.then(|| text.clone()),
+            original: Some(text),
+        });
+    }
+    let mut documents = kube::split_documents(&text);
+    let mut modified = false;
+    for (index, document) in documents.iter_mut().enumerate() {
+        let position = index + 1;
+        let mut value = kube::parse_document(document).with_context(|| {
+            format!(
+                "document {position} is not valid YAML; generate needs plain Kubernetes YAML \
+                 (render templates first)"
+            )
+        })?;
+        let Some(workload) =
+            kube::confidential_workload(&value).with_context(|| format!("document {position}"))?
+        else {
+            continue;
+        };
+        let generated =
+            process_workload(&mut value, workload, args, workspace, policy_source, path)
+                .with_context(|| format!("document {position}"))?;
+        *document = kube::render_document(&value, document)?;
+        workloads.push(generated);
+        modified = true;
+    }
+    let rewritten = (modified || is_generated).then(|| kube::join_documents(&documents));
+    Ok(ProcessedFile {
+        path: path.to_path_buf(),
+        original: (!is_generated).then_some(text),
+        rewritten,
+    })
+}
+
+fn process_workload(
+    resource: &mut serde_norway::Value,
+    workload: ConfidentialWorkload,
+    args: &GenerateArgs,
+    workspace: &Workspace,
+    policy_source: &PolicySource,
+    file: &Path,
+) -> anyhow::Result<GeneratedWorkload> {
+    let template = kube::pod_template_mut(resource)
+        .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
+    if !args.skip_initializer && !workload.is_coordinator() {
+        kube::inject_initializer(template, &args.initializer_image)?;
+    }
+    // The policy must not depend on an earlier run's annotation.
+    kube::remove_annotation(template, initdata::ANNOTATION_KEY);
+    let policy = match policy_source {
+        PolicySource::Static { origin, text } => {
+            tracing::debug!(policy = %origin, workload = %workload.qualified_name(), "using policy file");
+            // Only the workload's name goes in: the digest must not depend on where the
+            // policy file was read from.
+            format!("# contrast workload: {}\n{text}", workload.qualified_name())
+        }
+        PolicySource::Genpolicy { program } => run_genpolicy(program, resource, workspace)?,
+    };
+    let initdata = Initdata::build(
+        Algorithm::Sha256,
+        BTreeMap::from([(POLICY_DATA_KEY.to_owned(), policy)]),
+    )
+    .context("could not build the initdata document")?;
+    let digest_hex = hex::encode(initdata.policy_hash()?);
+    let annotation = initdata.to_annotation()?;
+    let template = kube::pod_template_mut(resource)
+        .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
+    kube::set_annotation(template, initdata::ANNOTATION_KEY, &annotation)?;
+    let entry = PolicyEntry {
+        sans: Some(vec![workload.name.clone(), "*".to_owned()]),
+        workload_secret_id: workload.workload_secret_id(),
+        role: workload
+            .pod_role
+            .as_deref()
+            .map(Role::from_name)
+            .unwrap_or_default(),
+    };
+    Ok(GeneratedWorkload {
+        file: file.to_path_buf(),
+        workload,
+        digest_hex,
+        entry,
+    })
+}
+
+/// Runs Kata's genpolicy on one resource and returns the policy it prints.
+fn run_genpolicy(
+    program: &Path,
+    resource: &serde_norway::Value,
+    workspace: &Workspace,
+) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!(
+        "contrast-genpolicy-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("could not create the temporary directory {}", dir.display()))?;
+    let result = (|| {
+        let yaml = dir.join("resource.yml");
+        fs::write(&yaml, serde_norway::to_string(resource)?)
+            .with_context(|| format!("could not write {}", yaml.display()))?;
+        let mut command = Command::new(program);
+        command
+            .arg("--yaml-file")
+            .arg(&yaml)
+            .arg("--raw-out")
+            .arg(format!("--runtime-class-names={}", kube::RUNTIME_CLASS));
+        let settings = workspace.path(workspace::GENPOLICY_SETTINGS_FILE);
+        if settings.is_file() {
+            command.arg("--json-settings-path").arg(settings);
+        }
+        command
+            .arg("--layers-cache-file-path")
+            .arg(workspace.path(workspace::LAYERS_CACHE_FILE));
+        tracing::info!(?command, "running genpolicy");
+        let output = command
+            .output()
+            .with_context(|| format!("could not run {}", program.display()))?;
+        if !output.status.success() {
+            bail!(
+                "{} failed ({}): {}; fix the resource or pass --policy FILE",
+                program.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let policy = String::from_utf8(output.stdout)
+            .map_err(|_| anyhow!("{} printed a policy that is not UTF-8", program.display()))?;
+        if policy.trim().is_empty() {
+            bail!(
+                "{} printed no policy; check its version supports --raw-out",
+                program.display()
+            );
+        }
+        Ok(policy)
+    })();
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn check_unique_workloads(workloads: &[GeneratedWorkload]) -> anyhow::Result<()> {
+    let mut seen: BTreeMap<String, &GeneratedWorkload> = BTreeMap::new();
+    for workload in workloads {
+        // A WorkloadSecretID may be shared on purpose (workloads that share their secret).
+        for key in [
+            format!("workload {}", workload.workload.qualified_name()),
+            format!("initdata digest {}", workload.digest_hex),
+        ] {
+            if let Some(first) = seen.insert(key.clone(), workload) {
+                bail!(
+                    "{key} appears twice ({} in {}, {} in {}); each confidential workload needs \
+                     its own identity: rename one or remove the duplicate",
+                    first.workload.qualified_name(),
+                    first.file.display(),
+                    workload.workload.qualified_name(),
+                    workload.file.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the entries generate owns: those with the digest of a processed workload, or with
+/// its WorkloadSecretID and its name as first SAN (an earlier version of the same workload).
+/// Entries of other workloads (other files, added by hand) stay.
+fn update_policies(manifest: &mut Manifest, workloads: &[GeneratedWorkload]) {
+    manifest.policies.retain(|key, entry| {
+        !workloads.iter().any(|w| {
+            &w.digest_hex == key
+                || (w.entry.workload_secret_id == entry.workload_secret_id
+                    && entry.sans.as_ref().and_then(|sans| sans.first()) == Some(&w.workload.name))
+        })
+    });
+    for workload in workloads {
+        manifest
+            .policies
+            .insert(workload.digest_hex.clone(), workload.entry.clone());
+    }
+}
+
+/// The union of existing and new hex keys, sorted as upstream writes them.
+fn merge_keys(existing: Option<Vec<String>>, new: impl IntoIterator<Item = String>) -> Vec<String> {
+    let set: BTreeSet<String> = existing.into_iter().flatten().chain(new).collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keys_sorts_and_deduplicates() {
+        let merged = merge_keys(
+            Some(vec!["bb".to_owned(), "aa".to_owned()]),
+            ["cc".to_owned(), "aa".to_owned()],
+        );
+        assert_eq!(merged, ["aa", "bb", "cc"]);
+    }
+
+    #[test]
+    fn allow_all_policy_is_marked_insecure() {
+        assert!(INSECURE_ALLOW_ALL_POLICY.starts_with("# INSECURE"));
+        assert!(INSECURE_ALLOW_ALL_POLICY.contains("default CreateContainerRequest := true"));
+    }
+}

@@ -1,0 +1,381 @@
+//! Kubernetes YAML: splitting multi-document files without touching the bytes of documents we
+//! leave alone, finding pod templates that run confidentially, and injecting what Contrast needs.
+//!
+//! Documents are kept as untyped YAML values so that fields this tool does not know survive a
+//! rewrite unchanged; only documents that are modified are serialised again.
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_norway::{Mapping, Value};
+
+/// The runtime class of confidential pods.
+pub const RUNTIME_CLASS: &str = "contrast-cc";
+/// Pod annotation naming a special role; `coordinator` marks the Coordinator.
+pub const POD_ROLE_ANNOTATION: &str = "contrast.edgeless.systems/pod-role";
+/// Pod annotation overriding the default workload secret ID.
+pub const WORKLOAD_SECRET_ID_ANNOTATION: &str = "contrast.edgeless.systems/workload-secret-id";
+/// Name of the injected init container.
+pub const INITIALIZER_CONTAINER: &str = "contrast-initializer";
+/// Name of the shared volume the initializer writes its files to.
+pub const SECRETS_VOLUME: &str = "contrast-secrets";
+/// Where the shared volume is mounted in the initializer.
+pub const SECRETS_MOUNT_PATH: &str = "/contrast";
+/// The Service initializers connect to (ready Coordinators only).
+pub const COORDINATOR_READY_HOST: &str = "coordinator-ready";
+/// Memory request and limit of the initializer.
+pub const INITIALIZER_MEMORY: &str = "50Mi";
+
+/// One document of a multi-document YAML file, as bytes: the separator line that opened it
+/// (`---`, empty for a first document without one) and the text up to the next separator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawDocument {
+    /// The `---` line including its line break, or empty.
+    pub separator: String,
+    /// Everything after the separator line up to the next one.
+    pub body: String,
+}
+
+/// Splits a YAML stream at `---` lines. Joining the parts gives back the exact input.
+#[must_use]
+pub fn split_documents(text: &str) -> Vec<RawDocument> {
+    let mut documents = Vec::new();
+    let mut separator = String::new();
+    let mut body = String::new();
+    for line in text.split_inclusive('\n') {
+        if is_document_separator(line) {
+            if !separator.is_empty() || !body.is_empty() {
+                documents.push(RawDocument {
+                    separator: std::mem::take(&mut separator),
+                    body: std::mem::take(&mut body),
+                });
+            }
+            line.clone_into(&mut separator);
+        } else {
+            body.push_str(line);
+        }
+    }
+    documents.push(RawDocument { separator, body });
+    documents
+}
+
+/// Joins documents back into one YAML stream.
+#[must_use]
+pub fn join_documents(documents: &[RawDocument]) -> String {
+    documents
+        .iter()
+        .flat_map(|d| [d.separator.as_str(), d.body.as_str()])
+        .collect()
+}
+
+fn is_document_separator(line: &str) -> bool {
+    let line = line.trim_end_matches(['\n', '\r']);
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+}
+
+/// Parses one raw document (an empty or comment-only document is [`Value::Null`]).
+pub fn parse_document(document: &RawDocument) -> anyhow::Result<Value> {
+    let text = format!("{}{}", document.separator, document.body);
+    Ok(serde_norway::from_str(&text)?)
+}
+
+/// Serialises a modified document, keeping its separator line and the comment lines that
+/// open it (comments inside the document are lost).
+pub fn render_document(value: &Value, original: &RawDocument) -> anyhow::Result<RawDocument> {
+    let mut body: String = original
+        .body
+        .split_inclusive('\n')
+        .take_while(|line| {
+            let line = line.trim_start();
+            line.is_empty() || line.starts_with('#') || line == "\n" || line == "\r\n"
+        })
+        .collect();
+    body.push_str(&serde_norway::to_string(value).context("could not serialise a YAML document")?);
+    Ok(RawDocument {
+        separator: if original.separator.is_empty() {
+            String::new()
+        } else {
+            "---\n".to_owned()
+        },
+        body,
+    })
+}
+
+/// A resource whose pod template runs with runtime class [`RUNTIME_CLASS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfidentialWorkload {
+    /// `apiVersion` of the resource, e.g. `apps/v1`.
+    pub api_version: String,
+    /// `kind` of the resource, e.g. `Deployment`.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, `default` when absent.
+    pub namespace: String,
+    /// The pod template's [`POD_ROLE_ANNOTATION`].
+    pub pod_role: Option<String>,
+    /// The pod template's [`WORKLOAD_SECRET_ID_ANNOTATION`].
+    pub workload_secret_id_annotation: Option<String>,
+}
+
+impl ConfidentialWorkload {
+    /// `<namespace>/<kind lowercase>/<name>`: how this tool names a workload in messages.
+    #[must_use]
+    pub fn qualified_name(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.namespace,
+            self.kind.to_ascii_lowercase(),
+            self.name
+        )
+    }
+
+    /// The workload secret ID: the annotation if set, else upstream's default
+    /// `<group or "core">/<version>/<Kind>/<namespace>/<name>`.
+    #[must_use]
+    pub fn workload_secret_id(&self) -> String {
+        if let Some(id) = &self.workload_secret_id_annotation {
+            return id.clone();
+        }
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("core", self.api_version.as_str()),
+        };
+        format!(
+            "{group}/{version}/{}/{}/{}",
+            self.kind, self.namespace, self.name
+        )
+    }
+
+    /// Whether the pod is the Coordinator.
+    #[must_use]
+    pub fn is_coordinator(&self) -> bool {
+        self.pod_role.as_deref() == Some("coordinator")
+    }
+}
+
+/// The path from a resource to its pod template, by kind; `None` for kinds without one.
+fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "Pod" => Some(&[]),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some(&["spec", "template"])
+        }
+        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
+        _ => None,
+    }
+}
+
+fn get_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
+fn get_str<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    get_path(value, path).and_then(Value::as_str)
+}
+
+/// The pod template of a resource (the resource itself for a Pod).
+pub fn pod_template_mut(resource: &mut Value) -> Option<&mut Value> {
+    let kind = get_str(resource, &["kind"])?.to_owned();
+    let path = pod_template_path(&kind)?;
+    path.iter()
+        .try_fold(resource, |v, key| v.get_mut(*key))
+        .filter(|v| v.is_mapping())
+}
+
+/// Describes `resource` if it has a pod template with runtime class [`RUNTIME_CLASS`].
+///
+/// # Errors
+///
+/// If such a resource has no `metadata.name` (there is nothing to name it by).
+pub fn confidential_workload(resource: &Value) -> anyhow::Result<Option<ConfidentialWorkload>> {
+    let Some(kind) = get_str(resource, &["kind"]) else {
+        return Ok(None);
+    };
+    let Some(path) = pod_template_path(kind) else {
+        return Ok(None);
+    };
+    let Some(template) = get_path(resource, path) else {
+        return Ok(None);
+    };
+    if get_str(template, &["spec", "runtimeClassName"]) != Some(RUNTIME_CLASS) {
+        return Ok(None);
+    }
+    let name = get_str(resource, &["metadata", "name"])
+        .ok_or_else(|| {
+            anyhow!("a {kind} with runtimeClassName {RUNTIME_CLASS} has no metadata.name; name it")
+        })?
+        .to_owned();
+    let annotation = |key: &str| get_str(template, &["metadata", "annotations", key]);
+    Ok(Some(ConfidentialWorkload {
+        api_version: get_str(resource, &["apiVersion"]).unwrap_or("").to_owned(),
+        kind: kind.to_owned(),
+        name,
+        namespace: get_str(resource, &["metadata", "namespace"])
+            .unwrap_or("default")
+            .to_owned(),
+        pod_role: annotation(POD_ROLE_ANNOTATION).map(str::to_owned),
+        workload_secret_id_annotation: annotation(WORKLOAD_SECRET_ID_ANNOTATION).map(str::to_owned),
+    }))
+}
+
+/// The mapping under `key` of a mapping value, created when absent or `null`.
+fn child_mapping<'a>(parent: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Mapping> {
+    let Value::Mapping(map) = parent else {
+        bail!("expected a mapping that holds `{key}`");
+    };
+    mapping_entry(map, key)
+}
+
+/// The mapping under `key` of `map`, created when absent or `null`.
+fn mapping_entry<'a>(map: &'a mut Mapping, key: &str) -> anyhow::Result<&'a mut Mapping> {
+    let entry = map
+        .entry(Value::String(key.to_owned()))
+        .or_insert(Value::Null);
+    if entry.is_null() {
+        *entry = Value::Mapping(Mapping::new());
+    }
+    match entry {
+        Value::Mapping(child) => Ok(child),
+        _ => bail!("`{key}` is not a mapping"),
+    }
+}
+
+/// The sequence under `key` of `map`, created when absent or `null`.
+fn child_sequence<'a>(map: &'a mut Mapping, key: &str) -> anyhow::Result<&'a mut Vec<Value>> {
+    let entry = map
+        .entry(Value::String(key.to_owned()))
+        .or_insert(Value::Null);
+    if entry.is_null() {
+        *entry = Value::Sequence(Vec::new());
+    }
+    match entry {
+        Value::Sequence(items) => Ok(items),
+        _ => bail!("`{key}` is not a list"),
+    }
+}
+
+/// Sets a pod template annotation.
+pub fn set_annotation(template: &mut Value, key: &str, value: &str) -> anyhow::Result<()> {
+    let metadata = child_mapping(template, "metadata").context("the pod template")?;
+    let annotations =
+        mapping_entry(metadata, "annotations").context("metadata of the pod template")?;
+    annotations.insert(
+        Value::String(key.to_owned()),
+        Value::String(value.to_owned()),
+    );
+    Ok(())
+}
+
+/// Removes a pod template annotation (no-op when absent).
+pub fn remove_annotation(template: &mut Value, key: &str) {
+    if let Some(Value::Mapping(annotations)) = template
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    {
+        annotations.remove(key);
+    }
+}
+
+/// The initializer init container.
+fn initializer_container(image: &str) -> anyhow::Result<Value> {
+    let container = serde_json::json!({
+        "name": INITIALIZER_CONTAINER,
+        "image": image,
+        "env": [{ "name": "COORDINATOR_HOST", "value": COORDINATOR_READY_HOST }],
+        "resources": {
+            "limits": { "memory": INITIALIZER_MEMORY },
+            "requests": { "memory": INITIALIZER_MEMORY },
+        },
+        "volumeMounts": [{ "name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH }],
+    });
+    Ok(serde_norway::to_value(container)?)
+}
+
+fn secrets_volume() -> anyhow::Result<Value> {
+    Ok(serde_norway::to_value(
+        serde_json::json!({ "name": SECRETS_VOLUME, "emptyDir": {} }),
+    )?)
+}
+
+/// Replaces the item named `name` in place, or inserts `item` (at the front or the back).
+fn upsert_named(items: &mut Vec<Value>, name: &str, item: Value, at_front: bool) {
+    match items
+        .iter_mut()
+        .find(|existing| existing.get("name").and_then(Value::as_str) == Some(name))
+    {
+        Some(existing) => *existing = item,
+        None if at_front => items.insert(0, item),
+        None => items.push(item),
+    }
+}
+
+/// Injects the initializer as the first init container and the shared emptyDir volume. Both
+/// replace an earlier injection with the same name, so injecting twice changes nothing.
+pub fn inject_initializer(template: &mut Value, image: &str) -> anyhow::Result<()> {
+    let container = initializer_container(image)?;
+    let volume = secrets_volume()?;
+    let spec = child_mapping(template, "spec").context("the pod template")?;
+    let init_containers =
+        child_sequence(spec, "initContainers").context("spec.initContainers of the pod")?;
+    upsert_named(init_containers, INITIALIZER_CONTAINER, container, true);
+    let volumes = child_sequence(spec, "volumes").context("spec.volumes of the pod")?;
+    upsert_named(volumes, SECRETS_VOLUME, volume, false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_join_is_exact() {
+        let text = "# leading comment\n---\na: 1\n--- # second\nb: 2\n...\n---\n\n";
+        let documents = split_documents(text);
+        assert_eq!(documents.len(), 4);
+        assert_eq!(documents[0].separator, "");
+        assert_eq!(documents[2].separator, "--- # second\n");
+        assert_eq!(documents[2].body, "b: 2\n...\n");
+        assert_eq!(join_documents(&documents), text);
+    }
+
+    #[test]
+    fn separator_needs_whole_marker() {
+        let documents = split_documents("a: ---x\n----\nb: 1\n");
+        assert_eq!(documents.len(), 1);
+    }
+
+    #[test]
+    fn workload_secret_id_default_and_override() {
+        let mut workload = ConfidentialWorkload {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            name: "web".to_owned(),
+            namespace: "shop".to_owned(),
+            pod_role: None,
+            workload_secret_id_annotation: None,
+        };
+        assert_eq!(workload.workload_secret_id(), "core/v1/Pod/shop/web");
+        assert_eq!(workload.qualified_name(), "shop/pod/web");
+        workload.workload_secret_id_annotation = Some("mine".to_owned());
+        assert_eq!(workload.workload_secret_id(), "mine");
+    }
+
+    #[test]
+    fn inject_twice_is_idempotent() {
+        let mut pod: Value = serde_norway::from_str(
+            "kind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: contrast-cc\n  initContainers: [{name: other, image: x}]\n  containers: [{name: c, image: y}]\n",
+        )
+        .unwrap();
+        let template = pod_template_mut(&mut pod).unwrap();
+        inject_initializer(template, "img:1").unwrap();
+        let once = pod.clone();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1").unwrap();
+        assert_eq!(pod, once);
+        let names: Vec<_> = pod["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["contrast-initializer", "other"]);
+    }
+}

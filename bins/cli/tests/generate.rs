@@ -1,0 +1,1224 @@
+//! `contrast generate`, driven through the built binary in temporary workspaces.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may unwrap and panic.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use contrast_core::initdata::{ANNOTATION_KEY, Initdata};
+use contrast_core::manifest::{Manifest, ManifestDocument, Role};
+use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
+use serde::Deserialize as _;
+use serde_norway::Value;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// A seed-share owner key generated once per test binary by the binary itself (RSA-4096 key
+/// generation is slow in debug builds), copied into workspaces that do not test generation.
+fn shared_seedshare_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let env = TestEnv::with_dir(dir.path().to_path_buf());
+        let out = env.generate(&["--insecure-allow-all-policy", "--coordinator"]);
+        assert_success(&out);
+        fs::read_to_string(env.ws.join("seedshare-owner.pem")).unwrap()
+    })
+}
+
+struct TestEnv {
+    _dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    ws: PathBuf,
+    /// PATH for the child: never the machine's, so a real genpolicy cannot interfere.
+    path_var: String,
+}
+
+impl TestEnv {
+    /// A workspace with the sample app copied in and the shared seed-share key in place.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let mut env = Self::with_dir(root);
+        env._dir = Some(dir);
+        copy_dir(
+            &Path::new(FIXTURES).join("sample-app"),
+            &env.root.join("app"),
+        );
+        fs::create_dir_all(&env.ws).unwrap();
+        fs::write(env.ws.join("seedshare-owner.pem"), shared_seedshare_key()).unwrap();
+        env
+    }
+
+    fn with_dir(root: PathBuf) -> Self {
+        let bin = root.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        Self {
+            _dir: None,
+            ws: root.join("ws"),
+            path_var: bin.display().to_string(),
+            root,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_contrast"))
+            .current_dir(&self.root)
+            .env("PATH", &self.path_var)
+            .arg("--workspace-dir")
+            .arg(&self.ws)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `generate` for the real-hardware platform with the fixture reference values.
+    fn generate(&self, extra: &[&str]) -> Output {
+        let rv = format!("{FIXTURES}/reference-values.json");
+        let mut args = vec![
+            "generate",
+            "--reference-values",
+            "Metal-QEMU-SNP",
+            "--reference-values-file",
+            &rv,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn app_paths(&self) -> [String; 2] {
+        [
+            self.root.join("app/app.yml").display().to_string(),
+            self.root.join("app/more").display().to_string(),
+        ]
+    }
+
+    fn manifest_bytes(&self) -> Vec<u8> {
+        fs::read(self.ws.join("manifest.json")).unwrap()
+    }
+
+    fn manifest(&self) -> Manifest {
+        ManifestDocument::parse(self.manifest_bytes())
+            .unwrap()
+            .manifest()
+            .clone()
+    }
+
+    /// Every file under the temporary root except the bin directory, with its bytes.
+    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        for dir in [self.root.join("app"), self.ws.clone()] {
+            collect(&dir, &mut files);
+        }
+        files
+    }
+}
+
+fn collect(dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect(&path, files);
+        } else {
+            files.insert(path.clone(), fs::read(&path).unwrap());
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|document| Value::deserialize(document).unwrap())
+        .filter(|value| !value.is_null())
+        .collect()
+}
+
+/// The raw text of each document, split at `---` lines (what an untouched document must keep).
+fn raw_documents(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            out.push(String::new());
+        } else {
+            out.last_mut().unwrap().push_str(line);
+        }
+    }
+    out
+}
+
+fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn pod_template(resource: &Value) -> &Value {
+    match resource["kind"].as_str().unwrap() {
+        "Pod" => resource,
+        "CronJob" => &resource["spec"]["jobTemplate"]["spec"]["template"],
+        _ => &resource["spec"]["template"],
+    }
+}
+
+fn initdata_of(resource: &Value) -> Initdata {
+    let annotation = pod_template(resource)["metadata"]["annotations"][ANNOTATION_KEY]
+        .as_str()
+        .expect("initdata annotation");
+    Initdata::from_annotation(annotation).unwrap()
+}
+
+fn digest_hex(initdata: &Initdata) -> String {
+    hex::encode(initdata.policy_hash().unwrap())
+}
+
+#[test]
+fn sample_app_gets_identities_initializer_and_manifest() {
+    let env = TestEnv::new();
+    let original_app = fs::read_to_string(env.root.join("app/app.yml")).unwrap();
+    let untouched_path = env.root.join("app/more/untouched.yml");
+    let untouched_before = fs::read(&untouched_path).unwrap();
+    let untouched_mtime = fs::metadata(&untouched_path).unwrap().modified().unwrap();
+    let policy = format!("{FIXTURES}/policy.rego");
+    let [app, more] = env.app_paths();
+
+    let out = env.generate(&["--policy", &policy, &app, &more]);
+    assert_success(&out);
+
+    let policy_text = fs::read_to_string(&policy).unwrap();
+    let manifest = env.manifest();
+    let app_text = fs::read_to_string(env.root.join("app/app.yml")).unwrap();
+    let backend_text = fs::read_to_string(env.root.join("app/more/backend.yaml")).unwrap();
+    let mut resources = documents(&app_text);
+    resources.extend(documents(&backend_text));
+
+    let expected = [
+        (
+            "Deployment",
+            "web",
+            "shop/deployment/web",
+            "apps/v1/Deployment/shop/web",
+        ),
+        (
+            "StatefulSet",
+            "db",
+            "shop/statefulset/db",
+            "apps/v1/StatefulSet/shop/db",
+        ),
+        (
+            "Job",
+            "migrate",
+            "shop/job/migrate",
+            "batch/v1/Job/shop/migrate",
+        ),
+        (
+            "CronJob",
+            "nightly-report",
+            "shop/cronjob/nightly-report",
+            "batch/v1/CronJob/shop/nightly-report",
+        ),
+        (
+            "Pod",
+            "backend",
+            "default/pod/backend",
+            "core/v1/Pod/default/backend",
+        ),
+        ("Pod", "payments", "default/pod/payments", "payments-v2"),
+    ];
+    assert_eq!(manifest.policies.len(), expected.len());
+    for (kind, name, qualified, secret_id) in expected {
+        let resource = find(&resources, kind, name);
+        let initdata = initdata_of(resource);
+        assert_eq!(
+            initdata.data()["policy.rego"],
+            format!("# contrast workload: {qualified}\n{policy_text}")
+        );
+        let entry = &manifest.policies[&digest_hex(&initdata)];
+        assert_eq!(
+            entry.sans.as_deref(),
+            Some(&[name.to_owned(), "*".to_owned()][..])
+        );
+        assert_eq!(entry.workload_secret_id, secret_id);
+        assert_eq!(entry.role, Role::None);
+
+        let spec = &pod_template(resource)["spec"];
+        assert_eq!(spec["runtimeClassName"].as_str(), Some("contrast-cc"));
+        let init = &spec["initContainers"][0];
+        assert_eq!(init["name"].as_str(), Some("contrast-initializer"));
+        assert_eq!(
+            init["image"].as_str(),
+            Some("localhost/contrast-rs/initializer:0.1.0")
+        );
+        assert_eq!(init["env"][0]["name"].as_str(), Some("COORDINATOR_HOST"));
+        assert_eq!(init["env"][0]["value"].as_str(), Some("coordinator-ready"));
+        assert_eq!(init["resources"]["limits"]["memory"].as_str(), Some("50Mi"));
+        assert_eq!(
+            init["volumeMounts"][0]["name"].as_str(),
+            Some("contrast-secrets")
+        );
+        assert_eq!(
+            init["volumeMounts"][0]["mountPath"].as_str(),
+            Some("/contrast")
+        );
+        let volume = spec["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some("contrast-secrets"))
+            .expect("contrast-secrets volume");
+        assert!(volume["emptyDir"].is_mapping());
+    }
+
+    // The web Deployment keeps its own init container (after the initializer), volume, pod
+    // annotation and a field this tool does not know.
+    let web_spec = &pod_template(find(&resources, "Deployment", "web"))["spec"];
+    assert_eq!(
+        web_spec["initContainers"][1]["name"].as_str(),
+        Some("wait-for-db")
+    );
+    assert_eq!(web_spec["volumes"][0]["name"].as_str(), Some("cache"));
+    assert_eq!(web_spec["someFutureField"].as_str(), Some("kept"));
+    assert_eq!(
+        pod_template(find(&resources, "Deployment", "web"))["metadata"]["annotations"]
+            ["example.com/owner"]
+            .as_str(),
+        Some("team-web")
+    );
+
+    // Untouched documents keep their exact bytes; the untouched file is not even rewritten.
+    let before = raw_documents(&original_app);
+    let after = raw_documents(&app_text);
+    assert_eq!(after.len(), before.len());
+    for index in [0, 1, 6] {
+        assert_eq!(after[index], before[index], "document {index} changed");
+    }
+    assert!(after[6].contains("metrics-exporter"));
+    assert!(!after[6].contains(ANNOTATION_KEY));
+    assert!(after[2].starts_with("# The confidential web frontend.\n"));
+    assert_eq!(fs::read(&untouched_path).unwrap(), untouched_before);
+    assert_eq!(
+        fs::metadata(&untouched_path).unwrap().modified().unwrap(),
+        untouched_mtime
+    );
+
+    // Owner keys: generated workload key (0600), the existing seed-share key, both in the
+    // manifest in upstream's encodings.
+    let workload_pem = fs::read_to_string(env.ws.join("workload-owner.pem")).unwrap();
+    assert!(workload_pem.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let workload_key = WorkloadOwnerPrivateKey::from_pem(&workload_pem).unwrap();
+    assert_eq!(
+        manifest.workload_owner_pub_keys,
+        Some(vec![workload_key.public_key().to_hex()])
+    );
+    let seedshare_key = SeedshareOwnerPrivateKey::from_pem(shared_seedshare_key()).unwrap();
+    assert_eq!(
+        manifest.seedshare_owner_pub_keys,
+        Some(vec![seedshare_key.public_key().to_hex()])
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(env.ws.join("workload-owner.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Reference values from the file, tagged with the platform; the manifest is Go's encoding.
+    assert_eq!(manifest.reference_values.snp.len(), 1);
+    assert_eq!(manifest.reference_values.snp[0].platform, "Metal-QEMU-SNP");
+    assert_eq!(manifest.reference_values.snp[0].product_name, "Genoa");
+    assert_eq!(manifest.to_go_json().unwrap(), env.manifest_bytes());
+    // No coordinator entry yet: generate warns instead of failing.
+    assert!(
+        stderr(&out).contains("coordinator"),
+        "expected a validation warning about the missing coordinator: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn rerun_is_byte_identical_and_writes_nothing() {
+    let env = TestEnv::new();
+    let policy = format!("{FIXTURES}/policy.rego");
+    let [app, more] = env.app_paths();
+    let args = ["--policy", &policy, "--coordinator", &app, &more];
+    assert_success(&env.generate(&args));
+    let first = env.snapshot();
+
+    // The same policy read from another path: identities do not depend on the path.
+    let copy = env.root.join("copy.rego");
+    fs::copy(&policy, &copy).unwrap();
+    let copy = copy.display().to_string();
+    let out = env.generate(&["--json", "--policy", &copy, "--coordinator", &app, &more]);
+    assert_success(&out);
+    assert_eq!(env.snapshot(), first);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files_written"], serde_json::json!([]));
+    assert_eq!(summary["keys_generated"], serde_json::json!([]));
+    assert_eq!(summary["policies"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn json_summary_lists_files_and_policies() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let out = env.generate(&["--json", "--insecure-allow-all-policy", &app]);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = env.manifest();
+    let policies = summary["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 4);
+    for policy in policies {
+        let entry = &manifest.policies[policy["digest"].as_str().unwrap()];
+        assert_eq!(policy["sans"], serde_json::json!(entry.sans));
+        assert_eq!(
+            policy["workload_secret_id"],
+            entry.workload_secret_id.as_str()
+        );
+    }
+    let written: Vec<&str> = summary["files_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        written,
+        [
+            env.root.join("app/app.yml").display().to_string(),
+            env.ws.join("manifest.json").display().to_string()
+        ]
+    );
+    assert_eq!(
+        summary["keys_generated"],
+        serde_json::json!([env.ws.join("workload-owner.pem").display().to_string()])
+    );
+    // The allow-all policy is marked insecure inside the policy itself.
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let initdata = initdata_of(find(&resources, "Job", "migrate"));
+    assert!(
+        initdata.data()["policy.rego"]
+            .contains("# INSECURE: this Kata agent policy allows every request.")
+    );
+}
+
+#[test]
+fn refuses_without_a_policy_and_writes_nothing() {
+    let env = TestEnv::new();
+    let [app, more] = env.app_paths();
+    let before = env.snapshot();
+    let out = env.generate(&[&app, &more]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(message.contains("no policy for the workloads"), "{message}");
+    assert!(message.contains("--policy FILE"), "{message}");
+    assert!(message.contains("genpolicy"), "{message}");
+    assert!(message.contains("--insecure-allow-all-policy"), "{message}");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn workspace_rules_rego_is_the_default_policy() {
+    let env = TestEnv::new();
+    fs::write(
+        env.ws.join("rules.rego"),
+        "package agent_policy\n# workspace rules\n",
+    )
+    .unwrap();
+    let [app, _] = env.app_paths();
+    assert_success(&env.generate(&[&app]));
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let initdata = initdata_of(find(&resources, "StatefulSet", "db"));
+    assert!(initdata.data()["policy.rego"].ends_with("package agent_policy\n# workspace rules\n"));
+}
+
+#[test]
+fn genpolicy_on_path_is_run_per_workload() {
+    let env = TestEnv::new();
+    let log = env.root.join("genpolicy.log");
+    // Shell builtins only: the child's PATH holds nothing but this script.
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> {log}\nwhile IFS= read -r line; do\n  case \"$line\" in\n    \"  name: \"*) echo \"package agent_policy\"; echo \"# for ${{line#  name: }}\"; exit 0;;\n  esac\ndone < \"$2\"\necho \"no name\" >&2\nexit 3\n",
+        log = log.display()
+    );
+    let program = env.root.join("bin/genpolicy");
+    fs::write(&program, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let more = env.root.join("app/more").display().to_string();
+    assert_success(&env.generate(&[&more]));
+
+    let calls = fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in &calls {
+        let args: Vec<&str> = call.split(' ').collect();
+        assert_eq!(args[0], "--yaml-file");
+        assert!(args[1].ends_with("resource.yml"));
+        assert_eq!(
+            &args[2..],
+            [
+                "--raw-out",
+                "--runtime-class-names=contrast-cc",
+                "--layers-cache-file-path",
+                &env.ws.join("layers-cache.json").display().to_string()
+            ]
+        );
+    }
+    let resources = documents(&fs::read_to_string(env.root.join("app/more/backend.yaml")).unwrap());
+    let initdata = initdata_of(find(&resources, "Pod", "payments"));
+    assert_eq!(
+        initdata.data()["policy.rego"],
+        "package agent_policy\n# for payments\n"
+    );
+}
+
+#[test]
+fn disable_updates_conflicts_with_add_workload_owner_key() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let key = env.ws.join("seedshare-owner.pem").display().to_string();
+    let out = env.generate(&["--insecure-allow-all-policy", "-d", "-w", &key, &app]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.ws.join("manifest.json").exists());
+}
+
+#[test]
+fn disable_updates_empties_workload_owner_keys() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    assert_success(&env.generate(&["--insecure-allow-all-policy", &app]));
+    let mut manifest = env.manifest();
+    assert_eq!(
+        manifest.workload_owner_pub_keys.as_ref().map(Vec::len),
+        Some(1)
+    );
+    // An old-schema digest list authorises updates too, so -d must empty it as well.
+    manifest.workload_owner_key_digests = Some(vec!["cd".repeat(32)]);
+    fs::write(env.ws.join("manifest.json"), manifest.to_go_json().unwrap()).unwrap();
+    assert_success(&env.generate(&["--insecure-allow-all-policy", "-d", &app]));
+    assert_eq!(env.manifest().workload_owner_pub_keys, None);
+    assert_eq!(env.manifest().workload_owner_key_digests, None);
+    let text = String::from_utf8(env.manifest_bytes()).unwrap();
+    assert!(text.contains("\"WorkloadOwnerPubKeys\": null"), "{text}");
+}
+
+#[test]
+fn added_owner_keys_are_merged_sorted() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let other = tempfile::tempdir().unwrap();
+    let alice = other.path().join("alice.pem");
+    let alice_key = WorkloadOwnerPrivateKey::generate(&mut rand_core::OsRng).unwrap();
+    fs::write(&alice, alice_key.to_sec1_pem().unwrap().as_bytes()).unwrap();
+    let alice_arg = alice.display().to_string();
+    let seedshare = env.ws.join("seedshare-owner.pem").display().to_string();
+    assert_success(&env.generate(&[
+        "--insecure-allow-all-policy",
+        "-w",
+        &alice_arg,
+        "--add-seedshare-owner-key",
+        &seedshare,
+        &app,
+    ]));
+    let manifest = env.manifest();
+    let own = WorkloadOwnerPrivateKey::from_pem(
+        &fs::read_to_string(env.ws.join("workload-owner.pem")).unwrap(),
+    )
+    .unwrap();
+    let mut expected = vec![alice_key.public_key().to_hex(), own.public_key().to_hex()];
+    expected.sort();
+    assert_eq!(manifest.workload_owner_pub_keys, Some(expected));
+    // The same seed-share key given twice is listed once.
+    assert_eq!(manifest.seedshare_owner_pub_keys.map(|k| k.len()), Some(1));
+}
+
+#[test]
+fn update_keeps_foreign_entries_and_replaces_owned_ones() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let policy_v1 = env.root.join("v1.rego");
+    fs::write(&policy_v1, "package agent_policy\n# v1\n").unwrap();
+    let policy_v1 = policy_v1.display().to_string();
+    assert_success(&env.generate(&["--policy", &policy_v1, &app]));
+
+    // The owner adds an entry by hand and a second reference-value platform.
+    let mut manifest = env.manifest();
+    let manual_key = "ab".repeat(32);
+    manifest.policies.insert(
+        manual_key.clone(),
+        contrast_core::manifest::PolicyEntry {
+            sans: Some(vec!["manual".to_owned()]),
+            workload_secret_id: "hand-made".to_owned(),
+            role: Role::None,
+        },
+    );
+    let mut other_platform = manifest.reference_values.snp[0].clone();
+    other_platform.platform = "Metal-QEMU-SNP-GPU".to_owned();
+    manifest.reference_values.snp.push(other_platform);
+    fs::write(env.ws.join("manifest.json"), manifest.to_go_json().unwrap()).unwrap();
+
+    let policy_v2 = env.root.join("v2.rego");
+    fs::write(&policy_v2, "package agent_policy\n# v2\n").unwrap();
+    let policy_v2 = policy_v2.display().to_string();
+    assert_success(&env.generate(&["--policy", &policy_v2, &app]));
+
+    let updated = env.manifest();
+    assert_eq!(updated.policies.len(), 5);
+    assert_eq!(
+        updated.policies[&manual_key].workload_secret_id,
+        "hand-made"
+    );
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    for (kind, name) in [
+        ("Deployment", "web"),
+        ("StatefulSet", "db"),
+        ("Job", "migrate"),
+        ("CronJob", "nightly-report"),
+    ] {
+        let initdata = initdata_of(find(&resources, kind, name));
+        assert!(initdata.data()["policy.rego"].ends_with("# v2\n"));
+        assert!(updated.policies.contains_key(&digest_hex(&initdata)));
+    }
+    let platforms: Vec<&str> = updated
+        .reference_values
+        .snp
+        .iter()
+        .map(|e| e.platform.as_str())
+        .collect();
+    assert_eq!(platforms, ["Metal-QEMU-SNP-GPU", "Metal-QEMU-SNP"]);
+    assert_eq!(
+        updated.workload_owner_pub_keys,
+        manifest.workload_owner_pub_keys
+    );
+}
+
+#[test]
+fn real_platform_without_reference_values_file_is_refused() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Metal-QEMU-SNP",
+        "--insecure-allow-all-policy",
+        &app,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ships no measured reference values for Metal-QEMU-SNP"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--reference-values-file FILE"));
+}
+
+#[test]
+fn reference_values_file_for_another_platform_is_refused() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let rv = env.root.join("rv.json");
+    fs::write(
+        &rv,
+        fs::read_to_string(format!("{FIXTURES}/reference-values.json"))
+            .unwrap()
+            .replacen(
+                "\"ProductName\"",
+                "\"Platform\": \"AKS-CLH-SNP\", \"ProductName\"",
+                1,
+            ),
+    )
+    .unwrap();
+    let rv = rv.display().to_string();
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Metal-QEMU-SNP",
+        "--reference-values-file",
+        &rv,
+        "--insecure-allow-all-policy",
+        &app,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("entry 0 is for platform \"AKS-CLH-SNP\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn help_documents_examples_and_exit_codes() {
+    let env = TestEnv::new();
+    let out = env.run(&["generate", "--help"]);
+    assert_success(&out);
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Examples:"));
+    assert!(help.contains("2  usage error"));
+    assert!(help.contains("genpolicy --yaml-file"));
+}
+
+mod coordinator {
+    use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role as K8sRole, RoleBinding};
+
+    /// Parses a document into a k8s-openapi type and checks that serialising it back gives the
+    /// same tree: no field is unknown to the type or lost.
+    fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(document: &Value) -> T {
+        let typed: T = serde_norway::from_value(document.clone()).unwrap();
+        let back = serde_json::to_value(&typed).unwrap();
+        let original = serde_json::to_value(document).unwrap();
+        assert_eq!(back, original);
+        typed
+    }
+
+    #[test]
+    fn coordinator_resources_round_trip_and_get_a_coordinator_policy() {
+        let env = TestEnv::new();
+        let out = env.generate(&[
+            "--insecure-allow-all-policy",
+            "--coordinator",
+            "--coordinator-replicas",
+            "5",
+        ]);
+        assert_success(&out);
+        let text = fs::read_to_string(env.ws.join("coordinator.yml")).unwrap();
+        let docs = documents(&text);
+        let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Service",
+                "StatefulSet"
+            ]
+        );
+
+        let account: ServiceAccount = typed(&docs[0]);
+        assert_eq!(account.metadata.name.as_deref(), Some("coordinator"));
+
+        let role: K8sRole = typed(&docs[1]);
+        let rules = role.rules.unwrap();
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["configmaps".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "list", "create", "update", "watch"]);
+        assert_eq!(
+            rules[1].resources.as_deref(),
+            Some(&["pods".to_owned()][..])
+        );
+        assert_eq!(rules[1].verbs, ["get", "list"]);
+
+        let binding: RoleBinding = typed(&docs[2]);
+        assert_eq!(binding.role_ref.kind, "Role");
+        assert_eq!(binding.role_ref.name, "coordinator");
+        let subject = &binding.subjects.unwrap()[0];
+        assert_eq!(
+            (
+                subject.kind.as_str(),
+                subject.name.as_str(),
+                subject.namespace.as_deref()
+            ),
+            ("ServiceAccount", "coordinator", Some("default"))
+        );
+
+        let expected_ports = [
+            ("userapi", 1313),
+            ("httpapi", 1314),
+            ("meshapi", 7777),
+            ("metrics", 9102),
+        ];
+        for (document, name, publish_not_ready) in [
+            (&docs[3], "coordinator", true),
+            (&docs[4], "coordinator-ready", false),
+        ] {
+            let service: Service = typed(document);
+            assert_eq!(service.metadata.name.as_deref(), Some(name));
+            let spec = service.spec.unwrap();
+            assert_eq!(
+                spec.publish_not_ready_addresses.unwrap_or(false),
+                publish_not_ready
+            );
+            assert_eq!(
+                spec.selector.unwrap()["app.kubernetes.io/name"],
+                "coordinator"
+            );
+            let ports: Vec<(String, i32)> = spec
+                .ports
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.name.unwrap(), p.port))
+                .collect();
+            let expected: Vec<(String, i32)> = expected_ports
+                .iter()
+                .map(|(n, p)| ((*n).to_owned(), *p))
+                .collect();
+            assert_eq!(ports, expected);
+            let exposed = service
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .get("contrast.edgeless.systems/expose-service")
+                .cloned();
+            assert_eq!(exposed.as_deref(), publish_not_ready.then_some("true"));
+        }
+
+        let stateful_set: StatefulSet = typed(&docs[5]);
+        let spec = stateful_set.spec;
+        assert_eq!(spec.replicas, Some(5));
+        assert_eq!(spec.service_name.as_deref(), Some("coordinator"));
+        let template = spec.template;
+        let annotations = template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap();
+        assert_eq!(
+            annotations["contrast.edgeless.systems/pod-role"],
+            "coordinator"
+        );
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.runtime_class_name.as_deref(), Some("contrast-cc"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("coordinator"));
+        assert_eq!(
+            pod.init_containers, None,
+            "no initializer in the Coordinator"
+        );
+        assert_eq!(pod.volumes, None);
+        let container = &pod.containers[0];
+        assert_eq!(container.name, "coordinator");
+        assert_eq!(
+            container.image.as_deref(),
+            Some("localhost/contrast-rs/coordinator:0.1.0")
+        );
+        assert_eq!(
+            container.args.as_deref(),
+            Some(&["--store".to_owned(), "kubernetes".to_owned()][..])
+        );
+        let resources = container.resources.clone().unwrap();
+        assert_eq!(resources.limits.unwrap()["memory"].0, "128Mi");
+        assert_eq!(resources.requests.unwrap()["memory"].0, "128Mi");
+        let env_var = &container.env.as_ref().unwrap()[0];
+        assert_eq!(env_var.name, "HOSTNAME");
+        assert_eq!(
+            env_var
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
+            "metadata.name"
+        );
+        let probe = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            let p = p.clone().unwrap();
+            let get = p.http_get.unwrap();
+            (
+                get.path.unwrap(),
+                serde_json::to_value(&get.port).unwrap(),
+                p.period_seconds,
+                p.failure_threshold,
+                p.initial_delay_seconds,
+            )
+        };
+        assert_eq!(
+            probe(&container.startup_probe),
+            (
+                "/probe/startup".to_owned(),
+                serde_json::json!(9102),
+                Some(1),
+                Some(60),
+                Some(1)
+            )
+        );
+        assert_eq!(
+            probe(&container.liveness_probe),
+            (
+                "/probe/liveness".to_owned(),
+                serde_json::json!(9102),
+                Some(10),
+                Some(3),
+                None
+            )
+        );
+        assert_eq!(
+            probe(&container.readiness_probe),
+            (
+                "/probe/readiness".to_owned(),
+                serde_json::json!(9102),
+                Some(5),
+                None,
+                None
+            )
+        );
+        let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
+        let term = &anti
+            .preferred_during_scheduling_ignored_during_execution
+            .unwrap()[0];
+        assert_eq!(term.weight, 100);
+        assert_eq!(
+            term.pod_affinity_term.topology_key,
+            "kubernetes.io/hostname"
+        );
+
+        // Its initdata is the manifest's coordinator entry.
+        let initdata = initdata_of(&docs[5]);
+        let manifest = env.manifest();
+        let entry = &manifest.policies[&digest_hex(&initdata)];
+        assert_eq!(entry.role, Role::Coordinator);
+        assert_eq!(
+            entry.sans.as_deref(),
+            Some(&["coordinator".to_owned(), "*".to_owned()][..])
+        );
+        assert_eq!(
+            entry.workload_secret_id,
+            "apps/v1/StatefulSet/default/coordinator"
+        );
+        assert_eq!(manifest.coordinator_policy_hashes().count(), 1);
+    }
+}
+
+#[test]
+fn simulated_platform_takes_reference_values_from_sim_dir() {
+    let env = TestEnv::new();
+    let sim_dir = env.root.join("sim");
+    let environment = contrast_tee::SimulatedEnvironment::create(
+        &sim_dir,
+        contrast_core::manifest::Product::Genoa,
+        std::time::SystemTime::now(),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let sim_arg = sim_dir.display().to_string();
+    let [app, _] = env.app_paths();
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--sim-dir",
+        &sim_arg,
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ]);
+    assert_success(&out);
+    let manifest = env.manifest();
+    assert_eq!(
+        manifest.reference_values.snp,
+        [environment.reference_values()]
+    );
+    assert_eq!(manifest.reference_values.snp[0].platform, "Simulated-SNP");
+    // With a coordinator entry and simulated values the manifest is valid: no warnings.
+    manifest.validate().unwrap();
+    assert!(
+        !stderr(&out).contains("warning: manifest"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Without --sim-dir: a usage error that names the flag.
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--insecure-allow-all-policy",
+        &app,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("needs --sim-dir DIR"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// kubectl's client-side dry run still asks the API server which resources exist (discovery)
+/// and, for `apply`, whether each object exists. This answers exactly that on loopback: the
+/// discovery documents for the Coordinator's kinds and 404 for every object.
+mod fake_discovery {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread::JoinHandle;
+
+    pub(super) struct Server {
+        pub(super) url: String,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            // Wake the accept loop so it sees the flag.
+            let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn resource(name: &str, kind: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": name, "singularName": "", "namespaced": true, "kind": kind,
+            "verbs": ["create", "get", "list"]
+        })
+    }
+
+    fn respond(path: &str) -> (u16, serde_json::Value) {
+        let group = |name: &str| {
+            serde_json::json!({
+                "name": name,
+                "versions": [{"groupVersion": format!("{name}/v1"), "version": "v1"}],
+                "preferredVersion": {"groupVersion": format!("{name}/v1"), "version": "v1"}
+            })
+        };
+        let list = |group_version: &str, resources: Vec<serde_json::Value>| {
+            serde_json::json!({
+                "kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": group_version, "resources": resources
+            })
+        };
+        match path {
+            "/version" => (
+                200,
+                serde_json::json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0"}),
+            ),
+            "/api" => (
+                200,
+                serde_json::json!({
+                    "kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]
+                }),
+            ),
+            "/apis" => (
+                200,
+                serde_json::json!({
+                    "kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [group("apps"), group("rbac.authorization.k8s.io")]
+                }),
+            ),
+            "/api/v1" => (
+                200,
+                list(
+                    "v1",
+                    vec![
+                        resource("serviceaccounts", "ServiceAccount"),
+                        resource("services", "Service"),
+                    ],
+                ),
+            ),
+            "/apis/apps/v1" => (
+                200,
+                list("apps/v1", vec![resource("statefulsets", "StatefulSet")]),
+            ),
+            "/apis/rbac.authorization.k8s.io/v1" => (
+                200,
+                list(
+                    "rbac.authorization.k8s.io/v1",
+                    vec![
+                        resource("roles", "Role"),
+                        resource("rolebindings", "RoleBinding"),
+                    ],
+                ),
+            ),
+            _ => (
+                404,
+                serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "NotFound", "code": 404
+                }),
+            ),
+        }
+    }
+
+    fn serve(stream: TcpStream) {
+        let mut reader = BufReader::new(stream);
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            match reader.read_line(&mut header) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if header == "\r\n" || header == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let target = request_line.split(' ').nth(1).unwrap_or("/");
+        let path = target.split('?').next().unwrap_or(target);
+        let (status, body) = respond(path);
+        let body = body.to_string();
+        let reason = if status == 200 { "OK" } else { "Not Found" };
+        let mut stream = reader.into_inner();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+
+    pub(super) fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop_flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    serve(stream);
+                }
+            }
+        });
+        Server {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn find_kubectl() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
+fn kubectl_accepts_the_coordinator_resources() {
+    let Some(kubectl) = find_kubectl() else {
+        println!("SKIPPED: kubectl is not on PATH; the k8s-openapi round trip still ran");
+        return;
+    };
+    let env = TestEnv::new();
+    assert_success(&env.generate(&["--insecure-allow-all-policy", "--coordinator"]));
+    let coordinator = env.ws.join("coordinator.yml");
+
+    let server = fake_discovery::start();
+    let kubeconfig = env.root.join("kubeconfig");
+    fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\ncurrent-context: c\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let kubectl_run = |args: &[&str]| {
+        Command::new(&kubectl)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", env.root.join("home"))
+            .args(args)
+            .arg("-f")
+            .arg(&coordinator)
+            .output()
+            .unwrap()
+    };
+
+    let out = kubectl_run(&["apply", "--dry-run=client", "--validate=false"]);
+    assert_success(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "serviceaccount/coordinator created (dry run)",
+        "role.rbac.authorization.k8s.io/coordinator created (dry run)",
+        "rolebinding.rbac.authorization.k8s.io/coordinator created (dry run)",
+        "service/coordinator created (dry run)",
+        "service/coordinator-ready created (dry run)",
+        "statefulset.apps/coordinator created (dry run)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+
+    // kubectl's own decoding of the file gives back the same objects.
+    let out = kubectl_run(&[
+        "create",
+        "--dry-run=client",
+        "--validate=false",
+        "-o",
+        "json",
+    ]);
+    assert_success(&out);
+    let from_kubectl: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let ours: Vec<serde_json::Value> = documents(&fs::read_to_string(&coordinator).unwrap())
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap())
+        .collect();
+    assert_eq!(from_kubectl, ours);
+}
+
+#[test]
+fn the_same_workload_twice_is_refused() {
+    let env = TestEnv::new();
+    let backend = env.root.join("app/more/backend.yaml");
+    let copy = env.root.join("copy.yaml");
+    fs::copy(&backend, &copy).unwrap();
+    let backend = backend.display().to_string();
+    let copy = copy.display().to_string();
+    let out = env.generate(&["--insecure-allow-all-policy", &backend, &copy]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("workload default/pod/backend appears twice"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.ws.join("manifest.json").exists());
+}
