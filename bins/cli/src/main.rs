@@ -12,6 +12,7 @@
 mod coordinator_resources;
 mod generate;
 mod kube;
+mod simulate;
 mod workspace;
 
 use std::path::PathBuf;
@@ -111,6 +112,12 @@ enum Command {
         after_long_help = generate::AFTER_LONG_HELP
     )]
     Generate(generate::GenerateArgs),
+    /// Create a simulated SEV-SNP environment for running without hardware.
+    #[command(
+        long_about = simulate::LONG_ABOUT,
+        after_long_help = simulate::AFTER_LONG_HELP
+    )]
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +141,7 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         Command::Generate(args) => generate::run(&cli.global, args),
+        Command::Simulate(args) => simulate::run(&cli.global, args),
     };
     match result {
         Ok(outcome) => {

@@ -248,6 +248,7 @@ fn init_logging(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("--log-level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.try_init(),
