@@ -257,7 +257,14 @@ fn init_logging(args: &Args) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("initialising logging: {e}"))
 }
 
-async fn open_store(args: &Args) -> anyhow::Result<AnyStore> {
+async fn open_store(args: &Args) -> anyhow::Result<(AnyStore, Peers)> {
+    let static_peers = || {
+        if args.peers.is_empty() {
+            Peers::None
+        } else {
+            Peers::Static(args.peers.clone())
+        }
+    };
     match args.store {
         StoreKind::File => {
             let store = FileStore::open(&args.state_dir, FileStoreOptions::default())
@@ -265,7 +272,7 @@ async fn open_store(args: &Args) -> anyhow::Result<AnyStore> {
                 .with_context(|| {
                     format!("opening the file store in {}", args.state_dir.display())
                 })?;
-            Ok(AnyStore::from(store))
+            Ok((AnyStore::from(store), static_peers()))
         }
         StoreKind::Kubernetes => {
             let client = kube::Client::try_default()
@@ -285,6 +292,16 @@ async fn open_store(args: &Args) -> anyhow::Result<AnyStore> {
                 .pod_name
                 .as_deref()
                 .context("--store kubernetes needs the pod name (--pod-name or $HOSTNAME)")?;
+            let peers = if args.peers.is_empty() {
+                Peers::Kubernetes(peers::KubernetesPeers::new(
+                    client.clone(),
+                    &namespace,
+                    pod_name,
+                    args.mesh_addr.port(),
+                ))
+            } else {
+                static_peers()
+            };
             let store = contrast_store::kubernetes::ConfigMapStore::discover(
                 client,
                 &namespace,
@@ -296,7 +313,7 @@ async fn open_store(args: &Args) -> anyhow::Result<AnyStore> {
             .with_context(|| {
                 format!("finding the Coordinator StatefulSet that owns pod {pod_name}")
             })?;
-            Ok(AnyStore::from(store))
+            Ok((AnyStore::from(store), peers))
         }
     }
 }
@@ -318,15 +335,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "running on the SIMULATED SEV-SNP platform: no hardware protection"
         );
     }
-    let store = open_store(&args).await?;
+    let (store, peers) = open_store(&args).await?;
     let crl = match args.crl {
         CrlMode::BestEffort => CrlPolicy::BestEffort,
         CrlMode::Required => CrlPolicy::Required,
-    };
-    let peers = if args.peers.is_empty() {
-        Peers::None
-    } else {
-        Peers::Static(args.peers.clone())
     };
     let coordinator = Arc::new(Coordinator {
         guard: Guard::new(HistoryStore::new(store), crl),

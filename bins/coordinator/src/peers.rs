@@ -1,5 +1,9 @@
 //! Finding the other Coordinator replicas.
 //!
+//! - Kubernetes (with `--store kubernetes`): pods in the namespace labelled
+//!   `app.kubernetes.io/name=coordinator` whose annotation `contrast.edgeless.systems/pod-role`
+//!   is `coordinator`, whose `Ready` condition is true, other than this pod; their pod IPs with
+//!   the mesh port. Needs RBAC `pods: get, list`.
 //! - Static (`--peer MESH_ADDR=OPS_ADDR`, repeatable): for several Coordinators on one machine
 //!   sharing a file store. A peer is ready when its `/probe/readiness` answers 200.
 //! - None: a single Coordinator.
@@ -51,6 +55,84 @@ pub(crate) enum Peers {
     None,
     /// A fixed list.
     Static(Vec<StaticPeer>),
+    /// Coordinator pods of the StatefulSet.
+    Kubernetes(KubernetesPeers),
+}
+
+/// Peer discovery through the Kubernetes API.
+#[derive(Clone)]
+pub(crate) struct KubernetesPeers {
+    pods: kube::Api<k8s_openapi::api::core::v1::Pod>,
+    own_pod: String,
+    mesh_port: u16,
+}
+
+impl std::fmt::Debug for KubernetesPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesPeers")
+            .field("own_pod", &self.own_pod)
+            .field("mesh_port", &self.mesh_port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The label selecting Coordinator pods.
+pub(crate) const COORDINATOR_SELECTOR: &str = "app.kubernetes.io/name=coordinator";
+/// The annotation naming a pod's role.
+pub(crate) const POD_ROLE_ANNOTATION: &str = "contrast.edgeless.systems/pod-role";
+
+impl KubernetesPeers {
+    /// Discovery in `namespace`, excluding `own_pod`, dialing peers on `mesh_port`.
+    pub(crate) fn new(
+        client: kube::Client,
+        namespace: &str,
+        own_pod: &str,
+        mesh_port: u16,
+    ) -> Self {
+        Self {
+            pods: kube::Api::namespaced(client, namespace),
+            own_pod: own_pod.to_owned(),
+            mesh_port,
+        }
+    }
+
+    async fn ready_peers(&self) -> Result<Vec<String>, kube::Error> {
+        let pods = self
+            .pods
+            .list(&kube::api::ListParams::default().labels(COORDINATOR_SELECTOR))
+            .await?;
+        Ok(pods
+            .items
+            .iter()
+            .filter(|pod| pod.metadata.name.as_deref() != Some(self.own_pod.as_str()))
+            .filter(|pod| {
+                pod.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(POD_ROLE_ANNOTATION))
+                    .is_some_and(|role| role == "coordinator")
+            })
+            .filter_map(|pod| {
+                let status = pod.status.as_ref()?;
+                let ready = status
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let ip = status.pod_ip.as_deref()?;
+                ready.then(|| join_host_port(ip, self.mesh_port))
+            })
+            .collect())
+    }
+}
+
+/// `host:port`, with brackets for IPv6 hosts.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// How long one readiness probe may take.
@@ -77,6 +159,13 @@ impl Peers {
                 }
                 ready
             }
+            Peers::Kubernetes(discovery) => match discovery.ready_peers().await {
+                Ok(ready) => ready,
+                Err(error) => {
+                    tracing::warn!(%error, "listing Coordinator pods");
+                    Vec::new()
+                }
+            },
         }
     }
 }
