@@ -293,12 +293,12 @@ async fn open_store(args: &Args) -> anyhow::Result<(AnyStore, Peers)> {
                 .as_deref()
                 .context("--store kubernetes needs the pod name (--pod-name or $HOSTNAME)")?;
             let peers = if args.peers.is_empty() {
-                Peers::Kubernetes(peers::KubernetesPeers::new(
+                Peers::Kubernetes(Box::new(peers::KubernetesPeers::new(
                     client.clone(),
                     &namespace,
                     pod_name,
                     args.mesh_addr.port(),
-                ))
+                )))
             } else {
                 static_peers()
             };

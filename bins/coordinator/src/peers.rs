@@ -56,7 +56,7 @@ pub(crate) enum Peers {
     /// A fixed list.
     Static(Vec<StaticPeer>),
     /// Coordinator pods of the StatefulSet.
-    Kubernetes(KubernetesPeers),
+    Kubernetes(Box<KubernetesPeers>),
 }
 
 /// Peer discovery through the Kubernetes API.
