@@ -278,10 +278,10 @@ impl<S: Store> HistoryStore<S> {
         Ok(latest)
     }
 
-    /// Upstream's `UpdateState` steps 2–7: stores every policy, checks that every policy key of
-    /// the manifest has a stored policy, stores the manifest and the transition from
-    /// `expected_old` (or the zero hash), checks `expected_previous` (if the caller gave one)
-    /// against `expected_old`, then signs and publishes the new head by compare-and-swap.
+    /// Upstream's `UpdateState` steps 2–7: checks `expected_previous` (if the caller gave one)
+    /// against `expected_old`, stores every policy, checks that every policy key of the manifest
+    /// has a stored policy, stores the manifest and the transition from `expected_old` (or the
+    /// zero hash), then signs and publishes the new head by compare-and-swap.
     ///
     /// Nothing is visible until the last step; a failure before it leaves only unreferenced,
     /// content-addressed blobs. [`HistoryStoreError::Conflict`] means another writer advanced the
@@ -295,6 +295,16 @@ impl<S: Store> HistoryStore<S> {
         key: &SigningKey,
         rng: &mut (impl CryptoRngCore + Send),
     ) -> Result<Update, HistoryStoreError> {
+        let current = expected_old.map_or(ZERO_HASH, |latest| latest.transition_hash);
+        // Checked before anything is written: a caller building on another head changes nothing.
+        if let Some(expected) = expected_previous
+            && *expected != current
+        {
+            return Err(HistoryStoreError::TransitionMismatch {
+                expected: *expected,
+                current,
+            });
+        }
         let mut policy_hashes = Vec::with_capacity(policies.len());
         for policy in policies {
             policy_hashes.push(self.put_blob(BlobKind::Policy, policy).await?);
@@ -314,7 +324,6 @@ impl<S: Store> HistoryStore<S> {
         }
 
         let manifest_hash = self.put_blob(BlobKind::Manifest, manifest.raw()).await?;
-        let current = expected_old.map_or(ZERO_HASH, |latest| latest.transition_hash);
         let transition = Transition {
             manifest_hash,
             previous_transition_hash: current,
@@ -322,15 +331,6 @@ impl<S: Store> HistoryStore<S> {
         let transition_hash = self
             .put_blob(BlobKind::Transition, &transition.encode())
             .await?;
-
-        if let Some(expected) = expected_previous
-            && *expected != current
-        {
-            return Err(HistoryStoreError::TransitionMismatch {
-                expected: *expected,
-                current,
-            });
-        }
 
         let latest = self
             .set_latest(expected_old, transition_hash, key, rng)
