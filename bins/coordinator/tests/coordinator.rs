@@ -1,0 +1,510 @@
+//! End-to-end tests: real `coordinator` and `initializer` processes on loopback, in simulated
+//! SEV-SNP mode, with the file store.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use contrast_attest::AtlsClient;
+use contrast_attest::client::{ClientError, CoordinatorClient};
+use contrast_core::api::{ErrorCode, RecoverRequest, SetManifestRequest, SetManifestResponse};
+use contrast_core::seed::SeedEngine;
+use contrast_core::seedshare::SeedShareDocument;
+use support::*;
+use zeroize::Zeroizing;
+
+fn set_request(manifest: Vec<u8>, workloads: &[Workload]) -> SetManifestRequest {
+    SetManifestRequest {
+        manifest,
+        policies: policies(workloads),
+        previous_transition_hash: None,
+        signature: None,
+    }
+}
+
+fn api_code(result: &Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
+    match result {
+        Err(error) => error
+            .api_code()
+            .cloned()
+            .unwrap_or_else(|| panic!("expected an API error, got {error:?}")),
+        Ok(value) => panic!("expected an API error, got {value:?}"),
+    }
+}
+
+fn seed_engine_from_shares(response: &SetManifestResponse) -> SeedEngine {
+    let document = SeedShareDocument::from(
+        response
+            .seed_shares_doc
+            .clone()
+            .expect("the first set returns seed shares"),
+    );
+    let seed = document.seed_shares[0].decrypt(&owners().seedshare).unwrap();
+    SeedEngine::new(&seed, &document.salt).unwrap()
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    assert_eq!(coordinator.readiness(), 503, "uninitialized is not ready");
+
+    let workloads: Vec<Workload> = ["web", "db", "cache"].map(Workload::new).to_vec();
+    let first = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await
+        .unwrap();
+    // The Coordinator attested as the simulated VM with its policy hash.
+    let attested = first.peer.attestation.as_ref().unwrap();
+    assert_eq!(attested.host_data, coordinator_workload().host_data());
+    let engine = seed_engine_from_shares(&first.value);
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+
+    for workload in &workloads {
+        let root = dir.path().join(&workload.name);
+        let output = run_initializer(&coordinator, workload, &root, &["--max-attempts", "3"]);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            workload.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tls = root.join("tls-config");
+        let chain = read(&tls.join("certChain.pem"));
+        // The leaf chains to the mesh CA directly and to the root through the intermediate.
+        verify_chain(&chain, &first.value.mesh_ca).unwrap();
+        verify_chain(&chain, &first.value.root_ca).unwrap();
+        assert_eq!(read(&tls.join("mesh-ca.pem")), first.value.mesh_ca);
+        assert_eq!(read(&tls.join("coordinator-root-ca.pem")), first.value.root_ca);
+        let secret = engine.workload_secret(&workload.secret_id()).unwrap();
+        assert_eq!(
+            String::from_utf8(read(&root.join("secrets/workload-secret-seed"))).unwrap(),
+            hex::encode(secret.as_bytes())
+        );
+        assert!(root.join("done").exists());
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&tls.join("key.pem")), 0o400);
+            assert_eq!(mode(&tls.join("certChain.pem")), 0o444);
+            assert_eq!(mode(&root.join("secrets/workload-secret-seed")), 0o400);
+        }
+    }
+
+    // An update by the workload owner rotates the mesh CA and keeps the root.
+    let updated = manifest(&workloads[..2], default_owner_keys());
+    let second = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(updated.clone(), &workloads[..2]))
+        .await
+        .unwrap();
+    assert!(second.value.seed_shares_doc.is_none());
+    assert_ne!(second.value.mesh_ca, first.value.mesh_ca);
+    let root_key = |pem: &[u8]| {
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(pem).unwrap();
+        let cert = webpki::EndEntityCert::try_from(&der).unwrap();
+        cert.subject_public_key_info().to_vec()
+    };
+    assert_eq!(root_key(&second.value.root_ca), root_key(&first.value.root_ca));
+
+    // A certificate from the new generation chains to the old root, not to the old mesh CA.
+    let root = dir.path().join("web-2");
+    let output = run_initializer(&coordinator, &workloads[0], &root, &["--max-attempts", "3"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let chain = read(&root.join("tls-config/certChain.pem"));
+    verify_chain(&chain, &first.value.root_ca).unwrap();
+    assert!(verify_chain(&chain, &first.value.mesh_ca).is_err());
+
+    // The removed workload is refused now, with the reason in its log.
+    let root = dir.path().join("cache-2");
+    let output = run_initializer(&coordinator, &workloads[2], &root, &["--max-attempts", "1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "policy hash {} not found in manifest",
+            workloads[2].host_data_hex()
+        )),
+        "{stderr}"
+    );
+
+    // The history: both manifests, oldest first.
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 2);
+    assert_eq!(history.value.manifests[1], updated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let workload = Workload::new("web");
+    coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(std::slice::from_ref(&workload), default_owner_keys()),
+            std::slice::from_ref(&workload),
+        ))
+        .await
+        .unwrap();
+
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("debug", &["--sim-debug"], "debug"),
+        ("low-tcb", &["--sim-tcb", "1.0.1.1"], "tcb"),
+        ("measurement", &["--sim-measurement", &"00".repeat(48)], "measurement"),
+    ];
+    for (name, flags, expected) in cases {
+        let root = dir.path().join(name);
+        let mut args = vec!["--max-attempts", "1"];
+        args.extend_from_slice(flags);
+        let output = run_initializer(&coordinator, &workload, &root, &args);
+        assert!(!output.status.success(), "{name} must be refused");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        assert!(
+            stderr.contains("attestation refused") && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
+        assert!(!root.join("done").exists());
+    }
+
+    let stranger = Workload::new("stranger");
+    let output = run_initializer(
+        &coordinator,
+        &stranger,
+        &dir.path().join("stranger"),
+        &["--max-attempts", "1"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not found in manifest"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, metrics) = http_get(&coordinator.ops, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("reason=\"unknown_host_data\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_authorised_and_refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let coordinator = CoordinatorProcess::start(&state_dir, &[]);
+    let workloads = vec![Workload::new("web")];
+    let first = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await
+        .unwrap();
+    let before = snapshot(&state_dir);
+    let next = manifest(&[Workload::new("web"), Workload::new("db")], default_owner_keys());
+    let next_workloads = [Workload::new("web"), Workload::new("db")];
+
+    // No client key.
+    let result = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(next.clone(), &next_workloads))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    // A key that is not an owner's.
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&stranger_key())))
+        .set_manifest(&set_request(next.clone(), &next_workloads))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    // Changing the seed-share owners.
+    let mut changed: serde_json::Value = serde_json::from_slice(&next).unwrap();
+    changed["SeedshareOwnerPubKeys"] = serde_json::json!([]);
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(
+            serde_json::to_vec(&changed).unwrap(),
+            &next_workloads,
+        ))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert!(
+        format!("{result:?}").contains("seedshare"),
+        "{result:?}"
+    );
+    // A stale expected previous transition.
+    let mut stale = set_request(next.clone(), &next_workloads);
+    stale.previous_transition_hash = Some(vec![7; 32]);
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&stale)
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::ManifestConflict);
+    // An invalid manifest.
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(b"{\"Policies\": 5}".to_vec(), &next_workloads))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
+    assert_eq!(snapshot(&state_dir), before, "refused updates changed the store");
+
+    // The owner's update with the right previous transition goes through …
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    let mut atomic = set_request(
+        manifest(&next_workloads, None),
+        &next_workloads,
+    );
+    atomic.previous_transition_hash = Some(history.value.latest_transition.transition_hash.clone());
+    coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&atomic)
+        .await
+        .unwrap();
+    // … and made the manifest immutable (no owner keys): nobody may update it now.
+    let before = snapshot(&state_dir);
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(next, &next_workloads))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert!(format!("{result:?}").contains("disabled"), "{result:?}");
+    assert_eq!(snapshot(&state_dir), before);
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let coordinator = CoordinatorProcess::start(&state_dir, &[]);
+    let workloads = vec![Workload::new("web")];
+    let first = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await
+        .unwrap();
+    let shares = SeedShareDocument::from(first.value.seed_shares_doc.clone().unwrap());
+    let seed = shares.seed_shares[0].decrypt(&owners().seedshare).unwrap();
+
+    let coordinator = coordinator.kill9_and_restart();
+    assert_eq!(coordinator.readiness(), 503);
+    // Recovery mode: user calls and /attest refuse with upstream's codes, the mesh API does
+    // not even complete a handshake.
+    let result = coordinator.user_client(None).get_manifests().await;
+    assert_eq!(api_code(&result), ErrorCode::NeedsRecovery);
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::NeedsRecovery);
+    let (status, body) = http_post(
+        &coordinator.evidence,
+        "/attest",
+        "application/json",
+        format!("{{\"nonce\":\"{}\"}}", base64_32()).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 412, "{body}");
+    assert!(body.contains("needs_recovery"), "{body}");
+    let output = run_initializer(
+        &coordinator,
+        &workloads[0],
+        &dir.path().join("refused"),
+        &["--max-attempts", "1"],
+    );
+    assert!(!output.status.success());
+
+    // Recovery needs the seed-share owner's key …
+    let recover = RecoverRequest {
+        seed: Zeroizing::new(seed.to_vec()),
+        salt: shares.salt.clone(),
+        force: false,
+    };
+    let result = coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .recover(&recover)
+        .await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    // … and the right seed.
+    let seedshare_key = || {
+        contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap()
+    };
+    let mut wrong = recover.clone();
+    wrong.seed = Zeroizing::new(vec![1; 64]);
+    let result = coordinator.user_client(Some(seedshare_key())).recover(&wrong).await;
+    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert!(format!("{result:?}").contains("do not match"), "{result:?}");
+    assert_eq!(coordinator.readiness(), 503);
+
+    coordinator
+        .user_client(Some(seedshare_key()))
+        .recover(&recover)
+        .await
+        .unwrap();
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+    let result = coordinator.user_client(Some(seedshare_key())).recover(&recover).await;
+    assert_eq!(api_code(&result), ErrorCode::AlreadyRecovered);
+
+    // A certificate issued after recovery verifies against the root from before.
+    let root = dir.path().join("after");
+    let output = run_initializer(&coordinator, &workloads[0], &root, &["--max-attempts", "3"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    verify_chain(&read(&root.join("tls-config/certChain.pem")), &first.value.root_ca).unwrap();
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.root_ca, first.value.root_ca.clone());
+}
+
+fn base64_32() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([5u8; 32])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_and_stalled_clients_do_not_stop_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let coordinator =
+        CoordinatorProcess::start(&state_dir, &["--handshake-timeout", "1s"]);
+    let workloads = vec![Workload::new("web")];
+    let first = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await
+        .unwrap();
+
+    // /attest: upstream's limits and codes.
+    let nonce = format!("{{\"nonce\":\"{}\"}}", base64_32());
+    assert_eq!(
+        http_post(&coordinator.evidence, "/attest", "application/json", nonce.as_bytes())
+            .unwrap()
+            .0,
+        200
+    );
+    let big = vec![b' '; 2048];
+    assert_eq!(
+        http_post(&coordinator.evidence, "/attest", "application/json", &big).unwrap().0,
+        413
+    );
+    assert_eq!(
+        http_post(&coordinator.evidence, "/attest", "application/json", b"{nope").unwrap().0,
+        400
+    );
+    assert_eq!(
+        http_post(&coordinator.evidence, "/attest", "text/plain", nonce.as_bytes())
+            .unwrap()
+            .0,
+        415
+    );
+    let (status, body) = http_post(
+        &coordinator.evidence,
+        "/attest",
+        "application/json",
+        b"{\"nonce\":\"AAAA\"}",
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid nonce length"), "{body}");
+    assert_eq!(http_get(&coordinator.evidence, "/attest").unwrap().0, 405);
+
+    // A client that opens a connection and never speaks is cut off after the handshake
+    // timeout; others are served meanwhile.
+    let mut stalled = std::net::TcpStream::connect(&coordinator.user).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    coordinator.user_client(None).get_manifests().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = std::io::Read::read(&mut stalled, &mut buf);
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(9));
+
+    // Random bytes on every port.
+    for addr in [
+        &coordinator.user,
+        &coordinator.mesh,
+        &coordinator.evidence,
+        &coordinator.ops,
+    ] {
+        for seed in 0..4u8 {
+            let noise: Vec<u8> = (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> (seed + 3)) as u8)
+                .collect();
+            let _ = raw_http(addr, &noise);
+        }
+    }
+    // Still serving, and the stored history still verifies with the seed's key.
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 1);
+    let engine = {
+        let shares = SeedShareDocument::from(first.value.seed_shares_doc.clone().unwrap());
+        let seed = shares.seed_shares[0].decrypt(&owners().seedshare).unwrap();
+        SeedEngine::new(&seed, &shares.salt).unwrap()
+    };
+    let store = contrast_store::FileStore::open(&state_dir, Default::default())
+        .await
+        .unwrap();
+    let loaded = contrast_store::HistoryStore::new(store)
+        .load(&engine.history_verifying_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.generation(), 1);
+    let output = run_initializer(
+        &coordinator,
+        &workloads[0],
+        &dir.path().join("after-noise"),
+        &["--max-attempts", "3"],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    // A client expecting another Coordinator measurement refuses before sending anything.
+    let mut validator = coordinator_validator();
+    validator.reference_values[0].trusted_measurement = "00".repeat(48);
+    let client = CoordinatorClient::new(coordinator.user.clone(), AtlsClient::new(Some(validator)));
+    let workloads = vec![Workload::new("web")];
+    let result = client
+        .set_manifest(&set_request(
+            manifest(&workloads, default_owner_keys()),
+            &workloads,
+        ))
+        .await;
+    assert!(matches!(result, Err(ClientError::Attestation { .. })), "{result:?}");
+    assert_eq!(coordinator.readiness(), 503, "nothing was set");
+    // A manifest missing a policy blob is refused.
+    let mut request = set_request(manifest(&workloads, default_owner_keys()), &workloads);
+    request.policies.pop();
+    let result = coordinator.user_client(None).set_manifest(&request).await;
+    assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
+    assert!(format!("{result:?}").contains("no policy provided"), "{result:?}");
+}
