@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use contrast_core::api::{
     ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertRequest, MeshCertResponse,
     MeshRecoverRequest, MeshRecoverResponse, RecoverRequest, RecoverResponse, SetManifestRequest,
@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
+use zeroize::Zeroizing;
 
 use super::ClientError;
 use crate::atls::{AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
@@ -478,7 +479,7 @@ impl Session {
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), ClientError> {
+    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError> {
         let mut sender = self.sender.clone();
         sender
             .ready()
@@ -500,7 +501,9 @@ impl Session {
             return Err(self.too_large(declared));
         }
         let mut body = response.into_body();
-        let mut collected = BytesMut::new();
+        // Responses may carry secrets (workload secret, seed, mesh CA key): the copy we
+        // assemble is wiped when dropped.
+        let mut collected = Zeroizing::new(Vec::new());
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| classify_hyper_error(&self.addr, &e, &self.tls_error))?;
             if let Ok(data) = frame.into_data() {
@@ -512,7 +515,7 @@ impl Session {
                 collected.extend_from_slice(&data);
             }
         }
-        Ok((status, collected.freeze()))
+        Ok((status, collected))
     }
 
     fn too_large(&self, size: u64) -> ClientError {
