@@ -1,6 +1,320 @@
-//! The `initializer` binary. Its behaviour arrives with its issue; until then it only says so.
+//! The `initializer` binary: runs as the first (init) container of every Contrast pod.
+//!
+//! It generates a fresh P-256 key, attests the pod's confidential VM to the Coordinator's mesh
+//! API (mutual aTLS on port 7777: the VM's report is bound to the key), and receives the
+//! workload's mesh certificate and workload secret. It retries with exponential backoff until
+//! the Coordinator answers (each failure logged with its reason), then writes upstream's files
+//! to the shared volume and the `done` marker the startup probe waits for.
+//!
+//! As upstream, the initializer does not appraise the Coordinator (its client has no
+//! validator): the workload proves itself; what it receives is only useful to a workload the
+//! Coordinator accepted.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("initializer: not built yet in this version of contrast-rs (see the open issues)");
-    std::process::ExitCode::from(2)
+#![forbid(unsafe_code)]
+
+mod files;
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use contrast_attest::AtlsClient;
+use contrast_attest::atls::AtlsKey;
+use contrast_attest::client::CoordinatorClient;
+use contrast_core::api::MESH_API_PORT;
+use contrast_tee::TeeArgs;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+use zeroize::Zeroizing;
+
+const LONG_ABOUT: &str = "\
+Attests this pod's confidential VM to the Contrast Coordinator and writes the workload's mesh
+certificate, key and workload secret to the shared volume.
+
+Flow:
+  1. Generate a fresh ECDSA P-256 key.
+  2. Connect to the Coordinator's mesh API (--coordinator, port 7777 by default) with mutual
+     attested TLS: the VM's attestation report (--tee) is bound to the key. The Coordinator
+     appraises it against its manifest and looks the VM's HOST_DATA up in the manifest's
+     policies.
+  3. On failure (Coordinator unreachable, not yet configured, in recovery mode, or refusing
+     this VM), log the reason and retry with exponential backoff (--retry-min doubling up to
+     --retry-max), without limit unless --max-attempts is given.
+  4. Write, each file atomically (temp file, fsync, rename, fsync of the directory), under
+     --root (directories 0755):
+       tls-config/mesh-ca.pem              mesh CA certificate             0444
+       tls-config/certChain.pem            workload cert + intermediate    0444
+       tls-config/key.pem                  the P-256 key, PKCS#8 PEM       0400
+       tls-config/coordinator-root-ca.pem  root CA certificate             0444
+       secrets/workload-secret-seed        workload secret, lowercase hex  0400
+                                           (only if the policy has a WorkloadSecretID)
+     Existing files are replaced.
+  5. Write the empty marker --done-file (0644) and exit 0.";
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    the files and the done marker were written
+  1    failure: invalid TEE flags, no certificate within --max-attempts, or the files could
+       not be written (the log says which)
+  2    invalid command line
+  130  interrupted by SIGINT while waiting for the Coordinator (128 + 2)
+  143  terminated by SIGTERM while waiting for the Coordinator (128 + 15)
+
+Example (simulated TEE, local Coordinator):
+  initializer --coordinator 127.0.0.1:7777 --root ./pod --done-file ./pod/done \\
+    --tee simulated --sim-dir ./sim --sim-host-data <initdata digest>";
+
+/// The initializer's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "initializer",
+    version,
+    about = "Attest this pod to the Contrast Coordinator and write its mesh certificate",
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+struct Args {
+    /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
+    #[arg(long, env = "COORDINATOR_HOST", value_name = "HOST[:PORT]")]
+    coordinator: String,
+    /// Where the files go (the shared volume).
+    #[arg(long, value_name = "DIR", default_value = "/contrast")]
+    root: PathBuf,
+    /// The empty marker written last (the startup probe's condition).
+    #[arg(long, value_name = "PATH", default_value = "/done")]
+    done_file: PathBuf,
+    /// First delay between attempts (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    retry_min: Duration,
+    /// Largest delay between attempts; the delay doubles up to it.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    retry_max: Duration,
+    /// Give up after this many failed attempts (default: retry until stopped).
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<NonZeroU32>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(flatten)]
+    tee: TeeArgs,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How the run ended, short of an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The files and the marker are written.
+    Done,
+    /// Stopped by a signal (its number) while waiting for the Coordinator.
+    Signalled(u8),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Signalled(signal)) => {
+            warn!(
+                signal,
+                "stopped by a signal before the certificate was received"
+            );
+            ExitCode::from(128 + signal)
+        }
+        Err(e) => {
+            error!(error = format!("{e:#}"), "initializer failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(args: Args) -> Result<Outcome> {
+    let addr = coordinator_addr(&args.coordinator);
+    let (issuer, simulated) = args
+        .tee
+        .issuer(&mut rand_core::OsRng)
+        .context("cannot set up the TEE (check the --tee flags)")?;
+    if let Some(env) = &simulated {
+        warn!(sim_dir = %env.dir().display(), "attesting with the SIMULATED SEV-SNP platform");
+    }
+    let key = Arc::new(AtlsKey::generate_p256(&mut rand_core::OsRng));
+    let key_pem: Zeroizing<String> = key
+        .pkcs8_der()
+        .context("cannot encode the workload key")?
+        .to_pem("PRIVATE KEY", der::pem::LineEnding::LF)
+        .context("cannot encode the workload key as pem")?;
+    let client = CoordinatorClient::new(
+        addr.clone(),
+        AtlsClient::new(None).with_issuer(issuer).with_key(key),
+    );
+
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut delay = args.retry_min;
+    let mut attempt: u32 = 0;
+    info!(coordinator = %addr, "requesting the mesh certificate");
+    let response = loop {
+        attempt = attempt.saturating_add(1);
+        let result = tokio::select! {
+            result = client.mesh_cert() => result,
+            _ = sigterm.recv() => return Ok(Outcome::Signalled(15)),
+            _ = sigint.recv() => return Ok(Outcome::Signalled(2)),
+        };
+        match result {
+            Ok(attested) => break attested.value,
+            Err(e) => {
+                if args.max_attempts.is_some_and(|max| attempt >= max.get()) {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "no mesh certificate after {attempt} attempt(s) (--max-attempts)"
+                    )));
+                }
+                warn!(
+                    attempt,
+                    error = %e,
+                    retry_in = ?delay,
+                    "mesh certificate request failed; retrying"
+                );
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = sigterm.recv() => return Ok(Outcome::Signalled(15)),
+            _ = sigint.recv() => return Ok(Outcome::Signalled(2)),
+        }
+        delay = delay
+            .saturating_mul(2)
+            .min(args.retry_max)
+            .max(args.retry_min);
+    };
+
+    let written = files::write_outputs(&args.root, &response, &key_pem)?;
+    files::write_done_marker(&args.done_file)?;
+    info!(
+        attempts = attempt,
+        root = %args.root.display(),
+        files = written.len(),
+        workload_secret = !response.workload_secret.is_empty(),
+        done_file = %args.done_file.display(),
+        "mesh certificate written"
+    );
+    Ok(Outcome::Done)
+}
+
+/// `HOST[:PORT]` with the mesh API port when absent; a bare IPv6 address gets brackets.
+fn coordinator_addr(value: &str) -> String {
+    let value = value.trim();
+    if let Some(rest) = value.strip_prefix('[') {
+        // [v6] or [v6]:port
+        return match rest.split_once(']') {
+            Some((_, "")) => format!("{value}:{MESH_API_PORT}"),
+            _ => value.to_owned(),
+        };
+    }
+    match value.matches(':').count() {
+        0 => format!("{value}:{MESH_API_PORT}"),
+        1 => value.to_owned(),
+        _ => format!("[{value}]:{MESH_API_PORT}"),
+    }
+}
+
+/// `500ms`, `2s`, `1m`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 2s or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s or m"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn coordinator_port_defaults_to_the_mesh_api() {
+        assert_eq!(
+            coordinator_addr("coordinator-ready"),
+            "coordinator-ready:7777"
+        );
+        assert_eq!(coordinator_addr("10.0.0.1:1234"), "10.0.0.1:1234");
+        assert_eq!(coordinator_addr("[::1]"), "[::1]:7777");
+        assert_eq!(coordinator_addr("[::1]:99"), "[::1]:99");
+        assert_eq!(coordinator_addr("fd00::1"), "[fd00::1]:7777");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(
+            parse_duration("5h")
+                .unwrap_err()
+                .contains("unknown unit \"h\"")
+        );
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+
+    #[test]
+    fn command_line_parses_with_defaults() {
+        let args = Args::try_parse_from(["initializer", "--coordinator", "c"]).unwrap();
+        assert_eq!(args.root, PathBuf::from("/contrast"));
+        assert_eq!(args.done_file, PathBuf::from("/done"));
+        assert_eq!(args.retry_min, Duration::from_millis(500));
+        assert_eq!(args.retry_max, Duration::from_secs(5));
+        assert_eq!(args.max_attempts, None);
+    }
 }

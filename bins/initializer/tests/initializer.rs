@@ -1,0 +1,445 @@
+//! The built `initializer` in simulated mode against an in-test mesh API (HTTP/2 over mutual
+//! aTLS on 127.0.0.1, appraising the initializer with the environment's reference values).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::convert::Infallible;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Product};
+use contrast_core::api::{ErrorCode, ErrorResponse, MeshCertResponse};
+use contrast_tee::SimulatedEnvironment;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
+use rand_core::{OsRng, RngCore};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use zeroize::Zeroizing;
+
+const MESH_CA: &str = "-----BEGIN CERTIFICATE-----\nbWVzaCBjYQ==\n-----END CERTIFICATE-----\n";
+const CERT_CHAIN: &str = "-----BEGIN CERTIFICATE-----\nbGVhZg==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\naW50ZXJtZWRpYXRl\n-----END CERTIFICATE-----\n";
+const ROOT_CA: &str = "-----BEGIN CERTIFICATE-----\ncm9vdA==\n-----END CERTIFICATE-----\n";
+
+/// One simulated environment per test binary (RSA-4096 generation is slow in debug builds).
+fn environment() -> &'static (tempfile::TempDir, SimulatedEnvironment) {
+    static ENV: OnceLock<(tempfile::TempDir, SimulatedEnvironment)> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let env =
+            SimulatedEnvironment::create(dir.path(), Product::Milan, SystemTime::now(), &mut OsRng)
+                .unwrap();
+        (dir, env)
+    })
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+type Handler = Arc<dyn Fn(&PeerSlot) -> (StatusCode, Vec<u8>) + Send + Sync>;
+
+/// The fake mesh API: per connection a fresh aTLS config requiring the initializer's
+/// attestation; records each connection's peer slot.
+struct MeshServer {
+    addr: SocketAddr,
+    slots: Arc<Mutex<Vec<Arc<PeerSlot>>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl MeshServer {
+    fn start(handler: Handler) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), handler)
+    }
+
+    fn start_on(addr: SocketAddr, handler: Handler) -> Self {
+        let (_, env) = environment();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind(addr)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_issuer = env.issuer(env.guest(random(), random()).unwrap());
+        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator {
+            reference_values: vec![env.reference_values()],
+            policy: AppraisalPolicy {
+                // The simulated ARK signs no CRL.
+                crl: CrlPolicy::BestEffort,
+                ..AppraisalPolicy::default()
+            },
+            cache: None,
+        });
+        let slots = Arc::new(Mutex::new(Vec::new()));
+        let slots_task = Arc::clone(&slots);
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (config, slot) = atls.config(&mut OsRng).unwrap();
+                slots_task.lock().unwrap().push(Arc::clone(&slot));
+                let acceptor = TlsAcceptor::from(Arc::new(config));
+                let handler = Arc::clone(&handler);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (status, body) = if request.uri().path() == "/v1/mesh/cert" {
+                            handler(&slot)
+                        } else {
+                            (StatusCode::NOT_FOUND, Vec::new())
+                        };
+                        async move {
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            slots,
+            _runtime: runtime,
+        }
+    }
+
+    fn slots(&self) -> Vec<Arc<PeerSlot>> {
+        self.slots.lock().unwrap().clone()
+    }
+}
+
+fn certificate_response(secret: Vec<u8>) -> Handler {
+    Arc::new(move |_: &PeerSlot| {
+        let response = MeshCertResponse {
+            mesh_ca_cert: MESH_CA.as_bytes().to_vec(),
+            cert_chain: CERT_CHAIN.as_bytes().to_vec(),
+            root_ca_cert: ROOT_CA.as_bytes().to_vec(),
+            workload_secret: Zeroizing::new(secret.clone()),
+        };
+        (StatusCode::OK, serde_json::to_vec(&response).unwrap())
+    })
+}
+
+/// A running initializer; killed on drop. Its stderr is collected by a thread.
+struct Initializer {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Initializer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Initializer {
+    fn spawn(coordinator: &str, pod: &Pod, extra: &[&str]) -> Self {
+        let (_, env) = environment();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_initializer"))
+            .args(["--coordinator", coordinator])
+            .arg("--root")
+            .arg(&pod.root)
+            .arg("--done-file")
+            .arg(&pod.done)
+            .args(["--retry-min", "20ms", "--retry-max", "100ms"])
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(env.dir())
+            .args(["--sim-host-data", &hex::encode(pod.host_data)])
+            .args(extra)
+            .env_remove("COORDINATOR_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { return };
+                let mut sink = sink.lock().unwrap();
+                sink.push_str(&line);
+                sink.push('\n');
+            }
+        });
+        Self { child, stderr }
+    }
+
+    /// Waits for the exit (a hang guard, not a pass/fail timing) and the whole stderr.
+    fn wait(&mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the pipe.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "initializer did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// A pod's shared volume, done marker and HOST_DATA.
+struct Pod {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    done: PathBuf,
+    host_data: [u8; 32],
+}
+
+impl Pod {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            root: dir.path().join("contrast"),
+            done: dir.path().join("done"),
+            host_data: random(),
+            _dir: dir,
+        }
+    }
+
+    fn tls(&self, name: &str) -> PathBuf {
+        self.root.join("tls-config").join(name)
+    }
+
+    fn secret(&self) -> PathBuf {
+        self.root.join("secrets").join("workload-secret-seed")
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn key_spki(pod: &Pod) -> Vec<u8> {
+    let pem = fs::read_to_string(pod.tls("key.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+    let key = p256::SecretKey::from_pkcs8_pem(&pem).unwrap();
+    key.public_key().to_public_key_der().unwrap().into_vec()
+}
+
+fn unused_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn writes_the_files_with_upstream_modes_and_replaces_them_on_rerun() {
+    let secret: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa0).collect();
+    let server = MeshServer::start(certificate_response(secret.clone()));
+    let pod = Pod::new();
+
+    let (status, stderr) = Initializer::spawn(&server.addr.to_string(), &pod, &[]).wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // The Coordinator saw an attested VM with this pod's HOST_DATA.
+    let slots = server.slots();
+    assert_eq!(slots.len(), 1);
+    let peer = slots[0].peer().unwrap();
+    assert_eq!(peer.attestation.as_ref().unwrap().host_data, pod.host_data);
+
+    assert_eq!(mode(&pod.root.join("tls-config")), 0o755);
+    assert_eq!(mode(&pod.root.join("secrets")), 0o755);
+    for (name, contents) in [
+        ("mesh-ca.pem", MESH_CA),
+        ("certChain.pem", CERT_CHAIN),
+        ("coordinator-root-ca.pem", ROOT_CA),
+    ] {
+        assert_eq!(
+            fs::read_to_string(pod.tls(name)).unwrap(),
+            contents,
+            "{name}"
+        );
+        assert_eq!(mode(&pod.tls(name)), 0o444, "{name}");
+    }
+    assert_eq!(mode(&pod.tls("key.pem")), 0o400);
+    // key.pem holds the key of the TLS client certificate the Coordinator saw.
+    assert_eq!(key_spki(&pod), peer.spki_der);
+    assert_eq!(
+        fs::read_to_string(pod.secret()).unwrap(),
+        hex::encode(&secret)
+    );
+    assert_eq!(mode(&pod.secret()), 0o400);
+    assert_eq!(fs::read(&pod.done).unwrap(), b"");
+    assert_eq!(mode(&pod.done), 0o644);
+    // Nothing but the files (no temp files left behind).
+    let mut names: Vec<_> = fs::read_dir(pod.root.join("tls-config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "certChain.pem",
+            "coordinator-root-ca.pem",
+            "key.pem",
+            "mesh-ca.pem"
+        ]
+    );
+    // The secret is not logged.
+    assert!(!stderr.contains(&hex::encode(&secret)), "{stderr}");
+
+    // A rerun over the read-only files replaces them: a new key, the one the server saw now.
+    let first_spki = key_spki(&pod);
+    let (status, stderr) = Initializer::spawn(&server.addr.to_string(), &pod, &[]).wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let second_peer = server.slots()[1].peer().unwrap();
+    assert_eq!(key_spki(&pod), second_peer.spki_der);
+    assert_ne!(key_spki(&pod), first_spki);
+    assert_eq!(mode(&pod.tls("key.pem")), 0o400);
+}
+
+#[test]
+fn no_secret_file_without_a_workload_secret() {
+    let server = MeshServer::start(certificate_response(Vec::new()));
+    let pod = Pod::new();
+    let (status, stderr) = Initializer::spawn(&server.addr.to_string(), &pod, &[]).wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(fs::read_to_string(pod.tls("mesh-ca.pem")).unwrap(), MESH_CA);
+    assert!(!pod.secret().exists());
+    assert!(pod.done.exists());
+}
+
+#[test]
+fn retries_while_the_coordinator_is_down_and_succeeds_once_it_is_up() {
+    let addr = unused_port();
+    let pod = Pod::new();
+    let mut initializer = Initializer::spawn(&addr.to_string(), &pod, &[]);
+    initializer.wait_for_log("mesh certificate request failed; retrying");
+    assert!(!pod.done.exists());
+    let server = MeshServer::start_on(addr, certificate_response(vec![1; 64]));
+    let (status, stderr) = initializer.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to the coordinator at {addr}")),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(pod.secret()).unwrap(), "01".repeat(64));
+    assert!(pod.done.exists());
+    assert_eq!(server.slots().len(), 1);
+}
+
+#[test]
+fn refusal_reason_is_logged_and_max_attempts_ends_the_run() {
+    let reason = "policy hash 1234 not found in manifest";
+    let server = MeshServer::start(Arc::new(move |_: &PeerSlot| {
+        let body = ErrorResponse::new(ErrorCode::PermissionDenied, reason);
+        (StatusCode::FORBIDDEN, serde_json::to_vec(&body).unwrap())
+    }));
+    let pod = Pod::new();
+    let (status, stderr) = Initializer::spawn(
+        &server.addr.to_string(),
+        &pod,
+        &["--max-attempts", "2", "--log-format", "json"],
+    )
+    .wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(server.slots().len(), 2);
+    assert!(!pod.done.exists());
+    assert!(!pod.root.join("tls-config").exists());
+
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let retry = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "mesh certificate request failed; retrying")
+        .unwrap_or_else(|| panic!("no retry line in {stderr}"));
+    let logged = retry["fields"]["error"].as_str().unwrap();
+    assert!(logged.contains("status 403"), "{logged}");
+    assert!(logged.contains(reason), "{logged}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    let final_error = last["fields"]["error"].as_str().unwrap();
+    assert!(
+        final_error.contains("no mesh certificate after 2 attempt(s)"),
+        "{final_error}"
+    );
+    assert!(final_error.contains(reason), "{final_error}");
+}
+
+#[test]
+fn sigterm_while_waiting_exits_with_143() {
+    let addr = unused_port();
+    let pod = Pod::new();
+    let mut initializer = Initializer::spawn(&addr.to_string(), &pod, &[]);
+    initializer.wait_for_log("mesh certificate request failed; retrying");
+    let kill = Command::new("kill")
+        .args(["-TERM", &initializer.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (status, stderr) = initializer.wait();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    assert!(!pod.done.exists());
+}
+
+#[test]
+fn help_explains_the_flow_files_and_exit_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_initializer"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for needle in [
+        "tls-config/certChain.pem",
+        "secrets/workload-secret-seed",
+        "0400",
+        "--max-attempts",
+        "--sim-host-data",
+        "143",
+        "COORDINATOR_HOST",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The client's error: which stage failed, against which Coordinator, and why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contrast_core::api::{ErrorCode, ErrorResponse};
+
+use crate::atls::AtlsError;
+
+/// Why a call to the Coordinator failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The TCP connection could not be opened (refused, unreachable, name not resolved).
+    #[error("cannot connect to the coordinator at {addr}: {source}")]
+    Connect {
+        /// The address, `host:port`.
+        addr: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stage did not finish in time.
+    #[error("the coordinator at {addr} did not complete the {stage} within {after:?}")]
+    Timeout {
+        /// The address, `host:port`.
+        addr: String,
+        /// `"connect"`, `"handshake"` or `"request"`.
+        stage: &'static str,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// Our validator refused the server's attestation: the failed check with expected and found
+    /// values. Shared with the connection's [`crate::PeerSlot`], hence the `Arc`.
+    #[error("the coordinator at {addr} failed attestation: {source}")]
+    Attestation {
+        /// The address, `host:port`.
+        addr: String,
+        /// The check that failed.
+        #[source]
+        source: Arc<AtlsError>,
+    },
+    /// The TLS handshake failed for another reason (e.g. the server refused us, or closed the
+    /// connection, as a Coordinator in recovery mode does on the mesh API).
+    #[error("tls handshake with the coordinator at {addr} failed: {reason}")]
+    Handshake {
+        /// The address, `host:port`.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The server answered with an error: its status and `ErrorResponse`. A non-200 answer
+    /// whose body is not an `ErrorResponse` (e.g. from a proxy) gets the code
+    /// `ErrorCode::Other("http_<status>")` and the start of the body as its message.
+    #[error("the coordinator at {addr} refused {path} with status {status}: {error}")]
+    Api {
+        /// The address, `host:port`.
+        addr: String,
+        /// The request path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's explanation.
+        error: ErrorResponse,
+    },
+    /// HTTP/2 failed after the handshake (connection reset, protocol violation, oversized
+    /// response).
+    #[error("http exchange with the coordinator at {addr} failed: {reason}")]
+    Protocol {
+        /// The address, `host:port`.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A response body (or a request body we built) that is not the expected JSON.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// The type that was expected.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the same call may succeed later without the caller changing anything: the
+    /// Coordinator is unreachable, slow, refused the handshake (starting, or in recovery
+    /// mode), the connection broke, or it answered with a state another party resolves
+    /// (`needs_recovery`, `no_manifest`) or a gateway/unavailable status (502, 503, 504).
+    /// A failed attestation, a refusal (`permission_denied`, `invalid_argument`, ...) and an
+    /// undecodable response are final.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::Handshake { .. }
+            | Self::Protocol { .. } => true,
+            Self::Api { status, error, .. } => {
+                matches!(error.code, ErrorCode::NeedsRecovery | ErrorCode::NoManifest)
+                    || matches!(status, 502..=504)
+            }
+            Self::Attestation { .. } | Self::Decode { .. } => false,
+        }
+    }
+
+    /// The server's error code, for an [`ClientError::Api`] error.
+    #[must_use]
+    pub fn api_code(&self) -> Option<&ErrorCode> {
+        match self {
+            Self::Api { error, .. } => Some(&error.code),
+            _ => None,
+        }
+    }
+}
