@@ -215,7 +215,14 @@ async fn update_checks_policies_and_previous_transition<S: Store>(history: Histo
     assert!(!history.has_latest().await.unwrap());
     // Refused before anything was written.
     assert!(history.store().list("manifests").await.unwrap().is_empty());
-    assert!(history.store().list("transitions").await.unwrap().is_empty());
+    assert!(
+        history
+            .store()
+            .list("transitions")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let first = history
         .update(

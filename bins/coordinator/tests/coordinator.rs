@@ -40,7 +40,9 @@ fn seed_engine_from_shares(response: &SetManifestResponse) -> SeedEngine {
             .clone()
             .expect("the first set returns seed shares"),
     );
-    let seed = document.seed_shares[0].decrypt(&owners().seedshare).unwrap();
+    let seed = document.seed_shares[0]
+        .decrypt(&owners().seedshare)
+        .unwrap();
     SeedEngine::new(&seed, &document.salt).unwrap()
 }
 
@@ -90,7 +92,10 @@ async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca()
         verify_chain(&chain, &first.value.mesh_ca).unwrap();
         verify_chain(&chain, &first.value.root_ca).unwrap();
         assert_eq!(read(&tls.join("mesh-ca.pem")), first.value.mesh_ca);
-        assert_eq!(read(&tls.join("coordinator-root-ca.pem")), first.value.root_ca);
+        assert_eq!(
+            read(&tls.join("coordinator-root-ca.pem")),
+            first.value.root_ca
+        );
         let secret = engine.workload_secret(&workload.secret_id()).unwrap();
         assert_eq!(
             String::from_utf8(read(&root.join("secrets/workload-secret-seed"))).unwrap(),
@@ -120,12 +125,19 @@ async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca()
         let cert = webpki::EndEntityCert::try_from(&der).unwrap();
         cert.subject_public_key_info().to_vec()
     };
-    assert_eq!(root_key(&second.value.root_ca), root_key(&first.value.root_ca));
+    assert_eq!(
+        root_key(&second.value.root_ca),
+        root_key(&first.value.root_ca)
+    );
 
     // A certificate from the new generation chains to the old root, not to the old mesh CA.
     let root = dir.path().join("web-2");
     let output = run_initializer(&coordinator, &workloads[0], &root, &["--max-attempts", "3"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let chain = read(&root.join("tls-config/certChain.pem"));
     verify_chain(&chain, &first.value.root_ca).unwrap();
     assert!(verify_chain(&chain, &first.value.mesh_ca).is_err());
@@ -166,7 +178,11 @@ async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() 
     let cases: [(&str, &[&str], &str); 3] = [
         ("debug", &["--sim-debug"], "debug"),
         ("low-tcb", &["--sim-tcb", "1.0.1.1"], "tcb"),
-        ("measurement", &["--sim-measurement", &"00".repeat(48)], "measurement"),
+        (
+            "measurement",
+            &["--sim-measurement", &"00".repeat(48)],
+            "measurement",
+        ),
     ];
     for (name, flags, expected) in cases {
         let root = dir.path().join(name);
@@ -218,7 +234,10 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .await
         .unwrap();
     let before = snapshot(&state_dir);
-    let next = manifest(&[Workload::new("web"), Workload::new("db")], default_owner_keys());
+    let next = manifest(
+        &[Workload::new("web"), Workload::new("db")],
+        default_owner_keys(),
+    );
     let next_workloads = [Workload::new("web"), Workload::new("db")];
 
     // No client key.
@@ -244,10 +263,7 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         ))
         .await;
     assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
-    assert!(
-        format!("{result:?}").contains("seedshare"),
-        "{result:?}"
-    );
+    assert!(format!("{result:?}").contains("seedshare"), "{result:?}");
     // A stale expected previous transition.
     let mut stale = set_request(next.clone(), &next_workloads);
     stale.previous_transition_hash = Some(vec![7; 32]);
@@ -262,14 +278,15 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .set_manifest(&set_request(b"{\"Policies\": 5}".to_vec(), &next_workloads))
         .await;
     assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
-    assert_eq!(snapshot(&state_dir), before, "refused updates changed the store");
+    assert_eq!(
+        snapshot(&state_dir),
+        before,
+        "refused updates changed the store"
+    );
 
     // The owner's update with the right previous transition goes through …
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
-    let mut atomic = set_request(
-        manifest(&next_workloads, None),
-        &next_workloads,
-    );
+    let mut atomic = set_request(manifest(&next_workloads, None), &next_workloads);
     atomic.previous_transition_hash = Some(history.value.latest_transition.transition_hash.clone());
     coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
@@ -348,12 +365,13 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .await;
     assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
     // … and the right seed.
-    let seedshare_key = || {
-        contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap()
-    };
+    let seedshare_key = || contrast_attest::atls::AtlsKey::generate_p256(&mut rand_core::OsRng);
     let mut wrong = recover.clone();
     wrong.seed = Zeroizing::new(vec![1; 64]);
-    let result = coordinator.user_client(Some(seedshare_key())).recover(&wrong).await;
+    let result = coordinator
+        .user_client(Some(seedshare_key()))
+        .recover(&wrong)
+        .await;
     assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
     assert!(format!("{result:?}").contains("do not match"), "{result:?}");
     assert_eq!(coordinator.readiness(), 503);
@@ -364,14 +382,25 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .await
         .unwrap();
     coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
-    let result = coordinator.user_client(Some(seedshare_key())).recover(&recover).await;
+    let result = coordinator
+        .user_client(Some(seedshare_key()))
+        .recover(&recover)
+        .await;
     assert_eq!(api_code(&result), ErrorCode::AlreadyRecovered);
 
     // A certificate issued after recovery verifies against the root from before.
     let root = dir.path().join("after");
     let output = run_initializer(&coordinator, &workloads[0], &root, &["--max-attempts", "3"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    verify_chain(&read(&root.join("tls-config/certChain.pem")), &first.value.root_ca).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    verify_chain(
+        &read(&root.join("tls-config/certChain.pem")),
+        &first.value.root_ca,
+    )
+    .unwrap();
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
     assert_eq!(history.value.root_ca, first.value.root_ca.clone());
 }
@@ -385,8 +414,7 @@ fn base64_32() -> String {
 async fn malformed_requests_and_stalled_clients_do_not_stop_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let coordinator =
-        CoordinatorProcess::start(&state_dir, &["--handshake-timeout", "1s"]);
+    let coordinator = CoordinatorProcess::start(&state_dir, &["--handshake-timeout", "1s"]);
     let workloads = vec![Workload::new("web")];
     let first = coordinator
         .user_client(None)
@@ -400,24 +428,43 @@ async fn malformed_requests_and_stalled_clients_do_not_stop_the_service() {
     // /attest: upstream's limits and codes.
     let nonce = format!("{{\"nonce\":\"{}\"}}", base64_32());
     assert_eq!(
-        http_post(&coordinator.evidence, "/attest", "application/json", nonce.as_bytes())
-            .unwrap()
-            .0,
+        http_post(
+            &coordinator.evidence,
+            "/attest",
+            "application/json",
+            nonce.as_bytes()
+        )
+        .unwrap()
+        .0,
         200
     );
     let big = vec![b' '; 2048];
     assert_eq!(
-        http_post(&coordinator.evidence, "/attest", "application/json", &big).unwrap().0,
+        http_post(&coordinator.evidence, "/attest", "application/json", &big)
+            .unwrap()
+            .0,
         413
     );
     assert_eq!(
-        http_post(&coordinator.evidence, "/attest", "application/json", b"{nope").unwrap().0,
+        http_post(
+            &coordinator.evidence,
+            "/attest",
+            "application/json",
+            b"{nope"
+        )
+        .unwrap()
+        .0,
         400
     );
     assert_eq!(
-        http_post(&coordinator.evidence, "/attest", "text/plain", nonce.as_bytes())
-            .unwrap()
-            .0,
+        http_post(
+            &coordinator.evidence,
+            "/attest",
+            "text/plain",
+            nonce.as_bytes()
+        )
+        .unwrap()
+        .0,
         415
     );
     let (status, body) = http_post(
@@ -481,7 +528,11 @@ async fn malformed_requests_and_stalled_clients_do_not_stop_the_service() {
         &dir.path().join("after-noise"),
         &["--max-attempts", "3"],
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,12 +550,18 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
             &workloads,
         ))
         .await;
-    assert!(matches!(result, Err(ClientError::Attestation { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(ClientError::Attestation { .. })),
+        "{result:?}"
+    );
     assert_eq!(coordinator.readiness(), 503, "nothing was set");
     // A manifest missing a policy blob is refused.
     let mut request = set_request(manifest(&workloads, default_owner_keys()), &workloads);
     request.policies.pop();
     let result = coordinator.user_client(None).set_manifest(&request).await;
     assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
-    assert!(format!("{result:?}").contains("no policy provided"), "{result:?}");
+    assert!(
+        format!("{result:?}").contains("no policy provided"),
+        "{result:?}"
+    );
 }

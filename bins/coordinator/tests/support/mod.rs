@@ -285,7 +285,7 @@ pub fn run_initializer(
     root: &Path,
     extra: &[&str],
 ) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_initializer"))
+    Command::new(sibling_binary("initializer"))
         .args(["--coordinator", &coordinator.mesh])
         .arg("--root")
         .arg(root)
@@ -298,6 +298,19 @@ pub fn run_initializer(
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// Another workspace binary, next to ours in the target directory. `cargo test --workspace`
+/// builds every package's binaries before any test runs; with `-p coordinator` alone, build it
+/// first.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_coordinator")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p {name}` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
 }
 
 /// `GET path` over HTTP/1.1 on a plain port: (status, body).
@@ -372,7 +385,9 @@ pub fn verify_chain(chain_pem: &[u8], anchor_pem: &[u8]) -> Result<(), webpki::E
         .collect::<Result<_, _>>()
         .unwrap();
     let anchor = CertificateDer::from_pem_slice(anchor_pem).unwrap();
-    let anchors = [webpki::anchor_from_trusted_cert(&anchor).unwrap().to_owned()];
+    let anchors = [webpki::anchor_from_trusted_cert(&anchor)
+        .unwrap()
+        .to_owned()];
     let leaf = webpki::EndEntityCert::try_from(&chain[0]).unwrap();
     leaf.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
