@@ -1,6 +1,8 @@
 //! End-to-end tests: real `coordinator` and `initializer` processes on loopback, in simulated
 //! SEV-SNP mode, with the file store.
 
+#![allow(clippy::panic)]
+
 mod support;
 
 use std::path::Path;

@@ -222,10 +222,10 @@ impl CoordinatorProcess {
     pub fn wait_for(&self, path: &str, status: u16, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok((found, _)) = http_get(&self.ops, path) {
-                if found == status {
-                    return;
-                }
+            if let Ok((found, _)) = http_get(&self.ops, path)
+                && found == status
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -367,7 +367,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if !path.extension().is_some_and(|e| e == "lock") {
+            } else if path.extension().is_none_or(|e| e != "lock") {
                 let bytes = std::fs::read(&path).unwrap();
                 out.push((path, bytes));
             }
