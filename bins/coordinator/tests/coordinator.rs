@@ -1,7 +1,7 @@
 //! End-to-end tests: real `coordinator` and `initializer` processes on loopback, in simulated
 //! SEV-SNP mode, with the file store.
 
-#![allow(clippy::panic)]
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
