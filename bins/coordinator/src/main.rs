@@ -17,6 +17,7 @@ mod mesh_api;
 mod metrics;
 mod ops;
 mod peers;
+mod recovery;
 mod state;
 mod user_api;
 
@@ -384,6 +385,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     let watcher = tokio::spawn(watch_history(Arc::clone(&coordinator)));
 
+    // As upstream: one recovery attempt before the startup probe passes.
+    if tokio::time::timeout(
+        recovery::STARTUP_ATTEMPT_TIMEOUT,
+        recovery::recover_round(&coordinator),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("the first peer recovery attempt timed out");
+    }
+    let recovery_loop = tokio::spawn(recovery::run(
+        Arc::clone(&coordinator),
+        args.recovery_interval,
+        shutdown.clone(),
+    ));
     let phase = coordinator
         .guard
         .phase()
@@ -403,6 +419,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining connections");
     let _ = shutdown_tx.send(true);
     watcher.abort();
+    recovery_loop.abort();
     while servers.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())

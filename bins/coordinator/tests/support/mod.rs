@@ -173,7 +173,7 @@ impl CoordinatorProcess {
         Self::start_on(state_dir, ports, extra)
     }
 
-    fn start_on(state_dir: &Path, ports: [u16; 4], extra: &[&str]) -> Self {
+    pub fn start_on(state_dir: &Path, ports: [u16; 4], extra: &[&str]) -> Self {
         let addr = |port: u16| format!("127.0.0.1:{port}");
         let log = state_dir.with_extension(format!("log-{}", ports[0]));
         let log_file = std::fs::File::create(&log).unwrap();

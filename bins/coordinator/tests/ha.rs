@@ -1,0 +1,149 @@
+//! High availability: three Coordinators sharing one file store recover each other.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use contrast_core::api::{ErrorCode, SetManifestRequest};
+use support::*;
+
+const INTERVAL: &str = "200ms";
+
+fn replicas(state_dir: &std::path::Path) -> Vec<CoordinatorProcess> {
+    let ports: Vec<[u16; 4]> = (0..3)
+        .map(|_| [free_port(), free_port(), free_port(), free_port()])
+        .collect();
+    (0..3)
+        .map(|i| {
+            let mut args = vec!["--recovery-interval".to_owned(), INTERVAL.to_owned()];
+            for (j, peer) in ports.iter().enumerate() {
+                if j != i {
+                    args.push("--peer".into());
+                    args.push(format!("127.0.0.1:{}=127.0.0.1:{}", peer[1], peer[3]));
+                }
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            CoordinatorProcess::start_on(state_dir, ports[i], &args)
+        })
+        .collect()
+}
+
+fn request(workloads: &[Workload], previous: Option<Vec<u8>>) -> SetManifestRequest {
+    SetManifestRequest {
+        manifest: manifest(workloads, default_owner_keys()),
+        policies: policies(workloads),
+        previous_transition_hash: previous,
+        signature: None,
+    }
+}
+
+async fn heads(replicas: &[CoordinatorProcess]) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    for replica in replicas {
+        out.push(
+            replica
+                .user_client(None)
+                .get_manifests()
+                .await
+                .ok()
+                .map(|h| h.value.latest_transition.transition_hash),
+        );
+    }
+    out
+}
+
+async fn converge(replicas: &[CoordinatorProcess], timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let heads = heads(replicas).await;
+        if let Some(Some(first)) = heads.first()
+            && heads.iter().all(|h| h.as_ref() == Some(first))
+        {
+            return first.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not converge: {heads:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_recover_each_other_and_resolve_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let mut replicas = replicas(&state_dir);
+    let web = Workload::new("web");
+
+    // Set on one; the others become active by peer recovery, without any user action.
+    let first = replicas[0]
+        .user_client(None)
+        .set_manifest(&request(std::slice::from_ref(&web), None))
+        .await
+        .unwrap();
+    for replica in &replicas {
+        replica.wait_for("/probe/readiness", 200, Duration::from_secs(10));
+    }
+    converge(&replicas, Duration::from_secs(10)).await;
+
+    // Kill -9 one and restart it: it recovers from a peer and serves initializers with the
+    // same mesh CA key (its certificate verifies against the mesh CA the first replica issued).
+    let restarted = replicas.remove(1).kill9_and_restart();
+    restarted.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+    replicas.insert(1, restarted);
+    for (i, replica) in replicas.iter().enumerate() {
+        let root = dir.path().join(format!("web-{i}"));
+        let output = run_initializer(replica, &web, &root, &["--max-attempts", "5"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        verify_chain(
+            &std::fs::read(root.join("tls-config/certChain.pem")).unwrap(),
+            &first.value.mesh_ca,
+        )
+        .unwrap();
+    }
+
+    // Races: two replicas accept updates at once; one wins, the other gets a conflict, and
+    // everyone converges to one linear history.
+    let rounds = 20;
+    let mut wins = 0;
+    for round in 0..rounds {
+        let a = [web.clone(), Workload::new(&format!("a{round}"))];
+        let c = [web.clone(), Workload::new(&format!("c{round}"))];
+        let key = || Some(owner_atls_key(&owners().workload));
+        let (client_a, client_c) = (
+            replicas[0].user_client(key()),
+            replicas[2].user_client(key()),
+        );
+        let (request_a, request_c) = (request(&a, None), request(&c, None));
+        let (left, right) = tokio::join!(
+            client_a.set_manifest(&request_a),
+            client_c.set_manifest(&request_c),
+        );
+        let outcomes = [&left, &right];
+        let won = outcomes.iter().filter(|r| r.is_ok()).count();
+        assert!(won <= 1, "round {round}: both updates won");
+        for result in outcomes.iter().filter_map(|r| r.as_ref().err()) {
+            let code = result.api_code().cloned();
+            assert!(
+                matches!(
+                    code,
+                    Some(ErrorCode::ManifestConflict | ErrorCode::NeedsRecovery)
+                ),
+                "round {round}: {result:?}"
+            );
+        }
+        wins += won;
+        converge(&replicas, Duration::from_secs(10)).await;
+    }
+    let history = replicas[1].user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 1 + wins);
+    contrast_attest::client::verify_deployment(&history.value).unwrap();
+    assert!(wins > 0);
+}
