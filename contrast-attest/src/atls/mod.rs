@@ -56,7 +56,9 @@ use std::time::Duration;
 use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
-pub use cert::{AtlsCertificate, AtlsKey, build_certificate, parse_certificate};
+pub use cert::{
+    AtlsCertificate, AtlsKey, build_certificate, parse_certificate, rsa_pkcs1_public_key_from_spki,
+};
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, IssueError, NonceError};
 pub use issuer::Issuer;
