@@ -1,38 +1,1028 @@
-//! Attestation on real AMD SEV-SNP guests (work in progress in this session: the kernel
-//! interfaces are being wired up). Until then [`SnpIssuer::open`] fails with the reason, so a
-//! binary started with `--tee snp` stops at startup instead of running unattested.
+//! Attestation on real AMD SEV-SNP guests: reports from the kernel, packed with their
+//! certificates into [`SnpDocument`]s under [`SNP_DOCUMENT_OID`].
+//!
+//! # Where reports come from
+//!
+//! 1. **configfs-tsm** (`/sys/kernel/config/tsm/report`, Linux ≥ 6.7): per report a fresh
+//!    entry directory is made, the 64 bytes of report data are written to `inblob`, `provider`
+//!    must say `sev_guest`, `outblob` is the report and `auxblob` the host's certificate table;
+//!    `generation` is read after the write and again after the reads, and a change means another
+//!    writer used the entry in between (the report may not be ours). The entry is removed after.
+//!    [`ReportSource::ConfigfsTsmEntry`] reuses one existing entry instead (serialised within
+//!    this process; the generation check catches other processes).
+//! 2. **`/dev/sev-guest`** through the `sev` crate's `SNP_GET_REPORT`. The extended report
+//!    (`SNP_GET_EXT_REPORT`) is deliberately not used: the `sev` crate walks the host-supplied
+//!    certificate table with raw pointers and no bounds checks. With this source the
+//!    certificates come from `--snp-certs-dir`.
+//!
+//! # Where certificates come from
+//!
+//! The VCEK (or VLEK), ASK/ASVK, ARK and CRL are taken from the certificate table
+//! ([`parse_certificate_table`], GHCB spec #56421) when the host supplies them, else the VCEK,
+//! ASK and ARK from `--snp-certs-dir` (`vcek.der` or `vcek.pem`, `ask.pem`, `ark.pem`). All of
+//! them are host-supplied and only *presented*: the verifier's pinned ARK makes them
+//! trustworthy or not. Without a VCEK from either, [`SnpIssuer::open`] fails.
+//!
+//! Gap: the VCEK is not fetched from AMD's KDS at run time (upstream's issuer does so when the
+//! host supplies no certificates). Operators provide `--snp-certs-dir` instead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use contrast_attest::LeafKind;
+use contrast_attest::atls::{IssueError, Issuer, SNP_DOCUMENT_OID, SnpDocument};
 
 use crate::TeeError;
+
+/// The configfs-tsm report directory of the kernel.
+pub const CONFIGFS_TSM_REPORT_ROOT: &str = "/sys/kernel/config/tsm/report";
+/// The SEV guest device.
+pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
+/// What configfs-tsm's `provider` says on an SEV-SNP guest.
+pub const SEV_GUEST_PROVIDER: &str = "sev_guest";
+/// Length of an SEV-SNP attestation report.
+pub const REPORT_LEN: usize = 1184;
+
+/// GUIDs of the certificate table entries (GHCB spec #56421), in RFC 4122 byte order.
+mod guid {
+    pub(super) const VCEK: [u8; 16] = [
+        0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64, 0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac,
+        0xcd,
+    ];
+    pub(super) const VLEK: [u8; 16] = [
+        0xa8, 0x07, 0x4b, 0xc2, 0xa2, 0x5a, 0x48, 0x3e, 0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8,
+        0xa1,
+    ];
+    /// The ASK, or the ASVK when the leaf is a VLEK.
+    pub(super) const ASK: [u8; 16] = [
+        0x4a, 0xb7, 0xb3, 0x79, 0xbb, 0xac, 0x4f, 0xe4, 0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7,
+        0x82,
+    ];
+    pub(super) const ARK: [u8; 16] = [
+        0xc0, 0xb4, 0x06, 0xa4, 0xa8, 0x03, 0x49, 0x52, 0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0,
+        0xae,
+    ];
+    pub(super) const CRL: [u8; 16] = [
+        0x92, 0xf8, 0x1b, 0xc3, 0x58, 0x11, 0x4d, 0x3d, 0x97, 0xff, 0xd1, 0x9f, 0x88, 0xdc, 0x67,
+        0xea,
+    ];
+}
+
+/// One table entry: GUID (16 bytes), offset and length (u32 little endian, from the table
+/// start).
+const ENTRY_LEN: usize = 24;
+
+/// Why a certificate table (configfs-tsm `auxblob`) was rejected. The table is host data, so
+/// every offset and length is checked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertTableError {
+    /// The table ends before its all-zero terminating entry.
+    #[error(
+        "certificate table of {table_len} bytes has no terminating all-zero entry (entry {index} at offset {offset} is cut off)"
+    )]
+    Unterminated {
+        /// Index of the entry that does not fit.
+        index: usize,
+        /// Its byte offset.
+        offset: usize,
+        /// The table's length.
+        table_len: usize,
+    },
+    /// An entry's data lies (partly) outside the table.
+    #[error(
+        "certificate table entry {guid} points at bytes {offset}..{offset}+{length}, outside the {table_len}-byte table"
+    )]
+    OutOfBounds {
+        /// The entry's GUID.
+        guid: String,
+        /// Its data offset.
+        offset: u32,
+        /// Its data length.
+        length: u32,
+        /// The table's length.
+        table_len: usize,
+    },
+    /// An entry's data overlaps the entry headers.
+    #[error(
+        "certificate table entry {guid} data at offset {offset} overlaps the entry headers, which end at {headers_end}"
+    )]
+    OverlapsHeaders {
+        /// The entry's GUID.
+        guid: String,
+        /// Its data offset.
+        offset: u32,
+        /// Where the headers (terminator included) end.
+        headers_end: usize,
+    },
+    /// A known entry with no data.
+    #[error("certificate table entry {guid} ({what}) is empty")]
+    Empty {
+        /// The entry's GUID.
+        guid: String,
+        /// What the entry is.
+        what: &'static str,
+    },
+    /// A GUID appears twice.
+    #[error("certificate table has entry {guid} ({what}) twice")]
+    Duplicate {
+        /// The GUID.
+        guid: String,
+        /// What the entry is.
+        what: &'static str,
+    },
+    /// Both a VCEK and a VLEK.
+    #[error("certificate table has both a vcek and a vlek; expected one leaf certificate")]
+    VcekAndVlek,
+}
+
+/// The certificates of a host's certificate table (each DER, unverified). Unknown GUIDs are
+/// ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateTable {
+    /// The VCEK.
+    pub vcek: Option<Vec<u8>>,
+    /// The VLEK.
+    pub vlek: Option<Vec<u8>>,
+    /// The ASK (or the ASVK, with a VLEK).
+    pub ask: Option<Vec<u8>>,
+    /// The ARK.
+    pub ark: Option<Vec<u8>>,
+    /// The CRL.
+    pub crl: Option<Vec<u8>>,
+}
+
+fn guid_text(guid: &[u8; 16]) -> String {
+    let h = hex::encode(guid);
+    let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default();
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0u8; 4];
+    word.iter_mut().zip(bytes).for_each(|(w, b)| *w = *b);
+    u32::from_le_bytes(word)
+}
+
+/// Parses a certificate table: 24-byte entries `GUID ‖ offset (u32 LE) ‖ length (u32 LE)` up
+/// to an all-zero entry, offsets counted from the table start. An empty input is an empty table
+/// (the host supplied none).
+///
+/// # Errors
+/// [`CertTableError`] for a missing terminator, data outside the table or overlapping the
+/// headers, an empty known entry, a repeated GUID, or both a VCEK and a VLEK.
+pub fn parse_certificate_table(table: &[u8]) -> Result<CertificateTable, CertTableError> {
+    let mut out = CertificateTable::default();
+    if table.is_empty() {
+        return Ok(out);
+    }
+    let mut entries = Vec::new();
+    let mut index = 0usize;
+    let headers_end = loop {
+        let offset = index.saturating_mul(ENTRY_LEN);
+        let Some(entry) = table.get(offset..offset.saturating_add(ENTRY_LEN)) else {
+            return Err(CertTableError::Unterminated {
+                index,
+                offset,
+                table_len: table.len(),
+            });
+        };
+        let (guid_bytes, rest) = entry.split_at(16);
+        let mut guid = [0u8; 16];
+        guid.copy_from_slice(guid_bytes);
+        if guid == [0u8; 16] {
+            break offset + ENTRY_LEN;
+        }
+        let (data_offset, data_len) = rest.split_at(4);
+        entries.push((guid, le_u32(data_offset), le_u32(data_len)));
+        index += 1;
+    };
+    let mut seen: Vec<[u8; 16]> = Vec::new();
+    for (guid, offset, length) in entries {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.checked_add(usize::try_from(length).unwrap_or(usize::MAX));
+        let data = end.and_then(|end| table.get(start..end)).ok_or_else(|| {
+            CertTableError::OutOfBounds {
+                guid: guid_text(&guid),
+                offset,
+                length,
+                table_len: table.len(),
+            }
+        })?;
+        if seen.contains(&guid) {
+            return Err(CertTableError::Duplicate {
+                guid: guid_text(&guid),
+                what: guid_name(&guid),
+            });
+        }
+        seen.push(guid);
+        let slot = match guid {
+            guid::VCEK => &mut out.vcek,
+            guid::VLEK => &mut out.vlek,
+            guid::ASK => &mut out.ask,
+            guid::ARK => &mut out.ark,
+            guid::CRL => &mut out.crl,
+            _ => continue,
+        };
+        if length == 0 {
+            return Err(CertTableError::Empty {
+                guid: guid_text(&guid),
+                what: guid_name(&guid),
+            });
+        }
+        if start < headers_end {
+            return Err(CertTableError::OverlapsHeaders {
+                guid: guid_text(&guid),
+                offset,
+                headers_end,
+            });
+        }
+        *slot = Some(data.to_vec());
+    }
+    if out.vcek.is_some() && out.vlek.is_some() {
+        return Err(CertTableError::VcekAndVlek);
+    }
+    Ok(out)
+}
+
+fn guid_name(guid: &[u8; 16]) -> &'static str {
+    match *guid {
+        guid::VCEK => "vcek",
+        guid::VLEK => "vlek",
+        guid::ASK => "ask/asvk",
+        guid::ARK => "ark",
+        guid::CRL => "crl",
+        _ => "unknown",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// configfs-tsm
+// ---------------------------------------------------------------------------------------------
+
+/// What one configfs-tsm request returned.
+#[derive(Debug)]
+struct TsmOutput {
+    report: Vec<u8>,
+    auxblob: Vec<u8>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TeeError + '_ {
+    move |source| TeeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_generation(entry: &Path) -> Result<u64, TeeError> {
+    let path = entry.join("generation");
+    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+    text.trim().parse().map_err(|_| {
+        TeeError::Snp(format!(
+            "{}: generation is {:?}, expected a decimal counter",
+            path.display(),
+            text.trim()
+        ))
+    })
+}
+
+/// Checks `provider` if the kernel exposes it (it names the TSM driver behind the entry).
+fn check_provider(entry: &Path) -> Result<(), TeeError> {
+    let path = entry.join("provider");
+    match std::fs::read_to_string(&path) {
+        Ok(provider) if provider.trim() == SEV_GUEST_PROVIDER => Ok(()),
+        Ok(provider) => Err(TeeError::Snp(format!(
+            "{}: the configfs-tsm provider is {:?}, expected {SEV_GUEST_PROVIDER:?}: this is not an sev-snp guest",
+            path.display(),
+            provider.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(TeeError::Io { path, source }),
+    }
+}
+
+/// Writes `inblob` and returns the generation the write produced.
+fn write_inblob(entry: &Path, report_data: &[u8; 64]) -> Result<u64, TeeError> {
+    check_provider(entry)?;
+    let path = entry.join("inblob");
+    std::fs::write(&path, report_data).map_err(io_error(&path))?;
+    read_generation(entry)
+}
+
+/// Reads `outblob` and `auxblob`, then fails if `generation` moved past `written` (another
+/// writer changed the request between our write and our reads).
+fn read_outputs(entry: &Path, written: u64) -> Result<TsmOutput, TeeError> {
+    let outblob = entry.join("outblob");
+    let report = std::fs::read(&outblob).map_err(io_error(&outblob))?;
+    let auxblob_path = entry.join("auxblob");
+    let auxblob = match std::fs::read(&auxblob_path) {
+        Ok(bytes) => bytes,
+        // Kernels without certificate support have no auxblob: no table.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(TeeError::Io {
+                path: auxblob_path,
+                source,
+            });
+        }
+    };
+    let now = read_generation(entry)?;
+    if now != written {
+        return Err(TeeError::Snp(format!(
+            "{}: generation changed from {written} to {now} while reading the report: another \
+             process wrote to this configfs-tsm entry, so the report may not be ours; retry",
+            entry.display()
+        )));
+    }
+    Ok(TsmOutput { report, auxblob })
+}
+
+fn configfs_request(entry: &Path, report_data: &[u8; 64]) -> Result<TsmOutput, TeeError> {
+    let written = write_inblob(entry, report_data)?;
+    read_outputs(entry, written)
+}
+
+/// A configfs-tsm entry this process made; removed (best effort) when dropped.
+struct OwnedEntry {
+    path: PathBuf,
+}
+
+impl OwnedEntry {
+    fn create(root: &Path) -> Result<Self, TeeError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "contrast-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = root.join(name);
+        std::fs::create_dir(&path).map_err(io_error(&path))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for OwnedEntry {
+    fn drop(&mut self) {
+        // configfs removes the attribute files with the directory. A failure only leaks an
+        // entry; the report already obtained stays valid.
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The issuer
+// ---------------------------------------------------------------------------------------------
+
+/// Where an [`SnpIssuer`] gets its reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReportSource {
+    /// configfs-tsm: a fresh entry under `root` (normally [`CONFIGFS_TSM_REPORT_ROOT`]) per
+    /// report, removed afterwards.
+    ConfigfsTsm {
+        /// The `tsm/report` directory.
+        root: PathBuf,
+    },
+    /// One existing configfs-tsm entry, reused for every report (requests from this process are
+    /// serialised; a concurrent writer from elsewhere is detected by `generation`).
+    ConfigfsTsmEntry {
+        /// The entry directory.
+        entry: PathBuf,
+    },
+    /// `/dev/sev-guest` (`SNP_GET_REPORT`, no certificate table).
+    SevGuestDevice,
+}
+
+/// The certificates read from `--snp-certs-dir`.
+#[derive(Clone, Debug, Default)]
+struct DirCertificates {
+    vcek: Option<Vec<u8>>,
+    ask: Option<Vec<u8>>,
+    ark: Option<Vec<u8>>,
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, TeeError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TeeError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn pem_certificate(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, TeeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        TeeError::Snp(format!(
+            "{}: not a PEM file (not UTF-8); expected a `CERTIFICATE` block",
+            path.display()
+        ))
+    })?;
+    let (label, der) = der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| {
+        TeeError::Snp(format!(
+            "{}: not a PEM `CERTIFICATE` block: {e}",
+            path.display()
+        ))
+    })?;
+    if label != "CERTIFICATE" {
+        return Err(TeeError::Snp(format!(
+            "{}: PEM label is {label:?}, expected \"CERTIFICATE\"",
+            path.display()
+        )));
+    }
+    Ok(der)
+}
+
+impl DirCertificates {
+    fn load(dir: &Path) -> Result<Self, TeeError> {
+        if !dir.is_dir() {
+            return Err(TeeError::Snp(format!(
+                "--snp-certs-dir {}: not a directory",
+                dir.display()
+            )));
+        }
+        let vcek_der = dir.join("vcek.der");
+        let vcek_pem = dir.join("vcek.pem");
+        let vcek = match read_optional(&vcek_der)? {
+            Some(der) => Some(der),
+            None => read_optional(&vcek_pem)?
+                .map(|pem| pem_certificate(&vcek_pem, &pem))
+                .transpose()?,
+        };
+        let pem = |name: &str| -> Result<Option<Vec<u8>>, TeeError> {
+            let path = dir.join(name);
+            read_optional(&path)?
+                .map(|bytes| pem_certificate(&path, &bytes))
+                .transpose()
+        };
+        Ok(Self {
+            vcek,
+            ask: pem("ask.pem")?,
+            ark: pem("ark.pem")?,
+        })
+    }
+}
 
 /// Issues attestation documents from the SEV-SNP guest interface of the kernel.
 #[derive(Debug)]
 pub struct SnpIssuer {
-    _private: (),
+    source: ReportSource,
+    dir_certificates: DirCertificates,
+    /// Serialises requests on a shared configfs-tsm entry.
+    entry_lock: Mutex<()>,
 }
 
 impl SnpIssuer {
-    /// Opens the guest interface.
+    /// Opens the guest interface: configfs-tsm if [`CONFIGFS_TSM_REPORT_ROOT`] exists, else
+    /// `/dev/sev-guest`; `certs_dir` is `--snp-certs-dir`.
     ///
     /// # Errors
-    /// [`TeeError::Snp`] always, in this build.
-    pub fn open(_certs_dir: Option<&Path>) -> Result<Self, TeeError> {
-        Err(TeeError::Snp(
-            "reports from real SEV-SNP hardware are not supported by this build; use --tee simulated --sim-dir DIR"
-                .into(),
-        ))
+    /// [`TeeError::Snp`] if neither interface exists or no VCEK is available (see
+    /// [`SnpIssuer::with_source`]); [`TeeError::Io`] naming the file that failed.
+    pub fn open(certs_dir: Option<&Path>) -> Result<Self, TeeError> {
+        let source = if Path::new(CONFIGFS_TSM_REPORT_ROOT).is_dir() {
+            ReportSource::ConfigfsTsm {
+                root: PathBuf::from(CONFIGFS_TSM_REPORT_ROOT),
+            }
+        } else if Path::new(SEV_GUEST_DEVICE).exists() {
+            ReportSource::SevGuestDevice
+        } else {
+            return Err(TeeError::Snp(format!(
+                "no sev-snp guest interface: neither {CONFIGFS_TSM_REPORT_ROOT} (configfs-tsm: is \
+                 configfs mounted?) nor {SEV_GUEST_DEVICE} exists; run inside an sev-snp guest, \
+                 or use --tee simulated --sim-dir DIR"
+            )));
+        };
+        Self::with_source(source, certs_dir)
+    }
+
+    /// An issuer over `source`. Makes one probe request (report data all zero) to check the
+    /// interface and whether the host's certificate table carries the VCEK; if it does not,
+    /// `certs_dir` must hold one.
+    ///
+    /// # Errors
+    /// [`TeeError::Snp`] for an unusable interface, a malformed certificate table or
+    /// certificate file, or no VCEK; [`TeeError::Io`] naming the file that failed.
+    pub fn with_source(source: ReportSource, certs_dir: Option<&Path>) -> Result<Self, TeeError> {
+        let dir_certificates = certs_dir
+            .map(DirCertificates::load)
+            .transpose()?
+            .unwrap_or_default();
+        let issuer = Self {
+            source,
+            dir_certificates,
+            entry_lock: Mutex::new(()),
+        };
+        let table = match &issuer.source {
+            ReportSource::SevGuestDevice => {
+                open_device()?;
+                CertificateTable::default()
+            }
+            _ => {
+                let (_, auxblob) = issuer.request(&[0; 64])?;
+                parse_certificate_table(&auxblob)
+                    .map_err(|e| TeeError::Snp(format!("the host's certificate table: {e}")))?
+            }
+        };
+        if table.vcek.is_none() && table.vlek.is_none() && issuer.dir_certificates.vcek.is_none() {
+            let tried = match certs_dir {
+                Some(dir) => format!("{} has neither vcek.der nor vcek.pem", dir.display()),
+                None => "no --snp-certs-dir was given".to_owned(),
+            };
+            return Err(TeeError::Snp(format!(
+                "no vcek: the host supplies no certificates with the report ({}) and {tried}; \
+                 provide --snp-certs-dir with this chip's vcek.der (from AMD KDS) and ask.pem, \
+                 ark.pem (contrast-rs does not fetch from KDS at run time)",
+                issuer.source_name()
+            )));
+        }
+        Ok(issuer)
+    }
+
+    /// The source this issuer reads reports from.
+    #[must_use]
+    pub fn source(&self) -> &ReportSource {
+        &self.source
+    }
+
+    fn source_name(&self) -> String {
+        match &self.source {
+            ReportSource::ConfigfsTsm { root } => format!("configfs-tsm under {}", root.display()),
+            ReportSource::ConfigfsTsmEntry { entry } => {
+                format!("configfs-tsm entry {}", entry.display())
+            }
+            ReportSource::SevGuestDevice => SEV_GUEST_DEVICE.to_owned(),
+        }
+    }
+
+    /// One raw request: the report and the certificate table bytes (empty if none).
+    fn request(&self, report_data: &[u8; 64]) -> Result<(Vec<u8>, Vec<u8>), TeeError> {
+        match &self.source {
+            ReportSource::ConfigfsTsm { root } => {
+                let entry = OwnedEntry::create(root)?;
+                let out = configfs_request(&entry.path, report_data)?;
+                Ok((out.report, out.auxblob))
+            }
+            ReportSource::ConfigfsTsmEntry { entry } => {
+                let _serialised = self
+                    .entry_lock
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let out = configfs_request(entry, report_data)?;
+                Ok((out.report, out.auxblob))
+            }
+            ReportSource::SevGuestDevice => device_report(report_data).map(|r| (r, Vec::new())),
+        }
+    }
+
+    /// The document for `report_data`.
+    fn document(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, TeeError> {
+        let (report, auxblob) = self.request(report_data)?;
+        if report.len() != REPORT_LEN {
+            return Err(TeeError::Snp(format!(
+                "{}: the report is {} bytes, expected {REPORT_LEN}",
+                self.source_name(),
+                report.len()
+            )));
+        }
+        // A stale or foreign report would fail verification anyway; say why here.
+        if report.get(0x50..0x90) != Some(report_data.as_slice()) {
+            return Err(TeeError::Snp(format!(
+                "{}: the report's REPORT_DATA is not the requested one",
+                self.source_name()
+            )));
+        }
+        let table = parse_certificate_table(&auxblob)
+            .map_err(|e| TeeError::Snp(format!("the host's certificate table: {e}")))?;
+        let dir = &self.dir_certificates;
+        let (leaf_kind, leaf, intermediate) = match (&table.vlek, &table.vcek, &dir.vcek) {
+            (Some(vlek), _, _) => (LeafKind::Vlek, vlek, table.ask.as_ref()),
+            (None, Some(vcek), _) => (
+                LeafKind::Vcek,
+                vcek,
+                table.ask.as_ref().or(dir.ask.as_ref()),
+            ),
+            (None, None, Some(vcek)) => (
+                LeafKind::Vcek,
+                vcek,
+                table.ask.as_ref().or(dir.ask.as_ref()),
+            ),
+            (None, None, None) => {
+                return Err(TeeError::Snp(format!(
+                    "no vcek: {} supplied no certificates and --snp-certs-dir has none",
+                    self.source_name()
+                )));
+            }
+        };
+        SnpDocument {
+            report: &report,
+            leaf_kind,
+            leaf,
+            intermediate: intermediate.map(Vec::as_slice),
+            ark: table.ark.as_ref().or(dir.ark.as_ref()).map(Vec::as_slice),
+            crl: table.crl.as_deref(),
+        }
+        .encode()
+        .map_err(|e| TeeError::Snp(format!("encoding the attestation document: {e}")))
     }
 }
 
-impl contrast_attest::atls::Issuer for SnpIssuer {
+#[cfg(target_os = "linux")]
+fn open_device() -> Result<sev::firmware::guest::Firmware, TeeError> {
+    sev::firmware::guest::Firmware::open().map_err(io_error(Path::new(SEV_GUEST_DEVICE)))
+}
+
+#[cfg(target_os = "linux")]
+fn device_report(report_data: &[u8; 64]) -> Result<Vec<u8>, TeeError> {
+    let mut firmware = open_device()?;
+    firmware
+        .get_report(None, Some(*report_data), None)
+        .map_err(|e| TeeError::Snp(format!("{SEV_GUEST_DEVICE}: SNP_GET_REPORT failed: {e}")))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_device() -> Result<(), TeeError> {
+    Err(TeeError::Snp(format!(
+        "{SEV_GUEST_DEVICE} is only available on linux"
+    )))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn device_report(_report_data: &[u8; 64]) -> Result<Vec<u8>, TeeError> {
+    open_device().map(|()| Vec::new())
+}
+
+impl Issuer for SnpIssuer {
     fn oid(&self) -> const_oid::ObjectIdentifier {
-        contrast_attest::atls::SNP_DOCUMENT_OID
+        SNP_DOCUMENT_OID
     }
 
-    fn issue(&self, _report_data: &[u8; 64]) -> Result<Vec<u8>, contrast_attest::atls::IssueError> {
-        Err(contrast_attest::atls::IssueError::Platform {
-            reason: "no sev-snp guest interface".into(),
+    fn issue(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, IssueError> {
+        self.document(report_data)
+            .map_err(|e| IssueError::Platform {
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
+    use contrast_attest::{Product, TcbVersion};
+
+    use super::*;
+
+    /// A certificate table with `entries` (GUID, data), the data packed after the headers.
+    fn table(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
+        let headers = (entries.len() + 1) * ENTRY_LEN;
+        let mut out = Vec::new();
+        let mut data = Vec::new();
+        for (guid, bytes) in entries {
+            out.extend_from_slice(guid);
+            out.extend_from_slice(&u32::try_from(headers + data.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
+            data.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&[0; ENTRY_LEN]);
+        out.extend_from_slice(&data);
+        out
+    }
+
+    fn set_entry(table: &mut [u8], index: usize, offset: u32, length: u32) {
+        let at = index * ENTRY_LEN + 16;
+        table[at..at + 4].copy_from_slice(&offset.to_le_bytes());
+        table[at + 4..at + 8].copy_from_slice(&length.to_le_bytes());
+    }
+
+    #[test]
+    fn certificate_table_round_trip_ignores_unknown_guids() {
+        let other = [0x11; 16];
+        let bytes = table(&[
+            (guid::VCEK, b"vcek"),
+            (other, b"extra platform info"),
+            (guid::ASK, b"ask"),
+            (guid::ARK, b"ark"),
+            (guid::CRL, b"crl"),
+        ]);
+        assert_eq!(
+            parse_certificate_table(&bytes).unwrap(),
+            CertificateTable {
+                vcek: Some(b"vcek".to_vec()),
+                vlek: None,
+                ask: Some(b"ask".to_vec()),
+                ark: Some(b"ark".to_vec()),
+                crl: Some(b"crl".to_vec()),
+            }
+        );
+        assert_eq!(
+            parse_certificate_table(&[]).unwrap(),
+            CertificateTable::default()
+        );
+        assert_eq!(
+            parse_certificate_table(&[0; ENTRY_LEN]).unwrap(),
+            CertificateTable::default()
+        );
+        assert_eq!(
+            guid_text(&guid::VCEK),
+            "63da758d-e664-4564-adc5-f4b93be8accd"
+        );
+    }
+
+    #[test]
+    fn certificate_table_without_terminator_is_rejected() {
+        let mut bytes = table(&[(guid::VCEK, b"vcek")]);
+        bytes.truncate(ENTRY_LEN + 10);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::Unterminated {
+                index: 1,
+                offset: ENTRY_LEN,
+                table_len: ENTRY_LEN + 10,
+            })
+        );
+        assert!(matches!(
+            parse_certificate_table(&[0; 5]),
+            Err(CertTableError::Unterminated { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn certificate_table_entry_outside_the_table_is_rejected() {
+        let mut bytes = table(&[(guid::VCEK, b"vcek")]);
+        let len = bytes.len();
+        set_entry(&mut bytes, 0, 48, 5);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::OutOfBounds {
+                guid: "63da758d-e664-4564-adc5-f4b93be8accd".into(),
+                offset: 48,
+                length: 5,
+                table_len: len,
+            })
+        );
+        // offset + length overflows u32 and usize arithmetic must not wrap.
+        set_entry(&mut bytes, 0, u32::MAX, u32::MAX);
+        assert!(matches!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::OutOfBounds {
+                offset: u32::MAX,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn certificate_table_entry_overlapping_the_headers_is_rejected() {
+        let mut bytes = table(&[(guid::ARK, b"ark-certificate-bytes")]);
+        set_entry(&mut bytes, 0, 8, 4);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::OverlapsHeaders {
+                guid: "c0b406a4-a803-4952-9743-3fb6014cd0ae".into(),
+                offset: 8,
+                headers_end: 2 * ENTRY_LEN,
+            })
+        );
+    }
+
+    #[test]
+    fn certificate_table_empty_known_entry_is_rejected() {
+        let bytes = table(&[(guid::ASK, b"")]);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::Empty {
+                guid: "4ab7b379-bbac-4fe4-a02f-05aef327c782".into(),
+                what: "ask/asvk",
+            })
+        );
+    }
+
+    #[test]
+    fn certificate_table_duplicate_guid_is_rejected() {
+        let bytes = table(&[(guid::VCEK, b"one"), (guid::VCEK, b"two")]);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::Duplicate {
+                guid: "63da758d-e664-4564-adc5-f4b93be8accd".into(),
+                what: "vcek",
+            })
+        );
+    }
+
+    #[test]
+    fn certificate_table_with_vcek_and_vlek_is_rejected() {
+        let bytes = table(&[(guid::VCEK, b"vcek"), (guid::VLEK, b"vlek")]);
+        assert_eq!(
+            parse_certificate_table(&bytes),
+            Err(CertTableError::VcekAndVlek)
+        );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // configfs-tsm against a fake entry
+    // -----------------------------------------------------------------------------------------
+
+    fn platform() -> &'static SimulatedPlatform {
+        static PLATFORM: OnceLock<SimulatedPlatform> = OnceLock::new();
+        PLATFORM.get_or_init(|| {
+            SimulatedPlatform::generate(
+                Product::Milan,
+                std::time::SystemTime::now(),
+                &mut rand_core::OsRng,
+            )
+            .unwrap()
         })
+    }
+
+    fn guest() -> SimulatedGuest {
+        let tcb = TcbVersion {
+            fmc: None,
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 209,
+        };
+        SimulatedGuest::new(Product::Milan, [7; 64], tcb)
+    }
+
+    /// A directory laid out like a configfs-tsm entry after the kernel answered.
+    fn fake_entry(report: &[u8], auxblob: &[u8], provider: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path();
+        std::fs::write(entry.join("provider"), format!("{provider}\n")).unwrap();
+        std::fs::write(entry.join("generation"), "3\n").unwrap();
+        std::fs::write(entry.join("outblob"), report).unwrap();
+        std::fs::write(entry.join("auxblob"), auxblob).unwrap();
+        dir
+    }
+
+    fn snp_error(result: Result<SnpIssuer, TeeError>) -> String {
+        match result {
+            Err(TeeError::Snp(message)) => message,
+            other => panic!("expected TeeError::Snp, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn configfs_report_and_certificate_table_make_a_document() {
+        let report_data = [0x5a; 64];
+        let evidence = guest().evidence(platform(), &report_data).unwrap();
+        let auxblob = table(&[
+            (guid::VCEK, &evidence.vcek_der),
+            (guid::ASK, &evidence.ask_der),
+            (guid::ARK, &evidence.ark_der),
+        ]);
+        let dir = fake_entry(&evidence.report, &auxblob, "sev_guest");
+        let issuer = SnpIssuer::with_source(
+            ReportSource::ConfigfsTsmEntry {
+                entry: dir.path().to_path_buf(),
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(issuer.oid(), SNP_DOCUMENT_OID);
+
+        let bytes = issuer.issue(&report_data).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("inblob")).unwrap(),
+            report_data.to_vec()
+        );
+        let document = SnpDocument::parse(&bytes).unwrap();
+        assert_eq!(document.report, evidence.report.as_slice());
+        assert_eq!(document.report_data(), report_data);
+        assert_eq!(document.leaf_kind, LeafKind::Vcek);
+        assert_eq!(document.leaf, evidence.vcek_der.as_slice());
+        assert_eq!(document.intermediate, Some(evidence.ask_der.as_slice()));
+        assert_eq!(document.ark, Some(evidence.ark_der.as_slice()));
+        assert_eq!(document.crl, None);
+
+        // The report in outblob is not for other report data: refused with the reason.
+        match issuer.issue(&[0; 64]) {
+            Err(IssueError::Platform { reason }) => {
+                assert!(
+                    reason.contains("REPORT_DATA is not the requested one"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a platform error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn certificates_dir_supplies_the_vcek_when_the_table_is_empty() {
+        let report_data = [0x33; 64];
+        let evidence = guest().evidence(platform(), &report_data).unwrap();
+        let dir = fake_entry(&evidence.report, &[], "sev_guest");
+        let entry = ReportSource::ConfigfsTsmEntry {
+            entry: dir.path().to_path_buf(),
+        };
+
+        let message = snp_error(SnpIssuer::with_source(entry.clone(), None));
+        assert!(message.contains("provide --snp-certs-dir"), "{message}");
+        assert!(
+            message.contains("no --snp-certs-dir was given"),
+            "{message}"
+        );
+
+        let certs = tempfile::tempdir().unwrap();
+        let empty = snp_error(SnpIssuer::with_source(entry.clone(), Some(certs.path())));
+        assert!(
+            empty.contains("has neither vcek.der nor vcek.pem"),
+            "{empty}"
+        );
+
+        let pem = |der: &[u8]| {
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap()
+        };
+        std::fs::write(certs.path().join("vcek.der"), &evidence.vcek_der).unwrap();
+        std::fs::write(certs.path().join("ask.pem"), pem(&evidence.ask_der)).unwrap();
+        std::fs::write(certs.path().join("ark.pem"), pem(&evidence.ark_der)).unwrap();
+        let issuer = SnpIssuer::with_source(entry, Some(certs.path())).unwrap();
+        let bytes = issuer.issue(&report_data).unwrap();
+        let document = SnpDocument::parse(&bytes).unwrap();
+        assert_eq!(document.leaf, evidence.vcek_der.as_slice());
+        assert_eq!(document.intermediate, Some(evidence.ask_der.as_slice()));
+        assert_eq!(document.ark, Some(evidence.ark_der.as_slice()));
+
+        std::fs::write(certs.path().join("ark.pem"), "not pem").unwrap();
+        let bad = snp_error(SnpIssuer::with_source(
+            ReportSource::ConfigfsTsmEntry {
+                entry: dir.path().to_path_buf(),
+            },
+            Some(certs.path()),
+        ));
+        assert!(
+            bad.contains("ark.pem: not a PEM `CERTIFICATE` block"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn provider_other_than_sev_guest_is_refused() {
+        let dir = fake_entry(&[0; REPORT_LEN], &[], "tdx_guest");
+        let message = snp_error(SnpIssuer::with_source(
+            ReportSource::ConfigfsTsmEntry {
+                entry: dir.path().to_path_buf(),
+            },
+            None,
+        ));
+        assert!(
+            message.contains("the configfs-tsm provider is \"tdx_guest\", expected \"sev_guest\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn generation_change_between_write_and_read_is_an_error() {
+        let dir = fake_entry(&[0; REPORT_LEN], &[], "sev_guest");
+        let written = write_inblob(dir.path(), &[1; 64]).unwrap();
+        assert_eq!(written, 3);
+        // Another writer's request bumps the counter before we read.
+        std::fs::write(dir.path().join("generation"), "4\n").unwrap();
+        match read_outputs(dir.path(), written) {
+            Err(TeeError::Snp(message)) => assert!(
+                message.contains("generation changed from 3 to 4"),
+                "{message}"
+            ),
+            other => panic!("expected TeeError::Snp, got {other:?}"),
+        }
+        std::fs::write(dir.path().join("generation"), "x\n").unwrap();
+        match read_outputs(dir.path(), written) {
+            Err(TeeError::Snp(message)) => {
+                assert!(message.contains("expected a decimal counter"), "{message}");
+            }
+            other => panic!("expected TeeError::Snp, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_entry_files_are_io_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        match SnpIssuer::with_source(
+            ReportSource::ConfigfsTsmEntry {
+                entry: dir.path().to_path_buf(),
+            },
+            None,
+        ) {
+            Err(TeeError::Io { path, .. }) => assert_eq!(path, dir.path().join("generation")),
+            other => panic!("expected TeeError::Io, got {other:?}"),
+        }
+        // A fresh-entry source whose root does not exist fails at mkdir.
+        let root = dir.path().join("no-such-root");
+        match SnpIssuer::with_source(ReportSource::ConfigfsTsm { root: root.clone() }, None) {
+            Err(TeeError::Io { path, .. }) => assert!(path.starts_with(&root), "{path:?}"),
+            other => panic!("expected TeeError::Io, got {other:?}"),
+        }
     }
 }

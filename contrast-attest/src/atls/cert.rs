@@ -3,17 +3,22 @@
 use std::fmt;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self as sig, KeyPair as _, RsaKeyPair, UnparsedPublicKey, VerificationAlgorithm,
+};
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc4519, rfc5912};
-use der::asn1::{GeneralizedTime, OctetString, PrintableStringRef, SetOfVec};
+use der::asn1::{GeneralizedTime, OctetString, PrintableStringRef, SetOfVec, UtcTime};
 use der::{Any, DateTime, Decode, Encode};
 use p256::pkcs8::{EncodePrivateKey, SecretDocument};
 use rand_core::CryptoRngCore;
-use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -24,21 +29,31 @@ use super::error::AtlsError;
 use super::{ATTESTATION_DOCUMENT_OIDS, CERT_COMMON_NAME, CERT_VALIDITY_MARGIN};
 
 /// The responder's TLS key: fresh P-256 by default, or a caller-supplied key (a workload
-/// owner's P-384 key). The scalar is zeroized on drop by the curve crates; `Debug` shows only
-/// the curve.
+/// owner's P-384 key, or a seed-share owner's RSA key for `contrast recover`). EC scalars are
+/// zeroized on drop by the curve crates; the RSA key lives inside aws-lc, which clears it when
+/// freed, and never leaves it except as the zeroizing PKCS#8 document the TLS stack loads.
+/// `Debug` shows only the curve or the modulus size.
 pub enum AtlsKey {
     /// ECDSA P-256; the certificate is signed with ecdsa-with-SHA256.
     P256(p256::ecdsa::SigningKey),
     /// ECDSA P-384; the certificate is signed with ecdsa-with-SHA384.
     P384(p384::ecdsa::SigningKey),
+    /// RSA (2048 to 8192 bits); the certificate is signed with sha256WithRSAEncryption
+    /// (PKCS#1 v1.5), the TLS handshake with whatever RSA scheme the peer offers.
+    Rsa(RsaKeyPair),
 }
 
 impl fmt::Debug for AtlsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::P256(_) => "AtlsKey::P256(..)",
-            Self::P384(_) => "AtlsKey::P384(..)",
-        })
+        match self {
+            Self::P256(_) => f.write_str("AtlsKey::P256(..)"),
+            Self::P384(_) => f.write_str("AtlsKey::P384(..)"),
+            Self::Rsa(k) => write!(
+                f,
+                "AtlsKey::Rsa({} bits, ..)",
+                k.public_modulus_len().saturating_mul(8)
+            ),
+        }
     }
 }
 
@@ -53,17 +68,50 @@ impl AtlsKey {
         Self::P384(p384::ecdsa::SigningKey::random(rng))
     }
 
+    /// An RSA key from a PKCS#1 `RSAPrivateKey` DER (the body of a PEM `RSA PRIVATE KEY`, the
+    /// format of upstream's `seedshare-owner.pem`).
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if aws-lc rejects the key (malformed, inconsistent, or outside
+    /// 2048..=8192 bits).
+    pub fn rsa_from_pkcs1_der(der: &[u8]) -> Result<Self, AtlsError> {
+        RsaKeyPair::from_der(der)
+            .map(Self::Rsa)
+            .map_err(build("the rsa key from pkcs#1 der"))
+    }
+
+    /// An RSA key from a PKCS#8 `PrivateKeyInfo` DER (PEM `PRIVATE KEY`).
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if aws-lc rejects the key.
+    pub fn rsa_from_pkcs8_der(der: &[u8]) -> Result<Self, AtlsError> {
+        RsaKeyPair::from_pkcs8(der)
+            .map(Self::Rsa)
+            .map_err(build("the rsa key from pkcs#8 der"))
+    }
+
     /// The SubjectPublicKeyInfo DER of the public key (the input to the report data).
     ///
     /// # Errors
     /// [`AtlsError::Build`] if encoding fails.
     pub fn spki_der(&self) -> Result<Vec<u8>, AtlsError> {
-        let doc = match self {
-            Self::P256(k) => k.verifying_key().to_public_key_der(),
-            Self::P384(k) => k.verifying_key().to_public_key_der(),
+        match self {
+            Self::P256(k) => k
+                .verifying_key()
+                .to_public_key_der()
+                .map(spki::Document::into_vec)
+                .map_err(build("the public key")),
+            Self::P384(k) => k
+                .verifying_key()
+                .to_public_key_der()
+                .map(spki::Document::into_vec)
+                .map_err(build("the public key")),
+            Self::Rsa(k) => {
+                let der: Result<PublicKeyX509Der<'static>, _> = k.public_key().as_der();
+                der.map(|d| d.as_ref().to_vec())
+                    .map_err(build("the rsa public key"))
+            }
         }
-        .map_err(build("the public key"))?;
-        Ok(doc.into_vec())
     }
 
     /// The private key as PKCS#8 DER (zeroized on drop), for the TLS stack.
@@ -72,10 +120,14 @@ impl AtlsKey {
     /// [`AtlsError::Build`] if encoding fails.
     pub fn pkcs8_der(&self) -> Result<SecretDocument, AtlsError> {
         match self {
-            Self::P256(k) => k.to_pkcs8_der(),
-            Self::P384(k) => k.to_pkcs8_der(),
+            Self::P256(k) => k.to_pkcs8_der().map_err(build("the private key")),
+            Self::P384(k) => k.to_pkcs8_der().map_err(build("the private key")),
+            Self::Rsa(k) => {
+                // aws-lc-rs's buffer zeroizes itself on drop, the SecretDocument too.
+                let der: Pkcs8V1Der<'static> = k.as_der().map_err(build("the rsa private key"))?;
+                SecretDocument::try_from(der.as_ref()).map_err(build("the rsa private key"))
+            }
         }
-        .map_err(build("the private key"))
     }
 }
 
@@ -192,9 +244,114 @@ pub fn build_certificate(
             }
             b.build::<p384::ecdsa::DerSignature>()
         }
+        AtlsKey::Rsa(k) => {
+            return rsa_certificate(k, serial, validity, subject, spki, attestation);
+        }
     }
     .map_err(build("the certificate signature"))?;
     cert.to_der().map_err(build("the certificate encoding"))
+}
+
+/// The RSA arm of [`build_certificate`]. The x509-cert builder wants a RustCrypto signer, so
+/// the TBS is assembled here (same fields and extensions as the builder writes for EC keys)
+/// and signed sha256WithRSAEncryption (PKCS#1 v1.5) with aws-lc-rs.
+fn rsa_certificate(
+    key: &RsaKeyPair,
+    serial: SerialNumber,
+    validity: Validity,
+    subject: Name,
+    spki: SubjectPublicKeyInfoOwned,
+    attestation: Option<(ObjectIdentifier, &[u8])>,
+) -> Result<Vec<u8>, AtlsError> {
+    let mut extensions = vec![
+        KeyUsage(KeyUsages::DigitalSignature.into())
+            .to_extension(&subject, &[])
+            .map_err(build("the key usage extension"))?,
+    ];
+    if let Some((oid, document)) = attestation {
+        extensions.push(
+            AttestationExtension { oid, document }
+                .to_extension(&subject, &extensions)
+                .map_err(build("the attestation extension"))?,
+        );
+    }
+    // RFC 4055: the PKCS#1 v1.5 algorithm identifiers carry an explicit NULL.
+    let signature_algorithm = AlgorithmIdentifierOwned {
+        oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+        parameters: Some(Any::null()),
+    };
+    let validity = Validity {
+        not_before: rfc5280_time(validity.not_before)?,
+        not_after: rfc5280_time(validity.not_after)?,
+    };
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number: serial,
+        signature: signature_algorithm.clone(),
+        issuer: subject.clone(),
+        validity,
+        subject,
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    let tbs_der = tbs.to_der().map_err(build("the certificate"))?;
+    let mut signature = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &sig::RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        &tbs_der,
+        &mut signature,
+    )
+    .map_err(build("the certificate signature"))?;
+    let cert = Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm,
+        signature: der::asn1::BitString::from_bytes(&signature)
+            .map_err(build("the certificate signature"))?,
+    };
+    cert.to_der().map_err(build("the certificate encoding"))
+}
+
+/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5, what the x509-cert
+/// builder does for the EC certificates).
+fn rfc5280_time(time: Time) -> Result<Time, AtlsError> {
+    let date = time.to_date_time();
+    if date.year() < 2050 {
+        UtcTime::from_date_time(date)
+            .map(Time::UtcTime)
+            .map_err(build("the validity"))
+    } else {
+        Ok(time)
+    }
+}
+
+/// The PKCS#1 `RSAPublicKey` DER inside an rsaEncryption SubjectPublicKeyInfo: what upstream
+/// hashes to authorise a seed-share owner (`contrast_core::owner::authorize_recovery`) and
+/// what a manifest's `SeedshareOwnerPubKeys` entry hex-encodes.
+///
+/// # Errors
+/// [`AtlsError::MalformedPublicKey`] if `spki_der` is not a SubjectPublicKeyInfo or its key is
+/// not a PKCS#1 `RSAPublicKey`; [`AtlsError::NotRsaKey`] (naming the OID found) for any other
+/// key algorithm.
+pub fn rsa_pkcs1_public_key_from_spki(spki_der: &[u8]) -> Result<Vec<u8>, AtlsError> {
+    let malformed = |reason: String| AtlsError::MalformedPublicKey { reason };
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| malformed(format!("subject public key info: {e}")))?;
+    if info.algorithm.oid != rfc5912::RSA_ENCRYPTION {
+        return Err(AtlsError::NotRsaKey {
+            found: info.algorithm.oid.to_string(),
+        });
+    }
+    let key = info
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| malformed("the subject public key bit string has unused bits".to_owned()))?;
+    // Only a well-formed RSAPublicKey is handed on to be hashed and compared.
+    pkcs1::RsaPublicKey::from_der(key)
+        .map_err(|e| malformed(format!("pkcs#1 rsa public key: {e}")))?;
+    Ok(key.to_vec())
 }
 
 /// What aTLS needs from a peer's certificate, after its self-signature and validity checked out.
@@ -346,10 +503,32 @@ fn verification_algorithm(
             rfc5912::SHA_256_WITH_RSA_ENCRYPTION => &sig::RSA_PKCS1_2048_8192_SHA256,
             rfc5912::SHA_384_WITH_RSA_ENCRYPTION => &sig::RSA_PKCS1_2048_8192_SHA384,
             rfc5912::SHA_512_WITH_RSA_ENCRYPTION => &sig::RSA_PKCS1_2048_8192_SHA512,
+            rfc5912::ID_RSASSA_PSS => {
+                rsa_pss_algorithm(cert.signature_algorithm.parameters.as_ref())
+                    .ok_or_else(unsupported)?
+            }
             _ => return Err(unsupported()),
         }
     } else {
         return Err(unsupported());
     };
     Ok(algorithm)
+}
+
+/// The aws-lc-rs verifier for RSASSA-PSS parameters, if they are the profile aws-lc-rs checks:
+/// SHA-256/384/512 with MGF1 over the same hash, salt length equal to the hash length, trailer
+/// field 1 (what every common signer, AMD's ARK included, writes). `None` for anything else.
+fn rsa_pss_algorithm(parameters: Option<&Any>) -> Option<&'static dyn VerificationAlgorithm> {
+    let params = parameters?.decode_as::<pkcs1::RsaPssParams<'_>>().ok()?;
+    let (algorithm, salt_len): (&'static dyn VerificationAlgorithm, u8) = match params.hash.oid {
+        rfc5912::ID_SHA_256 => (&sig::RSA_PSS_2048_8192_SHA256, 32),
+        rfc5912::ID_SHA_384 => (&sig::RSA_PSS_2048_8192_SHA384, 48),
+        rfc5912::ID_SHA_512 => (&sig::RSA_PSS_2048_8192_SHA512, 64),
+        _ => return None,
+    };
+    let mgf_hash = params.mask_gen.parameters.as_ref().map(|p| p.oid);
+    (params.mask_gen.oid == rfc5912::ID_MGF_1
+        && mgf_hash == Some(params.hash.oid)
+        && params.salt_len == salt_len)
+        .then_some(algorithm)
 }

@@ -15,8 +15,9 @@
 //! - Server nonce (mutual aTLS): the single acceptable-CA name of the CertificateRequest, the DER
 //!   Name `CN = base64std(nonce)` (PrintableString).
 //! - Responder certificate ([`cert`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
-//!   positive 128-bit serial, ECDSA P-256 by default (P-384 for a caller-supplied key); the
-//!   attestation document in a non-critical extension whose extnValue is the raw document.
+//!   positive 128-bit serial, ECDSA P-256 by default (P-384, or RSA signed
+//!   sha256WithRSAEncryption, for a caller-supplied client key); the attestation document in a
+//!   non-critical extension whose extnValue is the raw document.
 //!
 //! # Attestation documents and OIDs (a deviation to revisit)
 //!
@@ -41,7 +42,9 @@
 //!   [`PeerSlot`] carrying the verified peer (or the error) to the application.
 //!
 //! Not done: the SNI fallback for G1 clients' nonces (rustls exposes only DNS-name SNI, which
-//! base64 is not); RSA responder keys.
+//! base64 is not). RSA keys are client keys only (the seed-share owner's, for recovery;
+//! [`rsa_pkcs1_public_key_from_spki`] gives the Coordinator the key it authorises); servers
+//! always use a fresh P-256 key.
 
 pub mod cert;
 pub mod document;
@@ -56,7 +59,9 @@ use std::time::Duration;
 use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
-pub use cert::{AtlsCertificate, AtlsKey, build_certificate, parse_certificate};
+pub use cert::{
+    AtlsCertificate, AtlsKey, build_certificate, parse_certificate, rsa_pkcs1_public_key_from_spki,
+};
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, IssueError, NonceError};
 pub use issuer::Issuer;

@@ -128,7 +128,7 @@ fn now_duration(time: &dyn TimeProvider) -> Result<Duration, AtlsError> {
 fn certified_key(key: &AtlsKey, cert_der: Vec<u8>) -> Result<Arc<CertifiedKey>, AtlsError> {
     let pkcs8 = key.pkcs8_der()?;
     // Borrowed, so the only copy of the PKCS#8 bytes stays in the zeroizing SecretDocument.
-    let signing_key = rustls::crypto::aws_lc_rs::sign::any_ecdsa_type(&PrivateKeyDer::Pkcs8(
+    let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
         PrivatePkcs8KeyDer::from(pkcs8.as_bytes()),
     ))
     .map_err(|e| AtlsError::Build {
