@@ -406,7 +406,10 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     .unwrap();
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
     // The root certificate is re-issued (new serial and validity) for the same seed-derived key.
-    assert_eq!(root_spki(&history.value.root_ca), root_spki(&first.value.root_ca));
+    assert_eq!(
+        root_spki(&history.value.root_ca),
+        root_spki(&first.value.root_ca)
+    );
 }
 
 fn root_spki(pem: &[u8]) -> Vec<u8> {
