@@ -10,7 +10,7 @@
 #![allow(unreachable_pub)]
 
 mod coordinator_resources;
-// mod demo;
+mod demo;
 mod generate;
 mod kube;
 mod recover;
@@ -161,6 +161,9 @@ enum Command {
     /// Recover a restarted Coordinator with the seed-share owner's share.
     #[command(long_about = recover::LONG_ABOUT, after_long_help = recover::AFTER_LONG_HELP)]
     Recover(recover::RecoverArgs),
+    /// Run the whole flow locally: Coordinator, set, initializers, verify, update, recovery.
+    #[command(long_about = demo::LONG_ABOUT, after_long_help = demo::AFTER_LONG_HELP)]
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Command::Set(args) => set::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Recover(args) => recover::run(&cli.global, args),
+        Command::Demo(args) => demo::run(&cli.global, args),
     };
     match result {
         Ok(outcome) => {

@@ -99,8 +99,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             status: ExitStatus::HistoryNotExtending,
             message: format!(
                 "the coordinator's history does not extend the head {} seen last (in {}): {detail}; \
-                 its history was rolled back or forked. Do not trust it; investigate before \
-                 removing {}",
+                 do not trust this coordinator, and investigate before removing {}",
                 hex::encode(previous),
                 head_file.display(),
                 head_file.display()
