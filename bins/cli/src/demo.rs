@@ -194,7 +194,8 @@ impl Demo {
     fn run_steps(&mut self) -> anyhow::Result<()> {
         let sim_dir = self.sim_dir.clone();
         self.step("create the simulated SEV-SNP environment", |demo| {
-            demo.contrast(&["simulate", "--dir"], &[&sim_dir]).map(|_| ())
+            demo.contrast(&["simulate", "--dir"], &[&sim_dir])
+                .map(|_| ())
         })?;
 
         let app = self.dir.join("app.yml");
@@ -217,8 +218,9 @@ impl Demo {
         })?;
         let host_data = self.host_data()?;
 
-        let mut coordinator =
-            self.step("start the coordinator", |demo| demo.start_coordinator(&host_data.0, "1"))?;
+        let mut coordinator = self.step("start the coordinator", |demo| {
+            demo.start_coordinator(&host_data.0, "1")
+        })?;
         let user = coordinator.user.clone();
         let yamls = [app.clone(), self.dir.join(workspace::COORDINATOR_FILE)];
         self.step("set the manifest", |demo| demo.set(&user, &yamls))?;
@@ -231,10 +233,13 @@ impl Demo {
         }
         self.step("verify as a data owner", |demo| demo.verify(&user))?;
 
-        self.step("update the manifest (web gets the SAN web.demo.example)", |demo| {
-            demo.add_san("web", "web.demo.example")?;
-            demo.set(&user, &yamls)
-        })?;
+        self.step(
+            "update the manifest (web gets the SAN web.demo.example)",
+            |demo| {
+                demo.add_san("web", "web.demo.example")?;
+                demo.set(&user, &yamls)
+            },
+        )?;
         self.step("verify the update", |demo| demo.verify(&user))?;
 
         coordinator = self.step("kill -9 and restart the coordinator", |demo| {
@@ -251,7 +256,10 @@ impl Demo {
             .first()
             .cloned()
             .ok_or_else(|| anyhow!("the manifest has no workload"))?;
-        let after = self.dir.join("workloads").join(format!("{web}-after-recovery"));
+        let after = self
+            .dir
+            .join("workloads")
+            .join(format!("{web}-after-recovery"));
         self.step(&format!("initializer of {web} after recovery"), |demo| {
             demo.initializer(&coordinator, &web_digest, &after)
         })?;
@@ -299,7 +307,10 @@ impl Demo {
             .arg(&self.dir)
             .args(args)
             .args(paths);
-        run_checked(command, &format!("contrast {}", args.first().unwrap_or(&"")))
+        run_checked(
+            command,
+            &format!("contrast {}", args.first().unwrap_or(&"")),
+        )
     }
 
     /// The coordinator's HOST_DATA and (service, HOST_DATA) of every service, from the manifest.
@@ -327,7 +338,8 @@ impl Demo {
 
     fn manifest(&self) -> anyhow::Result<ManifestDocument> {
         let path = self.dir.join(workspace::MANIFEST_FILE);
-        let bytes = fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+        let bytes =
+            fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
         ManifestDocument::parse(bytes).with_context(|| format!("{} does not parse", path.display()))
     }
 
@@ -404,7 +416,14 @@ impl Demo {
             .args(["--tee", "simulated", "--sim-dir"])
             .arg(&self.sim_dir)
             .args(["--sim-host-data", host_data])
-            .args(["--retry-min", "100ms", "--retry-max", "1s", "--max-attempts", "30"]);
+            .args([
+                "--retry-min",
+                "100ms",
+                "--retry-max",
+                "1s",
+                "--max-attempts",
+                "30",
+            ]);
         run_checked(command, "initializer").map(|_| ())
     }
 

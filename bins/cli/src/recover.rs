@@ -128,7 +128,9 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
 
 /// The seed-share owner key at `path` (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY` PEM),
 /// for decrypting and as the aTLS client key.
-pub fn load_seedshare_owner_key(path: &Path) -> anyhow::Result<(SeedshareOwnerPrivateKey, AtlsKey)> {
+pub fn load_seedshare_owner_key(
+    path: &Path,
+) -> anyhow::Result<(SeedshareOwnerPrivateKey, AtlsKey)> {
     let pem = fs::read_to_string(path)
         .map(Zeroizing::new)
         .with_context(|| {

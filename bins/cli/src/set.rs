@@ -102,7 +102,6 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         .manifest
         .clone()
         .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
-    let manifest = load_manifest(&manifest_path)?;
     if args.paths.is_empty() && args.policy_file.is_empty() {
         return Err(UsageError(
             "no policies to send: give the Kubernetes YAML files generate processed, or \
@@ -111,6 +110,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    let manifest = load_manifest(&manifest_path)?;
     let policies = collect_policies(&args.paths, &args.policy_file)?;
     check_policies_match_manifest(&manifest, &policies)?;
 
@@ -136,7 +136,10 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
 
     workspace.create_dir()?;
     let mut written = vec![
-        write_file(&workspace.path("coordinator-root-ca.pem"), &response.root_ca)?,
+        write_file(
+            &workspace.path("coordinator-root-ca.pem"),
+            &response.root_ca,
+        )?,
         write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
     ];
     let first_set = response.seed_shares_doc.is_some();
