@@ -13,7 +13,7 @@ use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_attest::client::{ClientError, CoordinatorClient, coordinator_validator};
-use contrast_core::api::SetManifestRequest;
+use contrast_core::api::{ErrorCode, SetManifestRequest};
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::WorkloadOwnerPrivateKey;
@@ -374,9 +374,22 @@ pub fn client_failure(error: ClientError, addr: &str) -> anyhow::Error {
             ),
         }
         .into(),
-        _ => anyhow::Error::new(error).context(format!(
-            "the call to the coordinator at {addr} failed; check that it runs and is reachable"
-        )),
+        _ => {
+            let hint = match error.api_code() {
+                Some(ErrorCode::NoManifest) => "no manifest is set yet; run `contrast set` first",
+                Some(ErrorCode::NeedsRecovery) => {
+                    "it restarted and waits for its seed; run `contrast recover`"
+                }
+                Some(ErrorCode::PermissionDenied) => {
+                    "it refused our key; use an owner key the manifest in force names"
+                }
+                Some(_) => "it refused the request",
+                None => "check that it runs and is reachable, or raise --timeout",
+            };
+            anyhow::Error::new(error).context(format!(
+                "the call to the coordinator at {addr} failed: {hint}"
+            ))
+        }
     }
 }
 
