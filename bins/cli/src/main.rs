@@ -138,6 +138,8 @@ pub struct GlobalArgs {
 }
 
 /// The subcommands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Add initdata and the initializer to Kubernetes resources and write manifest.json.

@@ -202,21 +202,7 @@ fn now() -> UnixTime {
 
 /// The PKCS#1 RSAPublicKey inside an rsaEncryption SubjectPublicKeyInfo.
 fn rsa_pkcs1_public_key(spki_der: &[u8]) -> Result<Vec<u8>, String> {
-    use spki::der::Decode;
-    const RSA_ENCRYPTION: spki::ObjectIdentifier =
-        spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
-        .map_err(|e| format!("the client key does not parse: {e}"))?;
-    if spki.algorithm.oid != RSA_ENCRYPTION {
-        return Err(format!(
-            "the client key's algorithm is {}, not rsaEncryption",
-            spki.algorithm.oid
-        ));
-    }
-    spki.subject_public_key
-        .as_bytes()
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| "the RSA public key is not a whole number of bytes".to_owned())
+    contrast_attest::atls::rsa_pkcs1_public_key_from_spki(spki_der).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -33,6 +33,19 @@ pub(crate) enum PeerError {
     /// The peer's answer is unusable.
     #[error("the peer's answer is unusable: {0}")]
     Answer(String),
+    /// The peer serves another manifest than the stored head's: it is at another head (ahead,
+    /// behind or forked), so its state is not the one to continue from.
+    #[error(
+        "the peer serves another manifest (sha256 {}) than the stored head's (sha256 {}); not recovering from it",
+        hex::encode(.peer),
+        hex::encode(.stored)
+    )]
+    HeadDiffers {
+        /// SHA-256 of the peer's manifest.
+        peer: [u8; 32],
+        /// SHA-256 of the stored head's manifest.
+        stored: [u8; 32],
+    },
 }
 
 /// The first attempt at startup may take this long before the startup probe passes anyway.
@@ -86,6 +99,12 @@ async fn recover_from_peer(
             let client =
                 CoordinatorClient::new(peer, AtlsClient::new(Some(validator)).with_issuer(issuer));
             let answer = client.mesh_recover().await?.value;
+            if answer.latest_manifest != manifest.raw() {
+                return Err(PeerError::HeadDiffers {
+                    peer: contrast_core::sha256(&answer.latest_manifest),
+                    stored: manifest.hash(),
+                });
+            }
             let seed_engine = SeedEngine::new(&answer.seed, &answer.salt)
                 .map_err(|e| PeerError::Answer(format!("seed or salt: {e}")))?;
             let pem = std::str::from_utf8(&answer.mesh_ca_key)

@@ -367,7 +367,8 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .await;
     assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
     // … and the right seed.
-    let seedshare_key = || contrast_attest::atls::AtlsKey::generate_p256(&mut rand_core::OsRng);
+    let seedshare_key =
+        || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
     let mut wrong = recover.clone();
     wrong.seed = Zeroizing::new(vec![1; 64]);
     let result = coordinator
@@ -404,7 +405,18 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     )
     .unwrap();
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
-    assert_eq!(history.value.root_ca, first.value.root_ca.clone());
+    // The root certificate is re-issued (new serial and validity) for the same seed-derived key.
+    assert_eq!(
+        root_spki(&history.value.root_ca),
+        root_spki(&first.value.root_ca)
+    );
+}
+
+fn root_spki(pem: &[u8]) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem).unwrap();
+    let cert = webpki::EndEntityCert::try_from(&der).unwrap();
+    cert.subject_public_key_info().to_vec()
 }
 
 fn base64_32() -> String {

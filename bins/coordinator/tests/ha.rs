@@ -147,3 +147,119 @@ async fn replicas_recover_each_other_and_resolve_races() {
     contrast_attest::client::verify_deployment(&history.value).unwrap();
     assert!(wins > 0);
 }
+
+fn ports() -> [u16; 4] {
+    [free_port(), free_port(), free_port(), free_port()]
+}
+
+fn peer_flag(peer: &CoordinatorProcess) -> String {
+    format!("{}={}", peer.mesh, peer.ops)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_the_coordinator_role_or_with_another_measurement_get_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let active = CoordinatorProcess::start(&state_dir, &[]);
+    let web = Workload::new("web");
+    active
+        .user_client(None)
+        .set_manifest(&request(std::slice::from_ref(&web), None))
+        .await
+        .unwrap();
+    let peer = peer_flag(&active);
+
+    // A VM whose HOST_DATA is a workload's (role none) asks for the state.
+    let workload_vm = CoordinatorProcess::start_as(
+        &state_dir,
+        ports(),
+        &web,
+        &["--recovery-interval", INTERVAL, "--peer", &peer],
+        true,
+    );
+    // A VM with the Coordinator's HOST_DATA but another measurement.
+    let measurement = "11".repeat(48);
+    let impostor = CoordinatorProcess::start_as(
+        &state_dir,
+        ports(),
+        &coordinator_workload(),
+        &[
+            "--recovery-interval",
+            INTERVAL,
+            "--peer",
+            &peer,
+            "--sim-measurement",
+            &measurement,
+        ],
+        true,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(workload_vm.readiness(), 503);
+    assert_eq!(impostor.readiness(), 503);
+    let (_, metrics) = http_get(&active.ops, "/metrics").unwrap();
+    assert!(
+        metrics.contains("endpoint=\"peer\",result=\"denied\",reason=\"not_coordinator\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("endpoint=\"peer\",result=\"denied\",reason=\"reference_values\""),
+        "{metrics}"
+    );
+    assert!(
+        workload_vm.log_text().contains("not allowed to recover"),
+        "{}",
+        workload_vm.log_text()
+    );
+    assert!(
+        !metrics.contains("endpoint=\"peer\",result=\"ok\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_from_a_peer_at_another_head_fails_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let ahead_dir = dir.path().join("ahead");
+    let behind_dir = dir.path().join("behind");
+    let ahead = CoordinatorProcess::start(&ahead_dir, &[]);
+    let web = Workload::new("web");
+    ahead
+        .user_client(None)
+        .set_manifest(&request(std::slice::from_ref(&web), None))
+        .await
+        .unwrap();
+    // A second store holds generation 1; the peer moves on to generation 2.
+    copy_dir(&ahead_dir, &behind_dir);
+    ahead
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&request(&[web.clone(), Workload::new("db")], None))
+        .await
+        .unwrap();
+    let before = snapshot(&behind_dir);
+    let behind = CoordinatorProcess::start_as(
+        &behind_dir,
+        ports(),
+        &coordinator_workload(),
+        &[
+            "--recovery-interval",
+            INTERVAL,
+            "--peer",
+            &peer_flag(&ahead),
+        ],
+        true,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(behind.readiness(), 503);
+    assert!(
+        behind
+            .log_text()
+            .contains("the peer serves another manifest"),
+        "{}",
+        behind.log_text()
+    );
+    assert_eq!(
+        snapshot(&behind_dir),
+        before,
+        "a failed recovery changed the store"
+    );
+}

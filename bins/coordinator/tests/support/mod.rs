@@ -174,13 +174,25 @@ impl CoordinatorProcess {
     }
 
     pub fn start_on(state_dir: &Path, ports: [u16; 4], extra: &[&str]) -> Self {
+        Self::start_as(state_dir, ports, &coordinator_workload(), extra, true)
+    }
+
+    /// Starts a Coordinator whose VM has `identity`'s HOST_DATA; waits for its startup probe if
+    /// `wait`.
+    pub fn start_as(
+        state_dir: &Path,
+        ports: [u16; 4],
+        identity: &Workload,
+        extra: &[&str],
+        wait: bool,
+    ) -> Self {
         let addr = |port: u16| format!("127.0.0.1:{port}");
         let log = state_dir.with_extension(format!("log-{}", ports[0]));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
             .args(["--tee", "simulated", "--sim-dir"])
             .arg(sim_dir())
-            .args(["--sim-host-data", &coordinator_workload().host_data_hex()])
+            .args(["--sim-host-data", &identity.host_data_hex()])
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--user-addr", &addr(ports[0])])
@@ -203,7 +215,9 @@ impl CoordinatorProcess {
             log,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
-        process.wait_for("/probe/startup", 200, Duration::from_secs(30));
+        if wait {
+            process.wait_for("/probe/startup", 200, Duration::from_secs(30));
+        }
         process
     }
 
@@ -356,6 +370,20 @@ pub fn raw_http(addr: &str, request: &[u8]) -> std::io::Result<(u16, String)> {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Copies a directory tree (a store snapshot for a second replica).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// Every file under `dir` with its bytes (to show a refused request changed nothing).
