@@ -184,7 +184,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
         json: serde_json::json!({
             "ok": true,
             "steps": demo.steps,
-            "total_ms": total.as_millis() as u64,
+            "total_ms": u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
             "dir": kept,
         }),
     })
@@ -281,7 +281,7 @@ impl Demo {
         let number = self.steps.len() + 1;
         let started = Instant::now();
         let result = body(self);
-        let elapsed = started.elapsed().as_millis() as u64;
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let line = format!(
             "[{number:>2}] {name:<60} {} {elapsed:>6} ms",
             if result.is_ok() { "ok    " } else { "FAILED" }

@@ -190,9 +190,10 @@ struct Coordinator {
 }
 
 impl Coordinator {
-    fn start(workspace: &Workspace) -> Self {
+    /// A Coordinator on fresh ports, not yet running.
+    fn new(workspace: &Workspace) -> Self {
         let addr = |port: u16| format!("127.0.0.1:{port}");
-        let mut coordinator = Self {
+        Self {
             child: None,
             user: addr(free_port()),
             mesh: addr(free_port()),
@@ -201,9 +202,7 @@ impl Coordinator {
             state: workspace.path("state"),
             host_data: workspace.host_data("coordinator"),
             sim: workspace.path("sim"),
-        };
-        coordinator.spawn();
-        coordinator
+        }
     }
 
     fn spawn(&mut self) {
@@ -289,7 +288,7 @@ fn read(path: &Path) -> Vec<u8> {
 #[test]
 fn set_verify_update_restart_recover_against_a_real_coordinator() {
     let ws = Workspace::generate();
-    let mut coordinator = Coordinator::start(&ws);
+    let mut coordinator = Coordinator::new(&ws);
     let c = coordinator.user.clone();
     let [app, coordinator_yml] = ws.yamls();
 
@@ -318,12 +317,28 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     let other_manifest = ws.path("other-measurement.json");
     let other_manifest = other_manifest.to_str().unwrap();
 
-    // First set.
-    let output = contrast(
-        &ws.dir,
-        &["set", "-c", &c, "--timeout", "30s", &app, &coordinator_yml],
+    // First set, started before the Coordinator: it retries until the Coordinator answers.
+    let mut set = Command::new(CONTRAST)
+        .arg("--workspace-dir")
+        .arg(&ws.dir)
+        .args(["set", "-c", &c, "--timeout", "60s", &app, &coordinator_yml])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut set_stderr = std::io::BufReader::new(set.stderr.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut set_stderr, &mut first_line).unwrap();
+    assert!(
+        first_line
+            .starts_with("setting the manifest: attempt 1 failed, retrying in 1s: cannot connect"),
+        "{first_line}"
     );
-    assert_exit(&output, 0);
+    coordinator.spawn();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut set_stderr, &mut rest).unwrap();
+    let status = set.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{first_line}{rest}");
     let root_ca = read(&ws.path("coordinator-root-ca.pem"));
     assert!(String::from_utf8_lossy(&root_ca).starts_with("-----BEGIN CERTIFICATE-----"));
     assert!(ws.path("mesh-ca.pem").exists());
