@@ -636,7 +636,7 @@ fn read_existing_manifest(path: &Path) -> anyhow::Result<Option<ManifestDocument
 }
 
 /// The files named by the paths: files as given, directories walked (sorted) for .yml/.yaml.
-fn collect_input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn collect_input_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         let metadata = fs::metadata(path)

@@ -10,9 +10,13 @@
 #![allow(unreachable_pub)]
 
 mod coordinator_resources;
+mod demo;
 mod generate;
 mod kube;
+mod recover;
+mod set;
 mod simulate;
+mod verify;
 mod workspace;
 
 use std::path::PathBuf;
@@ -30,6 +34,13 @@ pub enum ExitStatus {
     Error,
     /// The command line or the combination of flags was not valid.
     Usage,
+    /// `verify`: the Coordinator's newest manifest is not the local manifest file.
+    ManifestMismatch,
+    /// `verify`: the Coordinator's history does not extend the head seen last (it was rolled
+    /// back or forked).
+    HistoryNotExtending,
+    /// The Coordinator's attestation was refused (the failed check is printed).
+    AttestationRefused,
 }
 
 impl ExitStatus {
@@ -40,6 +51,9 @@ impl ExitStatus {
             Self::Ok => 0,
             Self::Error => 1,
             Self::Usage => 2,
+            Self::ManifestMismatch => 3,
+            Self::HistoryNotExtending => 4,
+            Self::AttestationRefused => 5,
         }
     }
 }
@@ -68,11 +82,31 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A failure with its own exit status (see [`ExitStatus`]); the message says what to do.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  error (the message on stderr says what went wrong and what to do)
-  2  usage error (unknown flag, missing argument, flags that cannot be combined)";
+  2  usage error (unknown flag, missing argument, flags that cannot be combined)
+  3  verify: the Coordinator's newest manifest differs from the local manifest
+  4  verify: the Coordinator's history does not extend the head seen last (rolled back/forked)
+  5  set, verify, recover: the Coordinator's attestation was refused";
 
 /// Command line of the `contrast` tool.
 #[derive(Debug, Parser)]
@@ -120,6 +154,18 @@ enum Command {
         after_long_help = simulate::AFTER_LONG_HELP
     )]
     Simulate(simulate::SimulateArgs),
+    /// Attest the Coordinator and set the manifest and policies.
+    #[command(long_about = set::LONG_ABOUT, after_long_help = set::AFTER_LONG_HELP)]
+    Set(set::SetArgs),
+    /// Attest the Coordinator and check its manifest history as a data owner.
+    #[command(long_about = verify::LONG_ABOUT, after_long_help = verify::AFTER_LONG_HELP)]
+    Verify(verify::VerifyArgs),
+    /// Recover a restarted Coordinator with the seed-share owner's share.
+    #[command(long_about = recover::LONG_ABOUT, after_long_help = recover::AFTER_LONG_HELP)]
+    Recover(recover::RecoverArgs),
+    /// Run the whole flow locally: Coordinator, set, initializers, verify, update, recovery.
+    #[command(long_about = demo::LONG_ABOUT, after_long_help = demo::AFTER_LONG_HELP)]
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +190,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Generate(args) => generate::run(&cli.global, args),
         Command::Simulate(args) => simulate::run(&cli.global, args),
+        Command::Set(args) => set::run(&cli.global, args),
+        Command::Verify(args) => verify::run(&cli.global, args),
+        Command::Recover(args) => recover::run(&cli.global, args),
+        Command::Demo(args) => demo::run(&cli.global, args),
     };
     match result {
         Ok(outcome) => {
@@ -160,7 +210,9 @@ fn main() -> ExitCode {
             ExitCode::from(outcome.status.code())
         }
         Err(error) => {
-            let status = if error.downcast_ref::<UsageError>().is_some() {
+            let status = if let Some(failure) = error.downcast_ref::<Failure>() {
+                failure.status
+            } else if error.downcast_ref::<UsageError>().is_some() {
                 ExitStatus::Usage
             } else {
                 ExitStatus::Error

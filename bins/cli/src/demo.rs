@@ -1,0 +1,579 @@
+//! `contrast demo`: the whole Contrast flow on this machine, in one process tree, with the
+//! simulated platform and the Coordinator's file store in a fresh directory.
+//!
+//! The steps run the `contrast` binary itself (`std::env::current_exe()`) for the CLI commands,
+//! and the `coordinator` and `initializer` binaries found next to it.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use contrast_core::manifest::{ManifestDocument, Role};
+
+use crate::{ExitStatus, GlobalArgs, Outcome, workspace};
+
+/// Shown by `contrast demo --help`.
+pub const LONG_ABOUT: &str = "\
+Run the whole Contrast flow on this machine, without SEV-SNP hardware or Kubernetes:
+
+  1. create a simulated SEV-SNP environment (contrast simulate)
+  2. write a three-service app (web, api, db) and generate its manifest (contrast generate)
+  3. start a Coordinator (simulated platform, file store in the demo directory)
+  4. set the manifest (contrast set)
+  5. run one initializer per service: each gets its mesh certificate
+  6. verify the Coordinator as a data owner (contrast verify)
+  7. update the manifest (a new SAN for web) and set it
+  8. kill -9 the Coordinator and restart it: it waits for recovery
+  9. recover it with the seed share (contrast recover)
+ 10. run an initializer again and show that old and new certificates chain to the same root
+ 11. verify again
+
+Each step is printed with its timing; the command exits non-zero if any step fails. The
+`coordinator` and `initializer` binaries must be next to this one (cargo build -p coordinator
+-p initializer, or --release for all three).";
+
+/// Shown after the flags.
+pub const AFTER_LONG_HELP: &str = "\
+Examples:
+  cargo build --release -p contrast -p coordinator -p initializer
+  target/release/contrast demo
+  target/release/contrast demo --dir ./demo --keep
+
+Exit codes:
+  0  every step succeeded
+  1  a step failed (the message names it and shows the failing command's output)
+  2  usage error";
+
+/// The services of the demo app.
+pub const SERVICES: [&str; 3] = ["web", "api", "db"];
+
+/// Flags of `contrast demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Run in this directory (must be empty or missing; kept) instead of a fresh temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the temporary directory.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// A child process that is killed when dropped (every exit path of the demo).
+struct KilledOnDrop(Child);
+
+impl KilledOnDrop {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running Coordinator of the demo.
+struct Coordinator {
+    process: KilledOnDrop,
+    user: String,
+    mesh: String,
+    ops: String,
+}
+
+/// What the demo needs to know across its steps.
+struct Demo {
+    dir: PathBuf,
+    contrast: PathBuf,
+    coordinator_binary: PathBuf,
+    initializer_binary: PathBuf,
+    sim_dir: PathBuf,
+    ports: [u16; 4],
+    json: bool,
+    steps: Vec<serde_json::Value>,
+    human: String,
+}
+
+/// Runs `contrast demo`.
+pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
+    let contrast = std::env::current_exe().context("cannot find the contrast binary itself")?;
+    let sibling = |name: &str| -> anyhow::Result<PathBuf> {
+        let path = contrast.with_file_name(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            bail!(
+                "the {name} binary is missing next to {} ({}); build it with cargo build \
+                 --release -p coordinator -p initializer (without --release for a debug contrast)",
+                contrast.display(),
+                path.display()
+            )
+        }
+    };
+    let coordinator_binary = sibling("coordinator")?;
+    let initializer_binary = sibling("initializer")?;
+
+    let (dir, temp) = match &args.dir {
+        Some(dir) => {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
+            if fs::read_dir(dir)?.next().is_some() {
+                bail!(
+                    "{} is not empty; give a new or empty directory to --dir",
+                    dir.display()
+                );
+            }
+            (dir.clone(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("contrast-demo-")
+                .tempdir()
+                .context("could not create a temporary directory")?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let mut demo = Demo {
+        sim_dir: dir.join("sim"),
+        dir: dir.clone(),
+        contrast,
+        coordinator_binary,
+        initializer_binary,
+        ports: [free_port()?, free_port()?, free_port()?, free_port()?],
+        json: global.json,
+        steps: Vec::new(),
+        human: String::new(),
+    };
+    let started = Instant::now();
+    let result = demo.run_steps();
+    let kept = match temp {
+        Some(temp) if args.keep || result.is_err() => {
+            // Keep the evidence of a failed run for inspection.
+            Some(temp.keep())
+        }
+        Some(temp) => {
+            drop(temp);
+            None
+        }
+        None => Some(dir),
+    };
+    let total = started.elapsed();
+    result.with_context(|| match &kept {
+        Some(dir) => format!("the demo failed; its files are in {}", dir.display()),
+        None => "the demo failed".to_owned(),
+    })?;
+    let _ = writeln!(
+        demo.human,
+        "\ndemo complete: {} steps in {} ms; the workloads' certificates before and after the \
+         Coordinator's restart chain to the same root (same key){}",
+        demo.steps.len(),
+        total.as_millis(),
+        kept.as_ref()
+            .map(|dir| format!("\nfiles kept in {}", dir.display()))
+            .unwrap_or_default()
+    );
+    Ok(Outcome {
+        status: ExitStatus::Ok,
+        human: demo.human,
+        json: serde_json::json!({
+            "ok": true,
+            "steps": demo.steps,
+            "total_ms": u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
+            "dir": kept,
+        }),
+    })
+}
+
+impl Demo {
+    fn run_steps(&mut self) -> anyhow::Result<()> {
+        let sim_dir = self.sim_dir.clone();
+        self.step("create the simulated SEV-SNP environment", |demo| {
+            demo.contrast(&["simulate", "--dir"], &[&sim_dir])
+                .map(|_| ())
+        })?;
+
+        let app = self.dir.join("app.yml");
+        self.step("write the app and generate its manifest", |demo| {
+            fs::write(&app, app_yaml()).context("could not write app.yml")?;
+            demo.contrast(
+                &[
+                    "generate",
+                    "--reference-values",
+                    "Simulated-SNP",
+                    "--insecure-allow-all-policy",
+                    "--coordinator",
+                    "--coordinator-replicas",
+                    "1",
+                    "--sim-dir",
+                ],
+                &[&sim_dir, &app],
+            )
+            .map(|_| ())
+        })?;
+        let host_data = self.host_data()?;
+
+        let mut coordinator = self.step("start the coordinator", |demo| {
+            demo.start_coordinator(&host_data.0, "1")
+        })?;
+        let user = coordinator.user.clone();
+        let yamls = [app.clone(), self.dir.join(workspace::COORDINATOR_FILE)];
+        self.step("set the manifest", |demo| demo.set(&user, &yamls))?;
+
+        for (service, digest) in &host_data.1 {
+            let root = self.dir.join("workloads").join(service);
+            self.step(&format!("initializer of {service}"), |demo| {
+                demo.initializer(&coordinator, digest, &root)
+            })?;
+        }
+        self.step("verify as a data owner", |demo| demo.verify(&user))?;
+
+        self.step(
+            "update the manifest (web gets the SAN web.demo.example)",
+            |demo| {
+                demo.add_san("web", "web.demo.example")?;
+                demo.set(&user, &yamls)
+            },
+        )?;
+        self.step("verify the update", |demo| demo.verify(&user))?;
+
+        coordinator = self.step("kill -9 and restart the coordinator", |demo| {
+            coordinator.process.kill();
+            demo.start_coordinator(&host_data.0, "2")
+        })?;
+        self.step("recover the coordinator with the seed share", |demo| {
+            demo.contrast(&["recover", "-c", &user, "--timeout", "60s"], &[])
+                .map(|_| ())
+        })?;
+
+        let (web, web_digest) = host_data
+            .1
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("the manifest has no workload"))?;
+        let after = self
+            .dir
+            .join("workloads")
+            .join(format!("{web}-after-recovery"));
+        self.step(&format!("initializer of {web} after recovery"), |demo| {
+            demo.initializer(&coordinator, &web_digest, &after)
+        })?;
+        let before = self.dir.join("workloads").join(&web);
+        self.step("old and new certificates chain to the same root", |demo| {
+            demo.same_root(&before, &after)
+        })?;
+        self.step("verify after recovery", |demo| demo.verify(&user))?;
+        drop(coordinator);
+        Ok(())
+    }
+
+    /// Runs one step, printing it with its timing.
+    fn step<T>(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let number = self.steps.len() + 1;
+        let started = Instant::now();
+        let result = body(self);
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let line = format!(
+            "[{number:>2}] {name:<60} {} {elapsed:>6} ms",
+            if result.is_ok() { "ok    " } else { "FAILED" }
+        );
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        self.steps.push(serde_json::json!({
+            "step": name,
+            "ok": result.is_ok(),
+            "ms": elapsed,
+        }));
+        result.with_context(|| format!("step {number} ({name}) failed"))
+    }
+
+    /// Runs this binary with `--workspace-dir <demo dir>`.
+    fn contrast(&self, args: &[&str], paths: &[&Path]) -> anyhow::Result<Output> {
+        let mut command = Command::new(&self.contrast);
+        command
+            .arg("--workspace-dir")
+            .arg(&self.dir)
+            .args(args)
+            .args(paths);
+        run_checked(
+            command,
+            &format!("contrast {}", args.first().unwrap_or(&"")),
+        )
+    }
+
+    /// The coordinator's HOST_DATA and (service, HOST_DATA) of every service, from the manifest.
+    fn host_data(&self) -> anyhow::Result<(String, Vec<(String, String)>)> {
+        let manifest = self.manifest()?;
+        let policies = &manifest.manifest().policies;
+        let coordinator = policies
+            .iter()
+            .find(|(_, entry)| entry.role == Role::Coordinator)
+            .map(|(digest, _)| digest.clone())
+            .ok_or_else(|| anyhow!("the generated manifest has no coordinator policy"))?;
+        let services = SERVICES
+            .iter()
+            .map(|service| {
+                let suffix = format!("/Deployment/default/{service}");
+                policies
+                    .iter()
+                    .find(|(_, entry)| entry.workload_secret_id.ends_with(&suffix))
+                    .map(|(digest, _)| ((*service).to_owned(), digest.clone()))
+                    .ok_or_else(|| anyhow!("the generated manifest has no policy for {service}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((coordinator, services))
+    }
+
+    fn manifest(&self) -> anyhow::Result<ManifestDocument> {
+        let path = self.dir.join(workspace::MANIFEST_FILE);
+        let bytes =
+            fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+        ManifestDocument::parse(bytes).with_context(|| format!("{} does not parse", path.display()))
+    }
+
+    fn start_coordinator(&self, host_data: &str, run: &str) -> anyhow::Result<Coordinator> {
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let [user, mesh, evidence, ops] = self.ports.map(addr);
+        let log_path = self.dir.join(format!("coordinator-{run}.log"));
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("could not create {}", log_path.display()))?;
+        let child = Command::new(&self.coordinator_binary)
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(&self.sim_dir)
+            .args(["--sim-host-data", host_data, "--state-dir"])
+            .arg(self.dir.join("coordinator-state"))
+            .args(["--user-addr", &user, "--mesh-addr", &mesh])
+            .args(["--evidence-addr", &evidence, "--ops-addr", &ops])
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("could not start {}", self.coordinator_binary.display()))?;
+        let mut coordinator = Coordinator {
+            process: KilledOnDrop(child),
+            user,
+            mesh,
+            ops,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http_status(&coordinator.ops, "/probe/startup").ok() == Some(200) {
+                return Ok(coordinator);
+            }
+            if let Ok(Some(status)) = coordinator.process.0.try_wait() {
+                bail!(
+                    "the coordinator exited with {status}; see {}",
+                    log_path.display()
+                );
+            }
+            if Instant::now() > deadline {
+                coordinator.process.kill();
+                bail!(
+                    "the coordinator did not start within 60 s; see {}",
+                    log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn set(&self, user: &str, yamls: &[PathBuf]) -> anyhow::Result<()> {
+        let paths: Vec<&Path> = yamls.iter().map(PathBuf::as_path).collect();
+        self.contrast(&["set", "-c", user, "--timeout", "60s"], &paths)
+            .map(|_| ())
+    }
+
+    fn verify(&self, user: &str) -> anyhow::Result<()> {
+        self.contrast(&["verify", "-c", user, "--timeout", "60s"], &[])
+            .map(|_| ())
+    }
+
+    fn initializer(
+        &self,
+        coordinator: &Coordinator,
+        host_data: &str,
+        root: &Path,
+    ) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.initializer_binary);
+        command
+            .args(["--coordinator", &coordinator.mesh, "--root"])
+            .arg(root)
+            .arg("--done-file")
+            .arg(root.join("done"))
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(&self.sim_dir)
+            .args(["--sim-host-data", host_data])
+            .args([
+                "--retry-min",
+                "100ms",
+                "--retry-max",
+                "1s",
+                "--max-attempts",
+                "30",
+            ]);
+        run_checked(command, "initializer").map(|_| ())
+    }
+
+    /// Adds `san` to the policy of `service` and writes the manifest.
+    fn add_san(&self, service: &str, san: &str) -> anyhow::Result<()> {
+        let mut manifest = self.manifest()?.manifest().clone();
+        let suffix = format!("/Deployment/default/{service}");
+        let entry = manifest
+            .policies
+            .values_mut()
+            .find(|entry| entry.workload_secret_id.ends_with(&suffix))
+            .ok_or_else(|| anyhow!("the manifest has no policy for {service}"))?;
+        entry.sans.get_or_insert_with(Vec::new).push(san.to_owned());
+        let json = manifest
+            .to_go_json()
+            .context("could not encode the manifest")?;
+        let path = self.dir.join(workspace::MANIFEST_FILE);
+        fs::write(&path, json).with_context(|| format!("could not write {}", path.display()))
+    }
+
+    /// The root CA the workload got before the restart and the one it got after recovery have
+    /// the same key and subject as the root CA of the first set (the root certificate is
+    /// re-issued with a fresh serial, its key derives from the seed), and both workload
+    /// certificates verify against the first set's root.
+    fn same_root(&self, before: &Path, after: &Path) -> anyhow::Result<()> {
+        let read = |path: PathBuf| {
+            fs::read(&path).with_context(|| format!("could not read {}", path.display()))
+        };
+        let root = read(self.dir.join("coordinator-root-ca.pem"))?;
+        let first_root = root_identity(&root)?;
+        for workload in [before, after] {
+            let tls = workload.join("tls-config");
+            let workload_root = tls.join("coordinator-root-ca.pem");
+            if root_identity(&read(workload_root.clone())?)? != first_root {
+                bail!(
+                    "{} has another key or subject than the root CA of the first set",
+                    workload_root.display()
+                );
+            }
+            verify_chain(&read(tls.join("certChain.pem"))?, &root).with_context(|| {
+                format!(
+                    "{} does not chain to the root CA of the first set",
+                    tls.join("certChain.pem").display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The subject and public key of a PEM root certificate.
+fn root_identity(root_pem: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let root = CertificateDer::from_pem_slice(root_pem)
+        .map_err(|e| anyhow!("the root CA is not PEM: {e}"))?;
+    let anchor = webpki::anchor_from_trusted_cert(&root)
+        .map_err(|e| anyhow!("the root CA is not a usable trust anchor: {e}"))?;
+    Ok((
+        anchor.subject.as_ref().to_vec(),
+        anchor.subject_public_key_info.as_ref().to_vec(),
+    ))
+}
+
+/// The demo app: three Deployments in the confidential runtime class.
+fn app_yaml() -> String {
+    SERVICES
+        .iter()
+        .map(|service| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {service}\nspec:\n  \
+                 replicas: 1\n  selector:\n    matchLabels:\n      app: {service}\n  template:\n    \
+                 metadata:\n      labels:\n        app: {service}\n    spec:\n      \
+                 runtimeClassName: contrast-cc\n      containers:\n        - name: {service}\n          \
+                 image: ghcr.io/example/{service}:1.0\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Runs `command`, failing with its output when it does not exit 0.
+fn run_checked(mut command: Command, what: &str) -> anyhow::Result<Output> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("could not run {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed with {}:\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("could not find a free loopback port")?
+        .port())
+}
+
+/// The status of `GET path` on a plain HTTP port.
+fn http_status(addr: &str, path: &str) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .ok_or_else(|| anyhow!("no HTTP status from {addr}"))
+}
+
+/// Verifies the leaf of `chain_pem` (the rest are intermediates) against `root_pem`.
+fn verify_chain(chain_pem: &[u8], root_pem: &[u8]) -> anyhow::Result<()> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, UnixTime};
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("the certificate chain is not PEM: {e}"))?;
+    let root = CertificateDer::from_pem_slice(root_pem)
+        .map_err(|e| anyhow!("the root CA is not PEM: {e}"))?;
+    let anchors = [webpki::anchor_from_trusted_cert(&root)
+        .map_err(|e| anyhow!("the root CA is not a usable trust anchor: {e}"))?
+        .to_owned()];
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| anyhow!("the certificate chain is empty"))?;
+    let leaf = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| anyhow!("the workload certificate does not parse: {e}"))?;
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `contrast recover`: decrypt the caller's seed share and recover a restarted Coordinator,
+//! authenticating with the seed-share owner's RSA key.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use contrast_attest::atls::AtlsKey;
+use contrast_core::api::RecoverRequest;
+use contrast_core::owner::SeedshareOwnerPrivateKey;
+use contrast_core::seedshare::SeedShareDocument;
+use zeroize::Zeroizing;
+
+use crate::set::{self, DEFAULT_TIMEOUT};
+use crate::workspace::{self, Workspace};
+use crate::{ExitStatus, GlobalArgs, Outcome};
+
+/// Shown by `contrast recover --help`.
+pub const LONG_ABOUT: &str = "\
+Recover a Coordinator that restarted and waits for its seed (recovery mode).
+
+1. The seed-share owner's RSA key is loaded and the caller's share in seed-shares.json (the one
+   naming this key) is decrypted (RSA-OAEP-SHA256).
+2. The Coordinator is attested against the manifest's reference values and coordinator
+   policies; the seed-share owner key is the client key (the Coordinator checks it against the
+   manifest's seed-share owners).
+3. The seed and salt are sent. --force recovers even when ready peers exist (normally a
+   Coordinator recovers from its peers by itself).";
+
+/// Shown after the flags.
+pub const AFTER_LONG_HELP: &str = "\
+Examples:
+  contrast recover -c 127.0.0.1:1313
+  contrast recover -c coordinator.example:1313 --seedshare-owner-key ~/keys/seedshare-owner.pem \\
+      --seed seed-shares.json
+
+Exit codes:
+  0  the Coordinator is recovered
+  1  error (the message says what went wrong and what to do)
+  2  usage error
+  5  the Coordinator's attestation was refused (the failed check is printed)";
+
+/// Flags of `contrast recover`.
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
+    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    pub coordinator: String,
+    /// The manifest whose reference values attest the Coordinator
+    /// [default: <workspace>/manifest.json].
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// The seed-share owner's RSA key [default: <workspace>/seedshare-owner.pem].
+    #[arg(long, value_name = "FILE")]
+    pub seedshare_owner_key: Option<PathBuf>,
+    /// The seed shares written by the first `set` [default: <workspace>/seed-shares.json].
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Recover even when ready peers exist.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to retry while the Coordinator is unreachable, e.g. 30s or 3m.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = set::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Runs `contrast recover`.
+pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
+    let workspace = Workspace::new(&global.workspace_dir);
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
+    let key_path = args
+        .seedshare_owner_key
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::SEEDSHARE_OWNER_KEY_FILE));
+    let seed_path = args
+        .seed
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::SEED_SHARES_FILE));
+
+    let (owner_key, atls_key) = load_seedshare_owner_key(&key_path)?;
+    let shares = fs::read(&seed_path)
+        .with_context(|| format!("could not read the seed shares {}", seed_path.display()))?;
+    let shares = SeedShareDocument::from_json(&shares)
+        .with_context(|| format!("{} is not a seed-shares.json", seed_path.display()))?;
+    let share = shares.share_for(&owner_key.public_key()).ok_or_else(|| {
+        anyhow!(
+            "{} holds no share for the key {}; use the seed-share owner key the manifest names",
+            seed_path.display(),
+            key_path.display()
+        )
+    })?;
+    let seed = share.decrypt(&owner_key).with_context(|| {
+        format!(
+            "could not decrypt the share in {} with {}",
+            seed_path.display(),
+            key_path.display()
+        )
+    })?;
+    let request = RecoverRequest {
+        seed,
+        salt: shares.salt.clone(),
+        force: args.force,
+    };
+
+    let manifest = set::load_manifest(&manifest_path)?;
+    let client = set::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
+    set::runtime()?
+        .block_on(set::with_retries(
+            "recovering the coordinator",
+            args.timeout,
+            || client.recover(&request),
+        ))
+        .map_err(|error| set::client_failure(error, &args.coordinator))?;
+    Ok(Outcome {
+        status: ExitStatus::Ok,
+        human: format!("the coordinator at {} is recovered\n", args.coordinator),
+        json: serde_json::json!({
+            "coordinator": args.coordinator,
+            "recovered": true,
+            "force": args.force,
+        }),
+    })
+}
+
+/// The seed-share owner key at `path` (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY` PEM),
+/// for decrypting and as the aTLS client key.
+pub fn load_seedshare_owner_key(
+    path: &Path,
+) -> anyhow::Result<(SeedshareOwnerPrivateKey, AtlsKey)> {
+    let pem = fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .with_context(|| {
+            format!(
+                "could not read the seed-share owner key {}; pass --seedshare-owner-key",
+                path.display()
+            )
+        })?;
+    let owner_key = SeedshareOwnerPrivateKey::from_pem(&pem)
+        .with_context(|| format!("{} is not an RSA seed-share owner key", path.display()))?;
+    let (label, der) = der::pem::decode_vec(pem.as_bytes())
+        .map_err(|e| anyhow!("{} is not a PEM file: {e}", path.display()))?;
+    let der = Zeroizing::new(der);
+    let atls_key = match label {
+        "RSA PRIVATE KEY" => AtlsKey::rsa_from_pkcs1_der(&der),
+        "PRIVATE KEY" => AtlsKey::rsa_from_pkcs8_der(&der),
+        other => bail!(
+            "{} holds a {other:?} PEM; expected `RSA PRIVATE KEY` or `PRIVATE KEY`",
+            path.display()
+        ),
+    }
+    .with_context(|| format!("{} cannot be used as a TLS client key", path.display()))?;
+    Ok((owner_key, atls_key))
+}

@@ -1,0 +1,400 @@
+//! `contrast set`: attest the Coordinator against the manifest's reference values and set the
+//! manifest with its policies (the initdata documents). Also the pieces `verify` and `recover`
+//! share: loading the manifest, the attested client, retrying and the attestation exit status.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use contrast_attest::AtlsClient;
+use contrast_attest::atls::AtlsKey;
+use contrast_attest::client::{ClientError, CoordinatorClient, coordinator_validator};
+use contrast_core::api::{ErrorCode, SetManifestRequest};
+use contrast_core::initdata::{self, Initdata};
+use contrast_core::manifest::ManifestDocument;
+use contrast_core::owner::WorkloadOwnerPrivateKey;
+use contrast_core::seedshare::SeedShareDocument;
+use zeroize::Zeroizing;
+
+use crate::workspace::{self, Workspace};
+use crate::{ExitStatus, Failure, GlobalArgs, Outcome, UsageError, generate, kube};
+
+/// Shown by `contrast set --help`.
+pub const LONG_ABOUT: &str = "\
+Set the manifest at the Coordinator.
+
+1. The manifest is validated. The initdata annotations of the confidential resources in PATHs
+   must be exactly the manifest's policies (each annotation's digest a policy key, and every
+   policy key found); the decoded initdata documents are the policies sent.
+2. The Coordinator is attested against the manifest's reference values and coordinator
+   policies before anything is sent. The client key is the workload owner key (needed for
+   updates; a missing file is fine for the first set).
+3. While the Coordinator is unreachable or not ready, the call is retried every second until
+   --timeout.
+4. coordinator-root-ca.pem and mesh-ca.pem are written to the workspace, and on the first set
+   seed-shares.json (the seed encrypted to every seed-share owner key).";
+
+/// Shown after the flags.
+pub const AFTER_LONG_HELP: &str = "\
+Examples:
+  contrast set -c 127.0.0.1:1313 deployment/
+  contrast set -c coordinator.example:1313 -m manifest.json app.yml coordinator.yml
+  contrast set -c 127.0.0.1:1313 --policy-file web.toml --policy-file coordinator.toml
+
+Exit codes:
+  0  the manifest is set
+  1  error (the message says what went wrong and what to do)
+  2  usage error
+  5  the Coordinator's attestation was refused (the failed check is printed)";
+
+/// Default of `--timeout`.
+pub const DEFAULT_TIMEOUT: &str = "180s";
+
+/// Flags of `contrast set`.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
+    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    pub coordinator: String,
+    /// The manifest to set [default: <workspace>/manifest.json].
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// The workload owner key [default: <workspace>/workload-owner.pem; a missing file is fine].
+    #[arg(long, value_name = "FILE")]
+    pub workload_owner_key: Option<PathBuf>,
+    /// A raw policy (initdata) document to send, for use without Kubernetes YAML (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub policy_file: Vec<PathBuf>,
+    /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Kubernetes YAML files (or directories) whose initdata annotations are the policies.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Parses `180`, `180s`, `3m` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 3m or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        _ => Err(format!(
+            "{text:?} has an unknown unit {unit:?}; use ms, s or m"
+        )),
+    }
+}
+
+/// Runs `contrast set`.
+pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
+    let workspace = Workspace::new(&global.workspace_dir);
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
+    if args.paths.is_empty() && args.policy_file.is_empty() {
+        return Err(UsageError(
+            "no policies to send: give the Kubernetes YAML files generate processed, or \
+             --policy-file for raw policy documents"
+                .into(),
+        )
+        .into());
+    }
+    let manifest = load_manifest(&manifest_path)?;
+    let policies = collect_policies(&args.paths, &args.policy_file)?;
+    check_policies_match_manifest(&manifest, &policies)?;
+
+    let key_path = args
+        .workload_owner_key
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::WORKLOAD_OWNER_KEY_FILE));
+    let key = load_workload_owner_atls_key(&key_path)?;
+    let client = attested_client(&args.coordinator, &manifest, key)?;
+    let request = SetManifestRequest {
+        manifest: manifest.raw().to_vec(),
+        policies: policies.into_values().collect(),
+        previous_transition_hash: None,
+        signature: None,
+    };
+    let runtime = runtime()?;
+    let response = runtime
+        .block_on(with_retries("setting the manifest", args.timeout, || {
+            client.set_manifest(&request)
+        }))
+        .map_err(|error| client_failure(error, &args.coordinator))?
+        .value;
+
+    workspace.create_dir()?;
+    let mut written = vec![
+        write_file(
+            &workspace.path("coordinator-root-ca.pem"),
+            &response.root_ca,
+        )?,
+        write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
+    ];
+    let first_set = response.seed_shares_doc.is_some();
+    if let Some(shares) = response.seed_shares_doc {
+        let json = SeedShareDocument::from(shares)
+            .to_json()
+            .context("could not encode seed-shares.json")?;
+        written.push(write_file(
+            &workspace.path(workspace::SEED_SHARES_FILE),
+            &json,
+        )?);
+    }
+    let manifest_hash = hex::encode(manifest.hash());
+    let mut human = format!(
+        "manifest {} set at {} (manifest hash {manifest_hash})\n",
+        manifest_path.display(),
+        args.coordinator
+    );
+    for path in &written {
+        human.push_str(&format!("  wrote {}\n", path.display()));
+    }
+    if first_set {
+        human.push_str(
+            "  keep seed-shares.json and seedshare-owner.pem safe: they recover the Coordinator\n",
+        );
+    }
+    Ok(Outcome {
+        status: ExitStatus::Ok,
+        human,
+        json: serde_json::json!({
+            "coordinator": args.coordinator,
+            "manifest": manifest_path,
+            "manifest_hash": manifest_hash,
+            "first_set": first_set,
+            "written": written,
+        }),
+    })
+}
+
+/// Reads and validates a manifest file.
+pub fn load_manifest(path: &Path) -> anyhow::Result<ManifestDocument> {
+    let bytes = fs::read(path).with_context(|| {
+        format!(
+            "could not read the manifest {}; run `contrast generate` or pass -m",
+            path.display()
+        )
+    })?;
+    let document = ManifestDocument::parse(bytes)
+        .with_context(|| format!("{} is not a manifest", path.display()))?;
+    document
+        .manifest()
+        .validate()
+        .with_context(|| format!("the manifest {} is not valid", path.display()))?;
+    Ok(document)
+}
+
+/// The policies to send, by digest (hex): the initdata annotations of the confidential
+/// resources in `paths` (decoded) and the raw `policy_files` (SHA-256).
+pub fn collect_policies(
+    paths: &[PathBuf],
+    policy_files: &[PathBuf],
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut policies = BTreeMap::new();
+    for file in generate::collect_input_files(paths)? {
+        let text = fs::read_to_string(&file)
+            .with_context(|| format!("could not read {}", file.display()))?;
+        for document in kube::split_documents(&text) {
+            let mut resource = kube::parse_document(&document)
+                .with_context(|| format!("in {}", file.display()))?;
+            let Some(workload) = kube::confidential_workload(&resource)
+                .with_context(|| format!("in {}", file.display()))?
+            else {
+                continue;
+            };
+            let annotation = kube::pod_template_mut(&mut resource)
+                .and_then(|template| template.get("metadata"))
+                .and_then(|metadata| metadata.get("annotations"))
+                .and_then(|annotations| annotations.get(initdata::ANNOTATION_KEY))
+                .and_then(serde_norway::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} in {} has no {} annotation; run `contrast generate` on it first",
+                        workload.qualified_name(),
+                        file.display(),
+                        initdata::ANNOTATION_KEY
+                    )
+                })?;
+            let document = Initdata::from_annotation(&annotation).with_context(|| {
+                format!(
+                    "the initdata annotation of {} in {} does not decode",
+                    workload.qualified_name(),
+                    file.display()
+                )
+            })?;
+            policies.insert(document.digest().to_hex(), document.into_raw());
+        }
+    }
+    for file in policy_files {
+        let blob = fs::read(file)
+            .with_context(|| format!("could not read the policy file {}", file.display()))?;
+        policies.insert(hex::encode(contrast_core::sha256(&blob)), blob);
+    }
+    Ok(policies)
+}
+
+/// Requires the policies' digests to be exactly the manifest's policy keys.
+pub fn check_policies_match_manifest(
+    manifest: &ManifestDocument,
+    policies: &BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<()> {
+    let expected = &manifest.manifest().policies;
+    let unknown: Vec<&str> = policies
+        .keys()
+        .filter(|digest| !expected.contains_key(digest.as_str()))
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<&str> = expected
+        .keys()
+        .filter(|digest| !policies.contains_key(digest.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() || !missing.is_empty() {
+        bail!(
+            "the policies do not match the manifest: not in the manifest: [{}]; in the manifest \
+             but not given: [{}]; run `contrast generate` on the same files, then set them all \
+             (including the Coordinator's resources)",
+            unknown.join(", "),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The workload owner key at `path` as an aTLS client key; `None` when the file is missing.
+pub fn load_workload_owner_atls_key(path: &Path) -> anyhow::Result<Option<AtlsKey>> {
+    let pem = match fs::read_to_string(path) {
+        Ok(pem) => Zeroizing::new(pem),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("could not read {}", path.display()));
+        }
+    };
+    let key = WorkloadOwnerPrivateKey::from_pem(&pem)
+        .with_context(|| format!("{} is not a P-384 workload owner key", path.display()))?;
+    let sec1 = key
+        .to_sec1_pem()
+        .context("could not encode the workload owner key")?;
+    let secret = p384::SecretKey::from_sec1_pem(&sec1)
+        .map_err(|_| anyhow!("{} is not a P-384 SEC1 key", path.display()))?;
+    Ok(Some(AtlsKey::P384(p384::ecdsa::SigningKey::from(secret))))
+}
+
+/// A client of the Coordinator at `addr` that attests it against `manifest` and presents `key`.
+pub fn attested_client(
+    addr: &str,
+    manifest: &ManifestDocument,
+    key: Option<AtlsKey>,
+) -> anyhow::Result<CoordinatorClient> {
+    let validator = coordinator_validator(manifest.manifest()).context(
+        "the manifest cannot attest the Coordinator; regenerate it with --reference-values",
+    )?;
+    let mut atls = AtlsClient::new(Some(validator));
+    if let Some(key) = key {
+        atls = atls.with_key(Arc::new(key));
+    }
+    Ok(CoordinatorClient::new(addr, atls))
+}
+
+/// A runtime for the client's calls.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+/// Calls `call` until it succeeds, fails finally, or `timeout` has passed, retrying retryable
+/// errors every second. Progress goes to stderr (a spinner on a terminal).
+pub async fn with_retries<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut call: F,
+) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut attempt = 0usize;
+    loop {
+        match call().await {
+            Ok(value) => {
+                if terminal && attempt > 0 {
+                    eprint!("\r\x1b[2K");
+                }
+                return Ok(value);
+            }
+            Err(error) if error.is_retryable() && started.elapsed() < timeout => {
+                attempt += 1;
+                if terminal {
+                    let frame = SPINNER.get(attempt % SPINNER.len()).copied().unwrap_or('.');
+                    eprint!("\r\x1b[2K{frame} {what}: waiting for the coordinator ({error})");
+                    let _ = std::io::stderr().flush();
+                } else {
+                    eprintln!("{what}: attempt {attempt} failed, retrying in 1s: {error}");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => {
+                if terminal && attempt > 0 {
+                    eprintln!();
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Turns a client error into the command's error: a refused attestation exits with
+/// [`ExitStatus::AttestationRefused`] and names the failed check.
+pub fn client_failure(error: ClientError, addr: &str) -> anyhow::Error {
+    match &error {
+        ClientError::Attestation { source, .. } => Failure {
+            status: ExitStatus::AttestationRefused,
+            message: format!(
+                "the coordinator at {addr} failed attestation against the manifest's reference \
+                 values: {source}; it is not the Coordinator the manifest describes (check \
+                 --reference-values of `contrast generate` and the address)"
+            ),
+        }
+        .into(),
+        _ => {
+            let hint = match error.api_code() {
+                Some(ErrorCode::NoManifest) => "no manifest is set yet; run `contrast set` first",
+                Some(ErrorCode::NeedsRecovery) => {
+                    "it restarted and waits for its seed; run `contrast recover`"
+                }
+                Some(ErrorCode::PermissionDenied) => {
+                    "it refused our key; use an owner key the manifest in force names"
+                }
+                Some(_) => "it refused the request",
+                None => "check that it runs and is reachable, or raise --timeout",
+            };
+            anyhow::Error::new(error).context(format!(
+                "the call to the coordinator at {addr} failed: {hint}"
+            ))
+        }
+    }
+}
+
+/// Writes `bytes` to `path` (0644) and returns the path.
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    fs::write(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
+    Ok(path.to_path_buf())
+}

@@ -1,0 +1,224 @@
+//! `contrast verify`: as a data owner, attest the Coordinator against the local manifest, fetch
+//! its history, check it, write upstream's flat `verify/` layout, and require the newest
+//! manifest to be the local one. Beyond upstream: the head seen last is remembered in
+//! `verify/latest-transition` and the next history must extend it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use contrast_attest::client::verify_deployment;
+use contrast_core::history::Hash;
+use contrast_core::initdata::Initdata;
+
+use crate::set::{self, DEFAULT_TIMEOUT};
+use crate::workspace::{self, Workspace};
+use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
+
+/// Shown by `contrast verify --help`.
+pub const LONG_ABOUT: &str = "\
+Verify the Coordinator as a data owner.
+
+1. The Coordinator is attested against the local manifest's reference values and coordinator
+   policies (no client key).
+2. Its manifest history is fetched and checked: the transition chain rebuilt from the
+   manifests must end in the head the Coordinator claims, every policy of the newest manifest
+   must be present, the CAs must be certificates.
+3. If verify/latest-transition holds the head seen by an earlier run, the new history must
+   contain it: otherwise the history was rolled back or forked (exit 4).
+4. The verify/ directory is written (0755, files 0644): coordinator-root-ca.pem, mesh-ca.pem,
+   manifest.<i>.json (0 = oldest), initdata.<hexdigest>.toml per policy, latest-transition
+   (hex of the head).
+5. The newest manifest must equal the local manifest byte for byte (else exit 3).
+Then review the manifest history and the policies in verify/.";
+
+/// Shown after the flags.
+pub const AFTER_LONG_HELP: &str = "\
+Examples:
+  contrast verify -c 127.0.0.1:1313
+  contrast verify -c coordinator.example:1313 -m manifest.json --json
+
+Exit codes:
+  0  the Coordinator runs the local manifest
+  1  error (the message says what went wrong and what to do)
+  2  usage error
+  3  the newest manifest at the Coordinator differs from the local manifest
+  4  the history does not extend the head in verify/latest-transition (rolled back or forked)
+  5  the Coordinator's attestation was refused (the failed check is printed)";
+
+/// The file that remembers the head seen last.
+pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
+
+/// Flags of `contrast verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
+    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    pub coordinator: String,
+    /// The expected manifest [default: <workspace>/manifest.json].
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = set::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Runs `contrast verify`.
+pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    let workspace = Workspace::new(&global.workspace_dir);
+    let manifest_path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
+    let manifest = set::load_manifest(&manifest_path)?;
+    let client = set::attested_client(&args.coordinator, &manifest, None)?;
+    let response = set::runtime()?
+        .block_on(set::with_retries(
+            "fetching the manifests",
+            args.timeout,
+            || client.get_manifests(),
+        ))
+        .map_err(|error| set::client_failure(error, &args.coordinator))?
+        .value;
+    let deployment = verify_deployment(&response).with_context(|| {
+        format!(
+            "the coordinator at {} sent an inconsistent history; do not trust it",
+            args.coordinator
+        )
+    })?;
+
+    let dir = workspace.path(workspace::VERIFY_DIR);
+    let head_file = dir.join(LATEST_TRANSITION_FILE);
+    let previous = read_previous_head(&head_file)?;
+    if let Some(previous) = &previous
+        && let Err(error) = deployment.check_extends(previous)
+    {
+        let detail = error.to_string();
+        return Err(Failure {
+            status: ExitStatus::HistoryNotExtending,
+            message: format!(
+                "the coordinator's history does not extend the head {} seen last (in {}): {detail}; \
+                 do not trust this coordinator, and investigate before removing {}",
+                hex::encode(previous),
+                head_file.display(),
+                head_file.display()
+            ),
+        }
+        .into());
+    }
+
+    create_dir(&dir)?;
+    let mut written = vec![
+        write_public(&dir.join("coordinator-root-ca.pem"), &response.root_ca)?,
+        write_public(&dir.join("mesh-ca.pem"), &response.mesh_ca)?,
+    ];
+    for (index, manifest) in response.manifests.iter().enumerate() {
+        written.push(write_public(
+            &dir.join(format!("manifest.{index}.json")),
+            manifest,
+        )?);
+    }
+    for policy in &response.policies {
+        let digest = Initdata::parse(policy.clone()).map_or_else(
+            |_| hex::encode(contrast_core::sha256(policy)),
+            |initdata| initdata.digest().to_hex(),
+        );
+        written.push(write_public(
+            &dir.join(format!("initdata.{digest}.toml")),
+            policy,
+        )?);
+    }
+    let head = hex::encode(deployment.latest_transition_hash);
+    written.push(write_public(&head_file, head.as_bytes())?);
+
+    let newest = response.manifests.last().map(Vec::as_slice);
+    if newest != Some(manifest.raw()) {
+        return Err(Failure {
+            status: ExitStatus::ManifestMismatch,
+            message: format!(
+                "the active manifest at {} does not match the expected manifest {}; it is \
+                 {}; compare them, and verify the manifest history and policies in {}",
+                args.coordinator,
+                manifest_path.display(),
+                dir.join(format!(
+                    "manifest.{}.json",
+                    response.manifests.len().saturating_sub(1)
+                ))
+                .display(),
+                dir.display()
+            ),
+        }
+        .into());
+    }
+
+    let human = format!(
+        "the coordinator at {} runs the manifest {} ({} manifests in its history, head {head})\n  \
+         wrote {} files to {}\n  please verify the manifest history and policies there\n",
+        args.coordinator,
+        manifest_path.display(),
+        response.manifests.len(),
+        written.len(),
+        dir.display()
+    );
+    Ok(Outcome {
+        status: ExitStatus::Ok,
+        human,
+        json: serde_json::json!({
+            "coordinator": args.coordinator,
+            "manifest": manifest_path,
+            "manifests": response.manifests.len(),
+            "latest_transition": head,
+            "previous_transition": previous.map(hex::encode),
+            "verify_dir": dir,
+            "written": written,
+        }),
+    })
+}
+
+/// The head in `path` (hex), or `None` when the file does not exist.
+fn read_previous_head(path: &Path) -> anyhow::Result<Option<Hash>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("could not read {}", path.display()));
+        }
+    };
+    let bytes = hex::decode(text.trim()).ok();
+    let hash = bytes
+        .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} does not hold a transition hash (64 hex digits); restore it, or remove it \
+                 to accept the coordinator's history as new",
+                path.display()
+            )
+        })?;
+    Ok(Some(hash))
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("could not create the directory {}", dir.display()))?;
+    set_mode(dir, 0o755)
+}
+
+/// Writes a file and gives it mode 0644.
+fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = set::write_file(path, bytes)?;
+    set_mode(&path, 0o644)?;
+    Ok(path)
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("could not set the mode of {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}

@@ -1,0 +1,580 @@
+//! End-to-end tests of `contrast set`, `verify`, `recover` and `demo`: the built `contrast`
+//! binary against a real `coordinator` process on loopback, with `initializer` processes as
+//! the workloads. `coordinator` and `initializer` must be built first
+//! (`cargo build -p coordinator -p initializer`; `cargo test --workspace` does it).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use contrast_core::manifest::{ManifestDocument, Role};
+use contrast_core::owner::SeedshareOwnerPrivateKey;
+use contrast_core::seedshare::SeedShareDocument;
+
+const CONTRAST: &str = env!("CARGO_BIN_EXE_contrast");
+
+fn sibling_binary(name: &str) -> PathBuf {
+    let path = Path::new(CONTRAST).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p coordinator -p initializer` first",
+        path.display()
+    );
+    path
+}
+
+fn contrast(workspace: &Path, args: &[&str]) -> Output {
+    Command::new(CONTRAST)
+        .arg("--workspace-dir")
+        .arg(workspace)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A seed-share owner key as PKCS#8 PEM: RSA-2048, because RSA-4096 generation (what generate
+/// does when the file is missing) is slow in debug builds.
+fn write_seedshare_owner_key(workspace: &Path) {
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8 =
+        aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa).unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    std::fs::write(workspace.join("seedshare-owner.pem"), pem).unwrap();
+}
+
+fn app_yaml(services: &[&str]) -> String {
+    services
+        .iter()
+        .map(|name| {
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      runtimeClassName: contrast-cc\n      containers:\n        - name: {name}\n          image: example/{name}:1\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// A generated workspace: simulated environment, app.yml (web, api), coordinator.yml, manifest.
+struct Workspace {
+    _temp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Workspace {
+    fn generate() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        assert_exit(
+            &contrast(
+                &dir,
+                &["simulate", "--dir", dir.join("sim").to_str().unwrap()],
+            ),
+            0,
+        );
+        write_seedshare_owner_key(&dir);
+        std::fs::write(dir.join("app.yml"), app_yaml(&["web", "api"])).unwrap();
+        let output = contrast(
+            &dir,
+            &[
+                "generate",
+                "--reference-values",
+                "Simulated-SNP",
+                "--sim-dir",
+                dir.join("sim").to_str().unwrap(),
+                "--insecure-allow-all-policy",
+                "--coordinator",
+                "--coordinator-replicas",
+                "1",
+                dir.join("app.yml").to_str().unwrap(),
+            ],
+        );
+        assert_exit(&output, 0);
+        Self { _temp: temp, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn manifest(&self) -> ManifestDocument {
+        ManifestDocument::parse(std::fs::read(self.path("manifest.json")).unwrap()).unwrap()
+    }
+
+    /// The policy key of the coordinator and of a service.
+    fn host_data(&self, service: &str) -> String {
+        let manifest = self.manifest();
+        manifest
+            .manifest()
+            .policies
+            .iter()
+            .find(|(_, entry)| {
+                if service == "coordinator" {
+                    entry.role == Role::Coordinator
+                } else {
+                    entry
+                        .workload_secret_id
+                        .ends_with(&format!("/Deployment/default/{service}"))
+                }
+            })
+            .map(|(digest, _)| digest.clone())
+            .unwrap()
+    }
+
+    fn yamls(&self) -> [String; 2] {
+        [
+            self.path("app.yml").to_str().unwrap().to_owned(),
+            self.path("coordinator.yml").to_str().unwrap().to_owned(),
+        ]
+    }
+
+    /// The manifest with one more SAN on `service`'s policy, in Go JSON.
+    fn manifest_with_san(&self, service: &str, san: &str) -> Vec<u8> {
+        let digest = self.host_data(service);
+        let mut manifest = self.manifest().manifest().clone();
+        manifest
+            .policies
+            .get_mut(&digest)
+            .unwrap()
+            .sans
+            .get_or_insert_with(Vec::new)
+            .push(san.to_owned());
+        manifest.to_go_json().unwrap()
+    }
+}
+
+/// A `coordinator` process on loopback (killed on drop).
+struct Coordinator {
+    child: Option<Child>,
+    user: String,
+    mesh: String,
+    ops: String,
+    evidence: String,
+    state: PathBuf,
+    host_data: String,
+    sim: PathBuf,
+}
+
+impl Coordinator {
+    /// A Coordinator on fresh ports, not yet running.
+    fn new(workspace: &Workspace) -> Self {
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        Self {
+            child: None,
+            user: addr(free_port()),
+            mesh: addr(free_port()),
+            ops: addr(free_port()),
+            evidence: addr(free_port()),
+            state: workspace.path("state"),
+            host_data: workspace.host_data("coordinator"),
+            sim: workspace.path("sim"),
+        }
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.state.with_extension("log")).unwrap();
+        let child = Command::new(sibling_binary("coordinator"))
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(&self.sim)
+            .args(["--sim-host-data", &self.host_data, "--state-dir"])
+            .arg(&self.state)
+            .args(["--user-addr", &self.user, "--mesh-addr", &self.mesh])
+            .args(["--evidence-addr", &self.evidence, "--ops-addr", &self.ops])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.started() {
+            assert!(Instant::now() < deadline, "the coordinator did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn started(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.ops) else {
+            return false;
+        };
+        let _ = stream
+            .write_all(b"GET /probe/startup HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.starts_with("HTTP/1.1 200")
+    }
+
+    fn kill9_and_restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.spawn();
+    }
+
+    fn initializer(&self, service_host_data: &str, root: &Path) -> Output {
+        Command::new(sibling_binary("initializer"))
+            .args(["--coordinator", &self.mesh, "--root"])
+            .arg(root)
+            .arg("--done-file")
+            .arg(root.join("done"))
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(&self.sim)
+            .args(["--sim-host-data", service_host_data])
+            .args([
+                "--retry-min",
+                "100ms",
+                "--retry-max",
+                "200ms",
+                "--max-attempts",
+                "5",
+            ])
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn set_verify_update_restart_recover_against_a_real_coordinator() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    let c = coordinator.user.clone();
+    let [app, coordinator_yml] = ws.yamls();
+
+    // The policies must be exactly the manifest's: without the Coordinator's resources one
+    // policy key is missing.
+    let output = contrast(&ws.dir, &["set", "-c", &c, "--timeout", "5s", &app]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(&format!(
+            "in the manifest but not given: [{}]",
+            ws.host_data("coordinator")
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!ws.path("coordinator-root-ca.pem").exists());
+
+    // A manifest whose reference measurement is another one does not attest this Coordinator.
+    let mut other = ws.manifest().manifest().clone();
+    other.reference_values.snp[0].trusted_measurement = "00".repeat(48);
+    std::fs::write(
+        ws.path("other-measurement.json"),
+        other.to_go_json().unwrap(),
+    )
+    .unwrap();
+    let other_manifest = ws.path("other-measurement.json");
+    let other_manifest = other_manifest.to_str().unwrap();
+
+    // First set, started before the Coordinator: it retries until the Coordinator answers.
+    let mut set = Command::new(CONTRAST)
+        .arg("--workspace-dir")
+        .arg(&ws.dir)
+        .args(["set", "-c", &c, "--timeout", "60s", &app, &coordinator_yml])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut set_stderr = std::io::BufReader::new(set.stderr.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut set_stderr, &mut first_line).unwrap();
+    assert!(
+        first_line
+            .starts_with("setting the manifest: attempt 1 failed, retrying in 1s: cannot connect"),
+        "{first_line}"
+    );
+    coordinator.spawn();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut set_stderr, &mut rest).unwrap();
+    let status = set.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{first_line}{rest}");
+    let root_ca = read(&ws.path("coordinator-root-ca.pem"));
+    assert!(String::from_utf8_lossy(&root_ca).starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(ws.path("mesh-ca.pem").exists());
+    let shares_json = read(&ws.path("seed-shares.json"));
+    let shares = SeedShareDocument::from_json(&shares_json).unwrap();
+    let owner = SeedshareOwnerPrivateKey::from_pem(
+        &std::fs::read_to_string(ws.path("seedshare-owner.pem")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        shares
+            .share_for(&owner.public_key())
+            .unwrap()
+            .decrypt(&owner)
+            .unwrap()
+            .len(),
+        64
+    );
+
+    // A workload gets its certificate.
+    let web = ws.host_data("web");
+    let before = ws.path("web-before");
+    let output = coordinator.initializer(&web, &before);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // verify: files, modes, the head.
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 0);
+    let verify = ws.path("verify");
+    assert_eq!(mode(&verify), 0o755);
+    assert_eq!(
+        read(&verify.join("manifest.0.json")),
+        read(&ws.path("manifest.json"))
+    );
+    assert_eq!(mode(&verify.join("manifest.0.json")), 0o644);
+    assert!(!verify.join("manifest.1.json").exists());
+    for service in ["web", "api", "coordinator"] {
+        let initdata = verify.join(format!("initdata.{}.toml", ws.host_data(service)));
+        assert_eq!(mode(&initdata), 0o644, "{}", initdata.display());
+    }
+    assert_eq!(read(&verify.join("coordinator-root-ca.pem")), root_ca);
+    let first_head = String::from_utf8(read(&verify.join("latest-transition"))).unwrap();
+    assert_eq!(first_head.len(), 64);
+    assert!(first_head.chars().all(|c| c.is_ascii_hexdigit()));
+
+    // Another measurement: attestation refused (exit 5) by verify and set, naming the check.
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "-m", other_manifest]);
+    assert_exit(&output, 5);
+    assert!(
+        stderr(&output).contains("failed attestation"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).to_lowercase().contains("measurement"),
+        "{}",
+        stderr(&output)
+    );
+    let output = contrast(
+        &ws.dir,
+        &[
+            "set",
+            "-c",
+            &c,
+            "-m",
+            other_manifest,
+            &app,
+            &coordinator_yml,
+        ],
+    );
+    assert_exit(&output, 5);
+
+    // Update: a new SAN for web. The seed shares are not rewritten.
+    std::fs::write(
+        ws.path("manifest.json"),
+        ws.manifest_with_san("web", "web.example"),
+    )
+    .unwrap();
+    let output = contrast(
+        &ws.dir,
+        &["set", "-c", &c, "--timeout", "30s", &app, &coordinator_yml],
+    );
+    assert_exit(&output, 0);
+    assert_eq!(read(&ws.path("seed-shares.json")), shares_json);
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        read(&verify.join("manifest.1.json")),
+        read(&ws.path("manifest.json"))
+    );
+    let second_head = String::from_utf8(read(&verify.join("latest-transition"))).unwrap();
+    assert_ne!(second_head, first_head);
+
+    // A local manifest the Coordinator does not run: exit 3.
+    let set_manifest = read(&ws.path("manifest.json"));
+    std::fs::write(
+        ws.path("manifest.json"),
+        ws.manifest_with_san("api", "api.example"),
+    )
+    .unwrap();
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 3);
+    assert!(
+        stderr(&output).contains("does not match the expected manifest"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(ws.path("manifest.json"), &set_manifest).unwrap();
+
+    // A head that is not in the history (rolled back or forked): exit 4, head kept.
+    let foreign_head = "ab".repeat(32);
+    std::fs::write(verify.join("latest-transition"), &foreign_head).unwrap();
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output).contains("rolled back or forked"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains(&foreign_head),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        read(&verify.join("latest-transition")),
+        foreign_head.as_bytes()
+    );
+    // The first head is in the history: accepted, and replaced by the current one.
+    std::fs::write(verify.join("latest-transition"), &first_head).unwrap();
+    assert_exit(
+        &contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]),
+        0,
+    );
+    assert_eq!(
+        read(&verify.join("latest-transition")),
+        second_head.as_bytes()
+    );
+
+    // Restart: the Coordinator needs recovery; recover with the seed share.
+    coordinator.kill9_and_restart();
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "0s"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("needs_recovery"),
+        "{}",
+        stderr(&output)
+    );
+    let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 0);
+    let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("already_recovered"),
+        "{}",
+        stderr(&output)
+    );
+
+    // After recovery: same history, and a new certificate from the same root key.
+    let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        read(&verify.join("latest-transition")),
+        second_head.as_bytes()
+    );
+    let after = ws.path("web-after");
+    let output = coordinator.initializer(&web, &after);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let spki = |pem: &[u8]| {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let cert = CertificateDer::from_pem_slice(pem).unwrap();
+        let anchor = webpki::anchor_from_trusted_cert(&cert).unwrap();
+        anchor.subject_public_key_info.as_ref().to_vec()
+    };
+    // The root certificate is re-issued (fresh serial); its key derives from the seed.
+    assert_eq!(
+        spki(&read(&after.join("tls-config/coordinator-root-ca.pem"))),
+        spki(&root_ca)
+    );
+    assert_ne!(
+        read(&after.join("tls-config/certChain.pem")),
+        read(&before.join("tls-config/certChain.pem"))
+    );
+}
+
+#[test]
+fn set_without_policies_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = contrast(dir.path(), &["set", "-c", "127.0.0.1:1"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("no policies to send"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn set_refuses_an_invalid_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manifest.json"), b"{}").unwrap();
+    std::fs::write(dir.path().join("policy.toml"), b"policy").unwrap();
+    let output = contrast(
+        dir.path(),
+        &[
+            "set",
+            "-c",
+            "127.0.0.1:1",
+            "--policy-file",
+            dir.path().join("policy.toml").to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("is not valid"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn demo_completes_and_prints_its_summary() {
+    sibling_binary("coordinator");
+    sibling_binary("initializer");
+    let output = Command::new(CONTRAST).arg("demo").output().unwrap();
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" ok ")).count(),
+        15,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("old and new certificates chain to the same root"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("demo complete: 15 steps"), "{stdout}");
+}
