@@ -100,9 +100,50 @@ struct Demo {
     human: String,
 }
 
+/// Under `cargo run` (which sets `CARGO`), builds the `coordinator` and `initializer` binaries
+/// next to this one when they are missing, in the same profile, so that `cargo run --release
+/// --bin contrast -- demo` works on a fresh clone. Outside cargo nothing is built.
+fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
+    let missing: Vec<&str> = ["coordinator", "initializer"]
+        .into_iter()
+        .filter(|name| !contrast.with_file_name(name).is_file())
+        .collect();
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let release = contrast
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|profile| profile == "release");
+    eprintln!(
+        "building {} ({} profile) for the demo; this takes a few minutes the first time",
+        missing.join(" and "),
+        if release { "release" } else { "dev" }
+    );
+    let mut command = std::process::Command::new(cargo);
+    command.arg("build");
+    if release {
+        command.arg("--release");
+    }
+    for name in &missing {
+        command.args(["-p", name]);
+    }
+    let status = command
+        .status()
+        .context("running cargo to build the demo's binaries")?;
+    if !status.success() {
+        bail!("cargo build of {} failed ({status})", missing.join(" and "));
+    }
+    Ok(())
+}
+
 /// Runs `contrast demo`.
 pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let contrast = std::env::current_exe().context("cannot find the contrast binary itself")?;
+    build_missing_siblings(&contrast)?;
     let sibling = |name: &str| -> anyhow::Result<PathBuf> {
         let path = contrast.with_file_name(name);
         if path.is_file() {
