@@ -579,3 +579,26 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
         "{result:?}"
     );
 }
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let pid = coordinator.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = coordinator.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}\n{}", coordinator.log_text());
+    let log = coordinator.log_text();
+    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+}
