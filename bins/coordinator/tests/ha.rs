@@ -172,7 +172,7 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
     let state_dir = dir.path().join("state");
     let active = CoordinatorProcess::start(&state_dir, &[]);
     let web = Workload::new("web");
-    active
+    let first = active
         .user_client(None)
         .set_manifest(&request(std::slice::from_ref(&web), None))
         .await
