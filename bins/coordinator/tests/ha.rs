@@ -224,6 +224,42 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
         !metrics.contains("endpoint=\"peer\",result=\"ok\""),
         "{metrics}"
     );
+
+    // A seed-share owner's recovery is refused while a recovered peer is ready …
+    let shares = contrast_core::seedshare::SeedShareDocument::from(
+        first.value.seed_shares_doc.clone().unwrap(),
+    );
+    let seed = shares.seed_shares[0].decrypt(&owners().seedshare).unwrap();
+    let mut recover = contrast_core::api::RecoverRequest {
+        seed: zeroize::Zeroizing::new(seed.to_vec()),
+        salt: shares.salt.clone(),
+        force: false,
+    };
+    let key =
+        || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
+    // This VM attests with the workload's HOST_DATA, so the client must expect that.
+    let client = || {
+        let mut validator = coordinator_validator();
+        validator.policy.expected_host_data = Some(vec![web.host_data()]);
+        contrast_attest::client::CoordinatorClient::new(
+            workload_vm.user.clone(),
+            contrast_attest::AtlsClient::new(Some(validator)).with_key(std::sync::Arc::new(key())),
+        )
+    };
+    let refused = client().recover(&recover).await;
+    let error = refused.unwrap_err();
+    assert_eq!(error.api_code(), Some(&ErrorCode::AlreadyRecovered));
+    assert!(
+        error
+            .to_string()
+            .contains("1 recovered peers are available"),
+        "{error}"
+    );
+    assert_eq!(workload_vm.readiness(), 503);
+    // … and allowed when forced.
+    recover.force = true;
+    client().recover(&recover).await.unwrap();
+    workload_vm.wait_for("/probe/readiness", 200, Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
