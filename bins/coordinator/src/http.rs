@@ -18,10 +18,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
@@ -291,32 +291,15 @@ pub(crate) async fn serve_atls<S: AtlsService>(
     listener: TcpListener,
     service: Arc<S>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let (tcp, remote) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = service.name(), %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Without TCP_NODELAY every handshake waits out a delayed ACK (40 ms on Linux).
-        let _ = tcp.set_nodelay(true);
+    let name = service.name();
+    accept_loop(listener, name, shutdown, |tcp, remote, watcher| {
         let Some((config, slot, context)) = service.configure() else {
-            tracing::debug!(listener = service.name(), %remote, "connection refused: no state to serve");
-            drop(tcp);
-            continue;
+            tracing::debug!(listener = name, %remote, "connection refused: no state to serve");
+            return;
         };
         let service = Arc::clone(&service);
-        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let started = Instant::now();
             let acceptor = TlsAcceptor::from(Arc::new(config));
@@ -329,12 +312,12 @@ pub(crate) async fn serve_atls<S: AtlsService>(
                     let reason = slot
                         .error()
                         .map_or_else(|| error.to_string(), |e| e.to_string());
-                    tracing::info!(listener = service.name(), %remote, reason, "handshake failed");
+                    tracing::info!(listener = name, %remote, reason, "handshake failed");
                     return;
                 }
                 Err(_) => {
                     service.handshake_done(started.elapsed(), false);
-                    tracing::info!(listener = service.name(), %remote, timeout = ?limits.handshake_timeout, "handshake timed out");
+                    tracing::info!(listener = name, %remote, timeout = ?limits.handshake_timeout, "handshake timed out");
                     return;
                 }
             };
@@ -345,7 +328,6 @@ pub(crate) async fn serve_atls<S: AtlsService>(
                 context,
                 remote,
             });
-            let handler = Arc::clone(&service);
             let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(Duration::from_secs(15)))
@@ -353,27 +335,19 @@ pub(crate) async fn serve_atls<S: AtlsService>(
                 .serve_connection(
                     TokioIo::new(tls),
                     hyper::service::service_fn(move |request| {
-                        let handler = Arc::clone(&handler);
+                        let service = Arc::clone(&service);
                         let connection = Arc::clone(&connection);
                         async move {
                             Ok::<_, std::convert::Infallible>(
-                                handler.handle(connection, request).await,
+                                service.handle(connection, request).await,
                             )
                         }
                     }),
                 );
-            match tokio::time::timeout(limits.connection_timeout, watcher.watch(http)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(listener = service.name(), %remote, %error, "connection ended with an error");
-                }
-                Err(_) => {
-                    tracing::info!(listener = service.name(), %remote, "connection closed after the connection timeout");
-                }
-            }
+            serve_until_done(name, remote, limits, watcher.watch(http)).await;
         });
-    }
-    drain(graceful).await;
+    })
+    .await;
 }
 
 /// A service behind a plain HTTP/1.1 listener.
@@ -393,7 +367,33 @@ pub(crate) async fn serve_plain<S: PlainService>(
     listener: TcpListener,
     service: Arc<S>,
     limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let name = service.name();
+    accept_loop(listener, name, shutdown, |tcp, remote, watcher| {
+        let service = Arc::clone(&service);
+        let http = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.handshake_timeout)
+            .serve_connection(
+                TokioIo::new(tcp),
+                hyper::service::service_fn(move |request| {
+                    let service = Arc::clone(&service);
+                    async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+                }),
+            );
+        tokio::spawn(serve_until_done(name, remote, limits, watcher.watch(http)));
+    })
+    .await;
+}
+
+/// Accepts connections (with `TCP_NODELAY`) and hands each to `on_connection` until `shutdown`
+/// turns true, then gives the open ones [`SHUTDOWN_GRACE`] to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    name: &'static str,
     mut shutdown: watch::Receiver<bool>,
+    mut on_connection: impl FnMut(TcpStream, SocketAddr, Watcher),
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -401,52 +401,45 @@ pub(crate) async fn serve_plain<S: PlainService>(
             accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let (tcp, remote) = match accepted {
-            Ok(accepted) => accepted,
+        match accepted {
+            Ok((tcp, remote)) => {
+                // Without TCP_NODELAY every handshake waits out a delayed ACK (40 ms on Linux).
+                let _ = tcp.set_nodelay(true);
+                on_connection(tcp, remote, graceful.watcher());
+            }
             Err(error) => {
-                tracing::warn!(listener = service.name(), %error, "accept failed");
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(listener = name, %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let _ = tcp.set_nodelay(true);
-        let handler = Arc::clone(&service);
-        let name = service.name();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let http =
-                hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.handshake_timeout)
-                    .serve_connection(
-                        TokioIo::new(tcp),
-                        hyper::service::service_fn(move |request| {
-                            let handler = Arc::clone(&handler);
-                            async move {
-                                Ok::<_, std::convert::Infallible>(handler.handle(request).await)
-                            }
-                        }),
-                    );
-            match tokio::time::timeout(limits.connection_timeout, watcher.watch(http)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::debug!(listener = name, %remote, %error, "connection ended with an error");
-                }
-                Err(_) => {
-                    tracing::info!(listener = name, %remote, "connection closed after the connection timeout");
-                }
-            }
-        });
+        }
     }
-    drain(graceful).await;
-}
-
-async fn drain(graceful: GracefulShutdown) {
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+        tracing::warn!(
+            listener = name,
+            "connections still open after {SHUTDOWN_GRACE:?}; closing them"
+        );
+    }
+}
+
+/// Serves one connection until it ends or reaches the connection timeout.
+async fn serve_until_done<E: std::fmt::Display>(
+    name: &'static str,
+    remote: SocketAddr,
+    limits: Limits,
+    connection: impl Future<Output = Result<(), E>>,
+) {
+    match tokio::time::timeout(limits.connection_timeout, connection).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(listener = name, %remote, %error, "connection ended with an error");
+        }
+        Err(_) => {
+            tracing::info!(listener = name, %remote, "connection closed after the connection timeout");
+        }
     }
 }
 

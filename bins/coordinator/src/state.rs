@@ -293,17 +293,9 @@ impl Guard {
             old.map_or(1, |state| state.generation + 1),
             view,
         )?;
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        let unchanged = match (current.as_ref(), old) {
-            (Some(now), Some(old)) => Arc::ptr_eq(now, old),
-            (None, None) => true,
-            _ => false,
-        };
         // If the swap fails another update built on this one already happened; the caller
         // still gets the state its request produced (as upstream).
-        if unchanged {
-            *current = Some(Arc::clone(&state));
-        }
+        self.swap(old, &state);
         Ok(state)
     }
 
@@ -385,18 +377,26 @@ impl Guard {
             generation,
             view,
         )?;
+        if self.swap(old, &state) {
+            Ok(state)
+        } else {
+            Err(ResetError::Replaced)
+        }
+    }
 
+    /// Replaces the held state with `new` if it is still `old` (compared by pointer); returns
+    /// whether it did.
+    fn swap(&self, old: Option<&Arc<State>>, new: &Arc<State>) -> bool {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let unchanged = match (current.as_ref(), old) {
             (Some(now), Some(old)) => Arc::ptr_eq(now, old),
             (None, None) => true,
             _ => false,
         };
-        if !unchanged {
-            return Err(ResetError::Replaced);
+        if unchanged {
+            *current = Some(Arc::clone(new));
         }
-        *current = Some(Arc::clone(&state));
-        Ok(state)
+        unchanged
     }
 
     /// Marks the held state stale if `stored_head` is neither its head nor one of its
