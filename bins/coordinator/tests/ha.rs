@@ -1,12 +1,21 @@
-//! High availability: three Coordinators sharing one file store recover each other.
+//! High availability: three Coordinators sharing one store recover each other. The same
+//! scenario runs on a file store (static peers) and on ConfigMaps of an in-process Kubernetes
+//! API server (peers discovered through pod objects).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
+// The fake API server of contrast-store's tests, shared rather than copied.
+#[path = "../../../contrast-store/tests/support/mod.rs"]
+mod fake_apiserver;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use contrast_core::api::{ErrorCode, SetManifestRequest};
+use fake_apiserver::FakeApiServer;
+use serde_json::json;
 use support::*;
 
 const INTERVAL: &str = "200ms";
@@ -80,7 +89,19 @@ async fn converge(replicas: &[CoordinatorProcess], timeout: Duration) -> Vec<u8>
 async fn replicas_recover_each_other_and_resolve_races() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let mut replicas = replicas(&state_dir);
+    let replicas = replicas(&state_dir);
+    recover_each_other_and_resolve_races(dir.path(), replicas, 30).await;
+}
+
+/// Set a manifest on the first replica; the others become active by peer recovery. Kill -9
+/// the second and restart it: it recovers from a peer. Every replica serves initializers
+/// with the same mesh CA. Then race updates on two replicas: one linear history.
+/// `rounds` races run unless `CONTRAST_HA_ROUNDS` says otherwise.
+async fn recover_each_other_and_resolve_races(
+    dir: &std::path::Path,
+    mut replicas: Vec<CoordinatorProcess>,
+    rounds: usize,
+) {
     let web = Workload::new("web");
 
     // Set on one; the others become active by peer recovery, without any user action.
@@ -97,10 +118,10 @@ async fn replicas_recover_each_other_and_resolve_races() {
     // Kill -9 one and restart it: it recovers from a peer and serves initializers with the
     // same mesh CA key (its certificate verifies against the mesh CA the first replica issued).
     let restarted = replicas.remove(1).kill9_and_restart();
-    restarted.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+    restarted.wait_for("/probe/readiness", 200, Duration::from_secs(10));
     replicas.insert(1, restarted);
     for (i, replica) in replicas.iter().enumerate() {
-        let root = dir.path().join(format!("web-{i}"));
+        let root = dir.join(format!("web-{i}"));
         let output = run_initializer(replica, &web, &root, &["--max-attempts", "5"]);
         assert!(
             output.status.success(),
@@ -116,12 +137,12 @@ async fn replicas_recover_each_other_and_resolve_races() {
 
     // Races: two replicas accept updates at once; one wins, the other gets a conflict, and
     // everyone converges to one linear history.
-    // The issue's 200 rounds take about 5 minutes in a debug build on 2 busy cores; CI runs 30,
-    // and `CONTRAST_HA_ROUNDS=200 cargo test -p coordinator --test ha` runs the full count.
+    // The issue's 200 rounds take about 5 minutes in a debug build on 2 busy cores; CI runs
+    // fewer, and `CONTRAST_HA_ROUNDS=200 cargo test -p coordinator --test ha` runs the full count.
     let rounds: usize = std::env::var("CONTRAST_HA_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(rounds);
     let mut wins = 0;
     for round in 0..rounds {
         let a = [web.clone(), Workload::new(&format!("a{round}"))];
@@ -307,5 +328,157 @@ async fn recovery_from_a_peer_at_another_head_fails_safely() {
         snapshot(&behind_dir),
         before,
         "a failed recovery changed the store"
+    );
+}
+
+const NAMESPACE: &str = "contrast";
+const TOKEN: &str = "coordinator-service-account-token";
+
+/// Plays the kubelet for the replicas' pods: a readiness probe every 100 ms sets each pod's
+/// `Ready` condition. Stops when dropped.
+struct Kubelet {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Kubelet {
+    fn start(server: Arc<FakeApiServer>, pods: Vec<(String, String)>) -> Kubelet {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                for (pod, ops) in &pods {
+                    let ready = http_get(ops, "/probe/readiness").is_ok_and(|(s, _)| s == 200);
+                    server.set_pod_ready(pod, ready);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Kubelet {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The same scenario with `--store kubernetes`: the history lives in ConfigMaps of an
+/// in-process API server, and each replica finds its peers by listing the Coordinator pods
+/// (label `app.kubernetes.io/name=coordinator`, role annotation `coordinator`, `Ready`). As in
+/// a cluster every pod has its own IP (127.0.0.2–4) and all serve the mesh API on one port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_configmaps_find_each_other_through_pods() {
+    let server = Arc::new(FakeApiServer::start(NAMESPACE, TOKEN).await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: coordinator\n\
+             current-context: fake\nusers:\n- name: coordinator\n  user:\n    token: {TOKEN}\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let statefulset_uid = "0d7c5e1a-0000-4000-8000-00000000c0de";
+    let owner = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "coordinator",
+        "uid": statefulset_uid, "controller": true, "blockOwnerDeletion": true}]);
+    let mesh_port = free_port();
+    // A ready pod that is not a Coordinator must never be asked for secrets.
+    server.add_labelled_pod(
+        "web-0",
+        json!([]),
+        json!({"app.kubernetes.io/name": "web"}),
+        json!({"contrast.edgeless.systems/pod-role": "coordinator"}),
+        Some("127.0.0.9"),
+    );
+    server.set_pod_ready("web-0", true);
+
+    let env = [(
+        "KUBECONFIG".to_owned(),
+        kubeconfig.to_str().unwrap().to_owned(),
+    )];
+    let mut pods = Vec::new();
+    let replicas: Vec<CoordinatorProcess> = (0..3)
+        .map(|i| {
+            let pod = format!("coordinator-{i}");
+            let ip = format!("127.0.0.{}", i + 2);
+            server.add_labelled_pod(
+                &pod,
+                owner.clone(),
+                json!({"app.kubernetes.io/name": "coordinator"}),
+                json!({"contrast.edgeless.systems/pod-role": "coordinator"}),
+                Some(&ip),
+            );
+            let local = |port: u16| format!("127.0.0.1:{port}");
+            let addrs = [
+                local(free_port()),
+                format!("{ip}:{mesh_port}"),
+                local(free_port()),
+                local(free_port()),
+            ];
+            let replica = CoordinatorProcess::start_with(
+                &dir.path().join(&pod),
+                addrs,
+                &coordinator_workload(),
+                &[
+                    "--store",
+                    "kubernetes",
+                    "--namespace",
+                    NAMESPACE,
+                    "--pod-name",
+                    &pod,
+                    "--recovery-interval",
+                    INTERVAL,
+                ],
+                &env,
+                true,
+            );
+            pods.push((pod, replica.ops.clone()));
+            replica
+        })
+        .collect();
+    let _kubelet = Kubelet::start(Arc::clone(&server), pods);
+
+    recover_each_other_and_resolve_races(dir.path(), replicas, 10).await;
+
+    // The history is in ConfigMaps owned by the StatefulSet, and discovery listed pods.
+    let head = server
+        .configmap("contrast-store-transitions-latest")
+        .expect("the signed head is a ConfigMap");
+    assert_eq!(
+        head["metadata"]["ownerReferences"][0]["uid"],
+        json!(statefulset_uid)
+    );
+    assert_eq!(
+        head["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        json!("contrast.edgeless.systems")
+    );
+    assert!(
+        server.requests().iter().any(|r| r
+            .starts_with(&format!("GET /api/v1/namespaces/{NAMESPACE}/pods?"))
+            && r.contains("labelSelector=app.kubernetes.io%2Fname%3Dcoordinator")),
+        "no pod listing by label: {:?}",
+        server.requests()
+    );
+    assert!(
+        !std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|entry| entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("coordinator-")
+                && entry.path().is_dir()),
+        "a replica used the file store"
     );
 }

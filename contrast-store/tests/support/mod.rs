@@ -25,7 +25,9 @@
 //!
 //! Test controls: [`drop_watches`](FakeApiServer::drop_watches) aborts every open watch
 //! connection, [`compact`](FakeApiServer::compact) forgets the event history,
-//! [`add_pod`](FakeApiServer::add_pod) adds a pod, and [`requests`](FakeApiServer::requests)
+//! [`add_pod`](FakeApiServer::add_pod) and [`add_labelled_pod`](FakeApiServer::add_labelled_pod)
+//! add pods (listed by label selector), [`set_pod_ready`](FakeApiServer::set_pod_ready) plays
+//! the kubelet's readiness probe, and [`requests`](FakeApiServer::requests)
 //! logs what was asked. [`SilentServer`] accepts connections and never answers.
 //! [`FakeBackedStore`] bundles a store with its server for the generic conformance suite.
 //!
@@ -167,10 +169,24 @@ impl FakeApiServer {
 
     /// Adds a pod named `name` with these owner references (JSON array).
     pub fn add_pod(&self, name: &str, owner_references: Value) {
+        self.add_labelled_pod(name, owner_references, json!({}), json!({}), None);
+    }
+
+    /// Adds a pod named `name` with owner references, labels and annotations (JSON), and, if
+    /// `pod_ip` is given, a status with that IP whose `Ready` condition is `False` until
+    /// [`set_pod_ready`](FakeApiServer::set_pod_ready).
+    pub fn add_labelled_pod(
+        &self,
+        name: &str,
+        owner_references: Value,
+        labels: Value,
+        annotations: Value,
+        pod_ip: Option<&str>,
+    ) {
         let mut state = self.shared.lock();
         let version = state.next_version();
         let uid = state.next_uid();
-        let pod = json!({
+        let mut pod = json!({
             "kind": "Pod",
             "apiVersion": "v1",
             "metadata": {
@@ -179,10 +195,31 @@ impl FakeApiServer {
                 "uid": uid,
                 "resourceVersion": version.to_string(),
                 "ownerReferences": owner_references,
+                "labels": labels,
+                "annotations": annotations,
             },
             "spec": {"containers": [{"name": "coordinator", "image": "coordinator"}]},
         });
+        if let Some(ip) = pod_ip {
+            pod["status"] = json!({
+                "phase": "Running",
+                "podIP": ip,
+                "conditions": [{"type": "Ready", "status": "False"}],
+            });
+        }
         state.pods.insert(name.to_owned(), pod);
+    }
+
+    /// Sets the `Ready` condition of pod `name`, as the kubelet does from the readiness probe.
+    pub fn set_pod_ready(&self, name: &str, ready: bool) {
+        let mut state = self.shared.lock();
+        let version = state.next_version();
+        let Some(pod) = state.pods.get_mut(name) else {
+            panic!("no pod {name}");
+        };
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+        pod["metadata"]["resourceVersion"] = json!(version.to_string());
     }
 
     /// Sets `binaryData[entry]` of ConfigMap `name` directly in the server's state (as a
@@ -554,6 +591,7 @@ async fn handle(
         (Method::DELETE, ["api", "v1", "namespaces", _, "configmaps", name]) => {
             delete_configmap(&shared, name)
         }
+        (Method::GET, ["api", "v1", "namespaces", _, "pods"]) => list_pods(&shared, &query),
         (Method::GET, ["api", "v1", "namespaces", _, "pods", name]) => {
             match shared.lock().pods.get(*name) {
                 Some(pod) => full(StatusCode::OK, pod),
@@ -753,6 +791,36 @@ impl Filter {
                 (actual == Some(value.as_str())) == *equal
             })
     }
+}
+
+/// LIST of pods with a label or field selector (no paging: the tests keep a handful).
+fn list_pods(shared: &Shared, query: &BTreeMap<String, String>) -> Response<Body> {
+    let filter = match Filter::parse(query) {
+        Ok(filter) => filter,
+        Err(message) => return bad_request(&message),
+    };
+    let state = shared.lock();
+    let items: Vec<Value> = state
+        .pods
+        .values()
+        .filter(|pod| filter.matches(pod))
+        .map(|pod| {
+            let mut pod = pod.clone();
+            if let Some(object) = pod.as_object_mut() {
+                object.remove("kind");
+                object.remove("apiVersion");
+            }
+            pod
+        })
+        .collect();
+    full(
+        StatusCode::OK,
+        &json!({
+            "kind": "PodList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": state.version.to_string()},
+            "items": items,
+        }),
+    )
 }
 
 // ---------------------------------------------------------------- ConfigMaps

@@ -164,6 +164,8 @@ pub struct CoordinatorProcess {
     pub ops: String,
     pub log: PathBuf,
     pub extra: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub identity: Workload,
 }
 
 impl CoordinatorProcess {
@@ -186,8 +188,22 @@ impl CoordinatorProcess {
         extra: &[&str],
         wait: bool,
     ) -> Self {
-        let addr = |port: u16| format!("127.0.0.1:{port}");
-        let log = state_dir.with_extension(format!("log-{}", ports[0]));
+        let addrs = ports.map(|port| format!("127.0.0.1:{port}"));
+        Self::start_with(state_dir, addrs, identity, extra, &[], wait)
+    }
+
+    /// Starts a Coordinator on the addresses `[user, mesh, evidence, ops]` with extra flags and
+    /// environment variables.
+    pub fn start_with(
+        state_dir: &Path,
+        addrs: [String; 4],
+        identity: &Workload,
+        extra: &[&str],
+        env: &[(String, String)],
+        wait: bool,
+    ) -> Self {
+        let [user, mesh, evidence, ops] = addrs;
+        let log = state_dir.with_extension(format!("log-{}", user.replace([':', '.'], "-")));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
             .args(["--tee", "simulated", "--sim-dir"])
@@ -195,12 +211,13 @@ impl CoordinatorProcess {
             .args(["--sim-host-data", &identity.host_data_hex()])
             .arg("--state-dir")
             .arg(state_dir)
-            .args(["--user-addr", &addr(ports[0])])
-            .args(["--mesh-addr", &addr(ports[1])])
-            .args(["--evidence-addr", &addr(ports[2])])
-            .args(["--ops-addr", &addr(ports[3])])
+            .args(["--user-addr", &user])
+            .args(["--mesh-addr", &mesh])
+            .args(["--evidence-addr", &evidence])
+            .args(["--ops-addr", &ops])
             .args(["--log-level", "info,coordinator=debug"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -208,12 +225,14 @@ impl CoordinatorProcess {
         let process = Self {
             child,
             state_dir: state_dir.to_path_buf(),
-            user: addr(ports[0]),
-            mesh: addr(ports[1]),
-            evidence: addr(ports[2]),
-            ops: addr(ports[3]),
+            user,
+            mesh,
+            evidence,
+            ops,
             log,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: env.to_vec(),
+            identity: identity.clone(),
         };
         if wait {
             process.wait_for("/probe/startup", 200, Duration::from_secs(30));
@@ -221,15 +240,21 @@ impl CoordinatorProcess {
         process
     }
 
-    /// SIGKILL, then a new process on the same ports and state directory.
+    /// SIGKILL, then a new process on the same addresses, flags and state directory.
     pub fn kill9_and_restart(mut self) -> Self {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let ports = [&self.user, &self.mesh, &self.evidence, &self.ops]
-            .map(|a| a.rsplit_once(':').unwrap().1.parse::<u16>().unwrap());
+        let addrs = [&self.user, &self.mesh, &self.evidence, &self.ops].map(String::clone);
         let extra: Vec<String> = std::mem::take(&mut self.extra);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        Self::start_on(&self.state_dir.clone(), ports, &extra)
+        Self::start_with(
+            &self.state_dir.clone(),
+            addrs,
+            &self.identity.clone(),
+            &extra,
+            &self.env.clone(),
+            true,
+        )
     }
 
     /// Polls an ops path until it answers `status`.
