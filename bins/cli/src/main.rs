@@ -41,6 +41,9 @@ pub enum ExitStatus {
     HistoryNotExtending,
     /// The Coordinator's attestation was refused (the failed check is printed).
     AttestationRefused,
+    /// `verify`: the history the Coordinator sent does not verify on its own (a manifest was
+    /// changed, removed or reordered, or the head does not match the manifests).
+    InconsistentHistory,
 }
 
 impl ExitStatus {
@@ -54,6 +57,7 @@ impl ExitStatus {
             Self::ManifestMismatch => 3,
             Self::HistoryNotExtending => 4,
             Self::AttestationRefused => 5,
+            Self::InconsistentHistory => 6,
         }
     }
 }
@@ -106,7 +110,8 @@ Exit codes:
   2  usage error (unknown flag, missing argument, flags that cannot be combined)
   3  verify: the Coordinator's newest manifest differs from the local manifest
   4  verify: the Coordinator's history does not extend the head seen last (rolled back/forked)
-  5  set, verify, recover: the Coordinator's attestation was refused";
+  5  set, verify, recover: the Coordinator's attestation was refused
+  6  verify: the Coordinator's history is inconsistent (changed, truncated or reordered)";
 
 /// Command line of the `contrast` tool.
 #[derive(Debug, Parser)]

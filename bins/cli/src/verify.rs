@@ -25,6 +25,7 @@ Verify the Coordinator as a data owner.
 2. Its manifest history is fetched and checked: the transition chain rebuilt from the
    manifests must end in the head the Coordinator claims, every policy of the newest manifest
    must be present, the CAs must be certificates.
+   A history that does not verify is refused (exit 6).
 3. If verify/latest-transition holds the head seen by an earlier run, the new history must
    contain it: otherwise the history was rolled back or forked (exit 4).
 4. The verify/ directory is written (0755, files 0644): coordinator-root-ca.pem, mesh-ca.pem,
@@ -45,7 +46,8 @@ Exit codes:
   2  usage error
   3  the newest manifest at the Coordinator differs from the local manifest
   4  the history does not extend the head in verify/latest-transition (rolled back or forked)
-  5  the Coordinator's attestation was refused (the failed check is printed)";
+  5  the Coordinator's attestation was refused (the failed check is printed)
+  6  the Coordinator's history is inconsistent: a manifest was changed, removed or reordered";
 
 /// The file that remembers the head seen last.
 pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
@@ -81,11 +83,13 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         ))
         .map_err(|error| set::client_failure(error, &args.coordinator))?
         .value;
-    let deployment = verify_deployment(&response).with_context(|| {
-        format!(
-            "the coordinator at {} sent an inconsistent history; do not trust it",
+    let deployment = verify_deployment(&response).map_err(|error| Failure {
+        status: ExitStatus::InconsistentHistory,
+        message: format!(
+            "the coordinator at {} sent an inconsistent history: {error}; do not trust this \
+             coordinator (its history was changed, truncated or reordered); nothing was written",
             args.coordinator
-        )
+        ),
     })?;
 
     let dir = workspace.path(workspace::VERIFY_DIR);

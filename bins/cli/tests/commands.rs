@@ -578,3 +578,136 @@ fn demo_completes_and_prints_its_summary() {
     );
     assert!(stdout.contains("demo complete: 15 steps"), "{stdout}");
 }
+
+/// The Coordinator's history as its user API serves it, fetched with the library client.
+fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifestsResponse {
+    let validator =
+        contrast_attest::client::coordinator_validator(ws.manifest().manifest()).unwrap();
+    let client = contrast_attest::client::CoordinatorClient::new(
+        addr,
+        contrast_attest::AtlsClient::new(Some(validator)),
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client.get_manifests())
+        .unwrap()
+        .value
+}
+
+/// A Coordinator stand-in that passes attestation (the simulated platform signs its reports
+/// for the Coordinator's HOST_DATA, as the real one's) and answers every request with `body`:
+/// what a data owner would see from a Coordinator whose history was tampered with.
+fn serve_history(ws: &Workspace, body: Vec<u8>) -> String {
+    use std::sync::Arc;
+
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
+    let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let issuer = env.issuer(env.guest([0x5a; 64], host_data).unwrap());
+    let server = contrast_attest::AtlsServer::new(Some(issuer));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (config, _slot) = server.config(&mut rand_core::OsRng).unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                let body = bytes::Bytes::from(body.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |_request| {
+                        let response = hyper::Response::builder()
+                            .header(hyper::header::CONTENT_TYPE, "application/json")
+                            .body(http_body_util::Full::new(body.clone()))
+                            .unwrap();
+                        async move { Ok::<_, std::convert::Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn verify_refuses_a_rolled_back_and_a_truncated_history() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    coordinator.spawn();
+    let c = coordinator.user.clone();
+    let [app, coordinator_yml] = ws.yamls();
+    let set = |ws: &Workspace| {
+        contrast(
+            &ws.dir,
+            &["set", "-c", &c, "--timeout", "30s", &app, &coordinator_yml],
+        )
+    };
+    let verify = |ws: &Workspace, c: &str| contrast(&ws.dir, &["verify", "-c", c]);
+
+    assert_exit(&set(&ws), 0);
+    assert_exit(&verify(&ws, &c), 0);
+    let head_file = coordinator.state.join("transitions/latest");
+    let first_signed_head = read(&head_file);
+    std::fs::write(
+        ws.path("manifest.json"),
+        ws.manifest_with_san("web", "web.example"),
+    )
+    .unwrap();
+    assert_exit(&set(&ws), 0);
+    assert_exit(&verify(&ws, &c), 0);
+    let seen = read(&ws.path("verify/latest-transition"));
+
+    // Truncated: the oldest manifest is left out. The chain rebuilt from the rest does not
+    // end in the signed head: exit 6, and verify/ is not touched.
+    let mut truncated = fetch_history(&ws, &c);
+    assert_eq!(truncated.manifests.len(), 2);
+    truncated.manifests.remove(0);
+    let impostor = serve_history(&ws, serde_json::to_vec(&truncated).unwrap());
+    let output = verify(&ws, &impostor);
+    assert_exit(&output, 6);
+    assert!(
+        stderr(&output).contains("inconsistent history")
+            && stderr(&output).contains("does not match its head"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(read(&ws.path("verify/latest-transition")), seen);
+
+    // Rolled back: the store's head is replaced by the older head, which is validly signed.
+    // The restarted Coordinator, recovered by the seed-share owner, serves the shorter
+    // history; it does not contain the head this data owner saw last: exit 4.
+    std::fs::write(&head_file, &first_signed_head).unwrap();
+    coordinator.kill9_and_restart();
+    assert_exit(
+        &contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]),
+        0,
+    );
+    assert_eq!(fetch_history(&ws, &c).manifests.len(), 1);
+    let output = verify(&ws, &c);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output).contains("rolled back or forked")
+            && stderr(&output).contains(std::str::from_utf8(&seen).unwrap()),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(read(&ws.path("verify/latest-transition")), seen);
+}
