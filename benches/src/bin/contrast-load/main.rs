@@ -128,6 +128,16 @@ enum Scenario {
     Mixed,
 }
 
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Steady => "steady",
+            Self::Burst => "burst",
+            Self::Mixed => "mixed",
+        }
+    }
+}
+
 /// The run's report (the `--json` document).
 #[derive(Debug, Serialize)]
 struct Report {
@@ -684,7 +694,8 @@ async fn burst(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, start: Instant) ->
     tally
 }
 
-/// A data owner: attest the Coordinator, fetch the history, verify it; until `done`.
+/// A data owner: attest the Coordinator, fetch the history, verify it; until `done` (at
+/// least once).
 async fn data_owner_loop(
     client: Result<CoordinatorClient, contrast_attest::client::DeploymentError>,
     done: Arc<AtomicBool>,
@@ -697,7 +708,8 @@ async fn data_owner_loop(
             return tally;
         }
     };
-    while !done.load(Ordering::SeqCst) {
+    // At least once, however short the run.
+    loop {
         let started = Instant::now();
         match client.get_manifests().await {
             Ok(response) => match verify_deployment(&response.value) {
@@ -706,8 +718,10 @@ async fn data_owner_loop(
             },
             Err(e) => tally.error(reason(&e), e.to_string()),
         }
+        if done.load(Ordering::SeqCst) {
+            return tally;
+        }
     }
-    tally
 }
 
 /// The issue's targets against this run.
@@ -768,9 +782,10 @@ fn print_summary(label: &str, summary: &Summary) {
 
 fn print_text(report: &Report) {
     println!(
-        "scenario {:?}, {} concurrent simulated initializers (own chip each, fresh P-256 key \
+        "scenario {}, {} concurrent simulated initializers (own chip each, fresh P-256 key \
          and aTLS handshake per attestation)",
-        report.scenario, report.concurrency
+        report.scenario.name(),
+        report.concurrency
     );
     if let Some(initial) = &report.initial_round {
         print_summary("initial round", initial);
