@@ -25,6 +25,21 @@ fn set_request(manifest: Vec<u8>, workloads: &[Workload]) -> SetManifestRequest 
     }
 }
 
+/// Sets the first manifest (owner keys of [`default_owner_keys`]) for `workloads`.
+async fn set_first_manifest(
+    coordinator: &CoordinatorProcess,
+    workloads: &[Workload],
+) -> contrast_attest::client::Attested<SetManifestResponse> {
+    coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            manifest(workloads, default_owner_keys()),
+            workloads,
+        ))
+        .await
+        .unwrap()
+}
+
 fn api_code(result: &Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
     match result {
         Err(error) => error
@@ -65,14 +80,7 @@ async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca()
     assert_eq!(coordinator.readiness(), 503, "uninitialized is not ready");
 
     let workloads: Vec<Workload> = ["web", "db", "cache"].map(Workload::new).to_vec();
-    let first = coordinator
-        .user_client(None)
-        .set_manifest(&set_request(
-            manifest(&workloads, default_owner_keys()),
-            &workloads,
-        ))
-        .await
-        .unwrap();
+    let first = set_first_manifest(&coordinator, &workloads).await;
     // The Coordinator attested as the simulated VM with its policy hash.
     let attested = first.peer.attestation.as_ref().unwrap();
     assert_eq!(attested.host_data, coordinator_workload().host_data());
@@ -227,14 +235,7 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
     let state_dir = dir.path().join("state");
     let coordinator = CoordinatorProcess::start(&state_dir, &[]);
     let workloads = vec![Workload::new("web")];
-    let first = coordinator
-        .user_client(None)
-        .set_manifest(&set_request(
-            manifest(&workloads, default_owner_keys()),
-            &workloads,
-        ))
-        .await
-        .unwrap();
+    let first = set_first_manifest(&coordinator, &workloads).await;
     let before = snapshot(&state_dir);
     let next = manifest(
         &[Workload::new("web"), Workload::new("db")],
@@ -313,14 +314,7 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     let state_dir = dir.path().join("state");
     let coordinator = CoordinatorProcess::start(&state_dir, &[]);
     let workloads = vec![Workload::new("web")];
-    let first = coordinator
-        .user_client(None)
-        .set_manifest(&set_request(
-            manifest(&workloads, default_owner_keys()),
-            &workloads,
-        ))
-        .await
-        .unwrap();
+    let first = set_first_manifest(&coordinator, &workloads).await;
     let shares = SeedShareDocument::from(first.value.seed_shares_doc.clone().unwrap());
     let seed = shares.seed_shares[0].decrypt(&owners().seedshare).unwrap();
 
@@ -430,14 +424,7 @@ async fn malformed_requests_and_stalled_clients_do_not_stop_the_service() {
     let state_dir = dir.path().join("state");
     let coordinator = CoordinatorProcess::start(&state_dir, &["--handshake-timeout", "1s"]);
     let workloads = vec![Workload::new("web")];
-    let first = coordinator
-        .user_client(None)
-        .set_manifest(&set_request(
-            manifest(&workloads, default_owner_keys()),
-            &workloads,
-        ))
-        .await
-        .unwrap();
+    let first = set_first_manifest(&coordinator, &workloads).await;
 
     // /attest: upstream's limits and codes.
     let nonce = format!("{{\"nonce\":\"{}\"}}", base64_32());
