@@ -162,6 +162,11 @@ struct Report {
     floor: Floor,
     /// Measured attestations per second / floor rate.
     fraction_of_floor: f64,
+    /// Successful attestations per CPU second actually used (Coordinator + generator), times
+    /// the floor's cores: the rate had the cores been ours alone (the machine is shared).
+    cpu_normalized_per_second: f64,
+    /// `cpu_normalized_per_second` / floor rate.
+    cpu_normalized_fraction_of_floor: f64,
     /// Measured attestations per second / protocol floor rate.
     fraction_of_protocol_floor: f64,
     targets: Vec<Target>,
@@ -596,6 +601,9 @@ async fn scenario(
     };
     let cpu_seconds = seconds(cpu_before, cpu_after);
     let fraction_of_floor = attestations.per_second / floor.attestations_per_second;
+    let generator_cpu_seconds = seconds(own_cpu_before, own_cpu_after);
+    let cpu_normalized_per_second = attestations.succeeded as f64 * f64::from(floor.cores)
+        / (cpu_seconds + generator_cpu_seconds);
     let fraction_of_protocol_floor =
         attestations.per_second / floor.protocol_attestations_per_second;
     Ok(Report {
@@ -609,7 +617,9 @@ async fn scenario(
             cpu_seconds,
             cpu_micros_per_attestation: cpu_seconds * 1e6 / attestations.succeeded.max(1) as f64,
         },
-        generator_cpu_seconds: seconds(own_cpu_before, own_cpu_after),
+        generator_cpu_seconds,
+        cpu_normalized_per_second,
+        cpu_normalized_fraction_of_floor: cpu_normalized_per_second / floor.attestations_per_second,
         attestations,
         initial_round,
         manifest_updates,
@@ -844,6 +854,13 @@ fn print_text(report: &Report) {
         "throughput = {:.1}% of the floor, {:.1}% of the protocol floor",
         report.fraction_of_floor * 100.0,
         report.fraction_of_protocol_floor * 100.0
+    );
+    println!(
+        "CPU-normalized: {:.0} attestations/s = {} cores x successes / (coordinator + generator \
+         CPU seconds); {:.1}% of the floor",
+        report.cpu_normalized_per_second,
+        f.cores,
+        report.cpu_normalized_fraction_of_floor * 100.0
     );
     println!("targets:");
     for t in &report.targets {
