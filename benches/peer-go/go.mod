@@ -1,0 +1,3 @@
+module contrast-rs/benches/peer-go
+
+go 1.22
