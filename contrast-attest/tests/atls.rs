@@ -193,7 +193,7 @@ async fn mutual_atls_each_side_appraises_the_other() {
     let server_guest = guest(server_measurement);
     let client_guest = guest(client_measurement);
     // The client presents a caller-supplied P-384 key (as a workload owner's key would be).
-    let client_key = Arc::new(AtlsKey::generate_p384(&mut OsRng));
+    let client_key = Arc::new(AtlsKey::generate_p384().unwrap());
 
     let (server_config, server_slot) = AtlsServer::new(Some(issuer(&server_guest)))
         .with_client_validator(validator(client_measurement))
@@ -411,7 +411,7 @@ async fn rejects_a_replayed_certificate() {
     // cannot have the enclave's). The new nonce makes the report data differ.
     let replay = plain_server(Arc::new(FixedCert(certified(
         captured.clone(),
-        &AtlsKey::generate_p256(&mut OsRng),
+        &AtlsKey::generate_p256().unwrap(),
     ))));
     let (client_config, client_slot) = AtlsClient::new(Some(validator(measurement)))
         .config(&mut OsRng)
@@ -454,8 +454,8 @@ struct OtherKeyResolver {
 impl ResolvesServerCert for OtherKeyResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let nonce = nonce_from_alpn(hello.alpn()?).ok()?;
-        let tls_key = AtlsKey::generate_p256(&mut OsRng);
-        let other_key = AtlsKey::generate_p256(&mut OsRng);
+        let tls_key = AtlsKey::generate_p256().unwrap();
+        let other_key = AtlsKey::generate_p256().unwrap();
         let data = report_data(&other_key.spki_der().unwrap(), &nonce);
         *self.bound.lock().unwrap() = Some(data);
         let document = self.issuer.issue(&data).unwrap();
@@ -520,7 +520,7 @@ fn unix_now() -> contrast_attest::UnixTime {
 
 #[test]
 fn rejects_upstream_oids_and_malformed_documents() {
-    let key = AtlsKey::generate_p256(&mut OsRng);
+    let key = AtlsKey::generate_p256().unwrap();
     let nonce = random::<32>();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let validator = validator(random::<48>());
@@ -571,7 +571,7 @@ fn issued_document_round_trips_and_binds_the_key() {
     let measurement = random::<48>();
     let guest = guest(measurement);
     let issuer = issuer(&guest);
-    let key = AtlsKey::generate_p384(&mut OsRng);
+    let key = AtlsKey::generate_p384().unwrap();
     let nonce = random::<32>();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let der =

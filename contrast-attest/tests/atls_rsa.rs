@@ -15,7 +15,7 @@ use contrast_attest::atls::{
 };
 use contrast_core::owner::{SeedshareOwnerPrivateKey, authorize_recovery};
 use der::{Decode, Encode};
-use p256::pkcs8::PrivateKeyInfo;
+use p384::pkcs8::PrivateKeyInfo;
 use rand_core::OsRng;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,7 +126,7 @@ fn pkcs1_extraction_matches_the_seedshare_owner_public_key_and_authorises_recove
 
 #[test]
 fn pkcs1_extraction_refuses_an_ec_key_naming_its_oid_and_malformed_input() {
-    let p256 = AtlsKey::generate_p256(&mut OsRng).spki_der().unwrap();
+    let p256 = AtlsKey::generate_p256().unwrap().spki_der().unwrap();
     match rsa_pkcs1_public_key_from_spki(&p256) {
         Err(AtlsError::NotRsaKey { found }) => assert_eq!(found, "1.2.840.10045.2.1"),
         other => panic!("expected NotRsaKey, got {other:?}"),
@@ -162,7 +162,7 @@ fn rsa_keys_that_aws_lc_rejects_are_build_errors() {
         }
     }
     // An EC key in PKCS#8 is not an RSA key.
-    let ec = AtlsKey::generate_p256(&mut OsRng).pkcs8_der().unwrap();
+    let ec = AtlsKey::generate_p256().unwrap().pkcs8_der().unwrap();
     assert!(matches!(
         AtlsKey::rsa_from_pkcs8_der(ec.as_bytes()),
         Err(AtlsError::Build {

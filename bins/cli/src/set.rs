@@ -290,7 +290,9 @@ pub fn load_workload_owner_atls_key(path: &Path) -> anyhow::Result<Option<AtlsKe
         .context("could not encode the workload owner key")?;
     let secret = p384::SecretKey::from_sec1_pem(&sec1)
         .map_err(|_| anyhow!("{} is not a P-384 SEC1 key", path.display()))?;
-    Ok(Some(AtlsKey::P384(p384::ecdsa::SigningKey::from(secret))))
+    let key = AtlsKey::from_p384(&p384::ecdsa::SigningKey::from(secret))
+        .context("could not load the workload owner key")?;
+    Ok(Some(key))
 }
 
 /// A client of the Coordinator at `addr` that attests it against `manifest` and presents `key`.

@@ -170,7 +170,7 @@ async fn run(args: Args) -> Result<Outcome> {
     if let Some(env) = &simulated {
         warn!(sim_dir = %env.dir().display(), "attesting with the SIMULATED SEV-SNP platform");
     }
-    let key = Arc::new(AtlsKey::generate_p256(&mut rand_core::OsRng));
+    let key = Arc::new(AtlsKey::generate_p256().context("cannot generate the workload key")?);
     let key_pem: Zeroizing<String> = key
         .pkcs8_der()
         .context("cannot encode the workload key")?

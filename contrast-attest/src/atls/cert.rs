@@ -6,18 +6,17 @@ use std::time::Duration;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    self as sig, KeyPair as _, RsaKeyPair, UnparsedPublicKey, VerificationAlgorithm,
+    self as sig, EcdsaKeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey, VerificationAlgorithm,
 };
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc4519, rfc5912};
 use der::asn1::{GeneralizedTime, OctetString, PrintableStringRef, SetOfVec, UtcTime};
 use der::{Any, DateTime, Decode, Encode};
-use p256::pkcs8::{EncodePrivateKey, SecretDocument};
+use p384::pkcs8::{EncodePrivateKey, SecretDocument};
 use rand_core::CryptoRngCore;
-use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SubjectPublicKeyInfoOwned};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::ext::{AsExtension, Extension};
@@ -28,16 +27,17 @@ use x509_cert::time::{Time, Validity};
 use super::error::AtlsError;
 use super::{ATTESTATION_DOCUMENT_OIDS, CERT_COMMON_NAME, CERT_VALIDITY_MARGIN};
 
-/// The responder's TLS key: fresh P-256 by default, or a caller-supplied key (a workload
-/// owner's P-384 key, or a seed-share owner's RSA key for `contrast recover`). EC scalars are
-/// zeroized on drop by the curve crates; the RSA key lives inside aws-lc, which clears it when
-/// freed, and never leaves it except as the zeroizing PKCS#8 document the TLS stack loads.
-/// `Debug` shows only the curve or the modulus size.
+/// The responder's TLS key, held by aws-lc: a fresh P-256 key per handshake by default, or a
+/// caller-supplied key (a workload owner's P-384 key, or a seed-share owner's RSA key for
+/// `contrast recover`). aws-lc clears private keys when they are freed; a key leaves it only as
+/// the zeroizing PKCS#8 document of [`AtlsKey::pkcs8_der`]. `Debug` shows only the curve or the
+/// modulus size.
 pub enum AtlsKey {
-    /// ECDSA P-256; the certificate is signed with ecdsa-with-SHA256.
-    P256(p256::ecdsa::SigningKey),
-    /// ECDSA P-384; the certificate is signed with ecdsa-with-SHA384.
-    P384(p384::ecdsa::SigningKey),
+    /// ECDSA P-256: the certificate is signed ecdsa-with-SHA256, handshakes with
+    /// `ecdsa_secp256r1_sha256`.
+    P256(EcdsaKeyPair),
+    /// ECDSA P-384: ecdsa-with-SHA384 and `ecdsa_secp384r1_sha384`.
+    P384(EcdsaKeyPair),
     /// RSA (2048 to 8192 bits); the certificate is signed with sha256WithRSAEncryption
     /// (PKCS#1 v1.5), the TLS handshake with whatever RSA scheme the peer offers.
     Rsa(RsaKeyPair),
@@ -58,14 +58,36 @@ impl fmt::Debug for AtlsKey {
 }
 
 impl AtlsKey {
-    /// A fresh P-256 key (what a responder uses per handshake).
-    pub fn generate_p256(rng: &mut impl CryptoRngCore) -> Self {
-        Self::P256(p256::ecdsa::SigningKey::random(rng))
+    /// A fresh P-256 key (what a responder uses per handshake), from aws-lc's generator, which
+    /// draws on the operating system's RNG.
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if aws-lc fails to generate a key.
+    pub fn generate_p256() -> Result<Self, AtlsError> {
+        EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING)
+            .map(Self::P256)
+            .map_err(build("a p-256 key"))
     }
 
-    /// A fresh P-384 key.
-    pub fn generate_p384(rng: &mut impl CryptoRngCore) -> Self {
-        Self::P384(p384::ecdsa::SigningKey::random(rng))
+    /// A fresh P-384 key, as [`AtlsKey::generate_p256`].
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if aws-lc fails to generate a key.
+    pub fn generate_p384() -> Result<Self, AtlsError> {
+        EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_ASN1_SIGNING)
+            .map(Self::P384)
+            .map_err(build("a p-384 key"))
+    }
+
+    /// A RustCrypto P-384 signing key (a workload owner's key) as an aTLS key.
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if the key cannot be moved into aws-lc.
+    pub fn from_p384(key: &p384::ecdsa::SigningKey) -> Result<Self, AtlsError> {
+        let der = key.to_pkcs8_der().map_err(build("the p-384 key"))?;
+        EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P384_SHA384_ASN1_SIGNING, der.as_bytes())
+            .map(Self::P384)
+            .map_err(build("the p-384 key"))
     }
 
     /// An RSA key from a PKCS#1 `RSAPrivateKey` DER (the body of a PEM `RSA PRIVATE KEY`, the
@@ -95,37 +117,70 @@ impl AtlsKey {
     /// # Errors
     /// [`AtlsError::Build`] if encoding fails.
     pub fn spki_der(&self) -> Result<Vec<u8>, AtlsError> {
-        match self {
-            Self::P256(k) => k
-                .verifying_key()
-                .to_public_key_der()
-                .map(spki::Document::into_vec)
-                .map_err(build("the public key")),
-            Self::P384(k) => k
-                .verifying_key()
-                .to_public_key_der()
-                .map(spki::Document::into_vec)
-                .map_err(build("the public key")),
-            Self::Rsa(k) => {
-                let der: Result<PublicKeyX509Der<'static>, _> = k.public_key().as_der();
-                der.map(|d| d.as_ref().to_vec())
-                    .map_err(build("the rsa public key"))
-            }
-        }
+        let der: Result<PublicKeyX509Der<'static>, _> = match self {
+            Self::P256(k) | Self::P384(k) => k.public_key().as_der(),
+            Self::Rsa(k) => k.public_key().as_der(),
+        };
+        der.map(|d| d.as_ref().to_vec())
+            .map_err(build("the public key"))
     }
 
-    /// The private key as PKCS#8 DER (zeroized on drop), for the TLS stack.
+    /// The private key as PKCS#8 DER (zeroized on drop), for a TLS stack that loads keys from
+    /// bytes.
     ///
     /// # Errors
     /// [`AtlsError::Build`] if encoding fails.
     pub fn pkcs8_der(&self) -> Result<SecretDocument, AtlsError> {
         match self {
-            Self::P256(k) => k.to_pkcs8_der().map_err(build("the private key")),
-            Self::P384(k) => k.to_pkcs8_der().map_err(build("the private key")),
+            Self::P256(k) | Self::P384(k) => {
+                let der = k.to_pkcs8v1().map_err(build("the private key"))?;
+                SecretDocument::try_from(der.as_ref()).map_err(build("the private key"))
+            }
             Self::Rsa(k) => {
                 // aws-lc-rs's buffer zeroizes itself on drop, the SecretDocument too.
                 let der: Pkcs8V1Der<'static> = k.as_der().map_err(build("the rsa private key"))?;
                 SecretDocument::try_from(der.as_ref()).map_err(build("the rsa private key"))
+            }
+        }
+    }
+
+    /// The algorithm this key signs certificates with, as it is named in them: ecdsa-with-SHA256
+    /// / -SHA384 without parameters (RFC 5758), sha256WithRSAEncryption with an explicit NULL
+    /// (RFC 4055).
+    fn certificate_signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        match self {
+            Self::P256(_) => AlgorithmIdentifierOwned {
+                oid: rfc5912::ECDSA_WITH_SHA_256,
+                parameters: None,
+            },
+            Self::P384(_) => AlgorithmIdentifierOwned {
+                oid: rfc5912::ECDSA_WITH_SHA_384,
+                parameters: None,
+            },
+            Self::Rsa(_) => AlgorithmIdentifierOwned {
+                oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+        }
+    }
+
+    /// Signs `message`: ECDSA with the curve's hash (an ASN.1 DER signature), or RSA PKCS#1
+    /// v1.5 with SHA-256. Used for certificates, and for TLS handshakes with the EC keys.
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`] if aws-lc fails to sign.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AtlsError> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::P256(k) | Self::P384(k) => k
+                .sign(&rng, message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(build("the signature")),
+            Self::Rsa(k) => {
+                let mut signature = vec![0u8; k.public_modulus_len()];
+                k.sign(&sig::RSA_PKCS1_SHA256, &rng, message, &mut signature)
+                    .map_err(build("the signature"))?;
+                Ok(signature)
             }
         }
     }
@@ -192,9 +247,9 @@ impl AsExtension for AttestationExtension<'_> {
 /// `digitalSignature` extension, and (if given) the attestation document in a non-critical
 /// extension under its OID.
 ///
-/// The KeyUsage extension keeps the certificate X.509 v3 even without an attestation document
-/// (the builder writes v1 for a certificate without extensions, which webpki, and so rustls's
-/// handshake-signature check, rejects).
+/// The TBS is assembled from x509-cert types, DER-encoded by `der` and signed by the key in
+/// aws-lc. The KeyUsage extension keeps the certificate X.509 v3 even without an attestation
+/// document (webpki, and so rustls's handshake-signature check, rejects v1).
 ///
 /// # Errors
 /// [`AtlsError::Build`].
@@ -210,8 +265,7 @@ pub fn build_certificate(
     let time = |t: Option<Duration>| -> Result<Time, AtlsError> {
         let t = t.ok_or(AtlsError::NoTime)?;
         let dt = DateTime::from_unix_duration(t).map_err(build("the validity"))?;
-        // The builder turns dates before 2050 into UTCTime, as RFC 5280 requires.
-        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
+        rfc5280_time(dt)
     };
     let validity = Validity {
         not_before: time(now.checked_sub(CERT_VALIDITY_MARGIN))?,
@@ -220,49 +274,6 @@ pub fn build_certificate(
     let subject = common_name(CERT_COMMON_NAME).map_err(build("the subject"))?;
     let spki =
         SubjectPublicKeyInfoOwned::from_der(&key.spki_der()?).map_err(build("the public key"))?;
-    let profile = Profile::Manual { issuer: None };
-    let cert = match key {
-        AtlsKey::P256(k) => {
-            let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, k)
-                .map_err(build("the certificate"))?;
-            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
-                .map_err(build("the key usage extension"))?;
-            if let Some((oid, document)) = attestation {
-                b.add_extension(&AttestationExtension { oid, document })
-                    .map_err(build("the attestation extension"))?;
-            }
-            b.build::<p256::ecdsa::DerSignature>()
-        }
-        AtlsKey::P384(k) => {
-            let mut b = CertificateBuilder::new(profile, serial, validity, subject, spki, k)
-                .map_err(build("the certificate"))?;
-            b.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into()))
-                .map_err(build("the key usage extension"))?;
-            if let Some((oid, document)) = attestation {
-                b.add_extension(&AttestationExtension { oid, document })
-                    .map_err(build("the attestation extension"))?;
-            }
-            b.build::<p384::ecdsa::DerSignature>()
-        }
-        AtlsKey::Rsa(k) => {
-            return rsa_certificate(k, serial, validity, subject, spki, attestation);
-        }
-    }
-    .map_err(build("the certificate signature"))?;
-    cert.to_der().map_err(build("the certificate encoding"))
-}
-
-/// The RSA arm of [`build_certificate`]. The x509-cert builder wants a RustCrypto signer, so
-/// the TBS is assembled here (same fields and extensions as the builder writes for EC keys)
-/// and signed sha256WithRSAEncryption (PKCS#1 v1.5) with aws-lc-rs.
-fn rsa_certificate(
-    key: &RsaKeyPair,
-    serial: SerialNumber,
-    validity: Validity,
-    subject: Name,
-    spki: SubjectPublicKeyInfoOwned,
-    attestation: Option<(ObjectIdentifier, &[u8])>,
-) -> Result<Vec<u8>, AtlsError> {
     let mut extensions = vec![
         KeyUsage(KeyUsages::DigitalSignature.into())
             .to_extension(&subject, &[])
@@ -275,15 +286,7 @@ fn rsa_certificate(
                 .map_err(build("the attestation extension"))?,
         );
     }
-    // RFC 4055: the PKCS#1 v1.5 algorithm identifiers carry an explicit NULL.
-    let signature_algorithm = AlgorithmIdentifierOwned {
-        oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
-        parameters: Some(Any::null()),
-    };
-    let validity = Validity {
-        not_before: rfc5280_time(validity.not_before)?,
-        not_after: rfc5280_time(validity.not_after)?,
-    };
+    let signature_algorithm = key.certificate_signature_algorithm();
     let tbs = TbsCertificate {
         version: Version::V3,
         serial_number: serial,
@@ -297,14 +300,7 @@ fn rsa_certificate(
         extensions: Some(extensions),
     };
     let tbs_der = tbs.to_der().map_err(build("the certificate"))?;
-    let mut signature = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &sig::RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        &tbs_der,
-        &mut signature,
-    )
-    .map_err(build("the certificate signature"))?;
+    let signature = key.sign(&tbs_der)?;
     let cert = Certificate {
         tbs_certificate: tbs,
         signature_algorithm,
@@ -314,16 +310,14 @@ fn rsa_certificate(
     cert.to_der().map_err(build("the certificate encoding"))
 }
 
-/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5, what the x509-cert
-/// builder does for the EC certificates).
-fn rfc5280_time(time: Time) -> Result<Time, AtlsError> {
-    let date = time.to_date_time();
+/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
+fn rfc5280_time(date: DateTime) -> Result<Time, AtlsError> {
     if date.year() < 2050 {
         UtcTime::from_date_time(date)
             .map(Time::UtcTime)
             .map_err(build("the validity"))
     } else {
-        Ok(time)
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(date)))
     }
 }
 

@@ -157,8 +157,8 @@ mod tests {
     fn certificate_round_trip_p256_and_p384() {
         let now = Duration::from_secs(1_800_000_000);
         for key in [
-            AtlsKey::generate_p256(&mut rand_core::OsRng),
-            AtlsKey::generate_p384(&mut rand_core::OsRng),
+            AtlsKey::generate_p256().unwrap(),
+            AtlsKey::generate_p384().unwrap(),
         ] {
             let der = build_certificate(
                 &key,

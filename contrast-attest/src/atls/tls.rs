@@ -25,11 +25,11 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
-    ServerConfig, SignatureScheme,
+    ServerConfig, SignatureAlgorithm, SignatureScheme,
 };
 
 use super::cert::AtlsKey;
@@ -125,20 +125,72 @@ fn now_duration(time: &dyn TimeProvider) -> Result<Duration, AtlsError> {
         .ok_or(AtlsError::NoTime)
 }
 
-fn certified_key(key: &AtlsKey, cert_der: Vec<u8>) -> Result<Arc<CertifiedKey>, AtlsError> {
-    let pkcs8 = key.pkcs8_der()?;
-    // Borrowed, so the only copy of the PKCS#8 bytes stays in the zeroizing SecretDocument.
-    let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
-        PrivatePkcs8KeyDer::from(pkcs8.as_bytes()),
-    ))
-    .map_err(|e| AtlsError::Build {
-        what: "the tls signing key",
-        reason: e.to_string(),
-    })?;
+fn certified_key(key: Arc<AtlsKey>, cert_der: Vec<u8>) -> Result<Arc<CertifiedKey>, AtlsError> {
+    let scheme = match key.as_ref() {
+        AtlsKey::P256(_) => SignatureScheme::ECDSA_NISTP256_SHA256,
+        AtlsKey::P384(_) => SignatureScheme::ECDSA_NISTP384_SHA384,
+        AtlsKey::Rsa(_) => {
+            // RSA's scheme choice (PSS or PKCS#1, by size) is rustls's; it loads the key from
+            // PKCS#8, borrowed so the only copy stays in the zeroizing SecretDocument.
+            let pkcs8 = key.pkcs8_der()?;
+            let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(
+                &PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes())),
+            )
+            .map_err(|e| AtlsError::Build {
+                what: "the tls signing key",
+                reason: e.to_string(),
+            })?;
+            return Ok(Arc::new(CertifiedKey::new(
+                vec![CertificateDer::from(cert_der)],
+                signing_key,
+            )));
+        }
+    };
     Ok(Arc::new(CertifiedKey::new(
         vec![CertificateDer::from(cert_der)],
-        signing_key,
+        Arc::new(EcSigningKey { key, scheme }),
     )))
+}
+
+/// rustls's view of an EC [`AtlsKey`]: handshakes are signed by the aws-lc key pair itself
+/// (rustls's own constructors would re-import a PKCS#8 export of it for every handshake).
+#[derive(Debug)]
+struct EcSigningKey {
+    key: Arc<AtlsKey>,
+    scheme: SignatureScheme,
+}
+
+impl SigningKey for EcSigningKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        offered.contains(&self.scheme).then(|| {
+            Box::new(EcSigner {
+                key: Arc::clone(&self.key),
+                scheme: self.scheme,
+            }) as Box<dyn Signer>
+        })
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+#[derive(Debug)]
+struct EcSigner {
+    key: Arc<AtlsKey>,
+    scheme: SignatureScheme,
+}
+
+impl Signer for EcSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.key
+            .sign(message)
+            .map_err(|e| rustls::Error::General(e.to_string()))
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
 }
 
 fn random_nonce(rng: &mut impl CryptoRngCore) -> Nonce {
@@ -269,10 +321,10 @@ impl AtlsServerCertResolver {
             .alpn()
             .ok_or(super::error::NonceError::NoAlpnNonce)?;
         let nonce = nonce_from_alpn(protocols)?;
-        let key = AtlsKey::generate_p256(&mut OsRng);
+        let key = Arc::new(AtlsKey::generate_p256()?);
         let now = now_duration(self.time.as_ref())?;
         let cert = issue_certificate(&key, self.issuer.as_deref(), &nonce, now, &mut OsRng)?;
-        certified_key(&key, cert)
+        certified_key(key, cert)
     }
 }
 
@@ -517,22 +569,18 @@ struct AtlsClientCertResolver {
 
 impl AtlsClientCertResolver {
     fn respond(&self, root_hint_subjects: &[&[u8]]) -> Result<Arc<CertifiedKey>, AtlsError> {
-        let fresh;
         let key = match &self.key {
-            Some(key) => key.as_ref(),
-            None => {
-                fresh = AtlsKey::generate_p256(&mut OsRng);
-                &fresh
-            }
+            Some(key) => Arc::clone(key),
+            None => Arc::new(AtlsKey::generate_p256()?),
         };
         let now = now_duration(self.time.as_ref())?;
         let cert = match self.issuer.as_deref() {
             Some(issuer) => {
                 let nonce = nonce_from_ca_hints(root_hint_subjects)?;
-                issue_certificate(key, Some(issuer), &nonce, now, &mut OsRng)?
+                issue_certificate(&key, Some(issuer), &nonce, now, &mut OsRng)?
             }
             // Without an issuer the nonce is unused; the certificate just carries the key.
-            None => issue_certificate(key, None, &[0; NONCE_LEN], now, &mut OsRng)?,
+            None => issue_certificate(&key, None, &[0; NONCE_LEN], now, &mut OsRng)?,
         };
         certified_key(key, cert)
     }

@@ -254,7 +254,7 @@ mod tests {
     use crate::atls::{AtlsKey, build_certificate};
 
     fn pem_certificate() -> Vec<u8> {
-        let key = AtlsKey::generate_p256(&mut rand_core::OsRng);
+        let key = AtlsKey::generate_p256().unwrap();
         let der = build_certificate(
             &key,
             None,

@@ -313,9 +313,10 @@ pub fn coordinator_validator() -> AtlsValidator {
 /// The workload owner's key as an aTLS client key.
 pub fn owner_atls_key(key: &WorkloadOwnerPrivateKey) -> AtlsKey {
     let pem = key.to_sec1_pem().unwrap();
-    AtlsKey::P384(p384::ecdsa::SigningKey::from(
+    AtlsKey::from_p384(&p384::ecdsa::SigningKey::from(
         p384::SecretKey::from_sec1_pem(&pem).unwrap(),
     ))
+    .unwrap()
 }
 
 /// Runs an initializer for `workload` against `coordinator` writing under `root`.
