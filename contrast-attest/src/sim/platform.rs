@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::agreement;
@@ -25,6 +25,8 @@ use crate::{Product, TcbVersion};
 
 /// VCEKs a platform has issued, by (chip ID, raw TCB).
 type IssuedVceks = HashMap<([u8; 64], [u8; 8]), Vec<u8>>;
+/// VCEK signing keys a platform has derived, by (chip ID, raw TCB).
+type VcekKeys = HashMap<([u8; 64], [u8; 8]), Arc<EcdsaKeyPair>>;
 
 /// Length of the secret seed VCEK keys are derived from.
 const VCEK_SEED_LEN: usize = 48;
@@ -53,6 +55,9 @@ pub struct SimulatedPlatform {
     /// Issued VCEKs by (chip ID, raw TCB), so repeated requests get the same bytes (the PSS
     /// salt would otherwise make every signature differ) and skip an RSA-4096 signature.
     issued_vceks: Mutex<IssuedVceks>,
+    /// Derived VCEK keys, so a report costs one ECDSA signature, not a key derivation and a
+    /// point multiplication as well (as a real chip holds its VCEK).
+    vcek_keys: Mutex<VcekKeys>,
 }
 
 impl fmt::Debug for SimulatedPlatform {
@@ -111,6 +116,7 @@ impl SimulatedPlatform {
             vcek_seed,
             not_before_unix,
             issued_vceks: Mutex::default(),
+            vcek_keys: Mutex::default(),
         })
     }
 
@@ -254,7 +260,26 @@ impl SimulatedPlatform {
     /// The VCEK signing key of chip `chip_id` at `tcb`: HKDF-SHA384(salt = fixed label,
     /// IKM = the platform's VCEK seed, info = product name ‖ chip ID (64) ‖ TCB (8, the
     /// product's layout) ‖ counter), the first counter whose output is a valid P-384 scalar.
+    /// Derived once per (chip, TCB), then kept.
     pub(crate) fn vcek_key(
+        &self,
+        chip_id: &[u8; 64],
+        tcb: TcbVersion,
+    ) -> Result<Arc<EcdsaKeyPair>, SimError> {
+        let cache_key = (*chip_id, tcb.to_bytes(self.product));
+        let keys = || {
+            self.vcek_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(key) = keys().get(&cache_key) {
+            return Ok(Arc::clone(key));
+        }
+        let key = Arc::new(self.derive_vcek_key(chip_id, tcb)?);
+        Ok(Arc::clone(keys().entry(cache_key).or_insert(key)))
+    }
+
+    fn derive_vcek_key(
         &self,
         chip_id: &[u8; 64],
         tcb: TcbVersion,
@@ -424,6 +449,7 @@ impl SimulatedPlatform {
             vcek_seed,
             not_before_unix,
             issued_vceks: Mutex::default(),
+            vcek_keys: Mutex::default(),
         })
     }
 }
