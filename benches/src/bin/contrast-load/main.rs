@@ -286,9 +286,9 @@ impl Setup {
     /// A user-API client authenticated with the workload owner's key.
     fn owner_client(&self, user_addr: &str, manifest: &Manifest) -> Result<CoordinatorClient> {
         let pem = self.owner.to_sec1_pem().context("encoding the owner key")?;
-        let key = AtlsKey::P384(p384::ecdsa::SigningKey::from(
+        let key = AtlsKey::from_p384(&p384::ecdsa::SigningKey::from(
             p384::SecretKey::from_sec1_pem(&pem).context("decoding the owner key")?,
-        ));
+        ))?;
         let validator = coordinator_validator(manifest).context("the coordinator validator")?;
         Ok(CoordinatorClient::new(
             user_addr,
@@ -635,7 +635,7 @@ async fn scenario(
 /// One attestation by the initializer of `chip`: a fresh P-256 key, a fresh connection and
 /// mutual aTLS handshake, `POST /v1/mesh/cert`.
 async fn attest(mesh: &str, chip: &Arc<dyn Issuer>) -> Result<(), (String, String)> {
-    let key = Arc::new(AtlsKey::generate_p256(&mut OsRng));
+    let key = Arc::new(AtlsKey::generate_p256().map_err(|e| ("key".to_owned(), e.to_string()))?);
     let client = CoordinatorClient::new(
         mesh,
         AtlsClient::new(None)
