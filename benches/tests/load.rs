@@ -136,3 +136,57 @@ fn burst_run_has_no_errors_and_consistent_counts() {
     assert_eq!(report["burst_ms"].as_array().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&sim);
 }
+
+#[test]
+fn recovery_run_becomes_ready_with_the_whole_history() {
+    let sim = sim_dir("recovery");
+    let report = run_load(
+        &sim,
+        &[
+            "--scenario",
+            "recovery",
+            "--history-sizes",
+            "20,40",
+            "--workloads",
+            "2",
+        ],
+    );
+    assert_eq!(report["scenario"], "recovery");
+    let build = report["build"].as_array().unwrap();
+    assert_eq!(build.len(), 2);
+    assert_eq!(count(&build[0], "from_entries"), 1);
+    assert_eq!(count(&build[0], "to_entries"), 20);
+    assert_clean(&build[0]["updates"], 19);
+    assert_eq!(count(&build[1], "from_entries"), 20);
+    assert_eq!(count(&build[1], "to_entries"), 40);
+    assert_clean(&build[1]["updates"], 20);
+
+    // contrast-load fails unless each restarted Coordinator accepted the recovery, answered
+    // its readiness probe with 200 and served exactly the history set (last manifest
+    // included); the report says so per restart.
+    let restarts = report["restarts"].as_array().unwrap();
+    assert_eq!(restarts.len(), 2);
+    for (restart, entries) in restarts.iter().zip([20, 40]) {
+        assert_eq!(count(restart, "history_entries"), entries, "{restart}");
+        for part in [
+            "start_to_startup_ms",
+            "recover_handshake_ms",
+            "recover_request_ms",
+            "recover_to_ready_ms",
+            "total_ms",
+        ] {
+            assert!(
+                restart[part].as_f64().is_some(),
+                "{part} missing: {restart}"
+            );
+        }
+    }
+    assert_ne!(
+        restarts[0]["coordinator_pid"],
+        restarts[1]["coordinator_pid"]
+    );
+    let scaling = report["scaling"].as_array().unwrap();
+    assert_eq!(scaling.len(), 1);
+    assert_eq!(scaling[0]["entries_ratio"].as_f64(), Some(2.0));
+    let _ = std::fs::remove_dir_all(&sim);
+}

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 #[derive(Debug)]
 pub(crate) struct CoordinatorProcess {
     child: Child,
+    launch: Launch,
     /// User API (aTLS), `127.0.0.1:port`.
     pub(crate) user: String,
     /// Mesh API (mutual aTLS).
@@ -21,7 +22,24 @@ pub(crate) struct CoordinatorProcess {
     pub(crate) ops: String,
     /// Where its stderr goes.
     pub(crate) log: PathBuf,
+    /// Just before the current process was spawned.
+    pub(crate) started: Instant,
+    /// Process start (just before the spawn) to the first 200 of `/probe/startup`.
+    pub(crate) startup: Duration,
 }
+
+/// How the process is started (kept for a restart).
+#[derive(Debug)]
+struct Launch {
+    binary: PathBuf,
+    sim_dir: PathBuf,
+    host_data: String,
+    state_dir: PathBuf,
+    log_level: String,
+}
+
+/// How often the probes are polled while waiting (the resolution of the measured times).
+const PROBE_POLL: Duration = Duration::from_millis(2);
 
 impl CoordinatorProcess {
     /// Starts `binary` over `state_dir` on free loopback ports with the simulated TEE of
@@ -33,35 +51,53 @@ impl CoordinatorProcess {
         state_dir: &Path,
         log_level: &str,
     ) -> Result<Self> {
-        let addr = |port: u16| format!("127.0.0.1:{port}");
-        let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            sim_dir: sim_dir.to_path_buf(),
+            host_data: host_data.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            log_level: log_level.to_owned(),
+        };
         let log = state_dir.with_extension("log");
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(binary)
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(sim_dir)
-            .args(["--sim-host-data", host_data])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .args(["--user-addr", &addr(ports[0])])
-            .args(["--mesh-addr", &addr(ports[1])])
-            .args(["--evidence-addr", &addr(ports[2])])
-            .args(["--ops-addr", &addr(ports[3])])
-            .args(["--log-level", log_level])
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let (child, started, ports) = launch.spawn(log_file)?;
+        let addr = |port: u16| format!("127.0.0.1:{port}");
         let mut process = Self {
             child,
+            launch,
             user: addr(ports[0]),
             mesh: addr(ports[1]),
             ops: addr(ports[3]),
             log,
+            started,
+            startup: Duration::ZERO,
         };
-        process.wait_for_startup(Duration::from_secs(60))?;
+        process.startup = process.wait_for_startup(started, Duration::from_secs(60))?;
         Ok(process)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind), starts it again over the
+    /// same state directory on new ports (its log appended to the same file), and waits for
+    /// the startup probe; `startup` is then the new process's.
+    pub(crate) fn kill9_and_restart(&mut self) -> Result<()> {
+        // `Child::kill` is SIGKILL on Unix.
+        self.child.kill().context("killing the coordinator")?;
+        self.child.wait().context("reaping the coordinator")?;
+        let log_file = std::fs::File::options()
+            .append(true)
+            .create(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let (child, started, ports) = self.launch.spawn(log_file)?;
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        self.child = child;
+        self.started = started;
+        self.user = addr(ports[0]);
+        self.mesh = addr(ports[1]);
+        self.ops = addr(ports[3]);
+        self.startup = self.wait_for_startup(started, Duration::from_secs(600))?;
+        Ok(())
     }
 
     /// The process ID.
@@ -69,26 +105,37 @@ impl CoordinatorProcess {
         self.child.id()
     }
 
-    fn wait_for_startup(&mut self, timeout: Duration) -> Result<()> {
+    fn wait_for_startup(&mut self, started: Instant, timeout: Duration) -> Result<Duration> {
+        self.wait_for("/probe/startup", started, timeout)
+    }
+
+    /// Polls `path` on the ops port every 2 ms until it answers 200; the time from `since`
+    /// to that answer.
+    pub(crate) fn wait_for(
+        &mut self,
+        path: &str,
+        since: Instant,
+        timeout: Duration,
+    ) -> Result<Duration> {
         let deadline = Instant::now() + timeout;
         loop {
-            if http_status(&self.ops, "/probe/startup").is_ok_and(|status| status == 200) {
-                return Ok(());
+            if http_status(&self.ops, path).is_ok_and(|status| status == 200) {
+                return Ok(since.elapsed());
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "the coordinator exited ({status}) before it was ready; log {}:\n{}",
+                    "the coordinator exited ({status}) before {path} answered 200; log {}:\n{}",
                     self.log.display(),
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the coordinator was not ready within {timeout:?}; log {}",
+                    "{path} did not answer 200 within {timeout:?}; log {}",
                     self.log.display()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(PROBE_POLL);
         }
     }
 
@@ -102,6 +149,34 @@ impl Drop for CoordinatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Launch {
+    /// Spawns the process on four free loopback ports (user, mesh, evidence, ops), stderr to
+    /// `log`; the instant just before the spawn.
+    fn spawn(&self, log: std::fs::File) -> Result<(Child, Instant, [u16; 4])> {
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["--tee", "simulated", "--sim-dir"])
+            .arg(&self.sim_dir)
+            .args(["--sim-host-data", &self.host_data])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--user-addr", &addr(ports[0])])
+            .args(["--mesh-addr", &addr(ports[1])])
+            .args(["--evidence-addr", &addr(ports[2])])
+            .args(["--ops-addr", &addr(ports[3])])
+            .args(["--log-level", &self.log_level])
+            .stdout(Stdio::null())
+            .stderr(log);
+        let started = Instant::now();
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        Ok((child, started, ports))
     }
 }
 

@@ -7,12 +7,16 @@
 //! freshly signed report, and a `POST /v1/mesh/cert`. Reports throughput, latency
 //! percentiles, errors by reason, the Coordinator's memory, and the throughput as a fraction
 //! of a per-attestation cost floor measured in the same run (see `floor.rs`).
+//!
+//! The `recovery` scenario (see `recovery.rs`) instead grows the manifest history through the
+//! user API and times a killed Coordinator's way back to ready: start, recovery, readiness.
 
 #![forbid(unsafe_code)]
 
 mod coordinator;
 mod floor;
 mod issuer;
+mod recovery;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +35,7 @@ use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::coordinator::{CoordinatorProcess, cpu_time, spawn_rss_sampler, status_bytes};
 use crate::floor::Floor;
@@ -46,6 +51,13 @@ Scenarios:
           certificate.
   mixed   steady, plus --data-owners data owners in a loop: attest the Coordinator on the
           user API, GET /v1/manifests, verify the deployment (transition chain, policies).
+  recovery  history scale: set a first manifest, then apply distinct manifest updates through
+          the user API (workload-owner key) until the history has each of --history-sizes
+          entries; at each size kill -9 the Coordinator, restart it over the same state
+          directory and time process start -> /probe/startup 200 -> POST /v1/recover accepted
+          (seed-share owner key, seed decrypted from the first set's shares) -> /probe/readiness
+          200. Reports each part, the ratios between the sizes and the cost per entry. No
+          initializers and no floor.
 
 The floor: before the load, the raw primitives of one attestation are timed on one core
 (server: report verify, mesh certificate signature; both: the TLS handshake; client: key
@@ -60,6 +72,9 @@ Examples:
   # data owners verifying in parallel, smaller run
   cargo run --release -p contrast-benches --bin contrast-load -- --scenario mixed \\
       --concurrency 64 --attestations 5000 --data-owners 4
+  # startup-to-ready after recovery with 1,000 and 10,000 history entries
+  cargo run --release -p contrast-benches --bin contrast-load -- --scenario recovery \\
+      --history-sizes 1000,10000
   # a tiny smoke run with an existing environment and an explicit coordinator binary
   contrast-load --concurrency 4 --attestations 20 --sim-dir ./sim \\
       --coordinator-bin target/debug/coordinator";
@@ -111,6 +126,15 @@ struct Args {
     /// Time spent timing each primitive of the floor, milliseconds.
     #[arg(long, default_value_t = 300)]
     floor_budget_ms: u64,
+    /// History lengths (manifests, the first set included) at which the Coordinator is
+    /// killed, restarted and recovered, ascending (recovery).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    history_sizes: Vec<u64>,
+    /// Workloads in each manifest besides the Coordinator and the one that makes each update
+    /// distinct (recovery).
+    #[arg(long, default_value_t = 8)]
+    workloads: u32,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -126,6 +150,8 @@ enum Scenario {
     Burst,
     /// Steady, with data owners verifying the deployment in parallel.
     Mixed,
+    /// Manifest history growth, then kill -9, restart and recovery at each history size.
+    Recovery,
 }
 
 impl Scenario {
@@ -134,6 +160,7 @@ impl Scenario {
             Self::Steady => "steady",
             Self::Burst => "burst",
             Self::Mixed => "mixed",
+            Self::Recovery => "recovery",
         }
     }
 }
@@ -197,12 +224,20 @@ struct Target {
     met: bool,
 }
 
+/// What a run reports: the load scenarios' report or the recovery scenario's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Output {
+    Load(Box<Report>),
+    Recovery(recovery::RecoveryReport),
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match run(&args) {
-        Ok(report) => {
+        Ok(output) => {
             if args.json {
-                match serde_json::to_string_pretty(&report) {
+                match serde_json::to_string_pretty(&output) {
                     Ok(json) => println!("{json}"),
                     Err(e) => {
                         eprintln!("contrast-load: {e}");
@@ -210,7 +245,10 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             } else {
-                print_text(&report);
+                match &output {
+                    Output::Load(report) => print_text(report),
+                    Output::Recovery(report) => recovery::print_text(report),
+                }
             }
             std::process::ExitCode::SUCCESS
         }
@@ -247,9 +285,30 @@ struct Setup {
     workloads: Vec<Workload>,
     owner: WorkloadOwnerPrivateKey,
     seedshare_owner: SeedshareOwnerPrivateKey,
+    /// The seed-share owner key, PKCS#8 DER (the aTLS client key of `POST /v1/recover`).
+    seedshare_pkcs8: Zeroizing<Vec<u8>>,
 }
 
 impl Setup {
+    /// Fresh owner keys (workload owner P-384, seed-share owner RSA-2048) for `workloads`.
+    fn new(env: SimulatedEnvironment, workloads: Vec<Workload>) -> Result<Self> {
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|e| anyhow::anyhow!("generating the seed-share owner key: {e}"))?;
+        let rsa_pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa)
+            .map_err(|e| anyhow::anyhow!("encoding the seed-share owner key: {e}"))?;
+        let seedshare_pkcs8 = Zeroizing::new(rsa_pkcs8.as_ref().to_vec());
+        Ok(Self {
+            env,
+            coordinator_workload: Workload::new("coordinator"),
+            workloads,
+            owner: WorkloadOwnerPrivateKey::generate(&mut OsRng)
+                .context("generating the workload owner key")?,
+            seedshare_owner: SeedshareOwnerPrivateKey::from_pkcs8_der(&seedshare_pkcs8)
+                .context("the seed-share owner key")?,
+            seedshare_pkcs8,
+        })
+    }
+
     /// The manifest: the Coordinator, every workload, and `extra` workloads (for updates).
     fn manifest(&self, extra: &[Workload]) -> Result<(Manifest, Vec<u8>, Vec<Vec<u8>>)> {
         let mut manifest = Manifest::default();
@@ -295,6 +354,17 @@ impl Setup {
             AtlsClient::new(Some(validator)).with_key(Arc::new(key)),
         ))
     }
+
+    /// A user-API client authenticated with the seed-share owner's key (for recovery).
+    fn seedshare_client(&self, user_addr: &str, manifest: &Manifest) -> Result<CoordinatorClient> {
+        let key = AtlsKey::rsa_from_pkcs8_der(&self.seedshare_pkcs8)
+            .context("the seed-share owner key as a TLS client key")?;
+        let validator = coordinator_validator(manifest).context("the coordinator validator")?;
+        Ok(CoordinatorClient::new(
+            user_addr,
+            AtlsClient::new(Some(validator)).with_key(Arc::new(key)),
+        ))
+    }
 }
 
 /// A temporary work directory removed on drop (unless kept).
@@ -311,7 +381,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn run(args: &Args) -> Result<Report> {
+fn run(args: &Args) -> Result<Output> {
     let work = match &args.work_dir {
         Some(dir) => WorkDir {
             path: dir.clone(),
@@ -342,6 +412,9 @@ fn run(args: &Args) -> Result<Report> {
         )
         .context("creating the simulated environment")?
     };
+    if args.scenario == Scenario::Recovery {
+        return recovery::run(args, env, &work.path, &coordinator_bin).map(Output::Recovery);
+    }
     let collateral = Collateral::load(&env)?;
 
     let concurrency = args.concurrency as usize;
@@ -376,19 +449,7 @@ fn run(args: &Args) -> Result<Report> {
         Duration::from_millis(args.floor_budget_ms),
     )?;
 
-    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-        .map_err(|e| anyhow::anyhow!("generating the seed-share owner key: {e}"))?;
-    let rsa_pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa)
-        .map_err(|e| anyhow::anyhow!("encoding the seed-share owner key: {e}"))?;
-    let setup = Setup {
-        env,
-        coordinator_workload: Workload::new("coordinator"),
-        workloads,
-        owner: WorkloadOwnerPrivateKey::generate(&mut OsRng)
-            .context("generating the workload owner key")?,
-        seedshare_owner: SeedshareOwnerPrivateKey::from_pkcs8_der(rsa_pkcs8.as_ref())
-            .context("the seed-share owner key")?,
-    };
+    let setup = Setup::new(env, workloads)?;
 
     progress(args, "starting the coordinator");
     let state_dir = work.path.join("coordinator-state");
@@ -417,7 +478,7 @@ fn run(args: &Args) -> Result<Report> {
     }
     report.targets = targets(&report);
     drop(process);
-    Ok(report)
+    Ok(Output::Load(Box::new(report)))
 }
 
 /// `--coordinator-bin`, or `coordinator` next to this executable (built with cargo when
@@ -544,6 +605,7 @@ async fn scenario(
             data_owner = Some(tally.summary(elapsed));
             summary
         }
+        Scenario::Recovery => bail!("the recovery scenario does not run attestations"),
         Scenario::Burst => {
             progress(
                 args,
