@@ -20,7 +20,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Serialize;
 
-use crate::issuer::ChipIssuer;
+use crate::issuer::Chip;
 
 /// One timed primitive.
 #[derive(Clone, Debug, Serialize)]
@@ -78,7 +78,7 @@ where
 /// Measures every primitive (about `budget` each) and computes the floor for `cores`.
 pub(crate) fn measure(
     env: &SimulatedEnvironment,
-    chip: &ChipIssuer,
+    chip: &Chip,
     cores: u32,
     budget: Duration,
 ) -> Result<Floor> {
@@ -101,7 +101,7 @@ pub(crate) fn measure(
 
     // Server: verify the report signature (what the appraisal does per attestation).
     let report = chip.report(&[7; 64])?;
-    let vcek = UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, chip.vcek_public_key());
+    let vcek = UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, chip.vcek_public_key()?);
     let fixed_signature = fixed_signature_of(&report);
     let body = &report[..0x2A0];
     vcek.verify(body, &fixed_signature)

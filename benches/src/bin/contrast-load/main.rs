@@ -39,7 +39,7 @@ use zeroize::Zeroizing;
 
 use crate::coordinator::{CoordinatorProcess, cpu_time, spawn_rss_sampler, status_bytes};
 use crate::floor::Floor;
-use crate::issuer::{ChipIssuer, Collateral};
+use crate::issuer::Chip;
 use crate::stats::{Summary, Tally, reason};
 
 const AFTER_HELP: &str = "\
@@ -415,8 +415,6 @@ fn run(args: &Args) -> Result<Output> {
     if args.scenario == Scenario::Recovery {
         return recovery::run(args, env, &work.path, &coordinator_bin).map(Output::Recovery);
     }
-    let collateral = Collateral::load(&env)?;
-
     let concurrency = args.concurrency as usize;
     let run_tag = OsRng.next_u64();
     let workloads: Vec<Workload> = (0..concurrency)
@@ -431,8 +429,7 @@ fn run(args: &Args) -> Result<Output> {
         .map(|workload| {
             let mut chip_id = [0u8; 64];
             OsRng.fill_bytes(&mut chip_id);
-            ChipIssuer::new(&env, &collateral, chip_id, workload.host_data())
-                .map(|chip| Arc::new(chip) as Arc<dyn Issuer>)
+            Chip::new(&env, chip_id, workload.host_data()).map(|chip| chip.issuer())
         })
         .collect::<Result<_>>()?;
 
@@ -440,7 +437,7 @@ fn run(args: &Args) -> Result<Output> {
     let floor_chip = {
         let mut chip_id = [0u8; 64];
         OsRng.fill_bytes(&mut chip_id);
-        ChipIssuer::new(&env, &collateral, chip_id, [0; 32])?
+        Chip::new(&env, chip_id, [0; 32])?
     };
     let floor = floor::measure(
         &env,
