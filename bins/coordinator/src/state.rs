@@ -14,11 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use contrast_attest::{AppraisalPolicy, AtlsValidator, CrlPolicy, VcekCache};
 use contrast_ca::{Ca, MeshCaKey};
-use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition};
+use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition, ZERO_HASH};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::seed::SeedEngine;
 use contrast_store::{AnyStore, HistoryStore, HistoryStoreError};
@@ -193,6 +193,9 @@ pub(crate) struct Recovered {
 /// Holds the current state and the history store it is built on.
 pub(crate) struct Guard {
     current: RwLock<Option<Arc<State>>>,
+    /// The head an update of this process is publishing: between its compare-and-swap and the
+    /// swap of the in-memory state the watch sees it, and it is ours, not another replica's.
+    publishing: Mutex<Option<Hash>>,
     history: HistoryStore<AnyStore>,
     vcek_cache: Arc<VcekCache>,
     crl_policy: CrlPolicy,
@@ -211,6 +214,7 @@ impl Guard {
     pub(crate) fn new(history: HistoryStore<AnyStore>, crl_policy: CrlPolicy) -> Self {
         Self {
             current: RwLock::new(None),
+            publishing: Mutex::new(None),
             history,
             vcek_cache: Arc::new(VcekCache::new(4096)),
             crl_policy,
@@ -257,6 +261,15 @@ impl Guard {
         policies: Vec<Vec<u8>>,
         expected_previous: Option<&Hash>,
     ) -> Result<Arc<State>, UpdateError> {
+        let next = contrast_core::sha256(
+            &Transition {
+                manifest_hash: manifest.hash(),
+                previous_transition_hash: old
+                    .map_or(ZERO_HASH, |state| state.latest.transition_hash),
+            }
+            .encode(),
+        );
+        *self.publishing() = Some(next);
         let update = self
             .history
             .update(
@@ -267,7 +280,19 @@ impl Guard {
                 seed_engine.history_signing_key(),
                 &mut OsRng,
             )
-            .await?;
+            .await;
+        let update = match update {
+            Ok(update) => update,
+            Err(error) => {
+                *self.publishing() = None;
+                // The watch may have taken another replica's identical head for ours while
+                // `publishing` said so: check the stored head again.
+                if let Ok(Some(head)) = self.history.latest_unverified().await {
+                    let _ = self.mark_stale_unless_ours(&head.transition_hash).await;
+                }
+                return Err(error.into());
+            }
+        };
 
         let mut view = HistoryView {
             manifests: old
@@ -292,10 +317,22 @@ impl Guard {
             update.latest,
             old.map_or(1, |state| state.generation + 1),
             view,
-        )?;
+        );
+        let state = match state {
+            Ok(state) => state,
+            Err(error) => {
+                // The head moved on without us: what we hold is stale.
+                *self.publishing() = None;
+                if let Some(current) = self.current() {
+                    current.stale.store(true, Ordering::Release);
+                }
+                return Err(error.into());
+            }
+        };
         // If the swap fails another update built on this one already happened; the caller
         // still gets the state its request produced (as upstream).
         self.swap(old, &state);
+        *self.publishing() = None;
         Ok(state)
     }
 
@@ -384,6 +421,12 @@ impl Guard {
         }
     }
 
+    fn publishing(&self) -> std::sync::MutexGuard<'_, Option<Hash>> {
+        self.publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Replaces the held state with `new` if it is still `old` (compared by pointer); returns
     /// whether it did.
     fn swap(&self, old: Option<&Arc<State>>, new: &Arc<State>) -> bool {
@@ -410,6 +453,10 @@ impl Guard {
         };
         if state.is_stale() {
             return Ok(true);
+        }
+        // Our own update, published but not yet swapped in: no walk of the chain.
+        if *self.publishing() == Some(*stored_head) {
+            return Ok(false);
         }
         let ours = self
             .history
