@@ -261,14 +261,11 @@ impl Guard {
         policies: Vec<Vec<u8>>,
         expected_previous: Option<&Hash>,
     ) -> Result<Arc<State>, UpdateError> {
-        let next = contrast_core::sha256(
-            &Transition {
-                manifest_hash: manifest.hash(),
-                previous_transition_hash: old
-                    .map_or(ZERO_HASH, |state| state.latest.transition_hash),
-            }
-            .encode(),
-        );
+        let next = Transition {
+            manifest_hash: manifest.hash(),
+            previous_transition_hash: old.map_or(ZERO_HASH, |state| state.latest.transition_hash),
+        }
+        .hash();
         *self.publishing() = Some(next);
         let update = self
             .history
