@@ -126,29 +126,31 @@ fn now_duration(time: &dyn TimeProvider) -> Result<Duration, AtlsError> {
 }
 
 fn certified_key(key: Arc<AtlsKey>, cert_der: Vec<u8>) -> Result<Arc<CertifiedKey>, AtlsError> {
-    let scheme = match key.as_ref() {
-        AtlsKey::P256(_) => SignatureScheme::ECDSA_NISTP256_SHA256,
-        AtlsKey::P384(_) => SignatureScheme::ECDSA_NISTP384_SHA384,
+    let ec = |scheme| -> Arc<dyn SigningKey> {
+        Arc::new(EcSigningKey {
+            key: Arc::clone(&key),
+            scheme,
+        })
+    };
+    let signing_key = match key.as_ref() {
+        AtlsKey::P256(_) => ec(SignatureScheme::ECDSA_NISTP256_SHA256),
+        AtlsKey::P384(_) => ec(SignatureScheme::ECDSA_NISTP384_SHA384),
         AtlsKey::Rsa(_) => {
             // RSA's scheme choice (PSS or PKCS#1, by size) is rustls's; it loads the key from
             // PKCS#8, borrowed so the only copy stays in the zeroizing SecretDocument.
             let pkcs8 = key.pkcs8_der()?;
-            let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(
-                &PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes())),
-            )
+            rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+                PrivatePkcs8KeyDer::from(pkcs8.as_bytes()),
+            ))
             .map_err(|e| AtlsError::Build {
                 what: "the tls signing key",
                 reason: e.to_string(),
-            })?;
-            return Ok(Arc::new(CertifiedKey::new(
-                vec![CertificateDer::from(cert_der)],
-                signing_key,
-            )));
+            })?
         }
     };
     Ok(Arc::new(CertifiedKey::new(
         vec![CertificateDer::from(cert_der)],
-        Arc::new(EcSigningKey { key, scheme }),
+        signing_key,
     )))
 }
 
