@@ -38,7 +38,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::coordinator::{CoordinatorProcess, cpu_time, spawn_rss_sampler, status_bytes};
-use crate::floor::Floor;
+use crate::floor::{Floor, Primitive};
 use crate::issuer::Chip;
 use crate::stats::{Summary, Tally, reason};
 
@@ -849,6 +849,16 @@ fn print_summary(label: &str, summary: &Summary) {
     }
 }
 
+/// One line per primitive of the floor: name, side, mean µs, what it is.
+fn print_primitives(primitives: &[Primitive]) {
+    for p in primitives {
+        println!(
+            "  {:<18} {:<6} {:>8.1} µs  {}",
+            p.name, p.side, p.micros, p.what
+        );
+    }
+}
+
 fn print_text(report: &Report) {
     println!(
         "scenario {}, {} concurrent simulated initializers (own chip each, fresh P-256 key \
@@ -887,23 +897,13 @@ fn print_text(report: &Report) {
     );
     let f = &report.floor;
     println!("floor (single-core means, measured in this run):");
-    for p in &f.counted {
-        println!(
-            "  {:<18} {:<6} {:>8.1} µs  {}",
-            p.name, p.side, p.micros, p.what
-        );
-    }
+    print_primitives(&f.counted);
     println!(
         "  = {:.1} µs per attestation -> floor {:.0} attestations/s on {} cores",
         f.micros_per_attestation, f.attestations_per_second, f.cores
     );
     println!("  not counted (the protocol's further work):");
-    for p in &f.not_counted {
-        println!(
-            "  {:<18} {:<6} {:>8.1} µs  {}",
-            p.name, p.side, p.micros, p.what
-        );
-    }
+    print_primitives(&f.not_counted);
     println!(
         "  = {:.1} µs per attestation -> protocol floor {:.0} attestations/s",
         f.protocol_micros_per_attestation, f.protocol_attestations_per_second
