@@ -18,6 +18,7 @@
 //! 8 on Turin) and csp_id (`.5`, VLEK only). [`check_binding`] ties a report to them.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PSS_2048_8192_SHA384};
@@ -409,6 +410,60 @@ fn verify_issued_by(
         })
 }
 
+/// The outcome of a signature check between certificates compiled into this crate never changes,
+/// so it is computed once per process: otherwise every chain pays two RSA-4096 verifications
+/// (ARK self-signature, ASK/ASVK by ARK) for bytes that cannot differ from the last call.
+type SignatureMemo = OnceLock<Result<(), Error>>;
+
+static ARK_SELF_SIGNATURES: [SignatureMemo; 3] = [const { OnceLock::new() }; 3];
+static INTERMEDIATE_SIGNATURES: [SignatureMemo; 6] = [const { OnceLock::new() }; 6];
+
+/// The memo slots for an [`TrustAnchor::Amd`] chain, and the compiled-in intermediate whose
+/// signature the `intermediate` slot records.
+#[derive(Clone, Copy)]
+struct CompiledInSignatures {
+    ark: &'static SignatureMemo,
+    intermediate: &'static SignatureMemo,
+    intermediate_der: &'static [u8],
+}
+
+impl CompiledInSignatures {
+    fn for_anchor(anchor: &TrustAnchor, leaf_kind: LeafKind) -> Option<Self> {
+        let TrustAnchor::Amd(product) = anchor else {
+            return None;
+        };
+        let product_index = match product {
+            Product::Milan => 0,
+            Product::Genoa => 1,
+            Product::Turin => 2,
+        };
+        let (kind_index, intermediate_der) = match leaf_kind {
+            LeafKind::Vcek => (0, roots::ask(*product)),
+            LeafKind::Vlek => (1, roots::asvk(*product)),
+        };
+        Some(Self {
+            ark: &ARK_SELF_SIGNATURES[product_index],
+            intermediate: &INTERMEDIATE_SIGNATURES[product_index * 2 + kind_index],
+            intermediate_der,
+        })
+    }
+}
+
+/// [`verify_issued_by`], remembered in `memo` when both certificates are compiled in.
+fn verify_issued_by_once(
+    cert: &ParsedCert<'_>,
+    issuer: &ParsedCert<'_>,
+    issuer_key: &ParsedPublicKey,
+    memo: Option<&SignatureMemo>,
+) -> Result<(), Error> {
+    match memo {
+        Some(memo) => memo
+            .get_or_init(|| verify_issued_by(cert, issuer, issuer_key))
+            .clone(),
+        None => verify_issued_by(cert, issuer, issuer_key),
+    }
+}
+
 fn check_validity(cert: &ParsedCert<'_>, now: UnixTime) -> Result<(UnixTime, UnixTime), Error> {
     let validity = &cert.cert.tbs_certificate.validity;
     let not_before = UnixTime::from(validity.not_before);
@@ -762,7 +817,8 @@ pub fn verify_chain(
     let ark_der = resolve_ark(anchor, certs.ark)?;
     let ark = ParsedCert::parse(ark_der, CertRole::Ark)?;
     let ark_key = rsa_key(&ark)?;
-    verify_issued_by(&ark, &ark, &ark_key)?;
+    let compiled_in = CompiledInSignatures::for_anchor(anchor, leaf_kind);
+    verify_issued_by_once(&ark, &ark, &ark_key, compiled_in.map(|c| c.ark))?;
     check_ca(&ark, true)?;
     let (mut not_before, mut not_after) = check_validity(&ark, now)?;
 
@@ -781,7 +837,10 @@ pub fn verify_chain(
         }
     };
     let intermediate = ParsedCert::parse(intermediate_der, intermediate_role)?;
-    verify_issued_by(&intermediate, &ark, &ark_key)?;
+    let intermediate_memo = compiled_in
+        .filter(|c| intermediate_der == c.intermediate_der)
+        .map(|c| c.intermediate);
+    verify_issued_by_once(&intermediate, &ark, &ark_key, intermediate_memo)?;
     check_ca(&intermediate, false)?;
     let (nb, na) = check_validity(&intermediate, now)?;
     not_before = not_before.max(nb);

@@ -686,3 +686,42 @@ fn amd_extensions_of_real_leaves() {
 
 #[allow(dead_code)]
 fn _assert_source_object_safe(_: &dyn CollateralSource) {}
+
+/// The compiled-in ARK/ASK signatures are verified once per process; a presented ASK that differs
+/// from the compiled-in one in a single signature bit is still checked, before and after the
+/// compiled-in chain has been verified (and remembered).
+#[test]
+fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
+    let v = &vectors()[0];
+    let mut ask = chain::roots::ask(Product::Milan).to_vec();
+    let last = ask.len() - 1;
+    ask[last] ^= 1; // the last byte of the signature BIT STRING
+    let tampered = ChainCertificates {
+        ark: None,
+        intermediate: Some(&ask),
+        leaf: v.leaf,
+    };
+    let compiled_in = ChainCertificates {
+        ark: None,
+        intermediate: None,
+        leaf: v.leaf,
+    };
+    let anchor = TrustAnchor::Amd(Product::Milan);
+    for _ in 0..2 {
+        let err = chain::verify_chain(&anchor, LeafKind::Vcek, &tampered, v.time).unwrap_err();
+        assert_eq!(
+            err,
+            Error::CertificateSignatureInvalid {
+                role: CertRole::Ask,
+                issuer: CertRole::Ark,
+            }
+        );
+        chain::verify_chain(&anchor, LeafKind::Vcek, &compiled_in, v.time).unwrap();
+        // The same bytes presented explicitly take the remembered path and still verify.
+        let presented = ChainCertificates {
+            intermediate: Some(chain::roots::ask(Product::Milan)),
+            ..compiled_in
+        };
+        chain::verify_chain(&anchor, LeafKind::Vcek, &presented, v.time).unwrap();
+    }
+}
