@@ -410,58 +410,70 @@ fn verify_issued_by(
         })
 }
 
-/// The outcome of a signature check between certificates compiled into this crate never changes,
-/// so it is computed once per process: otherwise every chain pays two RSA-4096 verifications
-/// (ARK self-signature, ASK/ASVK by ARK) for bytes that cannot differ from the last call.
-type SignatureMemo = OnceLock<Result<(), Error>>;
-
-static ARK_SELF_SIGNATURES: [SignatureMemo; 3] = [const { OnceLock::new() }; 3];
-static INTERMEDIATE_SIGNATURES: [SignatureMemo; 6] = [const { OnceLock::new() }; 6];
-
-/// The memo slots for an [`TrustAnchor::Amd`] chain, and the compiled-in intermediate whose
-/// signature the `intermediate` slot records.
-#[derive(Clone, Copy)]
-struct CompiledInSignatures {
-    ark: &'static SignatureMemo,
-    intermediate: &'static SignatureMemo,
-    intermediate_der: &'static [u8],
+/// The ARK and the intermediate (ASK or ASVK) of a chain, parsed, with their signatures and CA
+/// constraints checked (everything but their validity at a given time).
+struct Issuers<'a> {
+    ark: ParsedCert<'a>,
+    ark_key: ParsedPublicKey,
+    intermediate: ParsedCert<'a>,
+    intermediate_key: ParsedPublicKey,
 }
 
-impl CompiledInSignatures {
-    fn for_anchor(anchor: &TrustAnchor, leaf_kind: LeafKind) -> Option<Self> {
-        let TrustAnchor::Amd(product) = anchor else {
-            return None;
-        };
-        let product_index = match product {
-            Product::Milan => 0,
-            Product::Genoa => 1,
-            Product::Turin => 2,
-        };
-        let (kind_index, intermediate_der) = match leaf_kind {
-            LeafKind::Vcek => (0, roots::ask(*product)),
-            LeafKind::Vlek => (1, roots::asvk(*product)),
-        };
-        Some(Self {
-            ark: &ARK_SELF_SIGNATURES[product_index],
-            intermediate: &INTERMEDIATE_SIGNATURES[product_index * 2 + kind_index],
-            intermediate_der,
+impl<'a> Issuers<'a> {
+    fn verify(
+        ark_der: &'a [u8],
+        intermediate_der: &'a [u8],
+        intermediate_role: CertRole,
+    ) -> Result<Self, Error> {
+        let ark = ParsedCert::parse(ark_der, CertRole::Ark)?;
+        let ark_key = rsa_key(&ark)?;
+        verify_issued_by(&ark, &ark, &ark_key)?;
+        check_ca(&ark, true)?;
+        let intermediate = ParsedCert::parse(intermediate_der, intermediate_role)?;
+        verify_issued_by(&intermediate, &ark, &ark_key)?;
+        check_ca(&intermediate, false)?;
+        let intermediate_key = rsa_key(&intermediate)?;
+        Ok(Self {
+            ark,
+            ark_key,
+            intermediate,
+            intermediate_key,
         })
     }
 }
 
-/// [`verify_issued_by`], remembered in `memo` when both certificates are compiled in.
-fn verify_issued_by_once(
-    cert: &ParsedCert<'_>,
-    issuer: &ParsedCert<'_>,
-    issuer_key: &ParsedPublicKey,
-    memo: Option<&SignatureMemo>,
-) -> Result<(), Error> {
-    match memo {
-        Some(memo) => memo
-            .get_or_init(|| verify_issued_by(cert, issuer, issuer_key))
-            .clone(),
-        None => verify_issued_by(cert, issuer, issuer_key),
+fn compiled_in_intermediate(product: Product, leaf_kind: LeafKind) -> &'static [u8] {
+    match leaf_kind {
+        LeafKind::Vcek => roots::ask(product),
+        LeafKind::Vlek => roots::asvk(product),
     }
+}
+
+/// The compiled-in issuers of `product` and `leaf_kind`, verified once per process: the outcome
+/// cannot change, and verifying them per chain costs two certificate parses and two RSA-4096
+/// verifications.
+fn compiled_in_issuers(
+    product: Product,
+    leaf_kind: LeafKind,
+) -> &'static Result<Issuers<'static>, Error> {
+    static VERIFIED: [OnceLock<Result<Issuers<'static>, Error>>; 6] =
+        [const { OnceLock::new() }; 6];
+    let product_index = match product {
+        Product::Milan => 0,
+        Product::Genoa => 1,
+        Product::Turin => 2,
+    };
+    let kind_index = match leaf_kind {
+        LeafKind::Vcek => 0,
+        LeafKind::Vlek => 1,
+    };
+    VERIFIED[product_index * 2 + kind_index].get_or_init(|| {
+        Issuers::verify(
+            roots::ark(product),
+            compiled_in_intermediate(product, leaf_kind),
+            leaf_kind.issuer_role(),
+        )
+    })
 }
 
 fn check_validity(cert: &ParsedCert<'_>, now: UnixTime) -> Result<(UnixTime, UnixTime), Error> {
@@ -815,20 +827,10 @@ pub fn verify_chain(
 ) -> Result<VerifiedChain, Error> {
     let product = anchor.product();
     let ark_der = resolve_ark(anchor, certs.ark)?;
-    let ark = ParsedCert::parse(ark_der, CertRole::Ark)?;
-    let ark_key = rsa_key(&ark)?;
-    let compiled_in = CompiledInSignatures::for_anchor(anchor, leaf_kind);
-    verify_issued_by_once(&ark, &ark, &ark_key, compiled_in.map(|c| c.ark))?;
-    check_ca(&ark, true)?;
-    let (mut not_before, mut not_after) = check_validity(&ark, now)?;
-
     let intermediate_role = leaf_kind.issuer_role();
     let intermediate_der = match (certs.intermediate, anchor) {
         (Some(der), _) => der,
-        (None, TrustAnchor::Amd(p)) => match leaf_kind {
-            LeafKind::Vcek => roots::ask(*p),
-            LeafKind::Vlek => roots::asvk(*p),
-        },
+        (None, TrustAnchor::Amd(p)) => compiled_in_intermediate(*p, leaf_kind),
         (None, TrustAnchor::Pinned { .. }) => {
             return Err(Error::MissingCertificate {
                 role: intermediate_role,
@@ -836,19 +838,26 @@ pub fn verify_chain(
             });
         }
     };
-    let intermediate = ParsedCert::parse(intermediate_der, intermediate_role)?;
-    let intermediate_memo = compiled_in
-        .filter(|c| intermediate_der == c.intermediate_der)
-        .map(|c| c.intermediate);
-    verify_issued_by_once(&intermediate, &ark, &ark_key, intermediate_memo)?;
-    check_ca(&intermediate, false)?;
-    let (nb, na) = check_validity(&intermediate, now)?;
+    let presented;
+    let issuers = match anchor {
+        TrustAnchor::Amd(p) if intermediate_der == compiled_in_intermediate(*p, leaf_kind) => {
+            compiled_in_issuers(*p, leaf_kind)
+                .as_ref()
+                .map_err(Clone::clone)?
+        }
+        _ => {
+            presented = Issuers::verify(ark_der, intermediate_der, intermediate_role)?;
+            &presented
+        }
+    };
+    let (ark, intermediate) = (&issuers.ark, &issuers.intermediate);
+    let (mut not_before, mut not_after) = check_validity(ark, now)?;
+    let (nb, na) = check_validity(intermediate, now)?;
     not_before = not_before.max(nb);
     not_after = not_after.min(na);
-    let intermediate_key = rsa_key(&intermediate)?;
 
     let leaf = ParsedCert::parse(certs.leaf, leaf_kind.role())?;
-    verify_issued_by(&leaf, &intermediate, &intermediate_key)?;
+    verify_issued_by(&leaf, intermediate, &issuers.intermediate_key)?;
     let (basic, _) = standard_extensions(&leaf)?;
     if basic.is_some_and(|b| b.ca) {
         return Err(Error::LeafIsCa { role: leaf.role });
@@ -862,11 +871,11 @@ pub fn verify_chain(
         let p = product.name();
         match leaf_kind {
             LeafKind::Vcek => {
-                check_common_name(&intermediate, &format!("SEV-{p}"))?;
+                check_common_name(intermediate, &format!("SEV-{p}"))?;
                 check_common_name(&leaf, "SEV-VCEK")?;
             }
             LeafKind::Vlek => {
-                check_common_name(&intermediate, &format!("SEV-VLEK-{p}"))?;
+                check_common_name(intermediate, &format!("SEV-VLEK-{p}"))?;
                 check_common_name(&leaf, "SEV-VLEK")?;
             }
         }
@@ -903,7 +912,7 @@ pub fn verify_chain(
         leaf_kind,
         leaf_key: LeafKey::from_point(leaf_kind, product, point)?,
         extensions,
-        ark_key,
+        ark_key: issuers.ark_key.clone(),
         ark_subject: ark.subject().clone(),
         intermediate_serial: normalize_serial(
             intermediate.cert.tbs_certificate.serial_number.as_bytes(),
