@@ -89,6 +89,8 @@ struct Outcome {
     client: Result<Vec<u8>, std::io::Error>,
     server: Result<(), std::io::Error>,
     server_cert: Option<Vec<u8>>,
+    /// TLS 1.3 session tickets the client received (by the time it read "pong").
+    tickets_received: u32,
 }
 
 /// One connection: the client writes "ping", the server answers "pong". Returns the negotiated
@@ -108,6 +110,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
     });
     let connector = TlsConnector::from(Arc::new(client));
     let mut server_cert = None;
+    let mut tickets_received = 0;
     let client = async {
         let tcp = TcpStream::connect(addr).await?;
         let mut tls = connector
@@ -123,6 +126,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
         let mut buf = [0u8; 4];
         tls.read_exact(&mut buf).await?;
         assert_eq!(&buf, b"pong");
+        tickets_received = tls.get_ref().1.tls13_tickets_received();
         Ok(alpn)
     }
     .await;
@@ -131,6 +135,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
         client,
         server,
         server_cert,
+        tickets_received,
     }
 }
 
@@ -215,6 +220,29 @@ async fn mutual_atls_each_side_appraises_the_other() {
         client_peer.attestation.unwrap().host_data,
         client_guest.host_data
     );
+}
+
+/// A resumed session would carry no fresh attestation, so aTLS servers issue no session tickets
+/// and keep no session cache.
+#[tokio::test]
+async fn no_session_tickets_are_issued() {
+    let measurement = random::<48>();
+    let atls_server = AtlsServer::new(Some(issuer(&guest(measurement))));
+    let (server_config, _) = atls_server.config(&mut OsRng).unwrap();
+    assert_eq!(server_config.send_tls13_tickets, 0);
+    assert!(!server_config.session_storage.can_cache());
+    let client = AtlsClient::new(Some(validator(measurement)));
+    let outcome = connect(client.config(&mut OsRng).unwrap().0, server_config).await;
+    outcome.client.unwrap();
+    assert_eq!(outcome.tickets_received, 0);
+
+    // Control: the same connection with rustls' default of two tickets shows them arriving.
+    let (mut ticketing, _) = atls_server.config(&mut OsRng).unwrap();
+    ticketing.send_tls13_tickets = 2;
+    ticketing.session_storage = rustls::server::ServerSessionMemoryCache::new(16);
+    let outcome = connect(client.config(&mut OsRng).unwrap().0, ticketing).await;
+    outcome.client.unwrap();
+    assert_eq!(outcome.tickets_received, 2);
 }
 
 #[tokio::test]

@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rand_core::{CryptoRngCore, OsRng};
-use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
 use rustls::{
@@ -268,7 +268,8 @@ impl AtlsServer {
     }
 
     /// A config for one connection: a fresh server nonce (sent as the single acceptable-CA
-    /// name), ALPN `h2`, and the slot its client verifier fills.
+    /// name), ALPN `h2`, no session tickets or session cache (aTLS never resumes), and the slot
+    /// its client verifier fills.
     ///
     /// # Errors
     /// [`AtlsError::Build`] if rustls rejects the configuration.
@@ -299,6 +300,9 @@ impl AtlsServer {
                 .with_client_cert_verifier(verifier)
                 .with_cert_resolver(resolver);
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // A resumed session would carry no fresh attestation: issue no tickets, keep no sessions.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
         Ok((config, slot))
     }
 }
@@ -467,7 +471,8 @@ impl AtlsClient {
     }
 
     /// A config for one connection: a fresh client nonce offered as
-    /// `atls:v1:nonce:<hex>` followed by `h2`, and the slot its server verifier fills.
+    /// `atls:v1:nonce:<hex>` followed by `h2`, resumption disabled, and the slot its server
+    /// verifier fills.
     ///
     /// # Errors
     /// [`AtlsError::Build`] if rustls rejects the configuration.
@@ -497,6 +502,8 @@ impl AtlsClient {
                 .with_custom_certificate_verifier(verifier)
                 .with_client_cert_resolver(resolver);
         config.alpn_protocols = vec![alpn_for_nonce(&nonce), ALPN_H2.to_vec()];
+        // Every connection attests afresh; a resumed session would skip the appraisal.
+        config.resumption = Resumption::disabled();
         Ok((config, slot))
     }
 }
