@@ -91,6 +91,8 @@ struct Outcome {
     server_cert: Option<Vec<u8>>,
     /// TLS 1.3 session tickets the client received (by the time it read "pong").
     tickets_received: u32,
+    /// The negotiated cipher suite (client side).
+    suite: Option<rustls::CipherSuite>,
 }
 
 /// One connection: the client writes "ping", the server answers "pong". Returns the negotiated
@@ -111,6 +113,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
     let connector = TlsConnector::from(Arc::new(client));
     let mut server_cert = None;
     let mut tickets_received = 0;
+    let mut suite = None;
     let client = async {
         let tcp = TcpStream::connect(addr).await?;
         let mut tls = connector
@@ -122,6 +125,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
             .and_then(|c| c.first())
             .map(|c| c.to_vec());
         let alpn = conn.alpn_protocol().unwrap_or_default().to_vec();
+        suite = conn.negotiated_cipher_suite().map(|s| s.suite());
         tls.write_all(b"ping").await?;
         let mut buf = [0u8; 4];
         tls.read_exact(&mut buf).await?;
@@ -136,6 +140,7 @@ async fn connect(client: ClientConfig, server: ServerConfig) -> Outcome {
         server,
         server_cert,
         tickets_received,
+        suite,
     }
 }
 
@@ -243,6 +248,40 @@ async fn no_session_tickets_are_issued() {
     let outcome = connect(client.config(&mut OsRng).unwrap().0, ticketing).await;
     outcome.client.unwrap();
     assert_eq!(outcome.tickets_received, 2);
+}
+
+/// TLS 1.3 with AES-128-GCM/SHA-256 between our peers; a peer offering only AES-256-GCM still
+/// connects.
+#[tokio::test]
+async fn aes_128_gcm_sha256_is_preferred_and_the_others_still_connect() {
+    let measurement = random::<48>();
+    let atls_server = AtlsServer::new(Some(issuer(&guest(measurement))));
+    let client = AtlsClient::new(Some(validator(measurement)));
+    let outcome = connect(
+        client.config(&mut OsRng).unwrap().0,
+        atls_server.config(&mut OsRng).unwrap().0,
+    )
+    .await;
+    outcome.client.unwrap();
+    assert_eq!(
+        outcome.suite,
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+
+    let mut provider = (*atls::crypto_provider()).clone();
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    let (only_aes_256, _) = client
+        .with_crypto_provider(Arc::new(provider))
+        .config(&mut OsRng)
+        .unwrap();
+    let outcome = connect(only_aes_256, atls_server.config(&mut OsRng).unwrap().0).await;
+    outcome.client.unwrap();
+    assert_eq!(
+        outcome.suite,
+        Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+    );
 }
 
 #[tokio::test]

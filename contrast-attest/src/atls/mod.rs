@@ -12,6 +12,9 @@
 //! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before `h2`; the
 //!   server takes the first entry starting with `atls`, rejects other versions, and negotiates
 //!   `h2` ([`nonce`]).
+//! - TLS 1.2 or 1.3 (upstream's minimum is 1.2); between two aTLS peers TLS 1.3 with
+//!   AES-128-GCM/SHA-256 ([`crypto_provider`]); no session tickets and no resumption, since a
+//!   resumed session would carry no fresh attestation.
 //! - Server nonce (mutual aTLS): the single acceptable-CA name of the CertificateRequest, the DER
 //!   Name `CN = base64std(nonce)` (PrintableString).
 //! - Responder certificate ([`cert`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
@@ -68,7 +71,7 @@ pub use issuer::Issuer;
 #[cfg(feature = "sim")]
 pub use issuer::SimulatedIssuer;
 pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
-pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io};
+pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io, crypto_provider};
 pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
 
 /// Nonce length in bytes.

@@ -15,7 +15,7 @@
 //! [`TimeProvider`] (a parameter of both builders) gives both the verification time and the
 //! issuing time.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rand_core::{CryptoRngCore, OsRng};
@@ -115,8 +115,28 @@ pub fn atls_error_from_io(error: &std::io::Error) -> Option<&AtlsError> {
     inner.downcast_ref::<rustls::Error>().and_then(atls_error)
 }
 
-fn default_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+/// The rustls provider of every aTLS connection: aws-lc-rs with its default key exchange groups,
+/// signature schemes and cipher suites, the TLS 1.3 suites ordered AES-128-GCM/SHA-256 first.
+///
+/// The handshake's key exchange (X25519) and certificates (P-256) give 128-bit security, so
+/// AES-256 adds none; SHA-256 runs on the SHA extensions of current x86 CPUs while SHA-384 runs
+/// in software, and the transcript hash covers both certificates with their attestation
+/// documents (several KiB). Go's `crypto/tls`, which upstream Contrast uses, prefers the same
+/// suite on AES-NI hardware. The other suites stay enabled for peers that offer only them.
+#[must_use]
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        // A stable sort: the TLS 1.3 suites keep their relative order after the preferred one.
+        provider.cipher_suites.sort_by_key(|suite| {
+            (
+                suite.tls13().is_none(),
+                suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+            )
+        });
+        Arc::new(provider)
+    }))
 }
 
 fn now_duration(time: &dyn TimeProvider) -> Result<Duration, AtlsError> {
@@ -236,7 +256,7 @@ impl AtlsServer {
             issuer,
             client_validator: None,
             defer_client_rejection: false,
-            provider: default_provider(),
+            provider: crypto_provider(),
             time: Arc::new(DefaultTimeProvider),
         }
     }
@@ -264,6 +284,14 @@ impl AtlsServer {
     #[must_use]
     pub fn with_time_provider(mut self, time: Arc<dyn TimeProvider>) -> Self {
         self.time = time;
+        self
+    }
+
+    /// The rustls crypto provider (default: [`crypto_provider`]), e.g. one restricted to
+    /// certain cipher suites or key exchange groups.
+    #[must_use]
+    pub fn with_crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
         self
     }
 
@@ -443,7 +471,7 @@ impl AtlsClient {
             validator,
             issuer: None,
             key: None,
-            provider: default_provider(),
+            provider: crypto_provider(),
             time: Arc::new(DefaultTimeProvider),
         }
     }
@@ -467,6 +495,14 @@ impl AtlsClient {
     #[must_use]
     pub fn with_time_provider(mut self, time: Arc<dyn TimeProvider>) -> Self {
         self.time = time;
+        self
+    }
+
+    /// The rustls crypto provider (default: [`crypto_provider`]), e.g. one restricted to
+    /// certain cipher suites or key exchange groups.
+    #[must_use]
+    pub fn with_crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
         self
     }
 

@@ -143,7 +143,7 @@ pub(crate) fn measure(
         "tls_handshake",
         "both",
         "one in-memory mutual TLS 1.3 handshake, both sides in this thread (rustls + aws-lc-rs, \
-         default key exchange, no resumption): static P-256 certificates, both \
+         aTLS's provider: X25519, AES-128-GCM/SHA-256, no resumption): static P-256 certificates, both \
          CertificateVerify signatures and their verification",
         plain_handshake,
     );
@@ -327,7 +327,8 @@ struct PlainTls {
 
 impl PlainTls {
     fn new() -> Result<Self> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        // The provider aTLS uses, so the handshake runs the same cipher suite.
+        let provider = contrast_attest::atls::crypto_provider();
         let identity = || -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
             let key = AtlsKey::generate_p256()?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
