@@ -290,7 +290,9 @@ impl<'a> ParsedCert<'a> {
 }
 
 /// The raw bytes of the first element of the outer SEQUENCE (the signed TBS part).
-fn outer_first_tlv(der: &[u8]) -> der::Result<&[u8]> {
+/// The first TLV inside the outer SEQUENCE of `der`: a certificate's or CRL's to-be-signed bytes
+/// exactly as received (what the signature covers; re-encoding could differ).
+pub(crate) fn outer_first_tlv(der: &[u8]) -> der::Result<&[u8]> {
     let mut reader = SliceReader::new(der)?;
     let header = der::Header::decode(&mut reader)?;
     header.tag.assert_eq(der::Tag::Sequence)?;

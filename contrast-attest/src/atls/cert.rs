@@ -390,7 +390,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<AtlsCertificate, AtlsError> {
     }
     let spki = &tbs.subject_public_key_info;
     let algorithm = verification_algorithm(&cert)?;
-    let tbs_der = tbs.to_der().map_err(|e| AtlsError::CertificateParse {
+    let tbs_der = crate::chain::outer_first_tlv(der).map_err(|e| AtlsError::CertificateParse {
         reason: e.to_string(),
     })?;
     let signature = cert
@@ -402,7 +402,7 @@ pub fn parse_certificate(der: &[u8]) -> Result<AtlsCertificate, AtlsError> {
         .as_bytes()
         .ok_or(AtlsError::BadSelfSignature)?;
     UnparsedPublicKey::new(algorithm, public_key)
-        .verify(&tbs_der, signature)
+        .verify(tbs_der, signature)
         .map_err(|_| AtlsError::BadSelfSignature)?;
 
     let mut attestation = Vec::new();
