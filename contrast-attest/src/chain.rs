@@ -289,7 +289,6 @@ impl<'a> ParsedCert<'a> {
     }
 }
 
-/// The raw bytes of the first element of the outer SEQUENCE (the signed TBS part).
 /// The first TLV inside the outer SEQUENCE of `der`: a certificate's or CRL's to-be-signed bytes
 /// exactly as received (what the signature covers; re-encoding could differ).
 pub(crate) fn outer_first_tlv(der: &[u8]) -> der::Result<&[u8]> {
@@ -818,6 +817,9 @@ fn product_name_matches(name: &str, product: Product) -> bool {
 /// extension; for AMD anchors the common names are AMD's (`SEV-{product}`, `SEV-VLEK-{product}`,
 /// `SEV-VCEK`, `SEV-VLEK`); the leaf's productName names the anchor's product; a VCEK has a hwID,
 /// a VLEK a csp_id and no hwID.
+///
+/// The compiled-in ARK and ASK/ASVK of an AMD anchor (also when presented byte for byte) are
+/// parsed and verified once per process; their validity is checked on every call.
 ///
 /// # Errors
 /// The specific [`Error`] of the first failing check.
