@@ -1,4 +1,4 @@
-//! The Coordinator client against an in-test HTTP/2 server over aTLS on 127.0.0.1 (simulated
+//! The Coordinator client against an in-test HTTP server over aTLS on 127.0.0.1 (simulated
 //! SEV-SNP): typed round trips, the server's refusals, our validator's refusal, connection and
 //! handshake failures, and the response size limit.
 #![cfg(all(feature = "client", feature = "sim"))]
@@ -87,6 +87,9 @@ fn validator(measurement: [u8; 48]) -> AtlsValidator {
 #[derive(Clone, Debug)]
 struct Seen {
     method: Method,
+    version: hyper::Version,
+    /// `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
+    authority: Option<String>,
     path: String,
     content_type: Option<String>,
     body: Vec<u8>,
@@ -94,8 +97,8 @@ struct Seen {
 
 type Handler = Arc<dyn Fn(&Seen) -> (StatusCode, Vec<u8>) + Send + Sync>;
 
-/// A test server: HTTP/2 over aTLS, one fresh config per connection; records requests and each
-/// connection's peer slot.
+/// A test server: HTTP over aTLS (HTTP/1.1 or HTTP/2, as negotiated, like the Coordinator),
+/// one fresh config per connection; records requests and each connection's peer slot.
 struct TestServer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -103,6 +106,11 @@ struct TestServer {
 }
 
 async fn serve(atls: AtlsServer, handler: Handler) -> TestServer {
+    serve_alpn(atls, handler, None).await
+}
+
+/// [`serve`], with the server's ALPN list replaced by `alpn` when given.
+async fn serve_alpn(atls: AtlsServer, handler: Handler, alpn: Option<Vec<Vec<u8>>>) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +121,10 @@ async fn serve(atls: AtlsServer, handler: Handler) -> TestServer {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let (config, slot) = atls.config(&mut OsRng).unwrap();
+            let (mut config, slot) = atls.config(&mut OsRng).unwrap();
+            if let Some(alpn) = &alpn {
+                config.alpn_protocols.clone_from(alpn);
+            }
             slots_task.lock().unwrap().push(slot);
             let acceptor = TlsAcceptor::from(Arc::new(config));
             let handler = Arc::clone(&handler);
@@ -130,6 +141,12 @@ async fn serve(atls: AtlsServer, handler: Handler) -> TestServer {
                         let body = body.collect().await.unwrap().to_bytes().to_vec();
                         let request = Seen {
                             method: parts.method,
+                            version: parts.version,
+                            authority: parts
+                                .headers
+                                .get(hyper::header::HOST)
+                                .map(|v| v.to_str().unwrap().to_owned())
+                                .or_else(|| parts.uri.authority().map(ToString::to_string)),
                             path: parts.uri.path().to_owned(),
                             content_type: parts
                                 .headers
@@ -147,9 +164,15 @@ async fn serve(atls: AtlsServer, handler: Handler) -> TestServer {
                         Ok::<_, Infallible>(response)
                     }
                 });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                if tls.get_ref().1.alpn_protocol() == Some(b"http/1.1") {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                }
             });
         }
     });
@@ -223,6 +246,11 @@ async fn typed_round_trip_over_one_attested_session() {
 
     let seen = server.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
+    // Our client offers HTTP/1.1 and the server prefers it; the authority goes in `Host`.
+    for request in &seen {
+        assert_eq!(request.version, hyper::Version::HTTP_11);
+        assert_eq!(request.authority, Some(server.addr.to_string()));
+    }
     assert_eq!(seen[0].method, Method::POST);
     assert_eq!(seen[0].path, "/v1/manifest");
     assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
@@ -243,6 +271,81 @@ async fn typed_round_trip_over_one_attested_session() {
         attested.peer.attestation.unwrap().host_data,
         server_guest.host_data
     );
+}
+
+/// Two calls at once on one session, against a server whose ALPN list is `alpn`; returns
+/// the HTTP version each request arrived with.
+async fn concurrent_calls_on_one_session(alpn: Option<Vec<Vec<u8>>>) -> Vec<hyper::Version> {
+    let measurement = random::<48>();
+    let server_guest = guest(measurement);
+    let server = serve_alpn(
+        AtlsServer::new(Some(issuer(&server_guest))),
+        Arc::new(|seen: &Seen| match seen.path.as_str() {
+            path::SET_MANIFEST => (StatusCode::OK, json(&set_manifest_response())),
+            _ => error_body(ErrorCode::InvalidArgument, "unexpected path"),
+        }),
+        alpn,
+    )
+    .await;
+    let client = CoordinatorClient::new(
+        server.addr.to_string(),
+        AtlsClient::new(Some(validator(measurement))),
+    );
+    let request = SetManifestRequest {
+        manifest: b"{}".to_vec(),
+        policies: vec![],
+        previous_transition_hash: None,
+        signature: None,
+    };
+    let session = client.connect().await.unwrap();
+    let (first, second) = tokio::join!(
+        session.set_manifest(&request),
+        session.set_manifest(&request)
+    );
+    assert_eq!(first.unwrap(), set_manifest_response());
+    assert_eq!(second.unwrap(), set_manifest_response());
+    drop(session);
+    assert_eq!(server.slots.lock().unwrap().len(), 1, "one connection");
+    let seen = server.seen.lock().unwrap().clone();
+    for request in &seen {
+        assert_eq!(request.authority, Some(server.addr.to_string()));
+    }
+    seen.iter().map(|request| request.version).collect()
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_one_http11_session_take_turns() {
+    let versions = concurrent_calls_on_one_session(None).await;
+    assert_eq!(versions, [hyper::Version::HTTP_11; 2]);
+}
+
+#[tokio::test]
+async fn a_server_that_speaks_only_h2_gets_http2() {
+    // Upstream's servers negotiate only `h2`; the client follows the server's choice.
+    let versions = concurrent_calls_on_one_session(Some(vec![b"h2".to_vec()])).await;
+    assert_eq!(versions, [hyper::Version::HTTP_2; 2]);
+}
+
+#[tokio::test]
+async fn a_server_without_a_common_application_protocol_is_a_handshake_error() {
+    let measurement = random::<48>();
+    let server_guest = guest(measurement);
+    let server = serve_alpn(
+        AtlsServer::new(Some(issuer(&server_guest))),
+        Arc::new(|_: &Seen| (StatusCode::OK, Vec::new())),
+        Some(vec![b"spdy/3".to_vec()]),
+    )
+    .await;
+    let client = CoordinatorClient::new(
+        server.addr.to_string(),
+        AtlsClient::new(Some(validator(measurement))),
+    );
+    let error = client.connect().await.unwrap_err();
+    let ClientError::Handshake { reason, .. } = &error else {
+        panic!("expected a handshake error, got {error:?}");
+    };
+    assert!(reason.contains("NoApplicationProtocol"), "{reason}");
+    assert!(server.seen.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

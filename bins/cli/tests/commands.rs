@@ -602,7 +602,7 @@ fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifests
 fn serve_history(ws: &Workspace, body: Vec<u8>) -> String {
     use std::sync::Arc;
 
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
 
     let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
     let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
@@ -637,7 +637,7 @@ fn serve_history(ws: &Workspace, body: Vec<u8>) -> String {
                             .unwrap();
                         async move { Ok::<_, std::convert::Infallible>(response) }
                     });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
                 });

@@ -1,4 +1,5 @@
-//! Serving HTTP: the aTLS listeners (HTTP/2 over attested TLS) and the plain listeners
+//! Serving HTTP: the aTLS listeners (HTTP/1.1 or HTTP/2 over attested TLS, as ALPN negotiated:
+//! HTTP/1.1 when the client offers it, which our clients do, else h2) and the plain listeners
 //! (HTTP/1.1), request limits and timeouts, JSON bodies and error responses.
 //!
 //! Every accepted connection gets its own task. aTLS connections build their rustls config per
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use contrast_attest::atls::ALPN_HTTP11;
 use contrast_attest::{AtlsError, PeerSlot, VerifiedPeer};
 use contrast_core::api::{ErrorCode, ErrorResponse};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -328,23 +330,29 @@ pub(crate) async fn serve_atls<S: AtlsService>(
                 context,
                 remote,
             });
-            let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(Duration::from_secs(15)))
-                .max_concurrent_streams(64)
-                .serve_connection(
-                    TokioIo::new(tls),
-                    hyper::service::service_fn(move |request| {
-                        let service = Arc::clone(&service);
-                        let connection = Arc::clone(&connection);
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                service.handle(connection, request).await,
-                            )
-                        }
-                    }),
-                );
-            serve_until_done(name, remote, limits, watcher.watch(http)).await;
+            let http11 = tls.get_ref().1.alpn_protocol() == Some(ALPN_HTTP11);
+            let io = TokioIo::new(tls);
+            let requests = hyper::service::service_fn(move |request| {
+                let service = Arc::clone(&service);
+                let connection = Arc::clone(&connection);
+                async move {
+                    Ok::<_, std::convert::Infallible>(service.handle(connection, request).await)
+                }
+            });
+            if http11 {
+                let http = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.handshake_timeout)
+                    .serve_connection(io, requests);
+                serve_until_done(name, remote, limits, watcher.watch(http)).await;
+            } else {
+                let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .keep_alive_interval(Some(Duration::from_secs(15)))
+                    .max_concurrent_streams(64)
+                    .serve_connection(io, requests);
+                serve_until_done(name, remote, limits, watcher.watch(http)).await;
+            }
         });
     })
     .await;

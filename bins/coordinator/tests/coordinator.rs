@@ -595,3 +595,51 @@ fn sigterm_drains_and_exits_cleanly() {
         "{log}"
     );
 }
+
+/// Our client negotiates HTTP/1.1; a client offering only h2 on the same aTLS listener is
+/// served over HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_only_h2_is_served_over_http2() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let (mut config, slot) = AtlsClient::new(Some(coordinator_validator()))
+        .config(&mut rand_core::OsRng)
+        .unwrap();
+    config
+        .alpn_protocols
+        .retain(|protocol| protocol.as_slice() != contrast_attest::atls::ALPN_HTTP11);
+    let tcp = tokio::net::TcpStream::connect(&coordinator.user)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert!(slot.error().is_none(), "{:?}", slot.error());
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(format!(
+        "https://{}{}",
+        coordinator.user,
+        contrast_core::api::path::GET_MANIFESTS
+    ))
+    .body(Empty::<bytes::Bytes>::new())
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 412, "{body}");
+    assert!(body.contains("no manifest"), "{body}");
+}

@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rand_core::{OsRng, RngCore};
 use tokio::net::TcpListener;
@@ -114,7 +114,7 @@ impl MeshServer {
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
                 });

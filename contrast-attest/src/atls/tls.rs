@@ -39,7 +39,7 @@ use super::nonce::{
     Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints,
 };
 use super::verify::{AtlsValidator, VerifiedPeer, verify_certificate};
-use super::{ALPN_H2, NONCE_LEN, issue_certificate};
+use super::{ALPN_H2, ALPN_HTTP11, NONCE_LEN, issue_certificate};
 
 /// What one connection's aTLS learned about the peer, filled during the handshake.
 #[derive(Debug, Default)]
@@ -327,7 +327,8 @@ impl AtlsServer {
                 .map_err(rustls_build)?
                 .with_client_cert_verifier(verifier)
                 .with_cert_resolver(resolver);
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // Server preference decides: HTTP/1.1 when offered, else h2.
+        config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_H2.to_vec()];
         // A resumed session would carry no fresh attestation: issue no tickets, keep no sessions.
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -537,7 +538,11 @@ impl AtlsClient {
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
                 .with_client_cert_resolver(resolver);
-        config.alpn_protocols = vec![alpn_for_nonce(&nonce), ALPN_H2.to_vec()];
+        config.alpn_protocols = vec![
+            alpn_for_nonce(&nonce),
+            ALPN_HTTP11.to_vec(),
+            ALPN_H2.to_vec(),
+        ];
         // Every connection attests afresh; a resumed session would skip the appraisal.
         config.resumption = Resumption::disabled();
         Ok((config, slot))

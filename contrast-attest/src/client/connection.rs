@@ -1,4 +1,5 @@
-//! One attested HTTP/2 connection to the Coordinator, and the client that opens them.
+//! One attested HTTP connection to the Coordinator (HTTP/1.1 or HTTP/2, as the aTLS handshake
+//! negotiated), and the client that opens them.
 
 use std::error::Error as StdError;
 use std::pin::Pin;
@@ -13,8 +14,8 @@ use contrast_core::api::{
     SetManifestResponse, path,
 };
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2::SendRequest;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::client::conn::{http1, http2};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand_core::OsRng;
@@ -28,7 +29,7 @@ use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
 use super::ClientError;
-use crate::atls::{AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
+use crate::atls::{ALPN_HTTP11, AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
 
 /// Largest response body accepted by default (a `GetManifests` response carries the whole
 /// history and every policy, so it can be large).
@@ -74,7 +75,7 @@ impl CoordinatorClient {
     }
 
     /// Sets the timeouts: `connect` bounds the TCP connect and, separately, the TLS and
-    /// HTTP/2 handshake; `request` bounds each request including its response body.
+    /// HTTP handshake; `request` bounds each request including its response body.
     #[must_use]
     pub fn with_timeouts(mut self, connect: Duration, request: Duration) -> Self {
         self.connect_timeout = connect;
@@ -96,7 +97,8 @@ impl CoordinatorClient {
     }
 
     /// Opens one attested connection: TCP (with `TCP_NODELAY`), the aTLS handshake (the
-    /// server is appraised here), then HTTP/2.
+    /// server is appraised here), then HTTP/1.1 or HTTP/2, whichever the server chose from our
+    /// ALPN offer.
     ///
     /// # Errors
     /// [`ClientError::Connect`], [`ClientError::Timeout`] (`"connect"` or `"handshake"`),
@@ -129,22 +131,28 @@ impl CoordinatorClient {
                 .connect(server_name(&self.addr), tcp)
                 .await
                 .map_err(|e| self.handshake_error(&e, &slot))?;
-            let io = RecordingIo {
+            let http11 = tls.get_ref().1.alpn_protocol() == Some(ALPN_HTTP11);
+            let io = TokioIo::new(RecordingIo {
                 inner: tls,
                 tls_error: tls_error.clone(),
-            };
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-                .await
-                .map_err(|e| classify_hyper_error(&self.addr, &e, &tls_error))
+            });
+            let classify = |e: hyper::Error| classify_hyper_error(&self.addr, &e, &tls_error);
+            if http11 {
+                let (sender, connection) = http1::handshake(io).await.map_err(classify)?;
+                Ok((
+                    Sender::Http1(tokio::sync::Mutex::new(sender)),
+                    drive(connection),
+                ))
+            } else {
+                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(classify)?;
+                Ok((Sender::Http2(sender), drive(connection)))
+            }
         };
-        let (sender, connection) = tokio::time::timeout(self.connect_timeout, handshake)
+        let (sender, driver) = tokio::time::timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| self.timeout("handshake", self.connect_timeout))??;
-        let driver = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "coordinator connection closed with an error");
-            }
-        });
         let Some(peer) = slot.peer() else {
             driver.abort();
             return Err(ClientError::Handshake {
@@ -266,6 +274,27 @@ fn classify_hyper_error(addr: &str, error: &hyper::Error, tls_error: &TlsErrorSl
     }
 }
 
+/// Runs a connection's I/O until it closes or the [`Session`] is dropped.
+fn drive<C>(connection: C) -> JoinHandle<()>
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %error, "coordinator connection closed with an error");
+        }
+    })
+}
+
+/// The request half of a session's connection.
+#[derive(Debug)]
+enum Sender {
+    /// One request at a time; the lock orders concurrent calls.
+    Http1(tokio::sync::Mutex<http1::SendRequest<Full<Bytes>>>),
+    /// Multiplexed; each call sends on a clone.
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
 /// The first TLS error seen on a connection's stream.
 #[derive(Clone, Debug, Default)]
 struct TlsErrorSlot(Arc<Mutex<Option<String>>>);
@@ -377,12 +406,12 @@ fn server_name(addr: &str) -> ServerName<'static> {
         .unwrap_or_else(|_| ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 
-/// One attested HTTP/2 connection: every call is answered by the peer appraised in its
+/// One attested HTTP connection: every call is answered by the peer appraised in its
 /// handshake ([`Session::peer`]). Dropping the session closes the connection.
 #[derive(Debug)]
 pub struct Session {
     addr: String,
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     peer: VerifiedPeer,
     request_timeout: Duration,
     max_response_body: usize,
@@ -437,9 +466,12 @@ impl Session {
                 reason: format!("cannot encode the request: {e}"),
             })?
         };
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("https://{}{path}", self.addr));
+        let mut builder = Request::builder().method(method);
+        builder = match self.sender {
+            // HTTP/1.1 sends the URI as given: origin form, the authority in `Host`.
+            Sender::Http1(_) => builder.uri(path).header(HOST, self.addr.as_str()),
+            Sender::Http2(_) => builder.uri(format!("https://{}{path}", self.addr)),
+        };
         if !body.is_empty() {
             builder = builder.header(CONTENT_TYPE, "application/json");
         }
@@ -480,15 +512,19 @@ impl Session {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError> {
-        let mut sender = self.sender.clone();
-        sender
-            .ready()
-            .await
-            .map_err(|e| classify_hyper_error(&self.addr, &e, &self.tls_error))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| classify_hyper_error(&self.addr, &e, &self.tls_error))?;
+        let classify = |e: hyper::Error| classify_hyper_error(&self.addr, &e, &self.tls_error);
+        let response = match &self.sender {
+            Sender::Http1(sender) => {
+                let mut sender = sender.lock().await;
+                sender.ready().await.map_err(classify)?;
+                sender.send_request(request).await.map_err(classify)?
+            }
+            Sender::Http2(sender) => {
+                let mut sender = sender.clone();
+                sender.ready().await.map_err(classify)?;
+                sender.send_request(request).await.map_err(classify)?
+            }
+        };
         let status = response.status();
         let declared = response
             .headers()
