@@ -34,7 +34,7 @@ use contrast_attest::{CrlPolicy, Issuer, UnixTime};
 use contrast_core::history::LatestTransition;
 use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
 use rand_core::OsRng;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::http::{Limits, serve_atls, serve_plain};
@@ -305,10 +305,23 @@ async fn open_store(args: &Args) -> anyhow::Result<(AnyStore, Peers)> {
     }
 }
 
+/// Connections the kernel queues for `accept`. std's 128 overflowed when every workload
+/// re-attested at once and the accept loop waited behind handshakes: each dropped connection
+/// cost its client a 1 s SYN retransmission. The kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr} for the {what}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As std's bind does: a restarted Coordinator can bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("listening on {addr} for the {what}"))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

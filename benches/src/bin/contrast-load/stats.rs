@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     latencies: Vec<Duration>,
+    /// The subset of `latencies` recorded with [`Tally::ok_warm`].
+    warm: Vec<Duration>,
     errors: BTreeMap<String, ErrorCount>,
 }
 
@@ -37,6 +39,10 @@ pub(crate) struct Summary {
     pub(crate) per_second: f64,
     /// Latency percentiles of successful operations, milliseconds.
     pub(crate) latency_ms: Percentiles,
+    /// Latency percentiles of the successes recorded as warm (steady, mixed: every
+    /// initializer's attestations after its first), milliseconds; absent when none were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm_latency_ms: Option<Percentiles>,
     /// Failures by reason.
     pub(crate) errors: BTreeMap<String, ErrorCount>,
 }
@@ -62,6 +68,12 @@ impl Tally {
         self.latencies.push(latency);
     }
 
+    /// Records a success taking `latency` that is also counted in the warm percentiles.
+    pub(crate) fn ok_warm(&mut self, latency: Duration) {
+        self.latencies.push(latency);
+        self.warm.push(latency);
+    }
+
     /// Records a failure for `reason`.
     pub(crate) fn error(&mut self, reason: String, message: String) {
         self.errors
@@ -76,6 +88,7 @@ impl Tally {
     /// Adds `other`'s records.
     pub(crate) fn merge(&mut self, other: Tally) {
         self.latencies.extend(other.latencies);
+        self.warm.extend(other.warm);
         for (reason, count) in other.errors {
             let entry = self.errors.entry(reason).or_insert(ErrorCount {
                 count: 0,
@@ -88,6 +101,7 @@ impl Tally {
     /// The summary over a window of `elapsed`.
     pub(crate) fn summary(mut self, elapsed: Duration) -> Summary {
         self.latencies.sort_unstable();
+        self.warm.sort_unstable();
         let succeeded = self.latencies.len() as u64;
         let failed: u64 = self.errors.values().map(|e| e.count).sum();
         let seconds = elapsed.as_secs_f64();
@@ -102,6 +116,7 @@ impl Tally {
                 0.0
             },
             latency_ms: percentiles(&self.latencies),
+            warm_latency_ms: (!self.warm.is_empty()).then(|| percentiles(&self.warm)),
             errors: self.errors,
         }
     }
@@ -153,5 +168,26 @@ mod tests {
         assert_eq!(p.p90, 90.0);
         assert_eq!(p.p99, 99.0);
         assert_eq!(p.max, 100.0);
+    }
+
+    #[test]
+    fn warm_percentiles_leave_out_the_cold_successes() {
+        let mut tally = Tally::default();
+        tally.ok(Duration::from_millis(900));
+        for ms in 1..=9 {
+            tally.ok_warm(Duration::from_millis(ms));
+        }
+        let summary = tally.summary(Duration::from_secs(1));
+        assert_eq!(summary.succeeded, 10);
+        assert_eq!(summary.latency_ms.max, 900.0);
+        let warm = summary.warm_latency_ms.unwrap();
+        assert_eq!(warm.max, 9.0);
+        assert_eq!(warm.p50, 5.0);
+        assert!(
+            Tally::default()
+                .summary(Duration::from_secs(1))
+                .warm_latency_ms
+                .is_none()
+        );
     }
 }
