@@ -296,8 +296,8 @@ impl AtlsServer {
     }
 
     /// A config for one connection: a fresh server nonce (sent as the single acceptable-CA
-    /// name), ALPN `h2`, no session tickets or session cache (aTLS never resumes), and the slot
-    /// its client verifier fills.
+    /// name), ALPN `http/1.1` preferred over `h2`, no session tickets or session cache (aTLS
+    /// never resumes), and the slot its client verifier fills.
     ///
     /// # Errors
     /// [`AtlsError::Build`] if rustls rejects the configuration.
@@ -508,8 +508,8 @@ impl AtlsClient {
     }
 
     /// A config for one connection: a fresh client nonce offered as
-    /// `atls:v1:nonce:<hex>` followed by `h2`, resumption disabled, and the slot its server
-    /// verifier fills.
+    /// `atls:v1:nonce:<hex>` followed by `http/1.1` and `h2`, resumption disabled, and the slot
+    /// its server verifier fills.
     ///
     /// # Errors
     /// [`AtlsError::Build`] if rustls rejects the configuration.

@@ -63,8 +63,8 @@ pub enum ClientError {
         /// The server's explanation.
         error: ErrorResponse,
     },
-    /// HTTP/2 failed after the handshake (connection reset, protocol violation, oversized
-    /// response).
+    /// HTTP (HTTP/1.1 or h2) failed after the handshake (connection reset, protocol violation,
+    /// oversized response).
     #[error("http exchange with the coordinator at {addr} failed: {reason}")]
     Protocol {
         /// The address, `host:port`.
