@@ -340,10 +340,7 @@ pub(crate) async fn serve_atls<S: AtlsService>(
                 }
             });
             if http11 {
-                let http = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.handshake_timeout)
-                    .serve_connection(io, requests);
+                let http = http1_server(limits).serve_connection(io, requests);
                 serve_until_done(name, remote, limits, watcher.watch(http)).await;
             } else {
                 let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -380,19 +377,26 @@ pub(crate) async fn serve_plain<S: PlainService>(
     let name = service.name();
     accept_loop(listener, name, shutdown, |tcp, remote, watcher| {
         let service = Arc::clone(&service);
-        let http = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.handshake_timeout)
-            .serve_connection(
-                TokioIo::new(tcp),
-                hyper::service::service_fn(move |request| {
-                    let service = Arc::clone(&service);
-                    async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
-                }),
-            );
+        let http = http1_server(limits).serve_connection(
+            TokioIo::new(tcp),
+            hyper::service::service_fn(move |request| {
+                let service = Arc::clone(&service);
+                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+            }),
+        );
         tokio::spawn(serve_until_done(name, remote, limits, watcher.watch(http)));
     })
     .await;
+}
+
+/// The HTTP/1.1 server of every listener: a client gets the handshake timeout to send each
+/// request's headers.
+fn http1_server(limits: Limits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout);
+    builder
 }
 
 /// Accepts connections (with `TCP_NODELAY`) and hands each to `on_connection` until `shutdown`

@@ -310,7 +310,7 @@ async fn open_store(args: &Args) -> anyhow::Result<(AnyStore, Peers)> {
 /// cost its client a 1 s SYN retransmission. The kernel caps this at `net.core.somaxconn`.
 const LISTEN_BACKLOG: u32 = 4096;
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     let listen = || -> std::io::Result<TcpListener> {
         let socket = match addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -348,10 +348,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         started: AtomicBool::new(false),
     });
 
-    let user = bind(args.user_addr, "user API").await?;
-    let mesh = bind(args.mesh_addr, "mesh API").await?;
-    let evidence = bind(args.evidence_addr, "evidence API").await?;
-    let ops = bind(args.ops_addr, "probes and metrics").await?;
+    let user = bind(args.user_addr, "user API")?;
+    let mesh = bind(args.mesh_addr, "mesh API")?;
+    let evidence = bind(args.evidence_addr, "evidence API")?;
+    let ops = bind(args.ops_addr, "probes and metrics")?;
     let limits = Limits {
         handshake_timeout: args.handshake_timeout,
         connection_timeout: args.connection_timeout,

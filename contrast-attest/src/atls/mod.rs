@@ -12,7 +12,7 @@
 //! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before the
 //!   application protocols `http/1.1` and `h2`; the server takes the first entry starting with
 //!   `atls`, rejects other versions ([`nonce`]), and negotiates `http/1.1` when it is offered,
-//!   else `h2` (upstream's gRPC clients offer only `h2`). A connection carries one fresh
+//!   else `h2`. A connection carries one fresh
 //!   attestation and a request or two, for which HTTP/1.1 needs fewer writes and less framing
 //!   than HTTP/2's preface, settings and acknowledgements.
 //! - TLS 1.2 or 1.3 (upstream's minimum is 1.2); between two aTLS peers TLS 1.3 with
@@ -81,11 +81,12 @@ pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
 pub const NONCE_LEN: usize = 32;
 /// The ALPN prefix of the client nonce (protocol version 1).
 pub const ALPN_NONCE_PREFIX: &str = "atls:v1:nonce:";
-/// HTTP/2, the application protocol of upstream's gRPC clients; negotiated when the client
-/// does not offer [`ALPN_HTTP11`].
+/// HTTP/2, negotiated for a client that does not offer [`ALPN_HTTP11`].
 pub const ALPN_H2: &[u8] = b"h2";
 /// HTTP/1.1, the application protocol the server prefers and our client offers first.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// The application protocols both sides list, in preference order (the server's order decides).
+const APPLICATION_PROTOCOLS: [&[u8]; 2] = [ALPN_HTTP11, ALPN_H2];
 /// Subject and issuer CN of every aTLS certificate.
 pub const CERT_COMMON_NAME: &str = "Contrast";
 /// The certificate is valid from `now` minus this to `now` plus this.

@@ -39,7 +39,7 @@ use super::nonce::{
     Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints,
 };
 use super::verify::{AtlsValidator, VerifiedPeer, verify_certificate};
-use super::{ALPN_H2, ALPN_HTTP11, NONCE_LEN, issue_certificate};
+use super::{APPLICATION_PROTOCOLS, NONCE_LEN, issue_certificate};
 
 /// What one connection's aTLS learned about the peer, filled during the handshake.
 #[derive(Debug, Default)]
@@ -328,7 +328,7 @@ impl AtlsServer {
                 .with_client_cert_verifier(verifier)
                 .with_cert_resolver(resolver);
         // Server preference decides: HTTP/1.1 when offered, else h2.
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_H2.to_vec()];
+        config.alpn_protocols = APPLICATION_PROTOCOLS.map(<[u8]>::to_vec).to_vec();
         // A resumed session would carry no fresh attestation: issue no tickets, keep no sessions.
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -538,11 +538,9 @@ impl AtlsClient {
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
                 .with_client_cert_resolver(resolver);
-        config.alpn_protocols = vec![
-            alpn_for_nonce(&nonce),
-            ALPN_HTTP11.to_vec(),
-            ALPN_H2.to_vec(),
-        ];
+        config.alpn_protocols = std::iter::once(alpn_for_nonce(&nonce))
+            .chain(APPLICATION_PROTOCOLS.map(<[u8]>::to_vec))
+            .collect();
         // Every connection attests afresh; a resumed session would skip the appraisal.
         config.resumption = Resumption::disabled();
         Ok((config, slot))
