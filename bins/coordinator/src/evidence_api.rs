@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use contrast_core::api::{
-    ATTEST_BODY_LIMIT, ATTEST_NONCE_SIZE, AttestRequest, AttestResponse, CapabilitiesResponse,
-    attest_report_data, path,
+    ATTEST_BODY_LIMIT, ATTEST_NONCE_SIZE, AttestRequest, AttestResponse, CapabilitiesResponse, path,
 };
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
 
 use crate::Coordinator;
 use crate::http::{ApiError, PlainService, Response, json, read_json};
-use crate::state::Phase;
 use crate::user_api::manifests_response;
 
 /// The evidence API service.
@@ -36,38 +34,26 @@ impl EvidenceApi {
                 body.nonce.len()
             ))
         })?;
-        let state = match self.coordinator.phase().await? {
-            Phase::Active(state) => state,
-            Phase::Uninitialized => return Err(ApiError::no_manifest()),
-            Phase::NeedsRecovery | Phase::Stale(_) => return Err(ApiError::needs_recovery()),
-        };
+        let state = self.coordinator.core.serving().await?;
         let served = manifests_response(&state);
-        let report_data = attest_report_data(
-            &nonce,
-            &state.latest().transition_hash,
-            &served.root_ca,
-            &served.mesh_ca,
-        );
-        let issuer = Arc::clone(&self.coordinator.issuer);
-        let document = tokio::task::spawn_blocking(move || issuer.issue(&report_data))
-            .await
-            .map_err(|e| ApiError::internal("the attestation task", &e))?
-            .map_err(|e| ApiError::internal("getting an attestation report", &e))?;
+        let coordinator = Arc::clone(&self.coordinator);
+        let evidence = tokio::task::spawn_blocking(move || {
+            coordinator
+                .core
+                .attest(&state, &nonce, &*coordinator.issuer)
+        })
+        .await
+        .map_err(|e| ApiError::internal("the attestation task", &e))??;
         Ok(json(&AttestResponse {
             version: crate::http::VERSION.to_owned(),
-            raw_attestation_doc: document,
-            attestation_type: oid_arcs(&self.coordinator.issuer.oid()),
+            raw_attestation_doc: evidence.document,
+            attestation_type: evidence.attestation_type,
             manifests: served.manifests,
             policies: served.policies,
             root_ca: served.root_ca,
             mesh_ca: served.mesh_ca,
         }))
     }
-}
-
-/// An OID as Go's JSON of `asn1.ObjectIdentifier`: its arcs.
-fn oid_arcs(oid: &const_oid::ObjectIdentifier) -> Vec<u64> {
-    oid.arcs().map(u64::from).collect()
 }
 
 impl PlainService for EvidenceApi {
@@ -99,16 +85,5 @@ impl PlainService for EvidenceApi {
             tracing::debug!(path, "evidence served");
         }
         response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oid_arcs_are_go_json() {
-        let oid = const_oid::ObjectIdentifier::new_unwrap("1.3.9901.2.1");
-        assert_eq!(oid_arcs(&oid), vec![1, 3, 9901, 2, 1]);
     }
 }

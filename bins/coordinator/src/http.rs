@@ -74,21 +74,6 @@ impl ApiError {
         Self::new(ErrorCode::InvalidArgument, message)
     }
 
-    /// 403 `permission_denied`.
-    pub(crate) fn permission_denied(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::PermissionDenied, message)
-    }
-
-    /// 412 `no_manifest`.
-    pub(crate) fn no_manifest() -> Self {
-        Self::new(ErrorCode::NoManifest, "no manifest configured")
-    }
-
-    /// 412 `needs_recovery`.
-    pub(crate) fn needs_recovery() -> Self {
-        Self::new(ErrorCode::NeedsRecovery, "coordinator is in recovery mode")
-    }
-
     /// 500 `internal`; the details go to the log, the caller gets the summary.
     pub(crate) fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "{what}");
@@ -122,6 +107,17 @@ impl ApiError {
             error: self.message.clone(),
         };
         json_with_status(self.status, &body)
+    }
+}
+
+impl From<contrast_coordinator::Error> for ApiError {
+    /// The core's refusal with its upstream code; internal failures are logged in full.
+    fn from(error: contrast_coordinator::Error) -> Self {
+        let code = error.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(%error, "internal error");
+        }
+        Self::new(code, error.to_string())
     }
 }
 
@@ -497,7 +493,7 @@ mod tests {
 
     #[test]
     fn error_response_carries_code_status_and_version() {
-        let response = ApiError::needs_recovery().response();
+        let response = ApiError::from(contrast_coordinator::Error::NeedsRecovery).response();
         assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
         let too_large = ApiError::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,9 +5,11 @@
 //! workload's initializer attests to it and gets a mesh certificate and its workload secret),
 //! and is recovered after a restart by a seed-share owner or a ready peer replica.
 //!
-//! Modules follow the listeners: [`user_api`] (1313), [`mesh_api`] (7777), [`evidence_api`]
-//! (1314), [`ops`] (9102); [`state`] is the state machine, [`http`] the serving machinery,
-//! [`peers`] replica discovery, [`metrics`] the Prometheus metrics.
+//! This binary is wiring: flags, listeners, signals, logging and metrics. The state machine and
+//! every request rule are the library `contrast_coordinator`; the modules here adapt it to the
+//! listeners: [`user_api`] (1313), [`mesh_api`] (7777), [`evidence_api`] (1314), [`ops`] (9102);
+//! [`http`] is the serving machinery, [`recovery`] the peer-recovery transport, [`peers`]
+//! replica discovery, [`metrics`] the Prometheus metrics.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +20,6 @@ mod metrics;
 mod ops;
 mod peers;
 mod recovery;
-mod state;
 mod user_api;
 
 use std::net::SocketAddr;
@@ -26,12 +27,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use contrast_attest::{CrlPolicy, Issuer, UnixTime};
-use contrast_core::history::LatestTransition;
+use contrast_attest::{CrlPolicy, Issuer};
+use contrast_coordinator::{Options, OsEntropy, SystemClock};
 use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
 use rand_core::OsRng;
 use tokio::net::{TcpListener, TcpSocket};
@@ -40,7 +41,6 @@ use tokio::sync::watch;
 use crate::http::{Limits, serve_atls, serve_plain};
 use crate::metrics::Metrics;
 use crate::peers::{Peers, StaticPeer};
-use crate::state::{Guard, Phase};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -162,12 +162,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The Coordinator's core over the store and peers this binary wires.
+pub(crate) type Core = contrast_coordinator::Coordinator<AnyStore, Peers>;
+
 /// What every listener shares.
 pub(crate) struct Coordinator {
-    guard: Guard,
+    core: Core,
     issuer: Arc<dyn Issuer>,
     metrics: Metrics,
-    peers: Peers,
     /// Listeners are up and the first recovery attempt is over (startup probe).
     started: AtomicBool,
 }
@@ -175,34 +177,9 @@ pub(crate) struct Coordinator {
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")
-            .field("guard", &self.guard)
-            .field("peers", &self.peers)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
-}
-
-impl Coordinator {
-    /// The phase, with a store failure as a 500.
-    async fn phase(&self) -> Result<Phase, http::ApiError> {
-        self.guard
-            .phase()
-            .await
-            .map_err(|e| http::ApiError::internal("reading the state", &e))
-    }
-}
-
-/// The current time for certificates.
-fn now() -> UnixTime {
-    UnixTime::from_secs(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
-}
-
-/// The PKCS#1 RSAPublicKey inside an rsaEncryption SubjectPublicKeyInfo.
-fn rsa_pkcs1_public_key(spki_der: &[u8]) -> Result<Vec<u8>, String> {
-    contrast_attest::atls::rsa_pkcs1_public_key_from_spki(spki_der).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -341,10 +318,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         CrlMode::Required => CrlPolicy::Required,
     };
     let coordinator = Arc::new(Coordinator {
-        guard: Guard::new(HistoryStore::new(store), crl),
+        core: Core::new(
+            HistoryStore::new(store),
+            peers,
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+            Options::default().with_crl_policy(crl),
+        ),
         issuer,
         metrics: Metrics::new(),
-        peers,
         started: AtomicBool::new(false),
     });
 
@@ -400,7 +382,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let phase = coordinator
-        .guard
+        .core
         .phase()
         .await
         .context("reading the store")?;
@@ -435,41 +417,29 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Watches `transitions/latest`: a head that is neither ours nor one of our ancestors means
-/// another replica moved the history, and this one is stale until recovered from a peer.
+/// Watches `transitions/latest` and hands every new head to the core, which marks the state
+/// stale when another replica moved the history.
 async fn watch_history(coordinator: Arc<Coordinator>) {
+    let core = &coordinator.core;
     loop {
-        match coordinator
-            .guard
-            .history()
+        match core
+            .history_store()
             .store()
             .watch(&Key::latest_transition())
             .await
         {
             Ok(mut watch) => {
                 while let Some(value) = watch.next().await {
-                    let head = match value.as_deref().map(LatestTransition::decode) {
-                        Ok(Ok(head)) => head,
-                        Ok(Err(error)) => {
-                            tracing::warn!(%error, "transitions/latest does not decode");
-                            continue;
-                        }
+                    let raw = match value {
+                        Ok(raw) => raw,
                         Err(error) => {
                             tracing::warn!(%error, "reading transitions/latest");
                             continue;
                         }
                     };
-                    match coordinator
-                        .guard
-                        .mark_stale_unless_ours(&head.transition_hash)
-                        .await
-                    {
-                        Ok(true) => tracing::warn!(
-                            head = %hex::encode(head.transition_hash),
-                            "another replica moved the history: this Coordinator is stale"
-                        ),
-                        Ok(false) => {}
-                        Err(error) => tracing::warn!(%error, "checking the stored head"),
+                    // The core logs when this makes the state stale.
+                    if let Err(error) = core.observe_head(&raw).await {
+                        tracing::warn!(%error, "checking the stored head");
                     }
                 }
             }

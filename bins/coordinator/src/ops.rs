@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use crate::Coordinator;
 use crate::http::{ApiError, PlainService, Response, text};
-use crate::state::Phase;
+use contrast_coordinator::Phase;
 
 /// The ops service.
 #[derive(Debug)]
@@ -52,11 +52,11 @@ impl PlainService for Ops {
         let started = self.coordinator.started.load(Ordering::Acquire);
         match request.uri().path() {
             "/probe/startup" => probe(started, if started { "started" } else { "starting" }),
-            "/probe/liveness" => match self.coordinator.guard.history().has_latest().await {
+            "/probe/liveness" => match self.coordinator.core.history_store().has_latest().await {
                 Ok(_) => probe(started, if started { "alive" } else { "starting" }),
                 Err(error) => probe(false, &format!("store unreachable: {error}")),
             },
-            "/probe/readiness" => match self.coordinator.guard.phase().await {
+            "/probe/readiness" => match self.coordinator.core.phase().await {
                 Ok(phase @ Phase::Active(_)) => probe(true, phase.name()),
                 Ok(phase) => probe(false, phase.name()),
                 Err(error) => probe(false, &format!("store unreachable: {error}")),

@@ -138,9 +138,9 @@ fn join_host_port(host: &str, port: u16) -> String {
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl Peers {
+impl contrast_coordinator::PeerDirectory for Peers {
     /// The mesh API addresses of the peers that are ready (active) now.
-    pub(crate) async fn ready_peers(&self) -> Vec<String> {
+    async fn ready_peers(&self) -> Vec<String> {
         match self {
             Peers::None => Vec::new(),
             Peers::Static(peers) => {
@@ -185,6 +185,8 @@ async fn probe_ready(ops: &str) -> Result<bool, Box<dyn std::error::Error + Send
 
 #[cfg(test)]
 mod tests {
+    use contrast_coordinator::PeerDirectory;
+
     use super::*;
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Coordinator's state machine.
 //!
 //! A [`State`] is immutable once built: seed engine, manifest, CA, signed head, generation and
-//! the history served to users. The [`Guard`] holds the current one and replaces it only with
+//! the history served to users. The `Guard` holds the current one and replaces it only with
 //! a compare-and-swap of the pointer, so readers never lock for long and never see half an
 //! update. The store's `transitions/latest` is the single source of truth: a state is only
 //! built after its head was published there by compare-and-swap.
@@ -10,7 +10,7 @@
 //! - `Uninitialized`: no state and no head in the store.
 //! - `NeedsRecovery`: no state, but a head in the store (after a restart; the seed is unknown).
 //! - `Active`: a state that is not stale.
-//! - `Stale`: a state whose head another replica has moved past ([`Guard::mark_stale_unless_ours`]).
+//! - `Stale`: a state whose head another replica has moved past (`Guard::mark_stale_unless_ours`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +21,12 @@ use contrast_ca::{Ca, MeshCaKey};
 use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition, ZERO_HASH};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::seed::SeedEngine;
-use contrast_store::{AnyStore, HistoryStore, HistoryStoreError};
-use rand_core::OsRng;
+use contrast_store::{HistoryStore, HistoryStoreError, Store};
+
+use crate::environment::{Clock, Entropy, Rng};
 
 /// The Coordinator's state for one manifest generation.
-pub(crate) struct State {
+pub struct State {
     seed_engine: Arc<SeedEngine>,
     manifest: ManifestDocument,
     ca: Ca,
@@ -46,19 +47,20 @@ impl std::fmt::Debug for State {
     }
 }
 
-/// What `GET /v1/manifests` serves: every manifest, oldest first, and every policy any of them
-/// references, by hash.
+/// The history served to users (get manifests, `/attest`): every manifest, oldest first, and
+/// every policy any of them references, by hash.
 #[derive(Debug, Default)]
-pub(crate) struct HistoryView {
+#[non_exhaustive]
+pub struct HistoryView {
     /// Raw manifests, oldest first.
-    pub(crate) manifests: Vec<Vec<u8>>,
+    pub manifests: Vec<Vec<u8>>,
     /// Referenced policies (initdata documents) by SHA-256.
-    pub(crate) policies: BTreeMap<Hash, Vec<u8>>,
+    pub policies: BTreeMap<Hash, Vec<u8>>,
 }
 
 impl State {
     /// The seed engine (workload secrets, history key, root key).
-    pub(crate) fn seed_engine(&self) -> &SeedEngine {
+    pub fn seed_engine(&self) -> &SeedEngine {
         &self.seed_engine
     }
 
@@ -68,44 +70,44 @@ impl State {
     }
 
     /// The manifest in force.
-    pub(crate) fn manifest(&self) -> &ManifestDocument {
+    pub fn manifest(&self) -> &ManifestDocument {
         &self.manifest
     }
 
     /// The CA of this generation.
-    pub(crate) fn ca(&self) -> &Ca {
+    pub fn ca(&self) -> &Ca {
         &self.ca
     }
 
     /// The signed head this state was built on.
-    pub(crate) fn latest(&self) -> &LatestTransition {
+    pub fn latest(&self) -> &LatestTransition {
         &self.latest
     }
 
     /// The number of transitions in the history.
-    pub(crate) fn generation(&self) -> usize {
+    pub fn generation(&self) -> usize {
         self.generation
     }
 
     /// The history served to users.
-    pub(crate) fn history(&self) -> &HistoryView {
+    pub fn history(&self) -> &HistoryView {
         &self.history
     }
 
     /// The validator for workloads attesting to the mesh API under this manifest.
-    pub(crate) fn mesh_validator(&self) -> &AtlsValidator {
+    pub fn mesh_validator(&self) -> &AtlsValidator {
         &self.mesh_validator
     }
 
     /// Whether another replica has moved the stored head past this state.
-    pub(crate) fn is_stale(&self) -> bool {
+    pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire)
     }
 }
 
 /// The phase of the Coordinator (upstream's `GetState` outcomes).
 #[derive(Debug, Clone)]
-pub(crate) enum Phase {
+pub enum Phase {
     /// No history anywhere: the first manifest may be set.
     Uninitialized,
     /// A history exists in the store but this process does not hold its seed.
@@ -118,7 +120,8 @@ pub(crate) enum Phase {
 
 impl Phase {
     /// The name used in logs, metrics and probes.
-    pub(crate) fn name(&self) -> &'static str {
+    #[must_use]
+    pub fn name(&self) -> &'static str {
         match self {
             Phase::Uninitialized => "uninitialized",
             Phase::NeedsRecovery => "needs-recovery",
@@ -182,6 +185,22 @@ pub(crate) enum ResetError<E> {
     Replaced,
 }
 
+impl<E> ResetError<E> {
+    /// Separates the authorizer's own refusal from the recovery's failures.
+    pub(crate) fn split(self) -> Result<ResetError<std::convert::Infallible>, E> {
+        Ok(match self {
+            Self::Unauthorized(error) => return Err(error),
+            Self::NoHistory => ResetError::NoHistory,
+            Self::Verification(error) => ResetError::Verification(error),
+            Self::HeadMoved { read, verified } => ResetError::HeadMoved { read, verified },
+            Self::Store(error) => ResetError::Store(error),
+            Self::Ca(error) => ResetError::Ca(error),
+            Self::Manifest { index, reason } => ResetError::Manifest { index, reason },
+            Self::Replaced => ResetError::Replaced,
+        })
+    }
+}
+
 /// What recovery learned: the seed engine and the mesh CA key to continue with.
 pub(crate) struct Recovered {
     /// The seed engine built from the recovered seed and salt.
@@ -191,39 +210,63 @@ pub(crate) struct Recovered {
 }
 
 /// Holds the current state and the history store it is built on.
-pub(crate) struct Guard {
+pub(crate) struct Guard<S> {
     current: RwLock<Option<Arc<State>>>,
     /// The head an update of this process is publishing: between its compare-and-swap and the
     /// swap of the in-memory state the watch sees it, and it is ours, not another replica's.
     publishing: Mutex<Option<Hash>>,
-    history: HistoryStore<AnyStore>,
+    history: HistoryStore<S>,
     vcek_cache: Arc<VcekCache>,
     crl_policy: CrlPolicy,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
 }
 
-impl std::fmt::Debug for Guard {
+impl<S> std::fmt::Debug for Guard<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("current", &self.current())
+            .field(
+                "current",
+                &*self.current.read().unwrap_or_else(PoisonError::into_inner),
+            )
             .finish_non_exhaustive()
     }
 }
 
-impl Guard {
-    /// A guard without state over `history`. `crl_policy` goes into every mesh validator.
-    pub(crate) fn new(history: HistoryStore<AnyStore>, crl_policy: CrlPolicy) -> Self {
+impl<S: Store> Guard<S> {
+    /// A guard without state over `history`. `crl_policy` goes into every mesh validator, which
+    /// share one cache of verified VCEKs holding `vcek_cache_capacity` chains.
+    pub(crate) fn new(
+        history: HistoryStore<S>,
+        crl_policy: CrlPolicy,
+        vcek_cache_capacity: usize,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Self {
         Self {
             current: RwLock::new(None),
             publishing: Mutex::new(None),
             history,
-            vcek_cache: Arc::new(VcekCache::new(4096)),
+            vcek_cache: Arc::new(VcekCache::new(vcek_cache_capacity)),
             crl_policy,
+            clock,
+            entropy,
         }
     }
 
     /// The history store.
-    pub(crate) fn history(&self) -> &HistoryStore<AnyStore> {
+    pub(crate) fn history(&self) -> &HistoryStore<S> {
         &self.history
+    }
+
+    /// The clock.
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The randomness, as a generator.
+    pub(crate) fn rng(&self) -> Rng<'_> {
+        Rng(&*self.entropy)
     }
 
     /// The state held in memory, stale or not.
@@ -275,7 +318,7 @@ impl Guard {
                 &policies,
                 expected_previous,
                 seed_engine.history_signing_key(),
-                &mut OsRng,
+                &mut self.rng(),
             )
             .await;
         let update = match update {
@@ -310,7 +353,7 @@ impl Guard {
         let state = self.build_state(
             seed_engine,
             manifest,
-            MeshCaKey::generate(&mut OsRng),
+            MeshCaKey::generate(&mut self.rng()),
             update.latest,
             old.map_or(1, |state| state.generation + 1),
             view,
@@ -511,8 +554,8 @@ impl Guard {
         let ca = Ca::new(
             seed_engine.root_ca_key(),
             mesh_key,
-            crate::now(),
-            &mut OsRng,
+            self.clock.now(),
+            &mut self.rng(),
         )?;
         let mesh_validator = AtlsValidator {
             reference_values: manifest.manifest().reference_values.snp.clone(),

@@ -1,0 +1,1044 @@
+//! The Coordinator's core on a memory store with a fixed clock and seeded randomness: every
+//! transition of the state machine, every authorisation rule with its specific error and an
+//! unchanged store, the mesh rules, peer recovery and interleavings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use contrast_coordinator::{
+    Error, ManifestSet, MeshClient, PeerRecovery, PeerRecoveryError, Phase, State,
+};
+use contrast_core::api::ErrorCode;
+use contrast_core::owner::{AuthorizationError, WorkloadOwnerPrivateKey, next_transition_hash};
+use contrast_store::{Key, MemoryStore, Store};
+use support::{
+    Deployment, MEASUREMENT, TestPeers, Workload, bytes, coordinator_issuer, core, handshake,
+    snapshot,
+};
+
+fn phase_name(phase: &Phase) -> &'static str {
+    phase.name()
+}
+
+/// A Coordinator with its first manifest set.
+async fn initialized() -> (
+    MemoryStore,
+    TestPeers,
+    support::Core,
+    Deployment,
+    ManifestSet,
+) {
+    let store = MemoryStore::new();
+    let peers = TestPeers::default();
+    let core = core(&store, &peers, 1);
+    let deployment = Deployment::new();
+    let set = core
+        .set_manifest(deployment.request(&deployment.manifest()), None)
+        .await
+        .unwrap();
+    (store, peers, core, deployment, set)
+}
+
+/// The serial number of a PEM certificate.
+fn serial(pem: &str) -> Vec<u8> {
+    use x509_cert::der::DecodePem;
+    x509_cert::Certificate::from_pem(pem)
+        .unwrap()
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .to_vec()
+}
+
+fn assert_code(error: &Error, code: ErrorCode) {
+    assert_eq!(error.code(), code, "{error}");
+}
+
+// ---- the state machine ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_empty_store_is_uninitialized_and_refuses_reads_and_recovery() {
+    let store = MemoryStore::new();
+    let core = core(&store, &TestPeers::default(), 1);
+    assert_eq!(phase_name(&core.phase().await.unwrap()), "uninitialized");
+    assert!(core.active().is_none());
+    assert!(!core.needs_recovery().await.unwrap());
+    let error = core.manifests().await.unwrap_err();
+    assert!(matches!(error, Error::NoManifest), "{error}");
+    assert_code(&error, ErrorCode::NoManifest);
+    let error = core.recoverable().await.unwrap_err();
+    assert!(matches!(error, Error::NothingToRecover), "{error}");
+    assert_code(&error, ErrorCode::NoManifest);
+    assert!(snapshot(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_first_set_makes_the_coordinator_active_with_seed_shares() {
+    let (store, _, core, deployment, set) = initialized().await;
+    assert_eq!(set.state.generation(), 1);
+    let Phase::Active(active) = core.phase().await.unwrap() else {
+        panic!("not active");
+    };
+    assert!(Arc::ptr_eq(&active, &set.state));
+    assert!(core.active().is_some());
+    let shares = set.seed_shares.expect("the first set returns seed shares");
+    assert_eq!(shares.seed_shares.len(), 1);
+    // The share decrypts to the seed the state derives from.
+    let request = deployment.recover_request(&shares, false);
+    assert_eq!(bytes(&request.seed), set.state.seed_engine().seed());
+    assert_eq!(request.salt, set.state.seed_engine().salt());
+    // The signed head is in the store and is the state's.
+    let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    assert_eq!(head, set.state.latest().encode());
+    assert_eq!(set.state.history().manifests.len(), 1);
+    // Only referenced policies are served (the request also carried "extra").
+    assert_eq!(set.state.history().policies.len(), 3);
+}
+
+#[tokio::test]
+async fn an_update_by_an_owner_key_rotates_the_mesh_ca_and_keeps_the_root() {
+    let (_, _, core, deployment, first) = initialized().await;
+    let mut manifest = deployment.manifest();
+    manifest
+        .policies
+        .remove(&hex::encode(deployment.workloads[2].host_data()));
+    let second = core
+        .set_manifest(
+            deployment.request(&manifest),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.state.generation(), 2);
+    assert!(
+        second.seed_shares.is_none(),
+        "only the first set returns shares"
+    );
+    // The root keeps its key (the certificate is signed anew with a fresh ECDSA nonce).
+    assert_eq!(
+        second.state.ca().root_key_identifier(),
+        first.state.ca().root_key_identifier()
+    );
+    assert_ne!(
+        second.state.ca().mesh_key_identifier(),
+        first.state.ca().mesh_key_identifier()
+    );
+    assert_eq!(
+        second.state.seed_engine().seed(),
+        first.state.seed_engine().seed()
+    );
+    assert_eq!(second.state.history().manifests.len(), 2);
+    let served = core.manifests().await.unwrap();
+    assert!(Arc::ptr_eq(&served, &second.state));
+}
+
+#[tokio::test]
+async fn an_update_by_a_detached_signature_needs_no_client_key() {
+    let (_, _, core, deployment, first) = initialized().await;
+    let manifest = deployment.manifest_for(&deployment.workloads[..2]);
+    let mut request = deployment.request(&manifest);
+    let next = next_transition_hash(
+        &contrast_core::sha256(&request.manifest),
+        &first.state.latest().transition_hash,
+    );
+    request.signature = Some(deployment.owner.sign_transition(&next).unwrap());
+    let second = core.set_manifest(request, None).await.unwrap();
+    assert_eq!(second.state.generation(), 2);
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_needs_recovery_and_refuses_everything_else() {
+    let (store, peers, _, deployment, _) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+    assert!(restarted.needs_recovery().await.unwrap());
+    assert!(
+        restarted.active().is_none(),
+        "no mesh handshake without state"
+    );
+    let before = snapshot(&store).await;
+    let error = restarted
+        .set_manifest(
+            deployment.request(&deployment.manifest()),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+    assert_code(&error, ErrorCode::NeedsRecovery);
+    let error = restarted.manifests().await.unwrap_err();
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+    assert_eq!(snapshot(&store).await, before);
+}
+
+#[tokio::test]
+async fn user_recovery_with_the_seed_restores_the_same_history_and_root() {
+    let (store, peers, core1, deployment, set) = initialized().await;
+    let shares = set.seed_shares.unwrap();
+    let restarted = core(&store, &peers, 2);
+    let state = restarted
+        .recover(
+            deployment.recover_request(&shares, false),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap();
+    assert_eq!(phase_name(&restarted.phase().await.unwrap()), "active");
+    assert_eq!(state.generation(), 1);
+    assert_eq!(state.latest(), set.state.latest());
+    assert_eq!(
+        state.ca().root_key_identifier(),
+        set.state.ca().root_key_identifier()
+    );
+    // User recovery cannot know the old mesh key: a new mesh CA.
+    assert_ne!(
+        state.ca().mesh_key_identifier(),
+        set.state.ca().mesh_key_identifier()
+    );
+    assert_eq!(state.history().manifests, set.state.history().manifests);
+    assert_eq!(state.history().policies, set.state.history().policies);
+    // Recovery of an active Coordinator is refused.
+    let error = core1
+        .recover(
+            deployment.recover_request(&shares, true),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::AlreadyRecovered), "{error}");
+    assert_code(&error, ErrorCode::AlreadyRecovered);
+}
+
+// ---- authorisation of updates ---------------------------------------------------------------
+
+/// Sets `request` on an initialized Coordinator with `caller`, expecting a refusal; checks the
+/// store is unchanged and the state still the first.
+async fn refused_update(
+    edit: impl FnOnce(&Deployment, &State, &mut contrast_core::api::SetManifestRequest),
+    caller: impl FnOnce(&Deployment) -> Option<Vec<u8>>,
+) -> Error {
+    let (store, _, core, deployment, first) = initialized().await;
+    let mut request = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
+    edit(&deployment, &first.state, &mut request);
+    let caller = caller(&deployment);
+    let before = snapshot(&store).await;
+    let error = core
+        .set_manifest(request, caller.as_deref())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "the store changed after: {error}"
+    );
+    assert!(Arc::ptr_eq(&core.active().unwrap(), &first.state));
+    error
+}
+
+#[tokio::test]
+async fn an_update_without_key_or_signature_is_refused() {
+    let error = refused_update(|_, _, _| {}, |_| None).await;
+    assert!(matches!(error, Error::NoOwnerCredential), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_update_by_a_stranger_key_is_refused() {
+    let error = refused_update(
+        |_, _, _| {},
+        |_| {
+            let stranger = WorkloadOwnerPrivateKey::generate(&mut rand_core::OsRng).unwrap();
+            Some(stranger.public_key().pkix_der().to_vec())
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::NotAnOwner { .. })
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_update_by_a_key_that_is_no_owner_key_is_refused() {
+    let error = refused_update(|_, _, _| {}, |d| Some(d.seedshare_spki.clone())).await;
+    assert!(matches!(error, Error::NotAnOwnerKey(_)), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_update_signed_by_a_stranger_is_an_invalid_signature() {
+    let error = refused_update(
+        |_, state, request| {
+            let stranger = WorkloadOwnerPrivateKey::generate(&mut rand_core::OsRng).unwrap();
+            let next = next_transition_hash(
+                &contrast_core::sha256(&request.manifest),
+                &state.latest().transition_hash,
+            );
+            request.signature = Some(stranger.sign_transition(&next).unwrap());
+        },
+        |_| None,
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::BadSignature { .. })
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::InvalidSignature);
+}
+
+#[tokio::test]
+async fn an_update_with_a_malformed_signature_is_an_invalid_signature() {
+    let error = refused_update(|_, _, r| r.signature = Some(vec![0x30, 0x01]), |_| None).await;
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::MalformedSignature { .. })
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::InvalidSignature);
+}
+
+#[tokio::test]
+async fn an_update_signed_for_another_manifest_is_an_invalid_signature() {
+    let error = refused_update(
+        |d, state, request| {
+            let next = next_transition_hash(&[0xee; 32], &state.latest().transition_hash);
+            request.signature = Some(d.owner.sign_transition(&next).unwrap());
+        },
+        |_| None,
+    )
+    .await;
+    assert_code(&error, ErrorCode::InvalidSignature);
+}
+
+#[tokio::test]
+async fn an_update_changing_the_seed_share_owners_is_refused() {
+    let error = refused_update(
+        |d, _, request| {
+            let mut manifest = d.manifest();
+            manifest.seedshare_owner_pub_keys = Some(Vec::new());
+            request.manifest = manifest.to_go_json().unwrap();
+        },
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::SeedshareOwnersChanged { .. })
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_update_on_another_head_than_expected_is_a_conflict() {
+    let error = refused_update(
+        |_, _, request| request.previous_transition_hash = Some(vec![0xab; 32]),
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(matches!(error, Error::TransitionMismatch(_)), "{error}");
+    assert_code(&error, ErrorCode::ManifestConflict);
+}
+
+#[tokio::test]
+async fn an_expected_previous_transition_of_the_wrong_length_is_invalid() {
+    let error = refused_update(
+        |_, _, request| request.previous_transition_hash = Some(vec![0xab; 31]),
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(
+        matches!(error, Error::PreviousTransitionLength { found: 31 }),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_update_on_the_expected_head_succeeds() {
+    let (_, _, core, deployment, first) = initialized().await;
+    let mut request = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
+    request.previous_transition_hash = Some(first.state.latest().transition_hash.to_vec());
+    let second = core
+        .set_manifest(request, Some(&deployment.owner_spki()))
+        .await
+        .unwrap();
+    assert_eq!(second.state.generation(), 2);
+}
+
+#[tokio::test]
+async fn a_manifest_that_does_not_parse_is_invalid() {
+    let error = refused_update(
+        |_, _, request| request.manifest = b"{not json".to_vec(),
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(matches!(error, Error::ManifestParse(_)), "{error}");
+    assert_code(&error, ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_manifest_that_breaks_a_rule_is_invalid() {
+    let error = refused_update(
+        |d, _, request| {
+            // No coordinator policy.
+            let manifest = d.manifest_for(&d.workloads[1..]);
+            request.manifest = manifest.to_go_json().unwrap();
+        },
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(matches!(error, Error::ManifestInvalid(_)), "{error}");
+    assert_code(&error, ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_manifest_whose_policy_was_not_sent_is_invalid() {
+    let error = refused_update(
+        |_, _, request| request.policies.truncate(1),
+        |d| Some(d.owner_spki()),
+    )
+    .await;
+    assert!(matches!(error, Error::MissingPolicy(_)), "{error}");
+    assert_code(&error, ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_immutable_manifest_refuses_every_update() {
+    let store = MemoryStore::new();
+    let core = core(&store, &TestPeers::default(), 1);
+    let deployment = Deployment::new();
+    let mut manifest = deployment.manifest();
+    manifest.workload_owner_pub_keys = None;
+    core.set_manifest(deployment.request(&manifest), None)
+        .await
+        .unwrap();
+    let before = snapshot(&store).await;
+    let error = core
+        .set_manifest(
+            deployment.request(&manifest),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::UpdatesDisabled)
+        ),
+        "{error}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+}
+
+#[tokio::test]
+async fn the_first_set_needs_no_credential_but_a_valid_manifest() {
+    let store = MemoryStore::new();
+    let core = core(&store, &TestPeers::default(), 1);
+    let deployment = Deployment::new();
+    let mut request = deployment.request(&deployment.manifest());
+    request.manifest = b"[]".to_vec();
+    let error = core.set_manifest(request, None).await.unwrap_err();
+    assert!(matches!(error, Error::ManifestParse(_)), "{error}");
+    assert!(snapshot(&store).await.is_empty());
+    assert_eq!(phase_name(&core.phase().await.unwrap()), "uninitialized");
+}
+
+// ---- authorisation of user recovery ---------------------------------------------------------
+
+/// A restarted Coordinator refusing `request` from `caller`, with the store unchanged and the
+/// phase still needs-recovery.
+async fn refused_recovery(
+    edit: impl FnOnce(&mut contrast_core::api::RecoverRequest),
+    caller: impl FnOnce(&Deployment) -> Option<Vec<u8>>,
+    peers_ready: &[&str],
+) -> Error {
+    let (store, peers, _, deployment, set) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    peers.set(peers_ready);
+    let mut request = deployment.recover_request(set.seed_shares.as_ref().unwrap(), false);
+    edit(&mut request);
+    let caller = caller(&deployment);
+    let before = snapshot(&store).await;
+    let error = restarted
+        .recover(request, caller.as_deref())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        snapshot(&store).await,
+        before,
+        "the store changed after: {error}"
+    );
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+    error
+}
+
+#[tokio::test]
+async fn recovery_without_a_client_key_is_refused() {
+    let error = refused_recovery(|_| {}, |_| None, &[]).await;
+    assert!(matches!(error, Error::NoRecoveryKey), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn recovery_with_an_ec_key_is_refused() {
+    let error = refused_recovery(|_| {}, |d| Some(d.owner_spki()), &[]).await;
+    assert!(matches!(error, Error::RecoveryKeyNotRsa { .. }), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn recovery_by_an_rsa_key_that_is_no_seed_share_owner_is_refused() {
+    let error = refused_recovery(
+        |_| {},
+        |_| {
+            let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa)
+                .unwrap();
+            let key =
+                contrast_core::owner::SeedshareOwnerPrivateKey::from_pkcs8_der(pkcs8.as_ref())
+                    .unwrap();
+            Some(key.public_key().to_spki_der().unwrap())
+        },
+        &[],
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::RecoveryKeyNotListed { .. })
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn recovery_with_another_seed_is_refused() {
+    let error = refused_recovery(
+        |request| request.seed = zeroize::Zeroizing::new(vec![7; 64]),
+        |d| Some(d.seedshare_spki.clone()),
+        &[],
+    )
+    .await;
+    assert!(matches!(error, Error::SeedMismatch), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn recovery_with_a_malformed_salt_is_invalid() {
+    let error = refused_recovery(
+        |request| request.salt = vec![1; 5],
+        |d| Some(d.seedshare_spki.clone()),
+        &[],
+    )
+    .await;
+    assert!(matches!(error, Error::SeedOrSalt(_)), "{error}");
+    assert_code(&error, ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn recovery_is_refused_while_ready_peers_exist_unless_forced() {
+    let error = refused_recovery(
+        |_| {},
+        |d| Some(d.seedshare_spki.clone()),
+        &["10.0.0.2:7777"],
+    )
+    .await;
+    assert!(
+        matches!(error, Error::ReadyPeers { ref peers } if peers.len() == 1),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("1 recovered peers are available (10.0.0.2:7777)")
+    );
+    assert_code(&error, ErrorCode::AlreadyRecovered);
+
+    let (store, peers, _, deployment, set) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    peers.set(&["10.0.0.2:7777"]);
+    restarted
+        .recover(
+            deployment.recover_request(set.seed_shares.as_ref().unwrap(), true),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap();
+}
+
+// ---- the mesh API ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_attested_workload_gets_its_certificate_and_secret() {
+    let (_, _, core, deployment, set) = initialized().await;
+    let frontend = &deployment.workloads[1];
+    let peer = handshake(&set.state, frontend, MEASUREMENT).unwrap();
+    let issued = core
+        .mesh_certificate(&set.state, MeshClient::Verified(&peer))
+        .unwrap();
+    assert_eq!(issued.common_name, "frontend");
+    assert_eq!(issued.host_data, frontend.host_data());
+    assert_eq!(issued.mesh_ca_pem, set.state.ca().mesh_ca().pem);
+    assert_eq!(issued.root_ca_pem, set.state.ca().root().pem);
+    assert_eq!(
+        bytes(&issued.workload_secret),
+        set.state
+            .seed_engine()
+            .workload_secret("default/frontend")
+            .unwrap()
+            .as_bytes()
+    );
+    assert!(
+        issued
+            .cert_chain_pem
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        issued.cert_chain_pem.matches("BEGIN CERTIFICATE").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_workload_whose_host_data_is_not_in_the_manifest_is_refused() {
+    let (_, _, core, _, set) = initialized().await;
+    let stranger = Workload::new("stranger");
+    let peer = handshake(&set.state, &stranger, MEASUREMENT).unwrap();
+    let error = core
+        .mesh_certificate(&set.state, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::UnknownHostData { host_data } if host_data == stranger.host_data())
+    );
+    assert_eq!(error.reason(), "unknown_host_data");
+    assert!(error.to_string().contains("not found in manifest"));
+    assert_code(&error, ErrorCode::PermissionDenied);
+}
+
+#[tokio::test]
+async fn a_workload_refused_in_the_handshake_is_told_why() {
+    let (_, _, core, deployment, set) = initialized().await;
+    let rejection =
+        Arc::new(handshake(&set.state, &deployment.workloads[1], [0x22; 48]).unwrap_err());
+    let error = core
+        .mesh_certificate(
+            &set.state,
+            MeshClient::from_handshake(None, Some(&rejection)),
+        )
+        .unwrap_err();
+    assert!(matches!(error, Error::AttestationRefused(_)), "{error}");
+    assert_eq!(error.reason(), "reference_values");
+    assert!(error.to_string().starts_with("attestation refused: "));
+    assert!(
+        error.to_string().to_lowercase().contains("measurement"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_without_certificate_or_attestation_is_refused() {
+    let (_, _, core, deployment, set) = initialized().await;
+    let error = core
+        .mesh_certificate(&set.state, MeshClient::from_handshake(None, None))
+        .unwrap_err();
+    assert!(matches!(error, Error::NoClientCertificate), "{error}");
+    assert_eq!(error.reason(), "no_certificate");
+
+    let mut peer = handshake(&set.state, &deployment.workloads[1], MEASUREMENT).unwrap();
+    peer.attestation = None;
+    let error = core
+        .mesh_certificate(&set.state, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(matches!(error, Error::NoAttestation), "{error}");
+    assert_eq!(error.reason(), "no_attestation");
+}
+
+#[tokio::test]
+async fn only_a_coordinator_role_gets_the_state_for_peer_recovery() {
+    let (_, _, core, deployment, set) = initialized().await;
+    let frontend = handshake(&set.state, &deployment.workloads[1], MEASUREMENT).unwrap();
+    let error = core
+        .peer_recovery_answer(&set.state, MeshClient::Verified(&frontend))
+        .unwrap_err();
+    assert!(matches!(error, Error::RoleNotAllowed { .. }), "{error}");
+    assert_eq!(error.reason(), "not_coordinator");
+    assert!(error.to_string().contains("not allowed to recover"));
+
+    let coordinator = handshake(&set.state, &deployment.workloads[0], MEASUREMENT).unwrap();
+    let answer = core
+        .peer_recovery_answer(&set.state, MeshClient::Verified(&coordinator))
+        .unwrap();
+    assert_eq!(bytes(&answer.seed), set.state.seed_engine().seed());
+    assert_eq!(answer.salt, set.state.seed_engine().salt());
+    assert_eq!(answer.latest_manifest, set.state.manifest().raw());
+    assert_eq!(
+        bytes(&answer.mesh_ca_key),
+        set.state.ca().mesh_key().to_sec1_pem().unwrap().as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn a_mesh_request_across_an_update_is_served_under_the_state_it_was_accepted_under() {
+    let (_, _, core, deployment, first) = initialized().await;
+    // The connection was accepted under the first manifest…
+    let accepted = core.active().unwrap();
+    let backend = &deployment.workloads[2];
+    let peer = handshake(&accepted, backend, MEASUREMENT).unwrap();
+    // …then an update removes the backend.
+    let second = core
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    let issued = core
+        .mesh_certificate(&accepted, MeshClient::Verified(&peer))
+        .unwrap();
+    assert_eq!(issued.mesh_ca_pem, first.state.ca().mesh_ca().pem);
+    // A connection accepted now is under the new manifest, which refuses the backend.
+    let now = core.active().unwrap();
+    assert!(Arc::ptr_eq(&now, &second.state));
+    let peer = handshake(&now, backend, MEASUREMENT).unwrap();
+    let error = core
+        .mesh_certificate(&now, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(matches!(error, Error::UnknownHostData { .. }), "{error}");
+}
+
+// ---- staleness and peer recovery ------------------------------------------------------------
+
+/// Two replicas on one store, both active at the first manifest (the second recovered from the
+/// first).
+async fn two_replicas() -> (
+    MemoryStore,
+    support::Core,
+    support::Core,
+    Deployment,
+    ManifestSet,
+) {
+    let (store, _, first, deployment, set) = initialized().await;
+    let second = core(&store, &TestPeers::default(), 2);
+    let recovered = second
+        .recover_from_peer(
+            async |manifest: &contrast_core::manifest::ManifestDocument| {
+                assert_eq!(manifest.raw(), set.state.manifest().raw());
+                let state = first.active().unwrap();
+                let peer = handshake(&state, &deployment.workloads[0], MEASUREMENT).unwrap();
+                first
+                    .peer_recovery_answer(&state, MeshClient::Verified(&peer))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            },
+        )
+        .await
+        .unwrap();
+    let PeerRecovery::Recovered(state) = recovered else {
+        panic!("not recovered");
+    };
+    // Peer recovery keeps the mesh CA key: certificates stay valid.
+    assert_eq!(
+        state.ca().mesh_key().to_sec1_pem().unwrap(),
+        set.state.ca().mesh_key().to_sec1_pem().unwrap()
+    );
+    assert_eq!(
+        state.ca().root_key_identifier(),
+        set.state.ca().root_key_identifier()
+    );
+    (store, first, second, deployment, set)
+}
+
+#[tokio::test]
+async fn a_replica_goes_stale_when_another_moves_the_head_and_recovers_from_it() {
+    let (store, first, second, deployment, _) = two_replicas().await;
+    let update = first
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    // The writer's own head does not make it stale.
+    let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    assert!(!first.observe_head(&head).await.unwrap());
+    // The other replica sees a head it does not know.
+    assert!(second.observe_head(&head).await.unwrap());
+    assert_eq!(phase_name(&second.phase().await.unwrap()), "stale");
+    assert!(
+        second.active().is_none(),
+        "a stale replica takes no mesh connections"
+    );
+    assert!(second.needs_recovery().await.unwrap());
+    // An update while stale is refused, and changes nothing.
+    let before = snapshot(&store).await;
+    let error = second
+        .set_manifest(
+            deployment.request(&deployment.manifest()),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+    assert!(matches!(
+        second.manifests().await.unwrap_err(),
+        Error::NeedsRecovery
+    ));
+    assert_eq!(snapshot(&store).await, before);
+    // Peer recovery brings it to the writer's state.
+    let recovered = second
+        .recover_from_peer(async |_: &contrast_core::manifest::ManifestDocument| {
+            let state = first.active().unwrap();
+            let peer = handshake(&state, &deployment.workloads[0], MEASUREMENT).unwrap();
+            first
+                .peer_recovery_answer(&state, MeshClient::Verified(&peer))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let PeerRecovery::Recovered(state) = recovered else {
+        panic!("not recovered");
+    };
+    assert_eq!(state.generation(), 2);
+    assert_eq!(state.latest(), update.state.latest());
+    assert_eq!(
+        state.ca().mesh_key_identifier(),
+        update.state.ca().mesh_key_identifier()
+    );
+    assert_eq!(phase_name(&second.phase().await.unwrap()), "active");
+}
+
+#[tokio::test]
+async fn an_ancestor_of_the_held_head_does_not_make_a_replica_stale() {
+    let (store, _, core, deployment, first) = initialized().await;
+    let old_head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    assert_eq!(old_head, first.state.latest().encode());
+    core.set_manifest(
+        deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+        Some(&deployment.owner_spki()),
+    )
+    .await
+    .unwrap();
+    assert!(!core.observe_head(&old_head).await.unwrap());
+    assert_eq!(phase_name(&core.phase().await.unwrap()), "active");
+    let error = core.observe_head(b"not a head").await.unwrap_err();
+    assert_code(&error, ErrorCode::Internal);
+}
+
+#[tokio::test]
+async fn an_active_or_uninitialized_coordinator_does_not_ask_peers() {
+    let (_, _, core, _, _) = initialized().await;
+    let outcome = core
+        .recover_from_peer(
+            async |_: &contrast_core::manifest::ManifestDocument| -> Result<_, std::io::Error> {
+                panic!("asked a peer while active")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, PeerRecovery::NotNeeded));
+}
+
+#[tokio::test]
+async fn a_peer_serving_another_manifest_is_not_recovered_from() {
+    let (store, peers, first, deployment, _) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    let error = restarted
+        .recover_from_peer(async |_: &contrast_core::manifest::ManifestDocument| {
+            let state = first.active().unwrap();
+            let peer = handshake(&state, &deployment.workloads[0], MEASUREMENT).unwrap();
+            let mut answer = first
+                .peer_recovery_answer(&state, MeshClient::Verified(&peer))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            answer.latest_manifest.push(b' ');
+            Ok::<_, std::io::Error>(answer)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PeerRecoveryError::HeadDiffers { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("the peer serves another manifest")
+    );
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_whose_seed_does_not_verify_the_history_is_not_recovered_from() {
+    let (store, peers, first, deployment, _) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    let error = restarted
+        .recover_from_peer(async |_: &contrast_core::manifest::ManifestDocument| {
+            let state = first.active().unwrap();
+            let peer = handshake(&state, &deployment.workloads[0], MEASUREMENT).unwrap();
+            let mut answer = first
+                .peer_recovery_answer(&state, MeshClient::Verified(&peer))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            answer.seed = zeroize::Zeroizing::new(vec![3; 64]);
+            Ok::<_, std::io::Error>(answer)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PeerRecoveryError::Recovery(Error::SeedMismatch)),
+        "{error}"
+    );
+    let error = restarted
+        .recover_from_peer(async |_: &contrast_core::manifest::ManifestDocument| {
+            Err::<contrast_core::api::MeshRecoverResponse, _>(std::io::Error::other("unreachable"))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PeerRecoveryError::Peer(_)), "{error}");
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+}
+
+// ---- interleavings --------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_updates_one_wins_the_other_is_a_conflict() {
+    for _ in 0..5 {
+        let (store, _, core, deployment, _) = initialized().await;
+        let spki = deployment.owner_spki();
+        let a = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
+        let mut b = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
+        // Two different manifests (the field order does not matter to the rules).
+        b.manifest = {
+            let mut manifest = deployment.manifest();
+            manifest
+                .policies
+                .remove(&hex::encode(deployment.workloads[1].host_data()));
+            manifest.to_go_json().unwrap()
+        };
+        let (ra, rb) = tokio::join!(
+            core.set_manifest(a, Some(&spki)),
+            core.set_manifest(b, Some(&spki))
+        );
+        let (winner, loser) = match (ra, rb) {
+            (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+            (Ok(a), Ok(b)) => {
+                // Sequential, not racing: the second built on the first.
+                assert_eq!(b.state.generation().max(a.state.generation()), 3);
+                continue;
+            }
+            (Err(a), Err(b)) => panic!("both failed: {a}; {b}"),
+        };
+        assert!(matches!(loser, Error::Conflict), "{loser}");
+        assert_code(&loser, ErrorCode::ManifestConflict);
+        let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+        assert_eq!(head, winner.state.latest().encode());
+        assert!(Arc::ptr_eq(&core.active().unwrap(), &winner.state));
+    }
+}
+
+#[tokio::test]
+async fn recovery_racing_recovery_lets_one_win() {
+    let (store, peers, _, deployment, set) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    let shares = set.seed_shares.unwrap();
+    let (a, b) = tokio::join!(
+        restarted.recover(
+            deployment.recover_request(&shares, false),
+            Some(&deployment.seedshare_spki)
+        ),
+        restarted.recover(
+            deployment.recover_request(&shares, false),
+            Some(&deployment.seedshare_spki)
+        ),
+    );
+    let errors: Vec<Error> = [a, b].into_iter().filter_map(Result::err).collect();
+    // The loser either saw the active state or lost the swap.
+    assert!(errors.len() <= 1);
+    for error in errors {
+        assert!(
+            matches!(error, Error::Replaced | Error::AlreadyRecovered),
+            "{error}"
+        );
+    }
+    assert_eq!(phase_name(&restarted.phase().await.unwrap()), "active");
+}
+
+// ---- evidence, and the environment passed in ------------------------------------------------
+
+#[tokio::test]
+async fn evidence_binds_the_nonce_the_head_and_the_cas() {
+    let (_, _, core, _, set) = initialized().await;
+    let issuer = coordinator_issuer();
+    let nonce = [5u8; 32];
+    let state = core.serving().await.unwrap();
+    let evidence = core.attest(&state, &nonce, &issuer).unwrap();
+    assert_eq!(
+        evidence.report_data,
+        contrast_core::api::attest_report_data(
+            &nonce,
+            &set.state.latest().transition_hash,
+            set.state.ca().root().pem.as_bytes(),
+            set.state.ca().mesh_ca().pem.as_bytes(),
+        )
+    );
+    let oid: Vec<u64> = contrast_attest::atls::Issuer::oid(&issuer)
+        .arcs()
+        .map(u64::from)
+        .collect();
+    assert_eq!(evidence.attestation_type, oid);
+    assert!(!evidence.document.is_empty());
+}
+
+#[tokio::test]
+async fn the_clock_and_the_randomness_are_the_ones_passed_in() {
+    // Same seeded entropy, same clock: the same seed, CA and head, byte for byte.
+    let deployment = Deployment::new();
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let store = MemoryStore::new();
+        let core = core(&store, &TestPeers::default(), 42);
+        let set = core
+            .set_manifest(deployment.request(&deployment.manifest()), None)
+            .await
+            .unwrap();
+        // Certificate signatures draw their ECDSA nonces from aws-lc's generator; seed, keys,
+        // serials and head come from what was passed in.
+        outcomes.push((
+            set.state.seed_engine().seed().to_vec(),
+            set.state.ca().root_key_identifier(),
+            set.state.ca().mesh_key_identifier(),
+            serial(&set.state.ca().root().pem),
+            set.state.latest().transition_hash,
+        ));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    let store = MemoryStore::new();
+    let other = core(&store, &TestPeers::default(), 43)
+        .set_manifest(deployment.request(&deployment.manifest()), None)
+        .await
+        .unwrap();
+    assert_ne!(other.state.seed_engine().seed(), outcomes[0].0.as_slice());
+}
