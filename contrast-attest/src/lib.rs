@@ -25,8 +25,9 @@
 //! - [`error`]: the single error type.
 //! - `client` (feature `client`): the Coordinator client (aTLS + HTTP/2) and the data owner's
 //!   checks of a manifest history; the only part of this crate that does I/O.
-//! - `sim` (feature `sim`): the simulated AMD platform — its own ARK/ASK/VCEK hierarchy and
-//!   real-format reports, trusted only through [`TrustAnchor::Pinned`] with the ARK's fingerprint.
+//!
+//! The simulated AMD platform (its own ARK/ASK/VCEK hierarchy and real-format reports, trusted
+//! only through [`TrustAnchor::Pinned`] with the ARK's fingerprint) is the crate `contrast-sim`.
 #![forbid(unsafe_code)]
 
 pub mod appraisal;
@@ -39,8 +40,6 @@ pub mod error;
 mod hexfmt;
 pub mod idblock;
 pub mod report;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod tcb;
 mod time;
 
