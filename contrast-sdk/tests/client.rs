@@ -1,7 +1,6 @@
 //! The Coordinator client against an in-test HTTP server over aTLS on 127.0.0.1 (simulated
 //! SEV-SNP): typed round trips, the server's refusals, our validator's refusal, connection and
 //! handshake failures, and the response size limit.
-#![cfg(feature = "client")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -12,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use contrast_attest::atls::PeerSlot;
 use contrast_attest::atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer};
-use contrast_attest::client::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY, Method};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
 use contrast_core::api::{
     ApiLatestTransition, ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertResponse,
     SetManifestRequest, SetManifestResponse, path,
 };
 use contrast_core::manifest::GuestPolicy;
+use contrast_sdk::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY, Method};
 use contrast_sim::SimulatedIssuer;
 use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 use http_body_util::{BodyExt, Full};
