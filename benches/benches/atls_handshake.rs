@@ -22,14 +22,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use contrast_attest::atls::{AtlsClient, AtlsServer, AtlsValidator, Issuer, SimulatedIssuer};
+use contrast_attest::atls::{AtlsClient, AtlsServer, AtlsValidator, Issuer};
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{
     AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, VcekCache, appraise,
 };
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
+use contrast_sim::SimulatedIssuer;
+use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand_core::{OsRng, RngCore};
 use rustls::pki_types::ServerName;

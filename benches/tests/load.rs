@@ -8,15 +8,32 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The `coordinator` binary next to `contrast-load` (built by `cargo test --workspace`);
-/// built here with cargo when missing.
+/// The `coordinator` binary next to `contrast-load` (built by the README's `cargo test
+/// --workspace` command); built here with cargo, with its `simulated` feature, when missing or
+/// built without it.
 fn coordinator_binary() -> PathBuf {
     let load = Path::new(env!("CARGO_BIN_EXE_contrast-load"));
     let coordinator = load.with_file_name("coordinator");
-    if !coordinator.is_file() {
+    let simulated = |path: &Path| {
+        Command::new(path)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim_end()
+                    .ends_with(contrast_tee::SIMULATED_VERSION_TAG)
+            })
+    };
+    if !simulated(&coordinator) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        command.args(["build", "-p", "coordinator"]);
+        command.args([
+            "build",
+            "-p",
+            "coordinator",
+            "--features",
+            "coordinator/simulated",
+        ]);
         if load
             .parent()
             .and_then(Path::file_name)
@@ -28,8 +45,9 @@ fn coordinator_binary() -> PathBuf {
             .status()
             .expect("running cargo build -p coordinator");
         assert!(
-            status.success() && coordinator.is_file(),
-            "{} is missing and `cargo build -p coordinator` did not produce it",
+            status.success() && simulated(&coordinator),
+            "{} is missing or lacks --tee simulated, and `cargo build -p coordinator --features \
+             coordinator/simulated` did not produce it",
             coordinator.display()
         );
     }

@@ -23,24 +23,20 @@
 //! - [`atls`]: attested TLS for rustls (report data, responder certificates, nonce transport,
 //!   per-connection client and server configs).
 //! - [`error`]: the single error type.
-//! - `client` (feature `client`): the Coordinator client (aTLS + HTTP/2) and the data owner's
-//!   checks of a manifest history; the only part of this crate that does I/O.
-//! - `sim` (feature `sim`): the simulated AMD platform — its own ARK/ASK/VCEK hierarchy and
-//!   real-format reports, trusted only through [`TrustAnchor::Pinned`] with the ARK's fingerprint.
+//!
+//! The simulated AMD platform (its own ARK/ASK/VCEK hierarchy and real-format reports, trusted
+//! only through [`TrustAnchor::Pinned`] with the ARK's fingerprint) is the crate `contrast-sim`;
+//! the data owner's client (TCP, TLS and HTTP to a Coordinator) is the crate `contrast-sdk`.
 #![forbid(unsafe_code)]
 
 pub mod appraisal;
 pub mod atls;
 pub mod chain;
-#[cfg(feature = "client")]
-pub mod client;
 pub mod collateral;
 pub mod error;
 mod hexfmt;
 pub mod idblock;
 pub mod report;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod tcb;
 mod time;
 

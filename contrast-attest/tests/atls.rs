@@ -1,7 +1,6 @@
 //! aTLS end to end over 127.0.0.1 with tokio-rustls: a simulated SEV-SNP guest attests a server
 //! to a client, both sides to each other (mutual aTLS), and each rejection carries its specific
 //! error to the caller.
-#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,12 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::atls::{
     self, AtlsClient, AtlsError, AtlsKey, AtlsServer, AtlsValidator, Issuer, NonceError, PeerSlot,
-    SIMULATED_SNP_DOCUMENT_OID, SimulatedIssuer, VerifiedPeer, atls_error_from_io, nonce_from_alpn,
-    report_data,
+    SIMULATED_SNP_DOCUMENT_OID, VerifiedPeer, atls_error_from_io, nonce_from_alpn, report_data,
 };
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
 use contrast_core::manifest::GuestPolicy;
+use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
 use rand_core::{OsRng, RngCore};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};

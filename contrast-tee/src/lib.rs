@@ -5,15 +5,18 @@
 //! choose between with the shared flags of [`TeeArgs`]:
 //!
 //! - `--tee snp`: a real AMD SEV-SNP guest ([`snp`]), reports from the kernel.
-//! - `--tee simulated --sim-dir DIR`: the simulated platform of `contrast-attest` (feature
-//!   `sim`), kept in a directory that every process of a local deployment shares
-//!   ([`simulated::SimulatedEnvironment`]). Simulated mode is never a default: it must be asked
-//!   for explicitly, and verifiers trust a simulated ARK only where a manifest pins it.
+//! - `--tee simulated --sim-dir DIR`: the simulated platform of `contrast-sim` (feature
+//!   `simulated`, off by default), kept in a directory that every process of a local deployment
+//!   shares (`simulated::SimulatedEnvironment`). Simulated mode is never a default: it must be
+//!   compiled in and asked for explicitly, and verifiers trust a simulated ARK only where a
+//!   manifest pins it. A binary accepts it only when built with a `simulated` feature of its own
+//!   ([`TeeArgs::check_simulated_allowed`], [`binary_version!`]).
 //!
 //! Unlike the library crates, this one does I/O (files, devices); it is the binaries' side.
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "simulated")]
 pub mod simulated;
 pub mod snp;
 
@@ -23,7 +26,26 @@ use std::sync::Arc;
 use contrast_attest::atls::Issuer;
 use rand_core::CryptoRngCore;
 
+#[cfg(feature = "simulated")]
 pub use simulated::{LaunchOverrides, SimulatedEnvironment, SimulatedLaunch, SimulatedTcb};
+
+/// What a binary's `--version` line ends with when the binary accepts `--tee simulated` (see
+/// [`binary_version!`]); `contrast demo` looks for it before starting a binary in simulated mode.
+pub const SIMULATED_VERSION_TAG: &str = "+simulated";
+
+/// The `--version` of a binary: its package version, followed by [`SIMULATED_VERSION_TAG`] when
+/// the *calling* crate is built with its own feature `simulated`. For clap:
+/// `#[command(version = contrast_tee::binary_version!())]`.
+#[macro_export]
+macro_rules! binary_version {
+    () => {
+        if cfg!(feature = "simulated") {
+            concat!(env!("CARGO_PKG_VERSION"), " +simulated")
+        } else {
+            env!("CARGO_PKG_VERSION")
+        }
+    };
+}
 
 /// Why a TEE could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +75,18 @@ pub enum TeeError {
         dir: PathBuf,
     },
     /// The simulated platform failed.
+    #[cfg(feature = "simulated")]
     #[error("simulated platform: {0}")]
-    Simulation(#[from] contrast_attest::sim::SimError),
+    Simulation(#[from] contrast_sim::SimError),
+    /// `--tee simulated` was asked of a build without the simulated platform.
+    #[error(
+        "--tee simulated: {binary} was built without the simulated platform; rebuild it with \
+         `cargo build -p {binary} --features simulated` (development and tests only)"
+    )]
+    SimulatedNotBuilt {
+        /// The binary (package) that refused, e.g. `coordinator`.
+        binary: &'static str,
+    },
     /// A flag is missing or malformed.
     #[error("{flag}: {reason}")]
     Flag {
@@ -112,20 +144,48 @@ pub struct TeeArgs {
 }
 
 impl TeeArgs {
-    /// The issuer these flags select. In simulated mode this also returns the loaded
-    /// environment (for reference values and logs).
+    /// Refuses `--tee simulated` in a binary built without its own `simulated` feature: call it
+    /// with `cfg!(feature = "simulated")` of the binary before [`TeeArgs::issuer`]. (This
+    /// crate's feature alone is not enough: cargo unifies it across everything built together,
+    /// e.g. with the `contrast` CLI, which always has it.)
     ///
     /// # Errors
-    /// [`TeeError::Flag`] for a missing or malformed flag, or the TEE's own error.
+    /// [`TeeError::SimulatedNotBuilt`] naming `binary` and the command that rebuilds it.
+    pub fn check_simulated_allowed(
+        &self,
+        binary: &'static str,
+        built_with_simulated: bool,
+    ) -> Result<(), TeeError> {
+        if self.tee == TeeKind::Simulated && !(built_with_simulated && cfg!(feature = "simulated"))
+        {
+            return Err(TeeError::SimulatedNotBuilt { binary });
+        }
+        Ok(())
+    }
+
+    /// The issuer these flags select. In simulated mode this also returns the simulated
+    /// environment's directory (for logs).
+    ///
+    /// # Errors
+    /// [`TeeError::Flag`] for a missing or malformed flag, [`TeeError::SimulatedNotBuilt`] for
+    /// `--tee simulated` without this crate's feature `simulated`, or the TEE's own error.
     pub fn issuer(
         &self,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<(Arc<dyn Issuer>, Option<SimulatedEnvironment>), TeeError> {
+    ) -> Result<(Arc<dyn Issuer>, Option<PathBuf>), TeeError> {
         match self.tee {
             TeeKind::Snp => {
                 let issuer = snp::SnpIssuer::open(self.snp_certs_dir.as_deref())?;
                 Ok((Arc::new(issuer), None))
             }
+            #[cfg(not(feature = "simulated"))]
+            TeeKind::Simulated => {
+                let _ = rng;
+                Err(TeeError::SimulatedNotBuilt {
+                    binary: "contrast-tee",
+                })
+            }
+            #[cfg(feature = "simulated")]
             TeeKind::Simulated => {
                 let dir = self.sim_dir.as_ref().ok_or(TeeError::Flag {
                     flag: "--sim-dir",
@@ -161,12 +221,13 @@ impl TeeArgs {
                         .transpose()?,
                 };
                 let guest = env.guest_with(chip_id, host_data, &overrides)?;
-                Ok((env.issuer(guest), Some(env)))
+                Ok((env.issuer(guest), Some(env.dir().to_path_buf())))
             }
         }
     }
 }
 
+#[cfg(feature = "simulated")]
 fn parse_hex<const N: usize>(flag: &'static str, text: &str) -> Result<[u8; N], TeeError> {
     let bytes = hex::decode(text.trim()).map_err(|e| TeeError::Flag {
         flag,
@@ -178,6 +239,7 @@ fn parse_hex<const N: usize>(flag: &'static str, text: &str) -> Result<[u8; N], 
     })
 }
 
+#[cfg(feature = "simulated")]
 fn parse_tcb(text: &str) -> Result<SimulatedTcb, TeeError> {
     let parts: Vec<&str> = text.split('.').collect();
     let parsed: Result<Vec<u8>, _> = parts.iter().map(|p| p.parse::<u8>()).collect();
@@ -214,6 +276,58 @@ mod tests {
         Command::try_parse_from(argv).unwrap().tee
     }
 
+    #[test]
+    fn simulated_mode_needs_the_binary_feature() {
+        let simulated = args(&["--tee", "simulated"]);
+        assert!(matches!(
+            simulated.check_simulated_allowed("coordinator", false),
+            Err(TeeError::SimulatedNotBuilt {
+                binary: "coordinator"
+            })
+        ));
+        let message = simulated
+            .check_simulated_allowed("coordinator", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("cargo build -p coordinator --features simulated"),
+            "{message}"
+        );
+        assert_eq!(
+            simulated
+                .check_simulated_allowed("coordinator", true)
+                .is_ok(),
+            cfg!(feature = "simulated")
+        );
+        // SNP never needs the feature.
+        assert!(
+            args(&[])
+                .check_simulated_allowed("coordinator", false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn binary_version_tags_simulated_builds() {
+        // This crate's own feature is what `cfg!` sees here.
+        let version = binary_version!();
+        assert!(version.starts_with(env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            version.ends_with(&format!(" {SIMULATED_VERSION_TAG}")),
+            cfg!(feature = "simulated")
+        );
+    }
+
+    #[cfg(not(feature = "simulated"))]
+    #[test]
+    fn simulated_mode_is_refused_without_the_feature() {
+        assert!(matches!(
+            args(&["--tee", "simulated", "--sim-dir", "x"]).issuer(&mut rand_core::OsRng),
+            Err(TeeError::SimulatedNotBuilt { .. })
+        ));
+    }
+
+    #[cfg(feature = "simulated")]
     #[test]
     fn simulated_mode_needs_its_flags() {
         let missing_dir = args(&["--tee", "simulated"]).issuer(&mut rand_core::OsRng);
@@ -271,13 +385,14 @@ mod tests {
         ])
         .issuer(&mut rand_core::OsRng)
         .unwrap();
-        assert!(env.is_some());
+        assert_eq!(env.as_deref(), Some(dir.path()));
         assert_eq!(
             issuer.oid(),
             contrast_attest::atls::SIMULATED_SNP_DOCUMENT_OID
         );
     }
 
+    #[cfg(feature = "simulated")]
     #[test]
     fn tcb_flag_is_four_numbers() {
         assert_eq!(

@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use contrast_attest::atls::{Issuer, SimulatedIssuer};
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles};
+use contrast_attest::atls::Issuer;
 use contrast_attest::{Product, TcbVersion};
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
+use contrast_sim::SimulatedIssuer;
+use contrast_sim::{SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
@@ -228,7 +229,7 @@ impl SimulatedEnvironment {
 
         let platform_dir = dir.join(PLATFORM_DIR);
         let mut files = SimulatedPlatformFiles::new();
-        for name in contrast_attest::sim::files::ALL {
+        for name in contrast_sim::files::ALL {
             files.insert(name, read(&platform_dir.join(name))?);
         }
         let platform = SimulatedPlatform::load(&files)?;
@@ -464,7 +465,7 @@ mod tests {
         fs::remove_file(
             dir.path()
                 .join(PLATFORM_DIR)
-                .join(contrast_attest::sim::files::ARK_KEY),
+                .join(contrast_sim::files::ARK_KEY),
         )
         .unwrap();
         assert!(matches!(

@@ -678,8 +678,8 @@ impl Issuer for SnpIssuer {
 mod tests {
     use std::sync::OnceLock;
 
-    use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
     use contrast_attest::{Product, TcbVersion};
+    use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 
     use super::*;
 

@@ -34,13 +34,15 @@ Run the whole Contrast flow on this machine, without SEV-SNP hardware or Kuberne
  11. verify again
 
 Each step is printed with its timing; the command exits non-zero if any step fails. The
-`coordinator` and `initializer` binaries must be next to this one (cargo build -p coordinator
--p initializer, or --release for all three).";
+`coordinator` and `initializer` binaries must be next to this one, built with their
+`simulated` feature (cargo build -p coordinator -p initializer --features
+coordinator/simulated,initializer/simulated, or --release for all three).";
 
 /// Shown after the flags.
 pub const AFTER_LONG_HELP: &str = "\
 Examples:
-  cargo build --release -p contrast -p coordinator -p initializer
+  cargo build --release -p contrast -p coordinator -p initializer \\
+      --features coordinator/simulated,initializer/simulated
   target/release/contrast demo
   target/release/contrast demo --dir ./demo --keep
 
@@ -100,13 +102,28 @@ struct Demo {
     human: String,
 }
 
+/// Whether the binary at `path` accepts `--tee simulated`: its `--version` ends with
+/// [`contrast_tee::SIMULATED_VERSION_TAG`] when it was built with its `simulated` feature.
+fn has_simulated_tee(path: &std::path::Path) -> bool {
+    std::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout)
+                    .trim_end()
+                    .ends_with(contrast_tee::SIMULATED_VERSION_TAG)
+        })
+}
+
 /// Under `cargo run` (which sets `CARGO`), builds the `coordinator` and `initializer` binaries
-/// next to this one when they are missing, in the same profile, so that `cargo run --release
-/// --bin contrast -- demo` works on a fresh clone. Outside cargo nothing is built.
+/// next to this one, with their `simulated` feature, when they are missing or were built
+/// without it, in the same profile, so that `cargo run --release --bin contrast -- demo` works
+/// on a fresh clone. Outside cargo nothing is built.
 fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
     let missing: Vec<&str> = ["coordinator", "initializer"]
         .into_iter()
-        .filter(|name| !contrast.with_file_name(name).is_file())
+        .filter(|name| !has_simulated_tee(&contrast.with_file_name(name)))
         .collect();
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
@@ -119,7 +136,8 @@ fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
         .and_then(|dir| dir.file_name())
         .is_some_and(|profile| profile == "release");
     eprintln!(
-        "building {} ({} profile) for the demo; this takes a few minutes the first time",
+        "building {} with the simulated platform ({} profile) for the demo; this takes a few \
+         minutes the first time",
         missing.join(" and "),
         if release { "release" } else { "dev" }
     );
@@ -129,7 +147,7 @@ fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
         command.arg("--release");
     }
     for name in &missing {
-        command.args(["-p", name]);
+        command.args(["-p", name, "--features", &format!("{name}/simulated")]);
     }
     let status = command
         .status()
@@ -146,16 +164,25 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
     build_missing_siblings(&contrast)?;
     let sibling = |name: &str| -> anyhow::Result<PathBuf> {
         let path = contrast.with_file_name(name);
-        if path.is_file() {
-            Ok(path)
-        } else {
+        if !path.is_file() {
             bail!(
                 "the {name} binary is missing next to {} ({}); build it with cargo build \
-                 --release -p coordinator -p initializer (without --release for a debug contrast)",
+                 --release -p coordinator -p initializer --features \
+                 coordinator/simulated,initializer/simulated (without --release for a debug \
+                 contrast)",
                 contrast.display(),
                 path.display()
             )
         }
+        if !has_simulated_tee(&path) {
+            bail!(
+                "{} was built without its `simulated` feature, so it refuses --tee simulated; \
+                 rebuild it with cargo build --release -p {name} --features {name}/simulated \
+                 (without --release for a debug contrast)",
+                path.display()
+            )
+        }
+        Ok(path)
     };
     let coordinator_binary = sibling("coordinator")?;
     let initializer_binary = sibling("initializer")?;

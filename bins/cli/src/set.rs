@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
-use contrast_attest::client::{ClientError, CoordinatorClient, coordinator_validator};
 use contrast_core::api::{ErrorCode, SetManifestRequest};
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::WorkloadOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
+use contrast_sdk::{ClientError, CoordinatorClient, coordinator_validator};
 use zeroize::Zeroizing;
 
 use crate::workspace::{self, Workspace};

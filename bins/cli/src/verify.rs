@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use contrast_attest::client::verify_deployment;
 use contrast_core::history::Hash;
 use contrast_core::initdata::Initdata;
+use contrast_sdk::verify_deployment;
 
 use crate::set::{self, DEFAULT_TIMEOUT};
 use crate::workspace::{self, Workspace};

@@ -1,7 +1,9 @@
 //! End-to-end tests of `contrast set`, `verify`, `recover` and `demo`: the built `contrast`
 //! binary against a real `coordinator` process on loopback, with `initializer` processes as
-//! the workloads. `coordinator` and `initializer` must be built first
-//! (`cargo build -p coordinator -p initializer`; `cargo test --workspace` does it).
+//! the workloads. `coordinator` and `initializer` must be built first, with their `simulated`
+//! feature (`cargo build -p coordinator -p initializer --features
+//! coordinator/simulated,initializer/simulated`; the README's `cargo test --workspace` command
+//! does it).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +23,8 @@ fn sibling_binary(name: &str) -> PathBuf {
     let path = Path::new(CONTRAST).with_file_name(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p coordinator -p initializer` first",
+        "{} is missing: run `cargo build -p coordinator -p initializer --features \
+         coordinator/simulated,initializer/simulated` first",
         path.display()
     );
     path
@@ -581,9 +584,8 @@ fn demo_completes_and_prints_its_summary() {
 
 /// The Coordinator's history as its user API serves it, fetched with the library client.
 fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifestsResponse {
-    let validator =
-        contrast_attest::client::coordinator_validator(ws.manifest().manifest()).unwrap();
-    let client = contrast_attest::client::CoordinatorClient::new(
+    let validator = contrast_sdk::coordinator_validator(ws.manifest().manifest()).unwrap();
+    let client = contrast_sdk::CoordinatorClient::new(
         addr,
         contrast_attest::AtlsClient::new(Some(validator)),
     );

@@ -89,7 +89,11 @@ enum CrlMode {
 
 /// The Contrast Coordinator: attestation, CA and secret root of a confidential deployment.
 #[derive(Debug, Parser)]
-#[command(name = "coordinator", version, after_long_help = EXAMPLES)]
+#[command(
+    name = "coordinator",
+    version = contrast_tee::binary_version!(),
+    after_long_help = EXAMPLES
+)]
 struct Args {
     /// User API (aTLS; set manifest, get manifests, recover).
     #[arg(long, default_value = "0.0.0.0:1313", env = "CONTRAST_USER_ADDR")]
@@ -302,13 +306,15 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    args.tee
+        .check_simulated_allowed("coordinator", cfg!(feature = "simulated"))?;
     let (issuer, environment) = args
         .tee
         .issuer(&mut OsRng)
         .context("setting up the TEE (see --tee)")?;
-    if let Some(environment) = &environment {
+    if let Some(dir) = &environment {
         tracing::warn!(
-            dir = %environment.dir().display(),
+            dir = %dir.display(),
             "running on the SIMULATED SEV-SNP platform: no hardware protection"
         );
     }

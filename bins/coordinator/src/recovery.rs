@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contrast_attest::AtlsClient;
-use contrast_attest::client::{ClientError, CoordinatorClient, coordinator_validator};
 use contrast_coordinator::{PeerDirectory, PeerRecovery};
 use contrast_core::api::MeshRecoverResponse;
 use contrast_core::manifest::ManifestDocument;
+use contrast_sdk::{ClientError, CoordinatorClient, coordinator_validator};
 use tokio::sync::watch;
 
 use crate::Coordinator;
@@ -21,7 +21,7 @@ use crate::Coordinator;
 pub(crate) enum AskError {
     /// The stored manifest yields no validator for the peer.
     #[error("the stored manifest does not describe its Coordinator: {0}")]
-    Validator(#[from] contrast_attest::client::DeploymentError),
+    Validator(#[from] contrast_sdk::DeploymentError),
     /// Talking to the peer failed (including its attestation, or its refusal of ours).
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use contrast_attest::AtlsClient;
-use contrast_attest::client::{ClientError, CoordinatorClient};
 use contrast_core::api::{ErrorCode, RecoverRequest, SetManifestRequest, SetManifestResponse};
 use contrast_core::seed::SeedEngine;
 use contrast_core::seedshare::SeedShareDocument;
+use contrast_sdk::{ClientError, CoordinatorClient};
 use support::*;
 use zeroize::Zeroizing;
 
@@ -29,7 +29,7 @@ fn set_request(manifest: Vec<u8>, workloads: &[Workload]) -> SetManifestRequest 
 async fn set_first_manifest(
     coordinator: &CoordinatorProcess,
     workloads: &[Workload],
-) -> contrast_attest::client::Attested<SetManifestResponse> {
+) -> contrast_sdk::Attested<SetManifestResponse> {
     coordinator
         .user_client(None)
         .set_manifest(&set_request(

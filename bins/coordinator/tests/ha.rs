@@ -175,7 +175,7 @@ async fn recover_each_other_and_resolve_races(
     }
     let history = replicas[1].user_client(None).get_manifests().await.unwrap();
     assert_eq!(history.value.manifests.len(), 1 + wins);
-    contrast_attest::client::verify_deployment(&history.value).unwrap();
+    contrast_sdk::verify_deployment(&history.value).unwrap();
     assert!(wins > 0);
 }
 
@@ -262,7 +262,7 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
     let client = || {
         let mut validator = coordinator_validator();
         validator.policy.expected_host_data = Some(vec![web.host_data()]);
-        contrast_attest::client::CoordinatorClient::new(
+        contrast_sdk::CoordinatorClient::new(
             workload_vm.user.clone(),
             contrast_attest::AtlsClient::new(Some(validator)).with_key(std::sync::Arc::new(key())),
         )

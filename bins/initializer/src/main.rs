@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
-use contrast_attest::client::CoordinatorClient;
 use contrast_core::api::MESH_API_PORT;
+use contrast_sdk::CoordinatorClient;
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -72,7 +72,7 @@ Example (simulated TEE, local Coordinator):
 #[derive(Debug, Parser)]
 #[command(
     name = "initializer",
-    version,
+    version = contrast_tee::binary_version!(),
     about = "Attest this pod to the Contrast Coordinator and write its mesh certificate",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP
@@ -163,12 +163,14 @@ fn init_logging(format: LogFormat) {
 
 async fn run(args: Args) -> Result<Outcome> {
     let addr = coordinator_addr(&args.coordinator);
+    args.tee
+        .check_simulated_allowed("initializer", cfg!(feature = "simulated"))?;
     let (issuer, simulated) = args
         .tee
         .issuer(&mut rand_core::OsRng)
         .context("cannot set up the TEE (check the --tee flags)")?;
-    if let Some(env) = &simulated {
-        warn!(sim_dir = %env.dir().display(), "attesting with the SIMULATED SEV-SNP platform");
+    if let Some(dir) = &simulated {
+        warn!(sim_dir = %dir.display(), "attesting with the SIMULATED SEV-SNP platform");
     }
     let key = Arc::new(AtlsKey::generate_p256().context("cannot generate the workload key")?);
     let key_pem: Zeroizing<String> = key

@@ -161,10 +161,9 @@ pub enum DocumentError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssueError {
-    /// The simulated platform failed.
-    #[cfg(feature = "sim")]
+    /// The simulated platform (crate `contrast-sim`) failed.
     #[error("simulated platform: {0}")]
-    Simulated(#[from] crate::sim::SimError),
+    Simulated(Box<dyn std::error::Error + Send + Sync>),
     /// The platform failed (reason from the platform's interface).
     #[error("attestation platform: {reason}")]
     Platform {

@@ -42,7 +42,7 @@
 //! # Pieces
 //!
 //! - [`nonce`], [`cert`], [`document`]: the wire formats, pure.
-//! - [`Issuer`] (and `SimulatedIssuer` with feature `sim`): produces documents.
+//! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform).
 //! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
 //! - [`AtlsServer`], [`AtlsClient`]: per-connection rustls configs (aws-lc-rs provider) and the
 //!   [`PeerSlot`] carrying the verified peer (or the error) to the application.
@@ -71,8 +71,6 @@ pub use cert::{
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, IssueError, NonceError};
 pub use issuer::Issuer;
-#[cfg(feature = "sim")]
-pub use issuer::SimulatedIssuer;
 pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
 pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io, crypto_provider};
 pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};

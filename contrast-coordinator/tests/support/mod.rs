@@ -8,16 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
-use contrast_attest::atls::{
-    AtlsKey, Issuer, SimulatedIssuer, issue_certificate, verify_certificate,
-};
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
+use contrast_attest::atls::{AtlsKey, Issuer, issue_certificate, verify_certificate};
 use contrast_attest::{AtlsError, CrlPolicy, Product, TcbVersion, UnixTime, VerifiedPeer};
 use contrast_coordinator::{Clock, Coordinator, Entropy, Options, PeerDirectory, State};
 use contrast_core::api::{RecoverRequest, SetManifestRequest};
 use contrast_core::manifest::{GuestPolicy, Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
 use contrast_core::seedshare::SeedShareDocument;
+use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
 use contrast_store::{HistoryStore, Key, MemoryStore, Store};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};

@@ -211,7 +211,7 @@ pub(crate) fn measure(
     let ark_pem = std::fs::read(
         env.dir()
             .join(contrast_tee::simulated::PLATFORM_DIR)
-            .join(contrast_attest::sim::files::ARK_KEY),
+            .join(contrast_sim::files::ARK_KEY),
     )
     .context("reading the simulated ARK key")?;
     let (_, ark_pkcs8) =

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use contrast_attest::atls::Issuer;
-use contrast_attest::sim::SimulatedGuest;
+use contrast_sim::SimulatedGuest;
 use contrast_tee::SimulatedEnvironment;
 use x509_cert::der::Decode;
 

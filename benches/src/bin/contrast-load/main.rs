@@ -27,11 +27,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use contrast_attest::atls::AtlsKey;
-use contrast_attest::client::{CoordinatorClient, coordinator_validator, verify_deployment};
 use contrast_attest::{AtlsClient, Issuer};
 use contrast_core::api::SetManifestRequest;
 use contrast_core::manifest::{Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
+use contrast_sdk::{CoordinatorClient, coordinator_validator, verify_deployment};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
@@ -771,7 +771,7 @@ async fn burst(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, start: Instant) ->
 /// A data owner: attest the Coordinator, fetch the history, verify it; until `done` (at
 /// least once).
 async fn data_owner_loop(
-    client: Result<CoordinatorClient, contrast_attest::client::DeploymentError>,
+    client: Result<CoordinatorClient, contrast_sdk::DeploymentError>,
     done: Arc<AtomicBool>,
 ) -> Tally {
     let mut tally = Tally::default();

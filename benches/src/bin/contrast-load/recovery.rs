@@ -14,11 +14,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use contrast_attest::client::CoordinatorClient;
-use contrast_attest::{AtlsClient, client::coordinator_validator};
+use contrast_attest::AtlsClient;
 use contrast_core::api::{RecoverRequest, SetManifestRequest};
 use contrast_core::manifest::Manifest;
 use contrast_core::seedshare::SeedShareDocument;
+use contrast_sdk::CoordinatorClient;
+use contrast_sdk::coordinator_validator;
 use contrast_tee::SimulatedEnvironment;
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use contrast_attest::client::ClientError;
+use contrast_sdk::ClientError;
 use serde::Serialize;
 
 /// Outcomes of one kind of operation.

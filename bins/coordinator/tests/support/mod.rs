@@ -13,10 +13,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use contrast_attest::atls::AtlsKey;
-use contrast_attest::client::CoordinatorClient;
 use contrast_attest::{AtlsClient, AtlsValidator};
 use contrast_core::manifest::{Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
+use contrast_sdk::CoordinatorClient;
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 

@@ -24,7 +24,7 @@ use x509_cert::time::{Time, Validity};
 
 use super::pss::{PssSignature, RsaKey, Trailer};
 use super::{SIMULATED_ORGANIZATION, SimError};
-use crate::{Product, TcbVersion};
+use contrast_attest::{Product, TcbVersion};
 
 /// Validity of the ARK and ASK, as AMD's.
 pub(crate) const CA_VALIDITY_YEARS: u16 = 25;

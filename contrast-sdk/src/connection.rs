@@ -29,7 +29,7 @@ use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
 use super::ClientError;
-use crate::atls::{ALPN_HTTP11, AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
+use contrast_attest::atls::{ALPN_HTTP11, AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
 
 /// Largest response body accepted by default (a `GetManifests` response carries the whole
 /// history and every policy, so it can be large).

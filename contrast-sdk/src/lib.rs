@@ -1,13 +1,26 @@
-//! The Coordinator client: attested TLS and HTTP/2 to the Coordinator's user API (port 1313)
-//! and mesh API (port 7777), and the data owner's checks of what the Coordinator answers.
+//! The data owner's SDK: attest a Contrast Coordinator over attested TLS, talk to its user API
+//! (port 1313) and mesh API (port 7777), and check the manifest history it answers with.
 //!
-//! Used by the `initializer` (mesh certificate), the `contrast` CLI (set, verify, recover) and
-//! third-party Rust applications that verify a deployment themselves:
+//! # How a data owner verifies a deployment
+//!
+//! A data owner holds the manifest it expects the deployment to run (from the workload owner,
+//! or `contrast generate`). From its reference values and coordinator policies,
+//! [`coordinator_validator`] builds the aTLS validator that accepts only a Coordinator whose
+//! SEV-SNP report chains to AMD (or to the pinned simulated ARK), whose measurement, TCB and
+//! guest policy match, and whose HOST_DATA is one of the manifest's coordinator policies.
+//! [`CoordinatorClient::get_manifests`] connects with that validator, so the answer comes from
+//! exactly the attested Coordinator; [`verify_deployment`] then rebuilds the transition chain
+//! from the returned manifests, requires it to end in the head the Coordinator claims and every
+//! policy of the newest manifest to be present. The data owner compares the newest manifest
+//! with the expected one, keeps the head, and next time requires the new history to extend it
+//! ([`VerifiedDeployment::check_extends`]); from then on it trusts the returned mesh CA for the
+//! workloads' certificates. `examples/verify_deployment.rs` is this as a program (its tests run
+//! it against a simulated Coordinator):
 //!
 //! ```no_run
 //! # async fn demo(manifest: &contrast_core::manifest::Manifest) -> Result<(), Box<dyn std::error::Error>> {
 //! use contrast_attest::AtlsClient;
-//! use contrast_attest::client::{CoordinatorClient, coordinator_validator, verify_deployment};
+//! use contrast_sdk::{CoordinatorClient, coordinator_validator, verify_deployment};
 //!
 //! let validator = coordinator_validator(manifest)?;
 //! let client = CoordinatorClient::new("coordinator.example:1313", AtlsClient::new(Some(validator)));
@@ -20,9 +33,9 @@
 //! # One connection, one attestation
 //!
 //! [`CoordinatorClient::connect`] opens a TCP connection (with `TCP_NODELAY`), runs the aTLS
-//! handshake with a fresh per-connection config from the [`AtlsClient`](crate::AtlsClient), and speaks HTTP/2 over
+//! handshake with a fresh per-connection config from the [`AtlsClient`](contrast_attest::AtlsClient), and speaks HTTP/2 over
 //! it ([`Session`]). The server's certificate is appraised during the handshake; the result (the
-//! [`VerifiedPeer`](crate::VerifiedPeer)) stays with the session, and every typed call made through it is answered by
+//! [`VerifiedPeer`](contrast_attest::VerifiedPeer)) stays with the session, and every typed call made through it is answered by
 //! exactly that appraised peer. The conveniences on [`CoordinatorClient`] open one connection per
 //! call and return the value together with the peer ([`Attested`]).
 //!
@@ -49,6 +62,13 @@
 //! - Older manifests are parsed but not judged: whether an earlier manifest was acceptable is
 //!   the data owner's decision. Remembering the head seen last and requiring the next history to
 //!   extend it ([`VerifiedDeployment::check_extends`]) detects a rolled-back or forked history.
+
+//!
+//! Used by the `initializer` (mesh certificate) and the `contrast` CLI (set, verify, recover) as
+//! well as by third-party applications. This crate does the I/O (TCP, TLS, HTTP); every check it
+//! runs is the pure code of `contrast-attest` and `contrast-core`.
+
+#![forbid(unsafe_code)]
 
 mod connection;
 mod deployment;

@@ -1,6 +1,6 @@
 //! Errors of the simulated platform.
 
-use crate::{Product, TcbVersion};
+use contrast_attest::{Product, TcbVersion};
 
 /// What went wrong while creating, loading or using a simulated SEV-SNP platform.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ pub enum SimError {
     },
     /// The ID key digest for the launch could not be derived.
     #[error("could not derive the ID key digest: {0}")]
-    IdKey(Box<crate::Error>),
+    IdKey(Box<contrast_attest::Error>),
     /// Turin chip IDs have 8 significant bytes; the rest must be zero.
     #[error(
         "turin chip id must be zero after its first 8 bytes, found a non-zero byte at offset {offset}"

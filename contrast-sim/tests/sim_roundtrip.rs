@@ -2,7 +2,6 @@
 //! The report is produced by the simulated platform and read back by the production verifier
 //! (`verify_report` with the simulated ARK pinned), so every field the guest wrote must come back
 //! unchanged through the typed accessors.
-#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::OnceLock;
@@ -10,8 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use contrast_attest::chain::{CertRole, TrustAnchor};
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{CrlPolicy, Product, TcbVersion, UnixTime, verify_report};
+use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 use proptest::prelude::*;
 
 const NOT_BEFORE: u64 = 1_704_067_200; // 2024-01-01

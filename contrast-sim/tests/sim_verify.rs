@@ -1,6 +1,5 @@
 //! End to end: reports from the simulated platform pass the production verifier with a pinned
 //! simulated ARK, and fail where they must.
-#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::OnceLock;
@@ -8,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use contrast_attest::chain::{CertRole, TrustAnchor};
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{CrlPolicy, Error, LeafKind, Product, TcbVersion, UnixTime, verify_report};
+use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 
 const NOT_BEFORE: u64 = 1_704_067_200; // 2024-01-01
 

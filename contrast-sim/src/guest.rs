@@ -4,7 +4,7 @@ use aws_lc_rs::rand::SystemRandom;
 
 use super::SimError;
 use super::platform::{SimulatedPlatform, check_tcb_layout, check_turin_chip_id};
-use crate::{Product, TcbVersion};
+use contrast_attest::{Product, TcbVersion};
 
 /// Size of an attestation report.
 pub const REPORT_SIZE: usize = 0x4A0;
@@ -214,8 +214,8 @@ impl SimulatedGuest {
     ) -> Result<Self, SimError> {
         let mut guest = Self::new(product, chip_id, tcb);
         guest.measurement = measurement;
-        guest.policy = crate::idblock::policy_to_bytes(policy);
-        guest.id_key_digest = crate::idblock::id_key_digest(&measurement, policy)
+        guest.policy = contrast_attest::idblock::policy_to_bytes(policy);
+        guest.id_key_digest = contrast_attest::idblock::id_key_digest(&measurement, policy)
             .map_err(|e| SimError::IdKey(Box::new(e)))?;
         Ok(guest)
     }

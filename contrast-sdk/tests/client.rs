@@ -1,7 +1,6 @@
 //! The Coordinator client against an in-test HTTP server over aTLS on 127.0.0.1 (simulated
 //! SEV-SNP): typed round trips, the server's refusals, our validator's refusal, connection and
 //! handshake failures, and the response size limit.
-#![cfg(all(feature = "client", feature = "sim"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
@@ -10,16 +9,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use contrast_attest::atls::PeerSlot;
 use contrast_attest::atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer};
-use contrast_attest::atls::{PeerSlot, SimulatedIssuer};
-use contrast_attest::client::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY, Method};
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
 use contrast_core::api::{
     ApiLatestTransition, ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertResponse,
     SetManifestRequest, SetManifestResponse, path,
 };
 use contrast_core::manifest::GuestPolicy;
+use contrast_sdk::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY, Method};
+use contrast_sim::SimulatedIssuer;
+use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -8,9 +8,9 @@ use contrast_core::history::{HASH_SIZE, Hash, Transition, rebuild_chain};
 use contrast_core::manifest::{Manifest, ManifestDocument};
 use der::DecodePem;
 
-use crate::appraisal::AppraisalPolicy;
-use crate::atls::AtlsValidator;
-use crate::chain::CrlPolicy;
+use contrast_attest::AppraisalPolicy;
+use contrast_attest::AtlsValidator;
+use contrast_attest::CrlPolicy;
 
 /// Why a manifest cannot attest its Coordinator, or a `GetManifests` response is not a
 /// consistent deployment.
@@ -251,7 +251,7 @@ mod tests {
     use contrast_core::history::latest_transition_hash;
 
     use super::*;
-    use crate::atls::{AtlsKey, build_certificate};
+    use contrast_attest::atls::{AtlsKey, build_certificate};
 
     fn pem_certificate() -> Vec<u8> {
         let key = AtlsKey::generate_p256().unwrap();

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::sim::{SimulatedGuest, SimulatedPlatform};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, appraise};
 use contrast_core::hexstring;
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
+use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 use rand_core::{OsRng, RngCore};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -13,17 +13,17 @@
 //! openssl x509 -in vcek.pem -text -noout
 //! openssl asn1parse -in vcek.pem -i
 //! ```
-#![cfg(feature = "sim")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, RSA_PSS_2048_8192_SHA384, UnparsedPublicKey};
-use contrast_attest::sim::{
-    self, Cpuid, REPORT_SIZE, SimError, SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles,
-};
 use contrast_attest::{Product, TcbVersion};
+use contrast_sim as sim;
+use contrast_sim::{
+    Cpuid, REPORT_SIZE, SimError, SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles,
+};
 use der::asn1::ObjectIdentifier;
 use der::{Decode, DecodePem, Encode, Tag, Tagged};
 use sev::firmware::guest::AttestationReport;
@@ -135,8 +135,14 @@ fn amd_ark_ask(product: Product) -> (Certificate, Certificate) {
     let p = product.name().to_lowercase();
     let shared = format!("{SHARED}/builtin/{p}");
     (
-        amd_cert(&[&format!("roots/{p}/ark.der"), &format!("{shared}/ark.pem")]),
-        amd_cert(&[&format!("roots/{p}/ask.der"), &format!("{shared}/ask.pem")]),
+        amd_cert(&[
+            &format!("../contrast-attest/roots/{p}/ark.der"),
+            &format!("{shared}/ark.pem"),
+        ]),
+        amd_cert(&[
+            &format!("../contrast-attest/roots/{p}/ask.der"),
+            &format!("{shared}/ask.pem"),
+        ]),
     )
 }
 
@@ -144,16 +150,18 @@ fn amd_ark_ask(product: Product) -> (Certificate, Certificate) {
 /// the same extensions in the same order, where the Genoa vector is not available).
 fn amd_vcek(product: Product) -> Certificate {
     let milan = [
-        "tests/vectors/vcek_milan.der".to_owned(),
+        "../contrast-attest/tests/vectors/vcek_milan.der".to_owned(),
         format!("{SHARED}/vcek_milan.der"),
     ];
     let candidates: Vec<String> = match product {
         Product::Milan => milan.to_vec(),
-        Product::Genoa => std::iter::once("tests/vectors/genoa_vcek.der".to_owned())
-            .chain(milan)
-            .collect(),
+        Product::Genoa => {
+            std::iter::once("../contrast-attest/tests/vectors/genoa_vcek.der".to_owned())
+                .chain(milan)
+                .collect()
+        }
         Product::Turin => vec![
-            "tests/vectors/vcek_turin.der".to_owned(),
+            "../contrast-attest/tests/vectors/vcek_turin.der".to_owned(),
             format!("{SHARED}/vcek_turin.der"),
         ],
     };
@@ -163,7 +171,7 @@ fn amd_vcek(product: Product) -> Certificate {
 /// A VCEK as AMD's KDS issues them now (late 2024 on: no explicit PSS trailer field).
 fn recent_amd_vcek() -> Certificate {
     amd_cert(&[
-        "tests/vectors/vcek_turin.der",
+        "../contrast-attest/tests/vectors/vcek_turin.der",
         &format!("{SHARED}/vcek_turin.der"),
     ])
 }

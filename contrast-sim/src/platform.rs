@@ -21,7 +21,7 @@ use super::SimError;
 use super::certs::{self, VcekSubject};
 use super::files;
 use super::pss::RsaKey;
-use crate::{Product, TcbVersion};
+use contrast_attest::{Product, TcbVersion};
 
 /// VCEKs a platform has issued, by (chip ID, raw TCB).
 type IssuedVceks = HashMap<([u8; 64], [u8; 8]), Vec<u8>>;

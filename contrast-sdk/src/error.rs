@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use contrast_core::api::{ErrorCode, ErrorResponse};
 
-use crate::atls::AtlsError;
+use contrast_attest::atls::AtlsError;
 
 /// Why a call to the Coordinator failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum ClientError {
         after: Duration,
     },
     /// Our validator refused the server's attestation: the failed check with expected and found
-    /// values. Shared with the connection's [`crate::PeerSlot`], hence the `Arc`.
+    /// values. Shared with the connection's [`contrast_attest::PeerSlot`], hence the `Arc`.
     #[error("the coordinator at {addr} failed attestation: {source}")]
     Attestation {
         /// The address, `host:port`.

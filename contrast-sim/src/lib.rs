@@ -1,5 +1,10 @@
 //! A simulated AMD SEV-SNP platform: runs contrast-rs end to end without SEV-SNP hardware.
 //!
+//! **For development and tests only.** No production binary depends on this crate by default:
+//! the `coordinator` and `initializer` accept `--tee simulated` only when built with their
+//! `simulated` feature (which turns on `contrast-tee/simulated`, the only user of this crate in
+//! the binaries).
+//!
 //! The simulation produces artefacts in exactly AMD's formats, so that the production verifier
 //! (report parsing, ARK → ASK → VCEK chain, report-to-VCEK binding, appraisal) runs unchanged;
 //! only the trust anchor differs. A simulated ARK is trusted only where a manifest pins its
@@ -59,10 +64,18 @@
 //! [`SimulatedPlatform::save`] returns [`SimulatedPlatformFiles`], named in-memory blobs (this
 //! crate does no I/O; the binaries write them to a directory), and
 //! [`SimulatedPlatform::load`] reads them back, so a hierarchy is created once and reused.
+//!
+//! # Attested TLS
+//!
+//! [`SimulatedIssuer`] implements `contrast_attest::atls::Issuer`: a guest's report with the VCEK,
+//! ASK and ARK as an attestation document under `SIMULATED_SNP_DOCUMENT_OID`.
+
+#![forbid(unsafe_code)]
 
 mod certs;
 mod error;
 mod guest;
+mod issuer;
 mod platform;
 mod pss;
 
@@ -71,6 +84,7 @@ pub use guest::{
     Cpuid, FirmwareVersion, REPORT_SIZE, SIGNED_REPORT_SIZE, SimulatedEvidence, SimulatedGuest,
     default_cpuid,
 };
+pub use issuer::SimulatedIssuer;
 pub use platform::{SimulatedPlatform, SimulatedPlatformFiles};
 
 /// Organization (O) of every simulated certificate.

@@ -1,0 +1,73 @@
+//! [`SimulatedIssuer`]: the aTLS [`Issuer`] over the simulated platform.
+
+use std::fmt;
+use std::ops::Deref;
+
+use const_oid::ObjectIdentifier;
+use contrast_attest::LeafKind;
+use contrast_attest::atls::{IssueError, Issuer, SIMULATED_SNP_DOCUMENT_OID, SnpDocument};
+
+use crate::{SimulatedGuest, SimulatedPlatform};
+
+/// An issuer over the simulated platform: a report from `guest`, with the VCEK, ASK and
+/// ARK, as a [`SnpDocument`] under [`SIMULATED_SNP_DOCUMENT_OID`].
+pub struct SimulatedIssuer<P> {
+    platform: P,
+    guest: SimulatedGuest,
+}
+
+impl<P> SimulatedIssuer<P>
+where
+    P: Deref<Target = SimulatedPlatform>,
+{
+    /// An issuer for `guest` on `platform` (e.g. `Arc<SimulatedPlatform>` or
+    /// `&'static SimulatedPlatform`).
+    pub fn new(platform: P, guest: SimulatedGuest) -> Self {
+        Self { platform, guest }
+    }
+
+    /// The guest whose reports this issues.
+    pub fn guest(&self) -> &SimulatedGuest {
+        &self.guest
+    }
+}
+
+impl<P> fmt::Debug for SimulatedIssuer<P>
+where
+    P: Deref<Target = SimulatedPlatform>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimulatedIssuer")
+            .field("platform", &*self.platform)
+            .field("host_data", &hex::encode(self.guest.host_data))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Issuer for SimulatedIssuer<P>
+where
+    P: Deref<Target = SimulatedPlatform> + Send + Sync,
+{
+    fn oid(&self) -> ObjectIdentifier {
+        SIMULATED_SNP_DOCUMENT_OID
+    }
+
+    fn issue(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, IssueError> {
+        let evidence = self
+            .guest
+            .evidence(&self.platform, report_data)
+            .map_err(|e| IssueError::Simulated(Box::new(e)))?;
+        SnpDocument {
+            report: &evidence.report,
+            leaf_kind: LeafKind::Vcek,
+            leaf: &evidence.vcek_der,
+            intermediate: Some(&evidence.ask_der),
+            ark: Some(&evidence.ark_der),
+            crl: None,
+        }
+        .encode()
+        .map_err(|e| IssueError::Platform {
+            reason: e.to_string(),
+        })
+    }
+}
