@@ -37,8 +37,8 @@ impl<S: Store, P> Coordinator<S, P> {
         let report_data = attest_report_data(
             nonce,
             &state.latest().transition_hash,
-            state.ca().root().pem.as_bytes(),
-            state.ca().mesh_ca().pem.as_bytes(),
+            state.root_ca().pem.as_bytes(),
+            state.mesh_ca().pem.as_bytes(),
         );
         let document = issuer
             .issue(&report_data)

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use contrast_attest::{AppraisalPolicy, AtlsValidator, CrlPolicy, VcekCache};
-use contrast_ca::{Ca, MeshCaKey};
+use contrast_ca::{Ca, CaCertificate, MeshCaKey};
 use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition, ZERO_HASH};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::seed::SeedEngine;
@@ -59,8 +59,9 @@ pub struct HistoryView {
 }
 
 impl State {
-    /// The seed engine (workload secrets, history key, root key).
-    pub fn seed_engine(&self) -> &SeedEngine {
+    /// The seed engine (workload secrets, history key, root key). Never handed out: every
+    /// use of the seed is a rule of this crate.
+    pub(crate) fn seed_engine(&self) -> &SeedEngine {
         &self.seed_engine
     }
 
@@ -74,9 +75,20 @@ impl State {
         &self.manifest
     }
 
-    /// The CA of this generation.
-    pub fn ca(&self) -> &Ca {
+    /// The CA of this generation (its keys stay in this crate).
+    pub(crate) fn ca(&self) -> &Ca {
         &self.ca
+    }
+
+    /// The root CA certificate: the same key, subject and key identifier for every generation
+    /// of a seed.
+    pub fn root_ca(&self) -> &CaCertificate {
+        self.ca.root()
+    }
+
+    /// The mesh CA certificate of this generation (rotated by every set and user recovery).
+    pub fn mesh_ca(&self) -> &CaCertificate {
+        self.ca.mesh_ca()
     }
 
     /// The signed head this state was built on.

@@ -41,6 +41,42 @@ async fn initialized() -> (
     (store, peers, core, deployment, set)
 }
 
+/// The subject key identifier of a CA certificate.
+fn skid(cert: &contrast_ca::CaCertificate) -> Vec<u8> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(&cert.der).unwrap();
+    let (_, skid) = cert
+        .tbs_certificate
+        .get::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    skid.0.as_bytes().to_vec()
+}
+
+/// The seed and salt `state` holds, as it hands them to a recovering peer.
+fn seed_of(
+    core: &support::Core,
+    state: &State,
+    deployment: &Deployment,
+) -> contrast_core::api::MeshRecoverResponse {
+    let peer = handshake(state, &deployment.workloads[0], MEASUREMENT).unwrap();
+    core.peer_recovery_answer(state, MeshClient::Verified(&peer))
+        .unwrap()
+}
+
+/// The seed of a first set, from its seed shares.
+fn seed_engine_seed(deployment: &Deployment, set: &ManifestSet) -> zeroize::Zeroizing<Vec<u8>> {
+    deployment
+        .recover_request(set.seed_shares.as_ref().unwrap(), false)
+        .seed
+}
+
+/// The seed engine of a first set, from its seed shares.
+fn seed_engine(deployment: &Deployment, set: &ManifestSet) -> contrast_core::seed::SeedEngine {
+    let request = deployment.recover_request(set.seed_shares.as_ref().unwrap(), false);
+    contrast_core::seed::SeedEngine::new(&request.seed, &request.salt).unwrap()
+}
+
 /// The serial number of a PEM certificate.
 fn serial(pem: &str) -> Vec<u8> {
     use x509_cert::der::DecodePem;
@@ -87,8 +123,9 @@ async fn the_first_set_makes_the_coordinator_active_with_seed_shares() {
     assert_eq!(shares.seed_shares.len(), 1);
     // The share decrypts to the seed the state derives from.
     let request = deployment.recover_request(&shares, false);
-    assert_eq!(bytes(&request.seed), set.state.seed_engine().seed());
-    assert_eq!(request.salt, set.state.seed_engine().salt());
+    let held = seed_of(&core, &set.state, &deployment);
+    assert_eq!(bytes(&request.seed), bytes(&held.seed));
+    assert_eq!(request.salt, held.salt);
     // The signed head is in the store and is the state's.
     let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
     assert_eq!(head, set.state.latest().encode());
@@ -117,17 +154,11 @@ async fn an_update_by_an_owner_key_rotates_the_mesh_ca_and_keeps_the_root() {
         "only the first set returns shares"
     );
     // The root keeps its key (the certificate is signed anew with a fresh ECDSA nonce).
+    assert_eq!(skid(second.state.root_ca()), skid(first.state.root_ca()));
+    assert_ne!(skid(second.state.mesh_ca()), skid(first.state.mesh_ca()));
     assert_eq!(
-        second.state.ca().root_key_identifier(),
-        first.state.ca().root_key_identifier()
-    );
-    assert_ne!(
-        second.state.ca().mesh_key_identifier(),
-        first.state.ca().mesh_key_identifier()
-    );
-    assert_eq!(
-        second.state.seed_engine().seed(),
-        first.state.seed_engine().seed()
+        bytes(&seed_of(&core, &second.state, &deployment).seed),
+        bytes(&seed_of(&core, &first.state, &deployment).seed)
     );
     assert_eq!(second.state.history().manifests.len(), 2);
     let served = core.manifests().await.unwrap();
@@ -191,15 +222,9 @@ async fn user_recovery_with_the_seed_restores_the_same_history_and_root() {
     assert_eq!(phase_name(&restarted.phase().await.unwrap()), "active");
     assert_eq!(state.generation(), 1);
     assert_eq!(state.latest(), set.state.latest());
-    assert_eq!(
-        state.ca().root_key_identifier(),
-        set.state.ca().root_key_identifier()
-    );
+    assert_eq!(skid(state.root_ca()), skid(set.state.root_ca()));
     // User recovery cannot know the old mesh key: a new mesh CA.
-    assert_ne!(
-        state.ca().mesh_key_identifier(),
-        set.state.ca().mesh_key_identifier()
-    );
+    assert_ne!(skid(state.mesh_ca()), skid(set.state.mesh_ca()));
     assert_eq!(state.history().manifests, set.state.history().manifests);
     assert_eq!(state.history().policies, set.state.history().policies);
     // Recovery of an active Coordinator is refused.
@@ -598,12 +623,11 @@ async fn an_attested_workload_gets_its_certificate_and_secret() {
         .unwrap();
     assert_eq!(issued.common_name, "frontend");
     assert_eq!(issued.host_data, frontend.host_data());
-    assert_eq!(issued.mesh_ca_pem, set.state.ca().mesh_ca().pem);
-    assert_eq!(issued.root_ca_pem, set.state.ca().root().pem);
+    assert_eq!(issued.mesh_ca_pem, set.state.mesh_ca().pem);
+    assert_eq!(issued.root_ca_pem, set.state.root_ca().pem);
     assert_eq!(
         bytes(&issued.workload_secret),
-        set.state
-            .seed_engine()
+        seed_engine(&deployment, &set)
             .workload_secret("default/frontend")
             .unwrap()
             .as_bytes()
@@ -688,12 +712,17 @@ async fn only_a_coordinator_role_gets_the_state_for_peer_recovery() {
     let answer = core
         .peer_recovery_answer(&set.state, MeshClient::Verified(&coordinator))
         .unwrap();
-    assert_eq!(bytes(&answer.seed), set.state.seed_engine().seed());
-    assert_eq!(answer.salt, set.state.seed_engine().salt());
+    let shares = deployment.recover_request(set.seed_shares.as_ref().unwrap(), false);
+    assert_eq!(bytes(&answer.seed), bytes(&shares.seed));
+    assert_eq!(answer.salt, shares.salt);
     assert_eq!(answer.latest_manifest, set.state.manifest().raw());
+    // The mesh CA key is the one the mesh CA certificate certifies.
+    let mesh_key =
+        contrast_ca::MeshCaKey::from_pem(std::str::from_utf8(&answer.mesh_ca_key).unwrap())
+            .unwrap();
     assert_eq!(
-        bytes(&answer.mesh_ca_key),
-        set.state.ca().mesh_key().to_sec1_pem().unwrap().as_bytes()
+        mesh_key.subject_key_identifier().to_vec(),
+        skid(set.state.mesh_ca())
     );
 }
 
@@ -715,7 +744,7 @@ async fn a_mesh_request_across_an_update_is_served_under_the_state_it_was_accept
     let issued = core
         .mesh_certificate(&accepted, MeshClient::Verified(&peer))
         .unwrap();
-    assert_eq!(issued.mesh_ca_pem, first.state.ca().mesh_ca().pem);
+    assert_eq!(issued.mesh_ca_pem, first.state.mesh_ca().pem);
     // A connection accepted now is under the new manifest, which refuses the backend.
     let now = core.active().unwrap();
     assert!(Arc::ptr_eq(&now, &second.state));
@@ -756,14 +785,8 @@ async fn two_replicas() -> (
         panic!("not recovered");
     };
     // Peer recovery keeps the mesh CA key: certificates stay valid.
-    assert_eq!(
-        state.ca().mesh_key().to_sec1_pem().unwrap(),
-        set.state.ca().mesh_key().to_sec1_pem().unwrap()
-    );
-    assert_eq!(
-        state.ca().root_key_identifier(),
-        set.state.ca().root_key_identifier()
-    );
+    assert_eq!(skid(state.mesh_ca()), skid(set.state.mesh_ca()));
+    assert_eq!(skid(state.root_ca()), skid(set.state.root_ca()));
     (store, first, second, deployment, set)
 }
 
@@ -819,10 +842,7 @@ async fn a_replica_goes_stale_when_another_moves_the_head_and_recovers_from_it()
     };
     assert_eq!(state.generation(), 2);
     assert_eq!(state.latest(), update.state.latest());
-    assert_eq!(
-        state.ca().mesh_key_identifier(),
-        update.state.ca().mesh_key_identifier()
-    );
+    assert_eq!(skid(state.mesh_ca()), skid(update.state.mesh_ca()));
     assert_eq!(phase_name(&second.phase().await.unwrap()), "active");
 }
 
@@ -1000,8 +1020,8 @@ async fn evidence_binds_the_nonce_the_head_and_the_cas() {
         contrast_core::api::attest_report_data(
             &nonce,
             &set.state.latest().transition_hash,
-            set.state.ca().root().pem.as_bytes(),
-            set.state.ca().mesh_ca().pem.as_bytes(),
+            set.state.root_ca().pem.as_bytes(),
+            set.state.mesh_ca().pem.as_bytes(),
         )
     );
     let oid: Vec<u64> = contrast_attest::atls::Issuer::oid(&issuer)
@@ -1027,10 +1047,10 @@ async fn the_clock_and_the_randomness_are_the_ones_passed_in() {
         // Certificate signatures draw their ECDSA nonces from aws-lc's generator; seed, keys,
         // serials and head come from what was passed in.
         outcomes.push((
-            set.state.seed_engine().seed().to_vec(),
-            set.state.ca().root_key_identifier(),
-            set.state.ca().mesh_key_identifier(),
-            serial(&set.state.ca().root().pem),
+            bytes(&seed_engine_seed(&deployment, &set)),
+            skid(set.state.root_ca()),
+            skid(set.state.mesh_ca()),
+            serial(&set.state.root_ca().pem),
             set.state.latest().transition_hash,
         ));
     }
@@ -1040,5 +1060,5 @@ async fn the_clock_and_the_randomness_are_the_ones_passed_in() {
         .set_manifest(deployment.request(&deployment.manifest()), None)
         .await
         .unwrap();
-    assert_ne!(other.state.seed_engine().seed(), outcomes[0].0.as_slice());
+    assert_ne!(bytes(&seed_engine_seed(&deployment, &other)), outcomes[0].0);
 }

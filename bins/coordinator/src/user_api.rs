@@ -109,8 +109,8 @@ impl UserApi {
             .set_generation(set.state.generation());
         Ok(json(&SetManifestResponse {
             version: crate::http::VERSION.to_owned(),
-            root_ca: set.state.ca().root().pem.clone().into_bytes(),
-            mesh_ca: set.state.ca().mesh_ca().pem.clone().into_bytes(),
+            root_ca: set.state.root_ca().pem.clone().into_bytes(),
+            mesh_ca: set.state.mesh_ca().pem.clone().into_bytes(),
             seed_shares_doc: set.seed_shares.as_ref().map(SeedSharesDoc::from),
         }))
     }
@@ -144,8 +144,8 @@ pub(crate) fn manifests_response(state: &State) -> GetManifestsResponse {
         version: crate::http::VERSION.to_owned(),
         manifests: history.manifests.clone(),
         policies: history.policies.values().cloned().collect(),
-        root_ca: state.ca().root().pem.clone().into_bytes(),
-        mesh_ca: state.ca().mesh_ca().pem.clone().into_bytes(),
+        root_ca: state.root_ca().pem.clone().into_bytes(),
+        mesh_ca: state.mesh_ca().pem.clone().into_bytes(),
         latest_transition: ApiLatestTransition::from(state.latest()),
     }
 }
