@@ -75,7 +75,11 @@ async fn watch_sees_writes_of_other_instances_by_polling() {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     // A changed file that is no content address but garbage is still just a value here.
-    std::fs::write(dir.path().join("transitions/latest"), b"three").unwrap();
+    // Written by rename: a plain write truncates first, and a poll in between sees an empty
+    // value (that made this test flaky on a loaded machine).
+    let staged = dir.path().join("three.staged");
+    std::fs::write(&staged, b"three").unwrap();
+    std::fs::rename(&staged, dir.path().join("transitions/latest")).unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(5), watch.next())
         .await
         .unwrap()
