@@ -14,6 +14,7 @@ use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_attest::client::{ClientError, CoordinatorClient, coordinator_validator};
 use contrast_core::api::{ErrorCode, SetManifestRequest};
+use contrast_core::duration::parse_duration;
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::WorkloadOwnerPrivateKey;
@@ -75,24 +76,6 @@ pub struct SetArgs {
     /// Kubernetes YAML files (or directories) whose initdata annotations are the policies.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-}
-
-/// Parses `180`, `180s`, `3m` or `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 3m or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
-        _ => Err(format!(
-            "{text:?} has an unknown unit {unit:?}; use ms, s or m"
-        )),
-    }
 }
 
 /// Runs `contrast set`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use contrast_attest::client::verify_deployment;
+use contrast_core::duration::parse_duration;
 use contrast_core::history::Hash;
 use contrast_core::initdata::Initdata;
 
@@ -62,7 +63,7 @@ pub struct VerifyArgs {
     #[arg(short = 'm', long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = set::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
