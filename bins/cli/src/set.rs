@@ -119,18 +119,18 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
 
     workspace.create_dir()?;
     let mut written = vec![
-        write_file(
+        workspace::write_file(
             &workspace.path("coordinator-root-ca.pem"),
             &response.root_ca,
         )?,
-        write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
+        workspace::write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
     ];
     let first_set = response.seed_shares_doc.is_some();
     if let Some(shares) = response.seed_shares_doc {
         let json = SeedShareDocument::from(shares)
             .to_json()
             .context("could not encode seed-shares.json")?;
-        written.push(write_file(
+        written.push(workspace::write_file(
             &workspace.path(workspace::SEED_SHARES_FILE),
             &json,
         )?);
@@ -376,10 +376,4 @@ pub fn client_failure(error: ClientError, addr: &str) -> anyhow::Error {
             ))
         }
     }
-}
-
-/// Writes `bytes` to `path` (0644) and returns the path.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    fs::write(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
-    Ok(path.to_path_buf())
 }

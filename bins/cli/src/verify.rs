@@ -209,11 +209,11 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
     set_mode(dir, 0o755)
 }
 
-/// Writes a file and gives it mode 0644.
+/// Replaces a file atomically, with mode 0644.
 fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    let path = set::write_file(path, bytes)?;
-    set_mode(&path, 0o644)?;
-    Ok(path)
+    contrast_fs::write_atomic(path, bytes, Some(0o644))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(path.to_path_buf())
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
