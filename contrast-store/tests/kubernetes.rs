@@ -1,6 +1,6 @@
 //! The ConfigMap store (feature `kubernetes`) driven through the real `kube` client.
 //!
-//! Module `fake` runs everything against the in-process fake API server (`support/`): the
+//! Module `fake` runs everything against the in-process fake API server (contrast-testkit): the
 //! conformance semantics of `tests/conformance.rs` (re-stated here, that suite's checks are
 //! private to its file), the ConfigMap layout, `kubectl` interoperability, and what only a fake
 //! can provoke (dropped watch connections, compaction, a wrong token, a server that never
@@ -25,13 +25,13 @@ use contrast_store::kubernetes::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, Operation, StatefulSetOwner, discover_owner,
 };
 use contrast_store::{Key, Store, StoreError, Watch};
+use contrast_testkit::apiserver::{FakeApiServer, SilentServer};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
-use support::{FakeApiServer, SilentServer};
 use tokio::sync::Barrier;
 
 const NAMESPACE: &str = "contrast-test";
