@@ -7,7 +7,6 @@
 //! answers). Module `real` runs the same backend suite against the cluster of the kubeconfig
 //! named by `CONTRAST_TEST_KUBECONFIG`, each test in a fresh namespace it deletes afterwards,
 //! and prints why it skips when the variable is unset.
-#![cfg(feature = "kubernetes")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may unwrap and panic.
 #![allow(clippy::needless_range_loop)] // Rounds index the per-task results.
 
