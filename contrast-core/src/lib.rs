@@ -10,17 +10,21 @@
 //! - [`owner`]: workload-owner and seed-share-owner keys, and the rules that authorise manifest
 //!   updates and recovery.
 //! - [`history`]: transitions, the signed head, chain rebuild and history verification.
-//! - [`api`]: request and response bodies of the network API.
+//! - [`api`]: request and response bodies of the network API, and its ports.
+//! - [`kubernetes`]: the names, labels and annotations Contrast's Kubernetes objects share.
+//! - [`duration`]: the duration syntax of every command-line flag.
 //!
 //! Time and randomness are parameters; secrets are zeroized on drop. Every format that crosses a
 //! boundary is byte-compatible with upstream Contrast.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod duration;
 mod gocompat;
 pub mod hexstring;
 pub mod history;
 pub mod initdata;
+pub mod kubernetes;
 pub mod manifest;
 pub mod owner;
 pub mod seed;

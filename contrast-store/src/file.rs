@@ -33,9 +33,8 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -47,14 +46,10 @@ use crate::key::{Key, check_kind};
 use crate::store::{Store, Watch};
 
 const STORE_LOCK: &str = ".lock";
-const TEMP_PREFIX: &str = ".tmp-";
 const KEY_LOCK_PREFIX: &str = ".lock-";
 
 /// The outcome of reading one key.
 type ReadResult = Result<Option<Vec<u8>>, StoreError>;
-
-/// Makes temporary file names unique within this process (the pid makes them unique across).
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Settings of a [`FileStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +179,7 @@ fn open_blocking(dir: &Path) -> Result<(), StoreError> {
         let mut removed = false;
         for file in fs::read_dir(&kind_dir).map_err(io_error("read directory", &kind_dir))? {
             let file = file.map_err(io_error("read directory", &kind_dir))?;
-            if file.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            if contrast_fs::is_temporary(&file.file_name()) {
                 let path = file.path();
                 fs::remove_file(&path)
                     .map_err(io_error("remove leftover temporary file", &path))?;
@@ -200,9 +195,22 @@ fn open_blocking(dir: &Path) -> Result<(), StoreError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error("fsync directory", dir))
+    contrast_fs::sync_dir(dir).map_err(write_error)
+}
+
+/// A failed durable write as the store reports I/O errors.
+fn write_error(error: contrast_fs::WriteError) -> StoreError {
+    let operation = error.operation();
+    let path = error.path().to_path_buf();
+    let source = match error {
+        contrast_fs::WriteError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    };
+    StoreError::Io {
+        operation,
+        path,
+        source,
+    }
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
@@ -249,8 +257,8 @@ impl FileInner {
         Ok(kind_dir)
     }
 
-    /// Replaces the value of `key` atomically and durably: temporary file, fsync, rename,
-    /// directory fsync.
+    /// Replaces the value of `key` atomically and durably (`contrast_fs::write_atomic`:
+    /// temporary file, fsync, rename, directory fsync).
     fn write_atomic(&self, key: &Key, kind_dir: &Path, value: &[u8]) -> Result<(), StoreError> {
         let lock_path = self.dir.join(STORE_LOCK);
         let store_lock = File::open(&lock_path).map_err(io_error("open lock file", &lock_path))?;
@@ -258,21 +266,7 @@ impl FileInner {
             .lock_shared()
             .map_err(io_error("lock", &lock_path))?;
 
-        let temp = kind_dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{}",
-            key.name(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let target = kind_dir.join(key.name());
-        let written = write_new_file(&temp, value)
-            .and_then(|()| fs::rename(&temp, &target).map_err(io_error("rename", &temp)));
-        if written.is_err() {
-            // Best effort: `open` removes it otherwise.
-            let _ = fs::remove_file(&temp);
-        }
-        written?;
-        sync_dir(kind_dir)
+        contrast_fs::write_atomic(&kind_dir.join(key.name()), value, None).map_err(write_error)
     }
 
     fn put_blocking(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
@@ -366,16 +360,6 @@ impl FileInner {
         }
         (announced, self.get_blocking(key))
     }
-}
-
-fn write_new_file(path: &Path, value: &[u8]) -> Result<(), StoreError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error("create temporary file", path))?;
-    file.write_all(value).map_err(io_error("write", path))?;
-    file.sync_all().map_err(io_error("fsync", path))
 }
 
 /// Forwards a value to the watcher unless it equals the last one forwarded.

@@ -44,12 +44,9 @@ use crate::error::{StoreError, check_content, check_mutable, check_put};
 use crate::key::{CONFIGMAP_PREFIX, Key, check_kind};
 use crate::store::{Store, Watch};
 
-/// The label every store ConfigMap carries.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY_VALUE: &str = "contrast.edgeless.systems";
+pub use contrast_core::kubernetes::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 /// The name of the Coordinator StatefulSet that owns the ConfigMaps.
-pub const DEFAULT_STATEFULSET: &str = "coordinator";
+pub const DEFAULT_STATEFULSET: &str = contrast_core::kubernetes::COORDINATOR_NAME;
 /// Where a pod finds its namespace.
 pub const SERVICE_ACCOUNT_NAMESPACE_PATH: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";

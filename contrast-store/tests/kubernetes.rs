@@ -1,13 +1,12 @@
 //! The ConfigMap store (feature `kubernetes`) driven through the real `kube` client.
 //!
-//! Module `fake` runs everything against the in-process fake API server (`support/`): the
+//! Module `fake` runs everything against the in-process fake API server (contrast-testkit): the
 //! conformance semantics of `tests/conformance.rs` (re-stated here, that suite's checks are
 //! private to its file), the ConfigMap layout, `kubectl` interoperability, and what only a fake
 //! can provoke (dropped watch connections, compaction, a wrong token, a server that never
 //! answers). Module `real` runs the same backend suite against the cluster of the kubeconfig
 //! named by `CONTRAST_TEST_KUBECONFIG`, each test in a fresh namespace it deletes afterwards,
 //! and prints why it skips when the variable is unset.
-#![cfg(feature = "kubernetes")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests may unwrap and panic.
 #![allow(clippy::needless_range_loop)] // Rounds index the per-task results.
 
@@ -25,13 +24,13 @@ use contrast_store::kubernetes::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, Operation, StatefulSetOwner, discover_owner,
 };
 use contrast_store::{Key, Store, StoreError, Watch};
+use contrast_testkit::apiserver::{FakeApiServer, SilentServer};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
-use support::{FakeApiServer, SilentServer};
 use tokio::sync::Barrier;
 
 const NAMESPACE: &str = "contrast-test";

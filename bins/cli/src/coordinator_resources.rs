@@ -17,28 +17,25 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::kube::{POD_ROLE_ANNOTATION, RUNTIME_CLASS};
+use contrast_core::api::{EVIDENCE_API_PORT, MESH_API_PORT, OPS_PORT, USER_API_PORT};
+use contrast_core::kubernetes::{
+    COORDINATOR_NAME, COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, EXPOSE_SERVICE_ANNOTATION,
+    NAME_LABEL, POD_ROLE_ANNOTATION,
+};
 
-/// Name of the StatefulSet, its container, the ServiceAccount, Role, RoleBinding and the
-/// publish-not-ready Service.
-pub const COORDINATOR_NAME: &str = "coordinator";
-/// The Service that selects only ready Coordinators (initializers connect here).
-pub const COORDINATOR_READY_SERVICE: &str = "coordinator-ready";
-/// Label selecting Coordinator pods (peer discovery lists pods by it).
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
-/// Service annotation asking the platform to expose the Service.
-pub const EXPOSE_SERVICE_ANNOTATION: &str = "contrast.edgeless.systems/expose-service";
+use crate::kube::RUNTIME_CLASS;
+
 /// Port of the probe and metrics server.
-pub const PROBE_PORT: i32 = 9102;
+pub const PROBE_PORT: i32 = OPS_PORT as i32;
 
 /// Default container image of the Coordinator.
 pub const DEFAULT_COORDINATOR_IMAGE: &str = "localhost/contrast-rs/coordinator:0.1.0";
 
 /// The named container ports, exposed with the same name and number by both Services.
 const PORTS: [(&str, i32); 4] = [
-    ("userapi", 1313),
-    ("httpapi", 1314),
-    ("meshapi", 7777),
+    ("userapi", USER_API_PORT as i32),
+    ("httpapi", EVIDENCE_API_PORT as i32),
+    ("meshapi", MESH_API_PORT as i32),
     ("metrics", PROBE_PORT),
 ];
 
@@ -181,7 +178,7 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
                 label_selector: Some(LabelSelector {
                     match_labels: Some(BTreeMap::from([(
                         POD_ROLE_ANNOTATION.to_owned(),
-                        COORDINATOR_NAME.to_owned(),
+                        COORDINATOR_POD_ROLE.to_owned(),
                     )])),
                     ..LabelSelector::default()
                 }),
@@ -193,7 +190,10 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
     };
     let mut pod_labels = labels();
     // The anti-affinity selects on the pod role, so the pods carry it as a label too.
-    pod_labels.insert(POD_ROLE_ANNOTATION.to_owned(), COORDINATOR_NAME.to_owned());
+    pod_labels.insert(
+        POD_ROLE_ANNOTATION.to_owned(),
+        COORDINATOR_POD_ROLE.to_owned(),
+    );
     let stateful_set = StatefulSet {
         metadata: metadata(COORDINATOR_NAME, namespace),
         spec: StatefulSetSpec {
@@ -208,7 +208,7 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
                     labels: Some(pod_labels),
                     annotations: Some(BTreeMap::from([(
                         POD_ROLE_ANNOTATION.to_owned(),
-                        COORDINATOR_NAME.to_owned(),
+                        COORDINATOR_POD_ROLE.to_owned(),
                     )])),
                     ..ObjectMeta::default()
                 }),

@@ -5,22 +5,20 @@
 //! rewrite unchanged; only documents that are modified are serialised again.
 
 use anyhow::{Context as _, anyhow, bail};
+use contrast_core::kubernetes::{
+    COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION,
+    WORKLOAD_SECRET_ID_ANNOTATION,
+};
 use serde_norway::{Mapping, Value};
 
 /// The runtime class of confidential pods.
 pub const RUNTIME_CLASS: &str = "contrast-cc";
-/// Pod annotation naming a special role; `coordinator` marks the Coordinator.
-pub const POD_ROLE_ANNOTATION: &str = "contrast.edgeless.systems/pod-role";
-/// Pod annotation overriding the default workload secret ID.
-pub const WORKLOAD_SECRET_ID_ANNOTATION: &str = "contrast.edgeless.systems/workload-secret-id";
 /// Name of the injected init container.
 pub const INITIALIZER_CONTAINER: &str = "contrast-initializer";
 /// Name of the shared volume the initializer writes its files to.
 pub const SECRETS_VOLUME: &str = "contrast-secrets";
 /// Where the shared volume is mounted in the initializer.
 pub const SECRETS_MOUNT_PATH: &str = "/contrast";
-/// The Service initializers connect to (ready Coordinators only).
-pub const COORDINATOR_READY_HOST: &str = "coordinator-ready";
 /// Memory request and limit of the initializer.
 pub const INITIALIZER_MEMORY: &str = "50Mi";
 
@@ -148,7 +146,7 @@ impl ConfidentialWorkload {
     /// Whether the pod is the Coordinator.
     #[must_use]
     pub fn is_coordinator(&self) -> bool {
-        self.pod_role.as_deref() == Some("coordinator")
+        self.pod_role.as_deref() == Some(COORDINATOR_POD_ROLE)
     }
 }
 
@@ -280,7 +278,7 @@ fn initializer_container(image: &str) -> anyhow::Result<Value> {
     let container = serde_json::json!({
         "name": INITIALIZER_CONTAINER,
         "image": image,
-        "env": [{ "name": "COORDINATOR_HOST", "value": COORDINATOR_READY_HOST }],
+        "env": [{ "name": "COORDINATOR_HOST", "value": COORDINATOR_READY_SERVICE }],
         "resources": {
             "limits": { "memory": INITIALIZER_MEMORY },
             "requests": { "memory": INITIALIZER_MEMORY },

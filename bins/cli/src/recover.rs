@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::RecoverRequest;
+use contrast_core::duration::parse_duration;
 use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
 use zeroize::Zeroizing;
@@ -61,7 +62,7 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub force: bool,
     /// How long to retry while the Coordinator is unreachable, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = set::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
 }
 

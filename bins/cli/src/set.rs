@@ -13,6 +13,7 @@ use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::{ErrorCode, SetManifestRequest};
+use contrast_core::duration::parse_duration;
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::WorkloadOwnerPrivateKey;
@@ -77,24 +78,6 @@ pub struct SetArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// Parses `180`, `180s`, `3m` or `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 3m or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
-        _ => Err(format!(
-            "{text:?} has an unknown unit {unit:?}; use ms, s or m"
-        )),
-    }
-}
-
 /// Runs `contrast set`.
 pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
     let workspace = Workspace::new(&global.workspace_dir);
@@ -136,18 +119,18 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
 
     workspace.create_dir()?;
     let mut written = vec![
-        write_file(
+        workspace::write_file(
             &workspace.path("coordinator-root-ca.pem"),
             &response.root_ca,
         )?,
-        write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
+        workspace::write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
     ];
     let first_set = response.seed_shares_doc.is_some();
     if let Some(shares) = response.seed_shares_doc {
         let json = SeedShareDocument::from(shares)
             .to_json()
             .context("could not encode seed-shares.json")?;
-        written.push(write_file(
+        written.push(workspace::write_file(
             &workspace.path(workspace::SEED_SHARES_FILE),
             &json,
         )?);
@@ -393,10 +376,4 @@ pub fn client_failure(error: ClientError, addr: &str) -> anyhow::Error {
             ))
         }
     }
-}
-
-/// Writes `bytes` to `path` (0644) and returns the path.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    fs::write(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
-    Ok(path.to_path_buf())
 }

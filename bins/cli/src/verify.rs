@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use contrast_core::duration::parse_duration;
 use contrast_core::history::Hash;
 use contrast_core::initdata::Initdata;
 use contrast_sdk::verify_deployment;
@@ -62,7 +63,7 @@ pub struct VerifyArgs {
     #[arg(short = 'm', long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = set::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -208,11 +209,11 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
     set_mode(dir, 0o755)
 }
 
-/// Writes a file and gives it mode 0644.
+/// Replaces a file atomically, with mode 0644.
 fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-    let path = set::write_file(path, bytes)?;
-    set_mode(&path, 0o644)?;
-    Ok(path)
+    contrast_fs::write_atomic(path, bytes, Some(0o644))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(path.to_path_buf())
 }
 
 fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {

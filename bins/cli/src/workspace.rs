@@ -232,6 +232,16 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
         fs::create_dir_all(parent)
             .with_context(|| format!("could not create the directory {}", parent.display()))?;
     }
-    fs::write(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
+    write_file(path, bytes)?;
     Ok(true)
+}
+
+/// Replaces `path` with `bytes` atomically (`contrast_fs::write_atomic`), keeping the mode of
+/// an existing file and giving a new one 0644; returns the path.
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    contrast_fs::write_atomic(path, bytes, Some(mode))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(path.to_path_buf())
 }

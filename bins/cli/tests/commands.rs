@@ -7,28 +7,21 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
-use base64::Engine as _;
 use contrast_core::manifest::{ManifestDocument, Role};
 use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
+use contrast_testkit::atls_stub::AtlsStub;
+use contrast_testkit::fixtures;
+use contrast_testkit::process::{
+    Addrs, CoordinatorProcess, Launch, LogFile, initializer_command, workspace_binary,
+};
 
 const CONTRAST: &str = env!("CARGO_BIN_EXE_contrast");
-
-fn sibling_binary(name: &str) -> PathBuf {
-    let path = Path::new(CONTRAST).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p coordinator -p initializer --features \
-         coordinator/simulated,initializer/simulated` first",
-        path.display()
-    );
-    path
-}
 
 fn contrast(workspace: &Path, args: &[&str]) -> Output {
     Command::new(CONTRAST)
@@ -53,31 +46,14 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A seed-share owner key as PKCS#8 PEM: RSA-2048, because RSA-4096 generation (what generate
 /// does when the file is missing) is slow in debug builds.
 fn write_seedshare_owner_key(workspace: &Path) {
-    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pkcs8 =
-        aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa).unwrap();
-    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    );
-    std::fs::write(workspace.join("seedshare-owner.pem"), pem).unwrap();
+    std::fs::write(
+        workspace.join("seedshare-owner.pem"),
+        fixtures::pkcs8_pem(&fixtures::rsa2048_pkcs8()),
+    )
+    .unwrap();
 }
 
 fn app_yaml(services: &[&str]) -> String {
@@ -180,102 +156,51 @@ impl Workspace {
     }
 }
 
-/// A `coordinator` process on loopback (killed on drop).
+/// A `coordinator` process on loopback over the workspace's simulated environment, started by
+/// `spawn` (killed on drop).
 struct Coordinator {
-    child: Option<Child>,
+    launch: Launch,
+    process: Option<CoordinatorProcess>,
     user: String,
     mesh: String,
-    ops: String,
-    evidence: String,
     state: PathBuf,
-    host_data: String,
-    sim: PathBuf,
 }
 
 impl Coordinator {
     /// A Coordinator on fresh ports, not yet running.
     fn new(workspace: &Workspace) -> Self {
-        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let launch = Launch::new(
+            workspace_binary("coordinator"),
+            workspace.path("sim"),
+            &workspace.host_data("coordinator"),
+            workspace.path("state"),
+            Addrs::free().unwrap(),
+        );
         Self {
-            child: None,
-            user: addr(free_port()),
-            mesh: addr(free_port()),
-            ops: addr(free_port()),
-            evidence: addr(free_port()),
-            state: workspace.path("state"),
-            host_data: workspace.host_data("coordinator"),
-            sim: workspace.path("sim"),
+            user: launch.addrs.user.clone(),
+            mesh: launch.addrs.mesh.clone(),
+            state: launch.state_dir.clone(),
+            launch,
+            process: None,
         }
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.state.with_extension("log")).unwrap();
-        let child = Command::new(sibling_binary("coordinator"))
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(&self.sim)
-            .args(["--sim-host-data", &self.host_data, "--state-dir"])
-            .arg(&self.state)
-            .args(["--user-addr", &self.user, "--mesh-addr", &self.mesh])
-            .args(["--evidence-addr", &self.evidence, "--ops-addr", &self.ops])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.started() {
-            assert!(Instant::now() < deadline, "the coordinator did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn started(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = std::net::TcpStream::connect(&self.ops) else {
-            return false;
-        };
-        let _ = stream
-            .write_all(b"GET /probe/startup HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.starts_with("HTTP/1.1 200")
+        let process = CoordinatorProcess::spawn(self.launch.clone(), LogFile::Truncate).unwrap();
+        process.wait_for("/probe/startup", 200, Duration::from_secs(30));
+        self.process = Some(process);
     }
 
     fn kill9_and_restart(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        self.process.take().unwrap().kill9().unwrap();
         self.spawn();
     }
 
     fn initializer(&self, service_host_data: &str, root: &Path) -> Output {
-        Command::new(sibling_binary("initializer"))
-            .args(["--coordinator", &self.mesh, "--root"])
-            .arg(root)
-            .arg("--done-file")
-            .arg(root.join("done"))
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(&self.sim)
-            .args(["--sim-host-data", service_host_data])
-            .args([
-                "--retry-min",
-                "100ms",
-                "--retry-max",
-                "200ms",
-                "--max-attempts",
-                "5",
-            ])
+        initializer_command(&self.mesh, &self.launch.sim_dir, service_host_data, root)
+            .args(["--max-attempts", "5"])
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Coordinator {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -565,8 +490,8 @@ fn set_refuses_an_invalid_manifest() {
 
 #[test]
 fn demo_completes_and_prints_its_summary() {
-    sibling_binary("coordinator");
-    sibling_binary("initializer");
+    workspace_binary("coordinator");
+    workspace_binary("initializer");
     let output = Command::new(CONTRAST).arg("demo").output().unwrap();
     assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -601,52 +526,25 @@ fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifests
 /// A Coordinator stand-in that passes attestation (the simulated platform signs its reports
 /// for the Coordinator's HOST_DATA, as the real one's) and answers every request with `body`:
 /// what a data owner would see from a Coordinator whose history was tampered with.
-fn serve_history(ws: &Workspace, body: Vec<u8>) -> String {
-    use std::sync::Arc;
-
-    use hyper_util::rt::TokioIo;
-
+fn serve_history(ws: &Workspace, body: Vec<u8>) -> AtlsStub {
     let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
     let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
         .unwrap()
         .try_into()
         .unwrap();
     let issuer = env.issuer(env.guest([0x5a; 64], host_data).unwrap());
-    let server = contrast_attest::AtlsServer::new(Some(issuer));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let (config, _slot) = server.config(&mut rand_core::OsRng).unwrap();
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-                let body = bytes::Bytes::from(body.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |_request| {
-                        let response = hyper::Response::builder()
-                            .header(hyper::header::CONTENT_TYPE, "application/json")
-                            .body(http_body_util::Full::new(body.clone()))
-                            .unwrap();
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-    });
-    addr
+    let body = bytes::Bytes::from(body);
+    AtlsStub::start(
+        "127.0.0.1:0".parse().unwrap(),
+        contrast_attest::AtlsServer::new(Some(issuer)),
+        Arc::new(move |_path, _slot| {
+            hyper::Response::builder()
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(body.clone()))
+                .unwrap()
+        }),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -683,7 +581,7 @@ fn verify_refuses_a_rolled_back_and_a_truncated_history() {
     assert_eq!(truncated.manifests.len(), 2);
     truncated.manifests.remove(0);
     let impostor = serve_history(&ws, serde_json::to_vec(&truncated).unwrap());
-    let output = verify(&ws, &impostor);
+    let output = verify(&ws, &impostor.addr().to_string());
     assert_exit(&output, 6);
     assert!(
         stderr(&output).contains("inconsistent history")

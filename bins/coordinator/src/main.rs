@@ -33,6 +33,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use contrast_attest::{CrlPolicy, Issuer};
 use contrast_coordinator::{Options, OsEntropy, SystemClock};
+use contrast_core::api::{EVIDENCE_API_PORT, MESH_API_PORT, OPS_PORT, USER_API_PORT};
+use contrast_core::duration::parse_duration;
 use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
 use rand_core::OsRng;
 use tokio::net::{TcpListener, TcpSocket};
@@ -96,16 +98,16 @@ enum CrlMode {
 )]
 struct Args {
     /// User API (aTLS; set manifest, get manifests, recover).
-    #[arg(long, default_value = "0.0.0.0:1313", env = "CONTRAST_USER_ADDR")]
+    #[arg(long, default_value_t = any_addr(USER_API_PORT), env = "CONTRAST_USER_ADDR")]
     user_addr: SocketAddr,
     /// Mesh API (mutual aTLS; workload certificates, peer recovery).
-    #[arg(long, default_value = "0.0.0.0:7777", env = "CONTRAST_MESH_ADDR")]
+    #[arg(long, default_value_t = any_addr(MESH_API_PORT), env = "CONTRAST_MESH_ADDR")]
     mesh_addr: SocketAddr,
     /// Evidence API (plain HTTP; POST /attest, GET /capabilities).
-    #[arg(long, default_value = "0.0.0.0:1314", env = "CONTRAST_EVIDENCE_ADDR")]
+    #[arg(long, default_value_t = any_addr(EVIDENCE_API_PORT), env = "CONTRAST_EVIDENCE_ADDR")]
     evidence_addr: SocketAddr,
     /// Probes and /metrics (plain HTTP).
-    #[arg(long, default_value = "0.0.0.0:9102", env = "CONTRAST_OPS_ADDR")]
+    #[arg(long, default_value_t = any_addr(OPS_PORT), env = "CONTRAST_OPS_ADDR")]
     ops_addr: SocketAddr,
     /// Where the history is kept.
     #[arg(long, value_enum, default_value = "file")]
@@ -149,21 +151,9 @@ struct Args {
     tee: contrast_tee::TeeArgs,
 }
 
-/// Parses `500ms`, `10s`, `2m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" | "" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?}: unknown unit {unit:?}; use ms, s or m")),
-    }
+/// `0.0.0.0:port`, the default of each listener flag.
+fn any_addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], port))
 }
 
 /// The Coordinator's core over the store and peers this binary wires.
@@ -453,20 +443,5 @@ async fn watch_history(coordinator: Arc<Coordinator>) {
         }
         // As upstream: a broken watch restarts after 5 s.
         tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5h").is_err());
     }
 }

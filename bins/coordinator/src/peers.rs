@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use contrast_core::kubernetes::{COORDINATOR_POD_ROLE, COORDINATOR_SELECTOR, POD_ROLE_ANNOTATION};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -76,11 +77,6 @@ impl std::fmt::Debug for KubernetesPeers {
     }
 }
 
-/// The label selecting Coordinator pods.
-pub(crate) const COORDINATOR_SELECTOR: &str = "app.kubernetes.io/name=coordinator";
-/// The annotation naming a pod's role.
-pub(crate) const POD_ROLE_ANNOTATION: &str = "contrast.edgeless.systems/pod-role";
-
 impl KubernetesPeers {
     /// Discovery in `namespace`, excluding `own_pod`, dialing peers on `mesh_port`.
     pub(crate) fn new(
@@ -110,7 +106,7 @@ impl KubernetesPeers {
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(POD_ROLE_ANNOTATION))
-                    .is_some_and(|role| role == "coordinator")
+                    .is_some_and(|role| role == COORDINATOR_POD_ROLE)
             })
             .filter_map(|pod| {
                 let status = pod.status.as_ref()?;

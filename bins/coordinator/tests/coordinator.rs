@@ -3,8 +3,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +11,9 @@ use contrast_core::api::{ErrorCode, RecoverRequest, SetManifestRequest, SetManif
 use contrast_core::seed::SeedEngine;
 use contrast_core::seedshare::SeedShareDocument;
 use contrast_sdk::{ClientError, CoordinatorClient};
-use support::*;
+use contrast_testkit::fixtures::*;
+use contrast_testkit::net::*;
+use contrast_testkit::process::CoordinatorProcess;
 use zeroize::Zeroizing;
 
 fn set_request(manifest: Vec<u8>, workloads: &[Workload]) -> SetManifestRequest {

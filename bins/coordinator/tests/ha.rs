@@ -4,19 +4,16 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-// The fake API server of contrast-store's tests, shared rather than copied.
-#[path = "../../../contrast-store/tests/support/mod.rs"]
-mod fake_apiserver;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use contrast_core::api::{ErrorCode, SetManifestRequest};
-use fake_apiserver::FakeApiServer;
+use contrast_testkit::apiserver::FakeApiServer;
+use contrast_testkit::fixtures::*;
+use contrast_testkit::net::*;
+use contrast_testkit::process::CoordinatorProcess;
 use serde_json::json;
-use support::*;
 
 const INTERVAL: &str = "200ms";
 

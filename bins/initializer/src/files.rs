@@ -1,9 +1,8 @@
 //! The files the initializer leaves on the shared volume, written atomically with upstream's
 //! modes.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, Permissions};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -80,77 +79,8 @@ fn create_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot set the mode of {} to 0755", dir.display()))
 }
 
-/// Temp file in the same directory, write, set the mode, fsync, rename over `path` (which
-/// replaces an existing file even when it is read-only), fsync the directory.
+/// Replaces `path` atomically and durably with exactly `mode` (`contrast_fs::write_atomic`:
+/// temporary file, mode, fsync, rename even over a read-only file, directory fsync).
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} does not name a file", path.display()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = dir.join(temp_name);
-    // A leftover from an interrupted run with the same pid (e.g. a restarted container).
-    match fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot remove {}", temp.display()));
-        }
-    }
-    let result = (|| -> Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .with_context(|| format!("cannot create {}", temp.display()))?;
-        file.write_all(contents)
-            .with_context(|| format!("cannot write {}", temp.display()))?;
-        // Set explicitly: the creation mode is subject to the umask.
-        file.set_permissions(Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the mode of {}", temp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", temp.display()))?;
-        fs::rename(&temp, path)
-            .with_context(|| format!("cannot rename {} to {}", temp.display(), path.display()))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync the directory {}", dir.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().permissions().mode() & 0o7777
-    }
-
-    #[test]
-    fn atomic_write_replaces_read_only_files_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("file.pem");
-        write_atomic(&path, b"one", PUBLIC_MODE).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"one");
-        assert_eq!(mode(&path), 0o444);
-        write_atomic(&path, b"two", PRIVATE_MODE).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(mode(&path), 0o400);
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("file.pem")]);
-    }
+    Ok(contrast_fs::write_atomic(path, contents, Some(mode))?)
 }

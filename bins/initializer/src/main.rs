@@ -25,6 +25,7 @@ use clap::{Parser, ValueEnum};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::MESH_API_PORT;
+use contrast_core::duration::parse_duration;
 use contrast_sdk::CoordinatorClient;
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
@@ -252,29 +253,6 @@ fn coordinator_addr(value: &str) -> String {
     }
 }
 
-/// `500ms`, `2s`, `1m`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 2s or 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use ms, s or m"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -290,24 +268,6 @@ mod tests {
         assert_eq!(coordinator_addr("[::1]"), "[::1]:7777");
         assert_eq!(coordinator_addr("[::1]:99"), "[::1]:99");
         assert_eq!(coordinator_addr("fd00::1"), "[fd00::1]:7777");
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert!(
-            parse_duration("5h")
-                .unwrap_err()
-                .contains("unknown unit \"h\"")
-        );
-        assert!(
-            parse_duration("fast")
-                .unwrap_err()
-                .contains("not a duration")
-        );
     }
 
     #[test]

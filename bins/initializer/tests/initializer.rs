@@ -2,47 +2,31 @@
 //! aTLS on 127.0.0.1, appraising the initializer with the environment's reference values).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Product};
+use contrast_attest::{AppraisalPolicy, CrlPolicy};
 use contrast_core::api::{ErrorCode, ErrorResponse, MeshCertResponse};
-use contrast_tee::SimulatedEnvironment;
+use contrast_testkit::atls_stub::AtlsStub;
+use contrast_testkit::fixtures::environment;
+use contrast_testkit::net::free_port;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Response, StatusCode};
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rand_core::{OsRng, RngCore};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 const MESH_CA: &str = "-----BEGIN CERTIFICATE-----\nbWVzaCBjYQ==\n-----END CERTIFICATE-----\n";
 const CERT_CHAIN: &str = "-----BEGIN CERTIFICATE-----\nbGVhZg==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\naW50ZXJtZWRpYXRl\n-----END CERTIFICATE-----\n";
 const ROOT_CA: &str = "-----BEGIN CERTIFICATE-----\ncm9vdA==\n-----END CERTIFICATE-----\n";
-
-/// One simulated environment per test binary (RSA-4096 generation is slow in debug builds).
-fn environment() -> &'static (tempfile::TempDir, SimulatedEnvironment) {
-    static ENV: OnceLock<(tempfile::TempDir, SimulatedEnvironment)> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let env =
-            SimulatedEnvironment::create(dir.path(), Product::Milan, SystemTime::now(), &mut OsRng)
-                .unwrap();
-        (dir, env)
-    })
-}
 
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -56,8 +40,7 @@ type Handler = Arc<dyn Fn(&PeerSlot) -> (StatusCode, Vec<u8>) + Send + Sync>;
 /// attestation; records each connection's peer slot.
 struct MeshServer {
     addr: SocketAddr,
-    slots: Arc<Mutex<Vec<Arc<PeerSlot>>>>,
-    _runtime: tokio::runtime::Runtime,
+    stub: AtlsStub,
 }
 
 impl MeshServer {
@@ -67,13 +50,6 @@ impl MeshServer {
 
     fn start_on(addr: SocketAddr, handler: Handler) -> Self {
         let (_, env) = environment();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime.block_on(TcpListener::bind(addr)).unwrap();
-        let addr = listener.local_addr().unwrap();
         let server_issuer = env.issuer(env.guest(random(), random()).unwrap());
         let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator {
             reference_values: vec![env.reference_values()],
@@ -84,51 +60,30 @@ impl MeshServer {
             },
             cache: None,
         });
-        let slots = Arc::new(Mutex::new(Vec::new()));
-        let slots_task = Arc::clone(&slots);
-        runtime.spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (config, slot) = atls.config(&mut OsRng).unwrap();
-                slots_task.lock().unwrap().push(Arc::clone(&slot));
-                let acceptor = TlsAcceptor::from(Arc::new(config));
-                let handler = Arc::clone(&handler);
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let (status, body) = if request.uri().path() == "/v1/mesh/cert" {
-                            handler(&slot)
-                        } else {
-                            (StatusCode::NOT_FOUND, Vec::new())
-                        };
-                        async move {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Self {
+        let stub = AtlsStub::start(
             addr,
-            slots,
-            _runtime: runtime,
+            atls,
+            Arc::new(move |path: &str, slot: &PeerSlot| {
+                let (status, body) = if path == "/v1/mesh/cert" {
+                    handler(slot)
+                } else {
+                    (StatusCode::NOT_FOUND, Vec::new())
+                };
+                Response::builder()
+                    .status(status)
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap()
+            }),
+        )
+        .unwrap();
+        Self {
+            addr: stub.addr(),
+            stub,
         }
     }
 
     fn slots(&self) -> Vec<Arc<PeerSlot>> {
-        self.slots.lock().unwrap().clone()
+        self.stub.slots()
     }
 }
 
@@ -265,8 +220,7 @@ fn key_spki(pod: &Pod) -> Vec<u8> {
 }
 
 fn unused_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 #[test]

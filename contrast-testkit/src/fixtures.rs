@@ -1,17 +1,16 @@
-//! Shared harness of the end-to-end tests: a simulated SEV-SNP environment (created once per
-//! test binary), real `coordinator` and `initializer` processes on loopback, manifests and
-//! owner keys, and small raw clients for the plain-HTTP ports.
+//! Deployment fixtures on one simulated SEV-SNP environment per test binary: workloads and
+//! their policies, owner keys, manifests, validators, and Coordinator processes started on that
+//! environment (the end-to-end tests of the Coordinator, the CLI and the initializer).
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+// Test support: a fixture that cannot be built is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use base64::Engine as _;
 use contrast_attest::atls::AtlsKey;
 use contrast_attest::{AtlsClient, AtlsValidator};
 use contrast_core::manifest::{Manifest, PolicyEntry, Role};
@@ -20,13 +19,22 @@ use contrast_sdk::CoordinatorClient;
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 
-/// The simulated environment shared by every test of this binary.
+use crate::net::free_port;
+use crate::process::{
+    Addrs, CoordinatorProcess, Launch, LogFile, initializer_command, target_tmpdir,
+    workspace_binary,
+};
+
+/// The simulated environment shared by every test of this binary (a Milan platform; RSA-4096
+/// generation is slow in debug builds, so once), in a directory under `target/tmp`.
 pub fn environment() -> &'static (PathBuf, SimulatedEnvironment) {
     static ENV: OnceLock<(PathBuf, SimulatedEnvironment)> = OnceLock::new();
     ENV.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("coordinator-e2e-sim-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::Builder::new()
+            .prefix("contrast-testkit-sim-")
+            .tempdir_in(target_tmpdir())
+            .unwrap()
+            .keep();
         let env = SimulatedEnvironment::create(
             &dir,
             contrast_attest::Product::Milan,
@@ -38,27 +46,22 @@ pub fn environment() -> &'static (PathBuf, SimulatedEnvironment) {
     })
 }
 
+/// The directory of [`environment`].
 pub fn sim_dir() -> &'static Path {
     &environment().0
-}
-
-/// A free loopback port (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A workload of the test deployment: its policy blob and the HOST_DATA derived from it.
 #[derive(Clone, Debug)]
 pub struct Workload {
+    /// Its name (first SAN; secret ID `default/<name>`).
     pub name: String,
+    /// Its policy document.
     pub policy: Vec<u8>,
 }
 
 impl Workload {
+    /// A workload with a policy that names it.
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -66,34 +69,61 @@ impl Workload {
         }
     }
 
+    /// SHA-256 of the policy.
     pub fn host_data(&self) -> [u8; 32] {
         contrast_core::sha256(&self.policy)
     }
 
+    /// [`host_data`](Self::host_data) in hex, as manifests and flags write it.
     pub fn host_data_hex(&self) -> String {
         hex::encode(self.host_data())
     }
 
+    /// Its workload secret ID.
     pub fn secret_id(&self) -> String {
         format!("default/{}", self.name)
     }
 }
 
+/// A fresh RSA-2048 key as PKCS#8 DER: a seed-share owner key that is quick to generate (what
+/// `contrast generate` makes, RSA-4096, is slow in debug builds).
+pub fn rsa2048_pkcs8() -> Vec<u8> {
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+/// PKCS#8 DER as a `PRIVATE KEY` PEM document (64-character lines).
+pub fn pkcs8_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
 /// Keys of the test's owners (RSA generation is slow in debug builds: once per binary).
 pub struct Owners {
+    /// The workload owner.
     pub workload: WorkloadOwnerPrivateKey,
+    /// The seed-share owner.
     pub seedshare: SeedshareOwnerPrivateKey,
+    /// The seed-share owner's key as PKCS#8 DER.
     pub seedshare_pkcs8: Vec<u8>,
 }
 
+/// The owners of this test binary.
 pub fn owners() -> &'static Owners {
     static OWNERS: OnceLock<Owners> = OnceLock::new();
     OWNERS.get_or_init(|| {
-        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&rsa)
-            .unwrap()
-            .as_ref()
-            .to_vec();
+        let pkcs8 = rsa2048_pkcs8();
         Owners {
             workload: WorkloadOwnerPrivateKey::generate(&mut OsRng).unwrap(),
             seedshare: SeedshareOwnerPrivateKey::from_pkcs8_der(&pkcs8).unwrap(),
@@ -154,20 +184,7 @@ pub fn policies(workloads: &[Workload]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A running `coordinator` process (killed on drop).
-pub struct CoordinatorProcess {
-    pub child: Child,
-    pub state_dir: PathBuf,
-    pub user: String,
-    pub mesh: String,
-    pub evidence: String,
-    pub ops: String,
-    pub log: PathBuf,
-    pub extra: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub identity: Workload,
-}
-
+/// Coordinators of the workspace's `coordinator` binary on [`environment`].
 impl CoordinatorProcess {
     /// Starts a Coordinator on fresh ports over `state_dir`, waiting for its startup probe.
     pub fn start(state_dir: &Path, extra: &[&str]) -> Self {
@@ -175,6 +192,8 @@ impl CoordinatorProcess {
         Self::start_on(state_dir, ports, extra)
     }
 
+    /// Starts a Coordinator on the loopback `ports` `[user, mesh, evidence, ops]`, waiting for
+    /// its startup probe.
     pub fn start_on(state_dir: &Path, ports: [u16; 4], extra: &[&str]) -> Self {
         Self::start_as(state_dir, ports, &coordinator_workload(), extra, true)
     }
@@ -193,7 +212,8 @@ impl CoordinatorProcess {
     }
 
     /// Starts a Coordinator on the addresses `[user, mesh, evidence, ops]` with extra flags and
-    /// environment variables.
+    /// environment variables, logging at `info,coordinator=debug` to a file named after the
+    /// state directory and the user address (replicas may share a state directory).
     pub fn start_with(
         state_dir: &Path,
         addrs: [String; 4],
@@ -203,100 +223,48 @@ impl CoordinatorProcess {
         wait: bool,
     ) -> Self {
         let [user, mesh, evidence, ops] = addrs;
-        let log = state_dir.with_extension(format!("log-{}", user.replace([':', '.'], "-")));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(sim_dir())
-            .args(["--sim-host-data", &identity.host_data_hex()])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .args(["--user-addr", &user])
-            .args(["--mesh-addr", &mesh])
-            .args(["--evidence-addr", &evidence])
-            .args(["--ops-addr", &ops])
-            .args(["--log-level", "info,coordinator=debug"])
-            .args(extra)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let process = Self {
-            child,
-            state_dir: state_dir.to_path_buf(),
-            user,
-            mesh,
-            evidence,
-            ops,
-            log,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            env: env.to_vec(),
-            identity: identity.clone(),
-        };
+        let mut launch = Launch::new(
+            workspace_binary("coordinator"),
+            sim_dir(),
+            &identity.host_data_hex(),
+            state_dir,
+            Addrs {
+                user,
+                mesh,
+                evidence,
+                ops,
+            },
+        );
+        launch.log = state_dir.with_extension(format!(
+            "log-{}",
+            launch.addrs.user.replace([':', '.'], "-")
+        ));
+        launch.log_level = Some("info,coordinator=debug".to_owned());
+        launch.args = extra.iter().map(|s| (*s).to_owned()).collect();
+        launch.env = env.to_vec();
+        let process = Self::spawn(launch, LogFile::Truncate).unwrap();
         if wait {
             process.wait_for("/probe/startup", 200, Duration::from_secs(30));
         }
         process
     }
 
-    /// SIGKILL, then a new process on the same addresses, flags and state directory.
+    /// SIGKILL, then a new process on the same addresses, flags and state directory, waiting
+    /// for its startup probe.
     pub fn kill9_and_restart(mut self) -> Self {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        let addrs = [&self.user, &self.mesh, &self.evidence, &self.ops].map(String::clone);
-        let extra: Vec<String> = std::mem::take(&mut self.extra);
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        Self::start_with(
-            &self.state_dir.clone(),
-            addrs,
-            &self.identity.clone(),
-            &extra,
-            &self.env.clone(),
-            true,
-        )
+        self.kill9().unwrap();
+        self.respawn(LogFile::Truncate).unwrap();
+        self.wait_for("/probe/startup", 200, Duration::from_secs(30));
+        self
     }
 
-    /// Polls an ops path until it answers `status`.
-    pub fn wait_for(&self, path: &str, status: u16, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok((found, _)) = http_get(&self.ops, path)
-                && found == status
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} did not answer {status} within {timeout:?}; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn readiness(&self) -> u16 {
-        http_get(&self.ops, "/probe/readiness").unwrap().0
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A user-API client attesting this Coordinator against `manifest`'s reference values.
+    /// A user-API client attesting this Coordinator with [`coordinator_validator`].
     pub fn user_client(&self, key: Option<AtlsKey>) -> CoordinatorClient {
         let mut atls = AtlsClient::new(Some(coordinator_validator()));
         if let Some(key) = key {
             atls = atls.with_key(Arc::new(key));
         }
         CoordinatorClient::new(self.user.clone(), atls)
-    }
-}
-
-impl Drop for CoordinatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -326,76 +294,15 @@ pub fn run_initializer(
     root: &Path,
     extra: &[&str],
 ) -> Output {
-    Command::new(sibling_binary("initializer"))
-        .args(["--coordinator", &coordinator.mesh])
-        .arg("--root")
-        .arg(root)
-        .arg("--done-file")
-        .arg(root.join("done"))
-        .args(["--tee", "simulated", "--sim-dir"])
-        .arg(sim_dir())
-        .args(["--sim-host-data", &workload.host_data_hex()])
-        .args(["--retry-min", "100ms", "--retry-max", "200ms"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-/// Another workspace binary, next to ours in the target directory. `cargo test --workspace`
-/// builds every package's binaries before any test runs; with `-p coordinator` alone, build it
-/// first.
-pub fn sibling_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_coordinator")).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p {name}` (or `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
-
-/// `GET path` over HTTP/1.1 on a plain port: (status, body).
-pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    raw_http(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    initializer_command(
+        &coordinator.mesh,
+        sim_dir(),
+        &workload.host_data_hex(),
+        root,
     )
-}
-
-/// `POST path` with a content type and body: (status, body).
-pub fn http_post(
-    addr: &str,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, String)> {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    raw_http(addr, &request)
-}
-
-/// Sends raw bytes and parses the status line and body of the answer.
-pub fn raw_http(addr: &str, request: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(request)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    .args(extra)
+    .output()
+    .unwrap()
 }
 
 /// Copies a directory tree (a store snapshot for a second replica).

@@ -1,0 +1,23 @@
+//! Shared test support of contrast-rs, used only as a dev-dependency (and by the load
+//! generator in `benches/`):
+//!
+//! - [`apiserver`]: an in-process fake Kubernetes API server with the real server's semantics
+//!   for ConfigMaps and pods (the ConfigMap store's tests, the Coordinator's HA test);
+//! - [`process`]: real `coordinator` and `initializer` processes on loopback in simulated mode
+//!   (launch, wait for a probe, SIGKILL and restart), and where the workspace's binaries are;
+//! - [`net`]: free loopback ports and a raw HTTP/1.1 client for the plain-HTTP ports;
+//! - [`atls_stub`]: a stand-in for a Coordinator over attested TLS that answers what a test
+//!   tells it to;
+//! - [`fixtures`]: one simulated SEV-SNP environment per test binary, workloads, owner keys,
+//!   manifests, and convenience constructors of Coordinators on that environment.
+//!
+//! Test support fails loudly: where a test has nothing better to do with an error, these
+//! functions panic with the reason (a failed test). The process harness returns errors where a
+//! tool (the load generator) reports them instead.
+#![forbid(unsafe_code)]
+
+pub mod apiserver;
+pub mod atls_stub;
+pub mod fixtures;
+pub mod net;
+pub mod process;
