@@ -14,8 +14,8 @@ use contrast_core::api::ErrorCode;
 use contrast_core::owner::{AuthorizationError, WorkloadOwnerPrivateKey, next_transition_hash};
 use contrast_store::{Key, MemoryStore, Store};
 use support::{
-    Deployment, MEASUREMENT, TestPeers, Workload, bytes, coordinator_issuer, core, handshake,
-    snapshot,
+    Deployment, MEASUREMENT, TestPeers, Workload, YieldingStore, bytes, coordinator_issuer, core,
+    core_over, handshake, snapshot,
 };
 
 fn phase_name(phase: &Phase) -> &'static str {
@@ -943,67 +943,66 @@ async fn a_peer_whose_seed_does_not_verify_the_history_is_not_recovered_from() {
 
 // ---- interleavings --------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn two_racing_updates_one_wins_the_other_is_a_conflict() {
-    for _ in 0..5 {
-        let (store, _, core, deployment, _) = initialized().await;
-        let spki = deployment.owner_spki();
-        let a = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
-        let mut b = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
-        // Two different manifests (the field order does not matter to the rules).
-        b.manifest = {
-            let mut manifest = deployment.manifest();
-            manifest
-                .policies
-                .remove(&hex::encode(deployment.workloads[1].host_data()));
-            manifest.to_go_json().unwrap()
-        };
-        let (ra, rb) = tokio::join!(
-            core.set_manifest(a, Some(&spki)),
-            core.set_manifest(b, Some(&spki))
-        );
-        let (winner, loser) = match (ra, rb) {
-            (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
-            (Ok(a), Ok(b)) => {
-                // Sequential, not racing: the second built on the first.
-                assert_eq!(b.state.generation().max(a.state.generation()), 3);
-                continue;
-            }
-            (Err(a), Err(b)) => panic!("both failed: {a}; {b}"),
-        };
-        assert!(matches!(loser, Error::Conflict), "{loser}");
-        assert_code(&loser, ErrorCode::ManifestConflict);
-        let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
-        assert_eq!(head, winner.state.latest().encode());
-        assert!(Arc::ptr_eq(&core.active().unwrap(), &winner.state));
-    }
+    // Every store access yields, so the two requests interleave: both start from the first
+    // state, both store their blobs, and the head's compare-and-swap decides.
+    let store = YieldingStore::default();
+    let core = core_over(store.clone(), &TestPeers::default(), 1);
+    let deployment = Deployment::new();
+    core.set_manifest(deployment.request(&deployment.manifest()), None)
+        .await
+        .unwrap();
+    let spki = deployment.owner_spki();
+    let a = deployment.request(&deployment.manifest_for(&deployment.workloads[..2]));
+    let mut b = deployment.request(&deployment.manifest());
+    b.manifest = {
+        let mut manifest = deployment.manifest();
+        manifest
+            .policies
+            .remove(&hex::encode(deployment.workloads[1].host_data()));
+        manifest.to_go_json().unwrap()
+    };
+    let (a, b) = tokio::join!(
+        core.set_manifest(a, Some(&spki)),
+        core.set_manifest(b, Some(&spki))
+    );
+    let (winner, loser) = match (a, b) {
+        (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+        (a, b) => panic!("expected one winner and one conflict: {a:?}; {b:?}"),
+    };
+    assert!(matches!(loser, Error::Conflict), "{loser}");
+    assert_code(&loser, ErrorCode::ManifestConflict);
+    assert_eq!(winner.state.generation(), 2);
+    let head = store
+        .0
+        .get(&Key::latest_transition())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head, winner.state.latest().encode());
+    assert!(Arc::ptr_eq(&core.active().unwrap(), &winner.state));
+    // The loser's update left no head behind; the winner's state serves.
+    assert_eq!(core.manifests().await.unwrap().generation(), 2);
 }
 
 #[tokio::test]
-async fn recovery_racing_recovery_lets_one_win() {
+async fn two_racing_recoveries_one_wins_the_other_is_told_the_state_was_replaced() {
     let (store, peers, _, deployment, set) = initialized().await;
-    let restarted = core(&store, &peers, 2);
+    let restarted = core_over(YieldingStore(store), &peers, 2);
     let shares = set.seed_shares.unwrap();
+    let key = deployment.seedshare_spki.clone();
     let (a, b) = tokio::join!(
-        restarted.recover(
-            deployment.recover_request(&shares, false),
-            Some(&deployment.seedshare_spki)
-        ),
-        restarted.recover(
-            deployment.recover_request(&shares, false),
-            Some(&deployment.seedshare_spki)
-        ),
+        restarted.recover(deployment.recover_request(&shares, false), Some(&key)),
+        restarted.recover(deployment.recover_request(&shares, false), Some(&key)),
     );
-    let errors: Vec<Error> = [a, b].into_iter().filter_map(Result::err).collect();
-    // The loser either saw the active state or lost the swap.
-    assert!(errors.len() <= 1);
-    for error in errors {
-        assert!(
-            matches!(error, Error::Replaced | Error::AlreadyRecovered),
-            "{error}"
-        );
-    }
-    assert_eq!(phase_name(&restarted.phase().await.unwrap()), "active");
+    let (winner, loser) = match (a, b) {
+        (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+        (a, b) => panic!("expected one winner and one refusal: {a:?}; {b:?}"),
+    };
+    assert!(matches!(loser, Error::Replaced), "{loser}");
+    assert_code(&loser, ErrorCode::ManifestConflict);
+    assert!(Arc::ptr_eq(&restarted.active().unwrap(), &winner));
 }
 
 // ---- evidence, and the environment passed in ------------------------------------------------

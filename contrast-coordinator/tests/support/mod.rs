@@ -16,7 +16,7 @@ use contrast_core::manifest::{GuestPolicy, Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
 use contrast_core::seedshare::SeedShareDocument;
 use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
-use contrast_store::{HistoryStore, Key, MemoryStore, Store};
+use contrast_store::{HistoryStore, Key, MemoryStore, Store, StoreError, Watch};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
@@ -223,8 +223,17 @@ impl Deployment {
 
 /// A Coordinator over `store` with the fixed clock, entropy seeded with `seed`, and `peers`.
 pub(crate) fn core(store: &MemoryStore, peers: &TestPeers, seed: u64) -> Core {
+    core_over(store.clone(), peers, seed)
+}
+
+/// As [`core`], over any store.
+pub(crate) fn core_over<S: Store>(
+    store: S,
+    peers: &TestPeers,
+    seed: u64,
+) -> Coordinator<S, TestPeers> {
     Coordinator::new(
-        HistoryStore::new(store.clone()),
+        HistoryStore::new(store),
         peers.clone(),
         Arc::new(FixedClock(AtomicU64::new(NOW))),
         Arc::new(SeededEntropy::new(seed)),
@@ -299,4 +308,36 @@ pub(crate) fn coordinator_issuer() -> SimulatedIssuer<&'static SimulatedPlatform
 /// A secret as plain bytes for comparisons.
 pub(crate) fn bytes(secret: &Zeroizing<Vec<u8>>) -> Vec<u8> {
     secret.to_vec()
+}
+
+/// A memory store that yields to the scheduler before every operation, so that two requests
+/// joined in one task interleave at every store access (a race, reproducibly).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct YieldingStore(pub(crate) MemoryStore);
+
+impl Store for YieldingStore {
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        tokio::task::yield_now().await;
+        self.0.get(key).await
+    }
+
+    async fn put(&self, key: &Key, value: &[u8]) -> Result<(), StoreError> {
+        tokio::task::yield_now().await;
+        self.0.put(key, value).await
+    }
+
+    async fn compare_and_swap(&self, key: &Key, old: &[u8], new: &[u8]) -> Result<(), StoreError> {
+        tokio::task::yield_now().await;
+        self.0.compare_and_swap(key, old, new).await
+    }
+
+    async fn list(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        tokio::task::yield_now().await;
+        self.0.list(kind).await
+    }
+
+    async fn watch(&self, key: &Key) -> Result<Watch, StoreError> {
+        tokio::task::yield_now().await;
+        self.0.watch(key).await
+    }
 }
