@@ -206,7 +206,7 @@ fn now() -> UnixTime {
 
 /// The PKCS#1 RSAPublicKey inside an rsaEncryption SubjectPublicKeyInfo.
 fn rsa_pkcs1_public_key(spki_der: &[u8]) -> Result<Vec<u8>, String> {
-    contrast_attest::atls::rsa_pkcs1_public_key_from_spki(spki_der).map_err(|e| e.to_string())
+    contrast_core::owner::rsa_pkcs1_from_spki(spki_der).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -290,18 +290,4 @@ pub enum AtlsError {
     /// The peer sent no certificate.
     #[error("the peer sent no certificate")]
     NoPeerCertificate,
-    /// A public key that should be RSA (a seed-share owner's) has another algorithm.
-    #[error(
-        "expected an rsa public key (rsaEncryption, 1.2.840.113549.1.1.1), found algorithm {found}"
-    )]
-    NotRsaKey {
-        /// The SubjectPublicKeyInfo algorithm OID.
-        found: String,
-    },
-    /// A SubjectPublicKeyInfo (or the key inside it) does not parse.
-    #[error("malformed public key: {reason}")]
-    MalformedPublicKey {
-        /// What was wrong.
-        reason: String,
-    },
 }

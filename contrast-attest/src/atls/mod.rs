@@ -49,7 +49,7 @@
 //!
 //! Not done: the SNI fallback for G1 clients' nonces (rustls exposes only DNS-name SNI, which
 //! base64 is not). RSA keys are client keys only (the seed-share owner's, for recovery;
-//! [`rsa_pkcs1_public_key_from_spki`] gives the Coordinator the key it authorises); servers
+//! `contrast_core::owner::rsa_pkcs1_from_spki` gives the Coordinator the key it authorises); servers
 //! always use a fresh P-256 key.
 
 pub mod cert;
@@ -65,9 +65,7 @@ use std::time::Duration;
 use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
-pub use cert::{
-    AtlsCertificate, AtlsKey, build_certificate, parse_certificate, rsa_pkcs1_public_key_from_spki,
-};
+pub use cert::{AtlsCertificate, AtlsKey, build_certificate, parse_certificate};
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, IssueError, NonceError};
 pub use issuer::Issuer;
