@@ -430,11 +430,8 @@ pub enum Error {
 
     // --- collateral ---
     /// The extended-report certificate table is malformed.
-    #[error("malformed certificate table: {reason}")]
-    CertTable {
-        /// What is wrong.
-        reason: String,
-    },
+    #[error("malformed certificate table: {0}")]
+    CertTable(#[from] crate::collateral::CertTableError),
 
     // --- appraisal: the reference values themselves ---
     /// The manifest has no SEV-SNP reference values, so no SEV-SNP report can be accepted.

@@ -31,6 +31,7 @@
 
 pub mod appraisal;
 pub mod atls;
+mod cert_table;
 pub mod chain;
 pub mod collateral;
 pub mod error;
