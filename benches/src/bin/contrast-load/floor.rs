@@ -12,6 +12,7 @@ use aws_lc_rs::signature::{
     RsaKeyPair, UnparsedPublicKey,
 };
 use contrast_attest::atls::{AtlsClient, AtlsKey, AtlsServer, build_certificate};
+use contrast_attest::report::{SIGNED_LEN, offset};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -103,7 +104,7 @@ pub(crate) fn measure(
     let report = chip.report(&[7; 64])?;
     let vcek = UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, chip.vcek_public_key()?);
     let fixed_signature = fixed_signature_of(&report);
-    let body = &report[..0x2A0];
+    let body = &report[..SIGNED_LEN];
     vcek.verify(body, &fixed_signature)
         .map_err(|_| anyhow!("the chip's report does not verify under its VCEK"))?;
     record(
@@ -264,7 +265,7 @@ pub(crate) fn measure(
 /// The report's signature as the fixed-width big-endian `r ‖ s` aws-lc-rs verifies.
 fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
-    for offset in [0x2A0, 0x2E8] {
+    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
         out.extend(report[offset..offset + 48].iter().rev());
     }
     out
