@@ -46,7 +46,7 @@ pub use atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer, PeerSlo
 pub use chain::{CrlPolicy, LeafKind, RevocationStatus, TrustAnchor};
 pub use collateral::{VcekCache, VerifiedEvidence, verify_report};
 pub use contrast_core::manifest::Product;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use report::{Report, UnverifiedReport};
 pub use tcb::TcbVersion;
 pub use time::UnixTime;
