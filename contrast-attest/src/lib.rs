@@ -41,7 +41,7 @@ pub mod report;
 pub mod tcb;
 mod time;
 
-pub use appraisal::{Appraisal, AppraisalPolicy, appraise};
+pub use appraisal::{Appraisal, AppraisalPolicy, SnpReference, Verifier};
 pub use atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer, PeerSlot, VerifiedPeer};
 pub use chain::{CrlPolicy, LeafKind, RevocationStatus, TrustAnchor};
 pub use collateral::{VcekCache, VerifiedEvidence, verify_report};

@@ -56,7 +56,7 @@ const NOW: Duration = Duration::from_secs(1_800_000_000);
 /// slot recorded for the client.
 async fn handshake_spki(client_key: Arc<AtlsKey>) -> Vec<u8> {
     let (server_config, server_slot) = AtlsServer::new(None).config(&mut OsRng).unwrap();
-    let (client_config, client_slot) = AtlsClient::new(None)
+    let (client_config, client_slot) = AtlsClient::dangerous_without_server_attestation()
         .with_key(client_key)
         .config(&mut OsRng)
         .unwrap();

@@ -97,7 +97,7 @@ async fn recover_from_peer(
         .reset(old, async |manifest: &ManifestDocument| {
             let validator = coordinator_validator(manifest.manifest())?;
             let client =
-                CoordinatorClient::new(peer, AtlsClient::new(Some(validator)).with_issuer(issuer));
+                CoordinatorClient::new(peer, AtlsClient::new(validator).with_issuer(issuer));
             let answer = client.mesh_recover().await?.value;
             if answer.latest_manifest != manifest.raw() {
                 return Err(PeerError::HeadDiffers {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Product};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, Verifier};
 use contrast_core::api::{ErrorCode, ErrorResponse, MeshCertResponse};
 use contrast_tee::SimulatedEnvironment;
 use http_body_util::Full;
@@ -75,15 +75,13 @@ impl MeshServer {
         let listener = runtime.block_on(TcpListener::bind(addr)).unwrap();
         let addr = listener.local_addr().unwrap();
         let server_issuer = env.issuer(env.guest(random(), random()).unwrap());
-        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator {
-            reference_values: vec![env.reference_values()],
-            policy: AppraisalPolicy {
+        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator::new(
+            Verifier::new(
+                &[env.reference_values()],
                 // The simulated ARK signs no CRL.
-                crl: CrlPolicy::BestEffort,
-                ..AppraisalPolicy::default()
-            },
-            cache: None,
-        });
+                AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort),
+            ),
+        ));
         let slots = Arc::new(Mutex::new(Vec::new()));
         let slots_task = Arc::clone(&slots);
         runtime.spawn(async move {

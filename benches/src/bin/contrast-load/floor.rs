@@ -276,7 +276,7 @@ fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
 fn handshake_in_memory(client_key: &Arc<AtlsKey>) -> Result<()> {
     let client_key = Arc::clone(client_key);
     let (server_config, _) = AtlsServer::new(None).config(&mut OsRng)?;
-    let (client_config, _) = AtlsClient::new(None)
+    let (client_config, _) = AtlsClient::dangerous_without_server_attestation()
         .with_key(client_key)
         .config(&mut OsRng)?;
     let server = rustls::ServerConnection::new(Arc::new(server_config))?;
