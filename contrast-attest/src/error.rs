@@ -21,7 +21,10 @@ use crate::time::UnixTime;
 pub enum Error {
     // --- report framing and structure ---
     /// The report is not exactly 1184 bytes.
-    #[error("attestation report must be 1184 bytes, found {found}")]
+    #[error(
+        "attestation report must be {} bytes, found {found}",
+        crate::report::REPORT_LEN
+    )]
     ReportLength {
         /// Length found.
         found: usize,
