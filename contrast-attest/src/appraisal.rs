@@ -274,6 +274,7 @@ pub struct ClaimChecks {
 
 /// A report that verified and matched a reference-value entry.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Appraisal<'r> {
     /// The verification result: the report, leaf kind, anchor, chip binding, revocation status
     /// and chain.
@@ -489,7 +490,7 @@ pub fn trust_anchor(entry: &SnpReferenceValues) -> Result<TrustAnchor, Error> {
 ///
 /// # Errors
 /// [`Error::MinimumTcbIncomplete`] naming the first part that is `null`.
-pub fn minimum_tcb(entry: &SnpReferenceValues) -> Result<TcbVersion, Error> {
+pub(crate) fn minimum_tcb(entry: &SnpReferenceValues) -> Result<TcbVersion, Error> {
     let m = &entry.minimum_tcb;
     let part = |value: Option<u8>, missing: &'static str| {
         value.ok_or(Error::MinimumTcbIncomplete { missing })

@@ -29,6 +29,7 @@ use crate::time::UnixTime;
 
 /// What a verification needs collateral for.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct CollateralRequest<'a> {
     /// The product (from the anchor, confirmed by the report's CPUID for v3+).
     pub product: Product,
@@ -428,6 +429,7 @@ impl VcekCache {
 
 /// A report that verified end to end, with what was checked.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct VerifiedEvidence<'r> {
     /// The verified report.
     pub report: Report<'r>,

@@ -20,10 +20,8 @@ use std::sync::Arc;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
+use contrast_attest::TcbComponent;
 use contrast_attest::Verifier;
-use contrast_attest::appraisal::{
-    Appraisal, AppraisalPolicy, ClaimChecks, DeniedBy, VmplSet, trust_anchor,
-};
 use contrast_attest::chain::{
     CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor, roots, sha256,
 };
@@ -32,7 +30,7 @@ use contrast_attest::collateral::{
 };
 use contrast_attest::idblock::{self, IdKey};
 use contrast_attest::report::FirmwareVersion;
-use contrast_attest::tcb::TcbComponent;
+use contrast_attest::{Appraisal, AppraisalPolicy, ClaimChecks, DeniedBy, VmplSet, trust_anchor};
 use contrast_attest::{
     CrlPolicy, Error, Product, TcbVersion, UnixTime, UnverifiedReport, VcekCache,
 };
@@ -1539,14 +1537,13 @@ fn check_claims_refuses_evidence_verified_against_another_anchor() {
         None,
     )
     .unwrap();
-    contrast_attest::appraisal::check_claims(&evidence, &sim_entry(), &REPORT_DATA, &strict())
-        .unwrap();
+    contrast_attest::check_claims(&evidence, &sim_entry(), &REPORT_DATA, &strict()).unwrap();
     let hardware = SnpReferenceValues {
         platform: "Metal-QEMU-SNP".into(),
         ..sim_entry()
     };
     assert_eq!(
-        contrast_attest::appraisal::check_claims(&evidence, &hardware, &REPORT_DATA, &strict()),
+        contrast_attest::check_claims(&evidence, &hardware, &REPORT_DATA, &strict()),
         Err(Error::ReferenceAnchorMismatch {
             expected: TrustAnchor::Amd(Product::Milan),
             found: trust_anchor(&sim_entry()).unwrap(),

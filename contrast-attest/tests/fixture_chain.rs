@@ -7,13 +7,13 @@ mod common;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
+use contrast_attest::TcbComponent;
 use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
     RevocationStatus, TrustAnchor, sha256,
 };
 use contrast_attest::collateral::{CertTable, CertTableError, CollateralMap, guid};
 use contrast_attest::report::SigningKey;
-use contrast_attest::tcb::TcbComponent;
 use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, VcekCache, verify_report};
 
 const ARK: &[u8] = include_bytes!("fixtures/test_ark.der");

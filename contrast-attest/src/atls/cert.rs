@@ -198,7 +198,7 @@ fn build<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> AtlsError {
 ///
 /// # Errors
 /// [`der::Error`] if `cn` is not printable.
-pub fn common_name(cn: &str) -> der::Result<Name> {
+pub(super) fn common_name(cn: &str) -> der::Result<Name> {
     let value = Any::from(PrintableStringRef::new(cn)?);
     let atv = AttributeTypeAndValue {
         oid: rfc4519::CN,
@@ -323,6 +323,7 @@ fn rfc5280_time(date: DateTime) -> Result<Time, AtlsError> {
 
 /// What aTLS needs from a peer's certificate, after its self-signature and validity checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AtlsCertificate {
     /// SubjectPublicKeyInfo DER (the input to the report data).
     pub spki_der: Vec<u8>,

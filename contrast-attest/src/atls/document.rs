@@ -35,9 +35,9 @@ use crate::chain::LeafKind;
 use crate::collateral::{CollateralRequest, CollateralSource};
 
 /// The magic at the start of every document.
-pub const MAGIC: [u8; 4] = *b"CRAD";
+pub(super) const MAGIC: [u8; 4] = *b"CRAD";
 /// The format version this module writes and reads.
-pub const VERSION: u8 = 1;
+pub(super) const VERSION: u8 = 1;
 use crate::report::REPORT_LEN;
 
 const TAG_REPORT: u8 = 0x01;

@@ -43,6 +43,7 @@ impl AtlsValidator {
 
 /// An appraised peer, as owned data for the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AttestedPeer {
     /// The OID the document came under.
     pub document_oid: const_oid::ObjectIdentifier,
@@ -106,6 +107,7 @@ impl AttestedPeer {
 
 /// A peer certificate that passed aTLS verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifiedPeer {
     /// The peer's SubjectPublicKeyInfo DER (e.g. for owner-key authorization).
     pub spki_der: Vec<u8>,
