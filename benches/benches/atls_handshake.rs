@@ -5,7 +5,7 @@
 //!   nonce and key), each side produces a simulated report bound to its key and the peer's nonce,
 //!   and each appraises the other (chain, report, reference values) — then one byte each way.
 //! - `server_atls_handshake`: the same, with only the server attesting (the user API's shape).
-//! - `appraise_one_report`: `contrast_attest::appraise` of one simulated report with its
+//! - `appraise_one_report`: `contrast_attest::Verifier::appraise` of one simulated report with its
 //!   collateral, no cache — the verification work each attesting side adds to the handshake.
 //! - `appraise_one_report_cached`: the same with a warm `VcekCache` (verified chain and the
 //!   reference values' ID key digest memoized), as a running Coordinator appraises.
@@ -26,7 +26,7 @@ use contrast_attest::atls::{AtlsClient, AtlsServer, AtlsValidator, Issuer};
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
 use contrast_attest::{
-    AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, VcekCache, appraise,
+    AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, VcekCache, Verifier,
 };
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
 use contrast_sim::SimulatedIssuer;
@@ -74,18 +74,11 @@ fn reference(platform: &SimulatedPlatform, measurement: [u8; 48]) -> SnpReferenc
 
 fn policy() -> AppraisalPolicy {
     // The simulated ARK signs no CRL.
-    AppraisalPolicy {
-        crl: CrlPolicy::BestEffort,
-        ..AppraisalPolicy::default()
-    }
+    AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort)
 }
 
 fn validator(platform: &SimulatedPlatform, measurement: [u8; 48]) -> AtlsValidator {
-    AtlsValidator {
-        reference_values: vec![reference(platform, measurement)],
-        policy: policy(),
-        cache: None,
-    }
+    AtlsValidator::new(Verifier::new(&[reference(platform, measurement)], policy()))
 }
 
 /// A loopback server that builds a fresh aTLS configuration per connection (as the
@@ -178,14 +171,14 @@ fn bench(c: &mut Criterion) {
         })
     };
     let mutual_client = || {
-        AtlsClient::new(Some(validator(&platform, server_measurement)))
+        AtlsClient::new(validator(&platform, server_measurement))
             .with_issuer(Arc::clone(&client_issuer))
             .config(&mut OsRng)
             .map(|(config, _)| config)
             .unwrap_or_else(|e| panic!("client config: {e}"))
     };
     let server_only_client = || {
-        AtlsClient::new(Some(validator(&platform, server_measurement)))
+        AtlsClient::new(validator(&platform, server_measurement))
             .config(&mut OsRng)
             .map(|(config, _)| config)
             .unwrap_or_else(|e| panic!("client config: {e}"))
@@ -221,18 +214,11 @@ fn bench(c: &mut Criterion) {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     );
-    let policy = policy();
+    let verifier = Verifier::new(&reference_values, policy());
     assert!(
-        appraise(
-            &evidence.report,
-            &collateral,
-            &reference_values,
-            &report_data,
-            now,
-            &policy,
-            None
-        )
-        .is_ok()
+        verifier
+            .appraise(now, &evidence.report, &collateral, &report_data)
+            .is_ok()
     );
 
     let mut group = c.benchmark_group("atls");
@@ -244,43 +230,23 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("appraise_one_report", |b| {
         b.iter(|| {
-            appraise(
-                &evidence.report,
-                &collateral,
-                &reference_values,
-                &report_data,
-                now,
-                &policy,
-                None,
-            )
-            .is_ok()
+            verifier
+                .appraise(now, &evidence.report, &collateral, &report_data)
+                .is_ok()
         })
     });
-    let cache = VcekCache::new(16);
+    let cached =
+        Verifier::new(&reference_values, policy()).with_cache(Arc::new(VcekCache::new(16)));
     assert!(
-        appraise(
-            &evidence.report,
-            &collateral,
-            &reference_values,
-            &report_data,
-            now,
-            &policy,
-            Some(&cache)
-        )
-        .is_ok()
+        cached
+            .appraise(now, &evidence.report, &collateral, &report_data)
+            .is_ok()
     );
     group.bench_function("appraise_one_report_cached", |b| {
         b.iter(|| {
-            appraise(
-                &evidence.report,
-                &collateral,
-                &reference_values,
-                &report_data,
-                now,
-                &policy,
-                Some(&cache),
-            )
-            .is_ok()
+            cached
+                .appraise(now, &evidence.report, &collateral, &report_data)
+                .is_ok()
         })
     });
     group.finish();

@@ -19,6 +19,7 @@ use std::hint::black_box;
 
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use contrast_attest::collateral::CollateralMap;
+use contrast_attest::report::{SIGNED_LEN, offset};
 use contrast_attest::{
     CrlPolicy, Product, TrustAnchor, UnixTime, UnverifiedReport, VcekCache, verify_report,
 };
@@ -60,7 +61,7 @@ fn raw_inputs(report: &[u8]) -> (Vec<u8>, Vec<u8>) {
         })
         .unwrap_or_default();
     let mut signature = Vec::with_capacity(96);
-    for offset in [0x2a0, 0x2e8] {
+    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
         let mut scalar = report
             .get(offset..offset + 48)
             .map(<[u8]>::to_vec)
@@ -94,7 +95,7 @@ fn bench(c: &mut Criterion) {
     let (point, signature) = raw_inputs(&report);
     let raw_key = UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point);
     assert!(
-        raw_key.verify(&report[..0x2a0], &signature).is_ok(),
+        raw_key.verify(&report[..SIGNED_LEN], &signature).is_ok(),
         "raw verify rejects the vector"
     );
 
@@ -130,7 +131,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("raw_aws_lc_p384_verify", |b| {
         b.iter(|| {
             raw_key
-                .verify(black_box(&report[..0x2a0]), &signature)
+                .verify(black_box(&report[..SIGNED_LEN]), &signature)
                 .is_ok()
         })
     });

@@ -68,6 +68,7 @@
 //! - The minimum launch TCB has no FMC part; on Turin the FMC minimum is 0.
 
 use std::fmt;
+use std::sync::Arc;
 
 use contrast_core::manifest::{GuestPolicy, PlatformInfo, PlatformKind, SnpReferenceValues};
 
@@ -143,8 +144,11 @@ impl fmt::Display for DeniedBy {
 }
 
 /// The knobs the manifest does not express. [`AppraisalPolicy::default`] is strict: every
-/// relaxation is an explicit opt-in.
+/// relaxation is an explicit opt-in, e.g.
+/// `AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort)`. New knobs may be added
+/// (`#[non_exhaustive]`): build it from the default with the `with_` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppraisalPolicy {
     /// Accept a guest whose POLICY allows debugging, if the manifest's `GuestPolicy` allows it
     /// too. Default `false`: a debuggable guest's memory is readable by the host, so nothing it
@@ -195,6 +199,64 @@ impl Default for AppraisalPolicy {
     }
 }
 
+impl AppraisalPolicy {
+    /// Sets [`AppraisalPolicy::allow_debug`].
+    #[must_use]
+    pub fn with_allow_debug(mut self, allow: bool) -> Self {
+        self.allow_debug = allow;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::allow_migration_agent`].
+    #[must_use]
+    pub fn with_allow_migration_agent(mut self, allow: bool) -> Self {
+        self.allow_migration_agent = allow;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::allowed_vmpls`].
+    #[must_use]
+    pub fn with_allowed_vmpls(mut self, vmpls: VmplSet) -> Self {
+        self.allowed_vmpls = vmpls;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::permit_provisional_firmware`].
+    #[must_use]
+    pub fn with_permit_provisional_firmware(mut self, permit: bool) -> Self {
+        self.permit_provisional_firmware = permit;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::require_id_block`].
+    #[must_use]
+    pub fn with_require_id_block(mut self, require: bool) -> Self {
+        self.require_id_block = require;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::crl`].
+    #[must_use]
+    pub fn with_crl(mut self, crl: CrlPolicy) -> Self {
+        self.crl = crl;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::allow_masked_chip_id`].
+    #[must_use]
+    pub fn with_allow_masked_chip_id(mut self, allow: bool) -> Self {
+        self.allow_masked_chip_id = allow;
+        self
+    }
+
+    /// Sets [`AppraisalPolicy::expected_host_data`].
+    #[must_use]
+    pub fn with_expected_host_data(mut self, expected: Option<Vec<[u8; 32]>>) -> Self {
+        self.expected_host_data = expected;
+        self
+    }
+}
+
 /// What the claims check established beyond the verification itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClaimChecks {
@@ -212,6 +274,7 @@ pub struct ClaimChecks {
 
 /// A report that verified and matched a reference-value entry.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Appraisal<'r> {
     /// The verification result: the report, leaf kind, anchor, chip binding, revocation status
     /// and chain.
@@ -238,55 +301,165 @@ impl<'r> Appraisal<'r> {
     }
 }
 
-/// Verifies `report_bytes` and appraises it against each entry of `reference_values` in order;
-/// returns the first match.
-///
-/// Each entry's trust anchor is derived from its `Platform` (see the module docs); the chain is
-/// verified once per distinct anchor.
-///
-/// # Errors
-/// [`Error::NoSnpReferenceValues`] if `reference_values` is empty, otherwise
-/// [`Error::NoReferenceValuesMatched`] with each entry's reason: a verification error (chain,
-/// signature, binding, CRL) or the first failed claim check.
-pub fn appraise<'r>(
-    report_bytes: &'r [u8],
-    collateral: &dyn CollateralSource,
-    reference_values: &[SnpReferenceValues],
-    expected_report_data: &[u8; 64],
-    now: UnixTime,
-    policy: &AppraisalPolicy,
-    cache: Option<&VcekCache>,
-) -> Result<Appraisal<'r>, Error> {
-    if reference_values.is_empty() {
-        return Err(Error::NoSnpReferenceValues);
+/// One entry of a manifest's SEV-SNP reference values, decoded once: the platform as a trust
+/// anchor, the hex strings as bytes, the minimum TCB complete. The manifest's JSON type
+/// ([`SnpReferenceValues`]) keeps its hex strings as written; this is what is appraised against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnpReference {
+    anchor: TrustAnchor,
+    measurement: [u8; 48],
+    minimum_tcb: TcbVersion,
+    allowed_chip_ids: Vec<[u8; 64]>,
+    guest_policy: GuestPolicy,
+    platform_info: PlatformInfo,
+    minimum_mitigation_vector: u64,
+}
+
+impl SnpReference {
+    /// Decodes one entry.
+    ///
+    /// # Errors
+    /// [`Error::InvalidReferenceValues`] (unknown product, bad hex),
+    /// [`Error::SimulatedArkFingerprintMissing`], [`Error::MinimumTcbIncomplete`],
+    /// [`Error::ApEipUnsupported`].
+    pub fn decode(entry: &SnpReferenceValues) -> Result<Self, Error> {
+        let invalid = |source| Error::InvalidReferenceValues { source };
+        let anchor = trust_anchor(entry)?;
+        let measurement = entry.trusted_measurement().map_err(invalid)?;
+        let minimum_tcb = minimum_tcb(entry)?;
+        let allowed_chip_ids = entry.allowed_chip_ids().map_err(invalid)?;
+        if entry.apeip().map_err(invalid)?.is_some() {
+            return Err(Error::ApEipUnsupported);
+        }
+        Ok(Self {
+            anchor,
+            measurement,
+            minimum_tcb,
+            allowed_chip_ids,
+            guest_policy: entry.guest_policy.clone(),
+            platform_info: entry.platform_info,
+            minimum_mitigation_vector: entry.minimum_mitigation_vector,
+        })
     }
-    let mut verified: Vec<(TrustAnchor, Result<VerifiedEvidence<'r>, Error>)> = Vec::new();
-    let mut attempts = Vec::with_capacity(reference_values.len());
-    for (index, entry) in reference_values.iter().enumerate() {
-        let outcome = trust_anchor(entry).and_then(|anchor| {
-            let evidence = match verified.iter().find(|(a, _)| *a == anchor) {
-                Some((_, result)) => result.clone(),
-                None => {
-                    let result =
-                        verify_report(report_bytes, collateral, &anchor, now, policy.crl, cache);
-                    verified.push((anchor, result.clone()));
-                    result
-                }
-            }?;
-            let checks = check_claims_with(&evidence, entry, expected_report_data, policy, cache)?;
-            Ok(Appraisal {
-                host_data: *evidence.report.host_data(),
-                evidence,
-                matched_index: index,
-                checks,
-            })
-        });
-        match outcome {
-            Ok(appraisal) => return Ok(appraisal),
-            Err(error) => attempts.push((index, error)),
+
+    /// The root the report's chain must end in.
+    #[must_use]
+    pub fn anchor(&self) -> &TrustAnchor {
+        &self.anchor
+    }
+
+    /// The trusted launch measurement.
+    #[must_use]
+    pub fn measurement(&self) -> &[u8; 48] {
+        &self.measurement
+    }
+}
+
+/// The appraiser, built once from the reference values (decoded once) and the
+/// [`AppraisalPolicy`], then used for every report: the reference values stay apart from the
+/// evidence (the report) and the endorsements (its certificates and CRL), as in Oak's
+/// attestation verifier. Cheap to share (`Arc`) across threads and handshakes.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    /// Each entry decoded, or why it does not decode (reported, per entry, when appraising).
+    references: Vec<Result<SnpReference, Error>>,
+    policy: AppraisalPolicy,
+    cache: Option<Arc<VcekCache>>,
+}
+
+impl Verifier {
+    /// A verifier for `reference_values` (a manifest's `ReferenceValues.snp`; any entry may
+    /// match) under `policy`. Each entry is decoded here, once; an entry that does not decode
+    /// never matches, and its error is listed when no entry matches.
+    #[must_use]
+    pub fn new(reference_values: &[SnpReferenceValues], policy: AppraisalPolicy) -> Self {
+        Self {
+            references: reference_values.iter().map(SnpReference::decode).collect(),
+            policy,
+            cache: None,
         }
     }
-    Err(Error::NoReferenceValuesMatched { attempts })
+
+    /// Shares verified chains and derived ID keys across appraisals through `cache`.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Arc<VcekCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> &AppraisalPolicy {
+        &self.policy
+    }
+
+    /// The decoded entries, in the manifest's order.
+    pub fn references(&self) -> impl Iterator<Item = &Result<SnpReference, Error>> {
+        self.references.iter()
+    }
+
+    /// Verifies `report` (the evidence) with the certificates and CRL from `endorsements`, at
+    /// `now`, and appraises it against each reference-value entry in order; returns the first
+    /// match. The report must carry `expected_report_data` (the freshness binding).
+    ///
+    /// The chain is verified once per distinct trust anchor.
+    ///
+    /// # Errors
+    /// [`Error::NoSnpReferenceValues`] if there are no entries, otherwise
+    /// [`Error::NoReferenceValuesMatched`] with each entry's reason: a decoding error, a
+    /// verification error (chain, signature, binding, CRL) or the first failed claim check.
+    pub fn appraise<'r>(
+        &self,
+        now: UnixTime,
+        report: &'r [u8],
+        endorsements: &dyn CollateralSource,
+        expected_report_data: &[u8; 64],
+    ) -> Result<Appraisal<'r>, Error> {
+        if self.references.is_empty() {
+            return Err(Error::NoSnpReferenceValues);
+        }
+        let cache = self.cache.as_deref();
+        let mut verified: Vec<(TrustAnchor, Result<VerifiedEvidence<'r>, Error>)> = Vec::new();
+        let mut attempts = Vec::with_capacity(self.references.len());
+        for (index, reference) in self.references.iter().enumerate() {
+            let outcome = reference.clone().and_then(|reference| {
+                let anchor = reference.anchor;
+                let evidence = match verified.iter().find(|(a, _)| *a == anchor) {
+                    Some((_, result)) => result.clone(),
+                    None => {
+                        let result = verify_report(
+                            report,
+                            endorsements,
+                            &anchor,
+                            now,
+                            self.policy.crl,
+                            cache,
+                        );
+                        verified.push((anchor, result.clone()));
+                        result
+                    }
+                }?;
+                let checks = check_claims_with(
+                    &evidence,
+                    &reference,
+                    expected_report_data,
+                    &self.policy,
+                    cache,
+                )?;
+                Ok(Appraisal {
+                    host_data: *evidence.report.host_data(),
+                    evidence,
+                    matched_index: index,
+                    checks,
+                })
+            });
+            match outcome {
+                Ok(appraisal) => return Ok(appraisal),
+                Err(error) => attempts.push((index, error)),
+            }
+        }
+        Err(Error::NoReferenceValuesMatched { attempts })
+    }
 }
 
 /// The trust anchor for an entry: pinned simulated root for `Simulated-SNP`, AMD otherwise.
@@ -317,7 +490,7 @@ pub fn trust_anchor(entry: &SnpReferenceValues) -> Result<TrustAnchor, Error> {
 ///
 /// # Errors
 /// [`Error::MinimumTcbIncomplete`] naming the first part that is `null`.
-pub fn minimum_tcb(entry: &SnpReferenceValues) -> Result<TcbVersion, Error> {
+pub(crate) fn minimum_tcb(entry: &SnpReferenceValues) -> Result<TcbVersion, Error> {
     let m = &entry.minimum_tcb;
     let part = |value: Option<u8>, missing: &'static str| {
         value.ok_or(Error::MinimumTcbIncomplete { missing })
@@ -345,26 +518,28 @@ pub fn check_claims(
     expected_report_data: &[u8; 64],
     policy: &AppraisalPolicy,
 ) -> Result<ClaimChecks, Error> {
-    check_claims_with(evidence, entry, expected_report_data, policy, None)
+    check_claims_with(
+        evidence,
+        &SnpReference::decode(entry)?,
+        expected_report_data,
+        policy,
+        None,
+    )
 }
 
 /// [`check_claims`], taking the entry's ID key digest from `cache` when it holds it (the
 /// derivation is a public-key recovery, most of an uncached appraisal's cost).
 fn check_claims_with(
     evidence: &VerifiedEvidence<'_>,
-    entry: &SnpReferenceValues,
+    entry: &SnpReference,
     expected_report_data: &[u8; 64],
     policy: &AppraisalPolicy,
     cache: Option<&VcekCache>,
 ) -> Result<ClaimChecks, Error> {
-    let invalid = |source| Error::InvalidReferenceValues { source };
-    let anchor = trust_anchor(entry)?;
-    let measurement = entry.trusted_measurement().map_err(invalid)?;
-    let minimum = minimum_tcb(entry)?;
-    let allowed_chip_ids = entry.allowed_chip_ids().map_err(invalid)?;
-    if entry.apeip().map_err(invalid)?.is_some() {
-        return Err(Error::ApEipUnsupported);
-    }
+    let anchor = entry.anchor;
+    let measurement = entry.measurement;
+    let minimum = entry.minimum_tcb;
+    let allowed_chip_ids = &entry.allowed_chip_ids;
     let found_anchor = evidence.chain.anchor();
     if found_anchor != anchor {
         return Err(Error::ReferenceAnchorMismatch {

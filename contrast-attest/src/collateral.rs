@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Product;
+pub use crate::cert_table::{CERT_TABLE_ENTRY_LEN, CertTable, CertTableError, guid};
 use crate::chain::{
     self, AnchorKind, CertRole, ChainCertificates, ChipBinding, CrlPolicy, LeafKind,
     RevocationStatus, TrustAnchor, VerifiedChain, VerifiedCrl,
@@ -28,6 +29,7 @@ use crate::time::UnixTime;
 
 /// What a verification needs collateral for.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct CollateralRequest<'a> {
     /// The product (from the anchor, confirmed by the report's CPUID for v3+).
     pub product: Product,
@@ -55,118 +57,6 @@ pub trait CollateralSource {
     /// The ARK-signed CRL (DER).
     fn crl(&self, _request: &CollateralRequest<'_>) -> Option<Cow<'_, [u8]>> {
         None
-    }
-}
-
-/// GUIDs of the extended-report certificate table (byte order as written in the table).
-pub mod guid {
-    /// VCEK: 63da758d-e664-4564-adc5-f4b93be8accd.
-    pub const VCEK: [u8; 16] = hex_literal("63da758de6644564adc5f4b93be8accd");
-    /// VLEK: a8074bc2-a25a-483e-aae6-39c045a0b8a1.
-    pub const VLEK: [u8; 16] = hex_literal("a8074bc2a25a483eaae639c045a0b8a1");
-    /// ASK or ASVK: 4ab7b379-bbac-4fe4-a02f-05aef327c782.
-    pub const ASK: [u8; 16] = hex_literal("4ab7b379bbac4fe4a02f05aef327c782");
-    /// ARK: c0b406a4-a803-4952-9743-3fb6014cd0ae.
-    pub const ARK: [u8; 16] = hex_literal("c0b406a4a803495297433fb6014cd0ae");
-    /// CRL (DER), contrast's key for the CRL in the certificate chain extras:
-    /// 00569ee4-e480-4fba-bbf4-45b629901180.
-    pub const CRL: [u8; 16] = hex_literal("00569ee4e4804fbabbf445b629901180");
-
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => 0,
-        }
-    }
-
-    const fn hex_literal(s: &str) -> [u8; 16] {
-        let bytes = s.as_bytes();
-        let mut out = [0u8; 16];
-        let (mut i, mut n) = (0, 0);
-        while i < bytes.len() && n < 32 {
-            if bytes[i] != b' ' {
-                let v = nibble(bytes[i]);
-                out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
-                n += 1;
-            }
-            i += 1;
-        }
-        out
-    }
-}
-
-/// A parsed extended-report certificate table, borrowing the certificate bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CertTable<'a> {
-    entries: Vec<([u8; 16], &'a [u8])>,
-}
-
-impl<'a> CertTable<'a> {
-    /// Parses the table. Every entry's data must lie inside `bytes`, after the table itself;
-    /// the table must end with an all-zero entry; GUIDs must not repeat.
-    ///
-    /// # Errors
-    /// [`Error::CertTable`].
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let bad = |reason: String| Error::CertTable { reason };
-        let mut entries = Vec::new();
-        let mut rest = bytes;
-        loop {
-            let (entry, tail) = rest
-                .split_first_chunk::<24>()
-                .ok_or_else(|| bad("table ends without an all-zero terminator entry".into()))?;
-            rest = tail;
-            let (guid, position) = entry.split_at(16);
-            let guid: [u8; 16] = guid.try_into().map_err(|_| bad("short entry".into()))?;
-            let (offset, length) = position.split_at(4);
-            let offset =
-                u32::from_le_bytes(offset.try_into().map_err(|_| bad("short entry".into()))?)
-                    as usize;
-            let length =
-                u32::from_le_bytes(length.try_into().map_err(|_| bad("short entry".into()))?)
-                    as usize;
-            if guid == [0; 16] {
-                let table_end = bytes.len() - rest.len();
-                for (g, _, off) in entries
-                    .iter()
-                    .map(|(g, d, off): &([u8; 16], &[u8], usize)| (g, d, *off))
-                {
-                    if off < table_end {
-                        return Err(bad(format!(
-                            "entry {} points into the table (offset {off})",
-                            hex::encode(g)
-                        )));
-                    }
-                }
-                return Ok(Self {
-                    entries: entries.into_iter().map(|(g, d, _)| (g, d)).collect(),
-                });
-            }
-            if entries.iter().any(|(g, _, _)| *g == guid) {
-                return Err(bad(format!("GUID {} appears twice", hex::encode(guid))));
-            }
-            let data = offset
-                .checked_add(length)
-                .and_then(|end| bytes.get(offset..end))
-                .ok_or_else(|| bad(format!("entry {} (offset {offset}, length {length}) lies outside the {}-byte buffer", hex::encode(guid), bytes.len())))?;
-            entries.push((guid, data, offset));
-        }
-    }
-
-    /// The data of the entry with `guid`.
-    #[must_use]
-    pub fn get(&self, guid: &[u8; 16]) -> Option<&'a [u8]> {
-        self.entries
-            .iter()
-            .find(|(g, _)| g == guid)
-            .map(|(_, d)| *d)
-    }
-
-    /// All entries in table order.
-    #[must_use]
-    pub fn entries(&self) -> &[([u8; 16], &'a [u8])] {
-        &self.entries
     }
 }
 
@@ -539,6 +429,7 @@ impl VcekCache {
 
 /// A report that verified end to end, with what was checked.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct VerifiedEvidence<'r> {
     /// The verified report.
     pub report: Report<'r>,

@@ -21,7 +21,10 @@ use crate::time::UnixTime;
 pub enum Error {
     // --- report framing and structure ---
     /// The report is not exactly 1184 bytes.
-    #[error("attestation report must be 1184 bytes, found {found}")]
+    #[error(
+        "attestation report must be {} bytes, found {found}",
+        crate::report::REPORT_LEN
+    )]
     ReportLength {
         /// Length found.
         found: usize,
@@ -430,11 +433,8 @@ pub enum Error {
 
     // --- collateral ---
     /// The extended-report certificate table is malformed.
-    #[error("malformed certificate table: {reason}")]
-    CertTable {
-        /// What is wrong.
-        reason: String,
-    },
+    #[error("malformed certificate table: {0}")]
+    CertTable(#[from] crate::collateral::CertTableError),
 
     // --- appraisal: the reference values themselves ---
     /// The manifest has no SEV-SNP reference values, so no SEV-SNP report can be accepted.
@@ -818,5 +818,226 @@ impl fmt::Display for HostDataList<'_> {
             write!(f, "{}", abbrev(value))?;
         }
         Ok(())
+    }
+}
+
+/// What kind of check an [`Error`] (or an [`crate::AtlsError`]) failed: for callers that act on
+/// classes of failures (metrics, retries, messages to an operator) without matching every
+/// variant. New kinds may be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The report, a certificate, a CRL or the certificate table breaks its format (length,
+    /// version, reserved bytes or bits, DER, extensions).
+    Malformed,
+    /// A signature does not verify: the report's, or a certificate's over its issuer's key.
+    Signature,
+    /// A certificate does not chain to the trust anchor, or breaks a chain rule (issuer, CA
+    /// flags, key usage, validity period, algorithms).
+    Chain,
+    /// The report does not match its signing certificate (product, signer kind, TCB, chip ID).
+    Binding,
+    /// Collateral is missing or unusable: a certificate or the CRL was not supplied, or the CRL
+    /// is stale, unparsable or not the ARK's.
+    Collateral,
+    /// A certificate of the chain is revoked.
+    Revoked,
+    /// The reference values themselves are unusable (a configuration error, not the peer's):
+    /// none given, bad hex, an incomplete minimum TCB, no pinned simulated ARK.
+    ReferenceValues,
+    /// The report does not carry the expected report data (a replay, or another peer's key).
+    Freshness,
+    /// A genuine report that the reference values or the [`crate::AppraisalPolicy`] do not
+    /// accept (measurement, HOST_DATA, guest policy, TCB, platform, chip ID, ID key).
+    Policy,
+    /// The peer presented no attestation (no certificate, no attestation extension, or a
+    /// document type no validator accepts). aTLS only.
+    NoAttestation,
+    /// Our own side failed (issuing our document, building our certificate, no clock). aTLS
+    /// only.
+    Local,
+}
+
+impl Error {
+    /// The kind of check that failed. For [`Error::NoReferenceValuesMatched`]: the kind shared
+    /// by every entry's reason, or [`ErrorKind::Policy`] when the entries failed for different
+    /// kinds of reasons.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoReferenceValuesMatched { attempts } => {
+                let mut kinds = attempts.iter().map(|(_, error)| error.kind());
+                match kinds.next() {
+                    Some(first) if kinds.all(|kind| kind == first) => first,
+                    _ => ErrorKind::Policy,
+                }
+            }
+            Self::PolicyBit17Clear { .. }
+            | Self::ReportLength { .. }
+            | Self::UnsupportedReportVersion { .. }
+            | Self::UnsupportedSignatureAlgorithm { .. }
+            | Self::ReservedBytesNotZero { .. }
+            | Self::ReservedBitsSet { .. }
+            | Self::ReservedSigningKey { .. }
+            | Self::ReportNotSigned { .. }
+            | Self::InvalidVmpl { .. }
+            | Self::SignatureComponentTooLarge { .. }
+            | Self::UnknownCpuid { .. }
+            | Self::CertificateParse { .. }
+            | Self::DuplicateExtension { .. }
+            | Self::MalformedExtension { .. }
+            | Self::CertTable { .. } => ErrorKind::Malformed,
+            Self::ReportSignatureInvalid { .. } | Self::CertificateSignatureInvalid { .. } => {
+                ErrorKind::Signature
+            }
+            Self::LeafKeyNotP384 { .. }
+            | Self::UntrustedRoot { .. }
+            | Self::PinnedAnchorIsAmdRoot { .. }
+            | Self::CertificateSignatureAlgorithm { .. }
+            | Self::PssParameters { .. }
+            | Self::SignatureAlgorithmMismatch { .. }
+            | Self::IssuerKey { .. }
+            | Self::IssuerMismatch { .. }
+            | Self::UnexpectedCommonName { .. }
+            | Self::NotCa { .. }
+            | Self::LeafIsCa { .. }
+            | Self::KeyUsage { .. }
+            | Self::CertificateNotYetValid { .. }
+            | Self::CertificateExpired { .. }
+            | Self::UnknownCriticalExtension { .. } => ErrorKind::Chain,
+            Self::ProductMismatch { .. }
+            | Self::SignerKindMismatch { .. }
+            | Self::MissingTcbExtension { .. }
+            | Self::TcbMismatch { .. }
+            | Self::MissingHwId { .. }
+            | Self::HwIdLength { .. }
+            | Self::ChipIdMismatch { .. }
+            | Self::VlekExtensions { .. }
+            | Self::ProductNameMismatch { .. } => ErrorKind::Binding,
+            Self::MissingCertificate { .. }
+            | Self::CrlMissing { .. }
+            | Self::CrlParse { .. }
+            | Self::CrlIssuerMismatch { .. }
+            | Self::CrlNotYetValid { .. }
+            | Self::CrlNoNextUpdate { .. }
+            | Self::CrlStale { .. } => ErrorKind::Collateral,
+            Self::Revoked { .. } => ErrorKind::Revoked,
+            Self::NoSnpReferenceValues { .. }
+            | Self::InvalidReferenceValues { .. }
+            | Self::MinimumTcbIncomplete { .. }
+            | Self::SimulatedArkFingerprintMissing { .. }
+            | Self::ApEipUnsupported { .. }
+            | Self::IdKeyRecovery { .. } => ErrorKind::ReferenceValues,
+            Self::ReportDataMismatch { .. } => ErrorKind::Freshness,
+            Self::MemAes256XtsRequired { .. }
+            | Self::ReferenceAnchorMismatch { .. }
+            | Self::MeasurementMismatch { .. }
+            | Self::HostDataMismatch { .. }
+            | Self::GuestPolicyAbiTooLow { .. }
+            | Self::MigrationAgentNotAllowed { .. }
+            | Self::DebugNotAllowed { .. }
+            | Self::SmtNotAllowed { .. }
+            | Self::CxlNotAllowed { .. }
+            | Self::SingleSocketRequired { .. }
+            | Self::RaplDisableRequired { .. }
+            | Self::CiphertextHidingRequired { .. }
+            | Self::PageSwapDisableRequired { .. }
+            | Self::VmplNotAllowed { .. }
+            | Self::ReportedTcbBelowMinimum { .. }
+            | Self::LaunchTcbBelowMinimum { .. }
+            | Self::CertTcbAboveCurrent { .. }
+            | Self::CommittedTcbAboveCurrent { .. }
+            | Self::CommittedFirmwareAboveCurrent { .. }
+            | Self::ProvisionalFirmwareNotPermitted { .. }
+            | Self::PlatformSmtNotAllowed { .. }
+            | Self::PlatformTsmeNotAllowed { .. }
+            | Self::PlatformTioNotAllowed { .. }
+            | Self::PlatformEccRequired { .. }
+            | Self::PlatformRaplDisabledRequired { .. }
+            | Self::PlatformCiphertextHidingRequired { .. }
+            | Self::PlatformAliasCheckRequired { .. }
+            | Self::LaunchMitigationVectorMissingBits { .. }
+            | Self::CurrentMitigationVectorMissingBits { .. }
+            | Self::MitigationVectorsNotReported { .. }
+            | Self::MaskedChipIdNotAllowed { .. }
+            | Self::ChipIdNotAllowed { .. }
+            | Self::IdKeyDigestMismatch { .. } => ErrorKind::Policy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::CertRole;
+
+    #[test]
+    fn kinds_classify_without_matching_every_variant() {
+        assert_eq!(
+            Error::ReportLength { found: 3 }.kind(),
+            ErrorKind::Malformed
+        );
+        assert_eq!(
+            Error::Revoked {
+                role: CertRole::Ask,
+                serial: vec![1],
+            }
+            .kind(),
+            ErrorKind::Revoked
+        );
+        assert_eq!(
+            Error::CrlMissing {
+                product: Product::Milan,
+            }
+            .kind(),
+            ErrorKind::Collateral
+        );
+        let measurement = || Error::MeasurementMismatch {
+            expected: vec![0; 48],
+            found: vec![1; 48],
+        };
+        assert_eq!(measurement().kind(), ErrorKind::Policy);
+        assert_eq!(
+            Error::NoSnpReferenceValues.kind(),
+            ErrorKind::ReferenceValues
+        );
+        // No entry matched: the shared kind, or Policy when the entries disagree.
+        let revoked = || Error::Revoked {
+            role: CertRole::Vcek,
+            serial: vec![2],
+        };
+        assert_eq!(
+            Error::NoReferenceValuesMatched {
+                attempts: vec![(0, revoked()), (1, revoked())],
+            }
+            .kind(),
+            ErrorKind::Revoked
+        );
+        assert_eq!(
+            Error::NoReferenceValuesMatched {
+                attempts: vec![(0, revoked()), (1, measurement())],
+            }
+            .kind(),
+            ErrorKind::Policy
+        );
+    }
+
+    #[test]
+    fn atls_errors_share_the_kinds() {
+        use crate::atls::AtlsError;
+        assert_eq!(
+            AtlsError::NoAttestationExtension.kind(),
+            ErrorKind::NoAttestation
+        );
+        assert_eq!(AtlsError::BadSelfSignature.kind(), ErrorKind::Signature);
+        assert_eq!(AtlsError::NoTime.kind(), ErrorKind::Local);
+        assert_eq!(
+            AtlsError::Appraisal(Error::Revoked {
+                role: CertRole::Ask,
+                serial: vec![3],
+            })
+            .kind(),
+            ErrorKind::Revoked
+        );
     }
 }

@@ -61,12 +61,99 @@ use crate::tcb::{TcbVersion, reserved_byte_indices};
 
 /// Length of a report in bytes.
 pub const REPORT_LEN: usize = 0x4A0;
+const _: () = assert!(REPORT_LEN == 1184);
 /// Length of the signed part (`0x000..0x2A0`).
 pub const SIGNED_LEN: usize = 0x2A0;
 /// The only defined SIGNATURE_ALGO: ECDSA P-384 with SHA-384.
 pub const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// Supported report versions.
 pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=5;
+
+/// Byte offsets of the report's fields (version-5 layout; AMD SEV-SNP ABI, `ATTESTATION_REPORT`).
+/// The one definition of the layout: [`FIELDS`], the parser's checks, the simulated platform and
+/// the binaries use these.
+pub mod offset {
+    /// VERSION.
+    pub const VERSION: usize = 0x000;
+    /// GUEST_SVN.
+    pub const GUEST_SVN: usize = 0x004;
+    /// POLICY.
+    pub const POLICY: usize = 0x008;
+    /// FAMILY_ID.
+    pub const FAMILY_ID: usize = 0x010;
+    /// IMAGE_ID.
+    pub const IMAGE_ID: usize = 0x020;
+    /// VMPL.
+    pub const VMPL: usize = 0x030;
+    /// SIGNATURE_ALGO.
+    pub const SIGNATURE_ALGO: usize = 0x034;
+    /// CURRENT_TCB.
+    pub const CURRENT_TCB: usize = 0x038;
+    /// PLATFORM_INFO.
+    pub const PLATFORM_INFO: usize = 0x040;
+    /// KEY_INFO.
+    pub const KEY_INFO: usize = 0x048;
+    /// REPORT_DATA.
+    pub const REPORT_DATA: usize = 0x050;
+    /// MEASUREMENT.
+    pub const MEASUREMENT: usize = 0x090;
+    /// HOST_DATA.
+    pub const HOST_DATA: usize = 0x0C0;
+    /// ID_KEY_DIGEST.
+    pub const ID_KEY_DIGEST: usize = 0x0E0;
+    /// AUTHOR_KEY_DIGEST.
+    pub const AUTHOR_KEY_DIGEST: usize = 0x110;
+    /// REPORT_ID.
+    pub const REPORT_ID: usize = 0x140;
+    /// REPORT_ID_MA.
+    pub const REPORT_ID_MA: usize = 0x160;
+    /// REPORTED_TCB.
+    pub const REPORTED_TCB: usize = 0x180;
+    /// CPUID_FAM_ID.
+    pub const CPUID_FAM_ID: usize = 0x188;
+    /// CPUID_MOD_ID.
+    pub const CPUID_MOD_ID: usize = 0x189;
+    /// CPUID_STEP.
+    pub const CPUID_STEP: usize = 0x18A;
+    /// CHIP_ID.
+    pub const CHIP_ID: usize = 0x1A0;
+    /// COMMITTED_TCB.
+    pub const COMMITTED_TCB: usize = 0x1E0;
+    /// CURRENT_BUILD.
+    pub const CURRENT_BUILD: usize = 0x1E8;
+    /// CURRENT_MINOR.
+    pub const CURRENT_MINOR: usize = 0x1E9;
+    /// CURRENT_MAJOR.
+    pub const CURRENT_MAJOR: usize = 0x1EA;
+    /// COMMITTED_BUILD.
+    pub const COMMITTED_BUILD: usize = 0x1EC;
+    /// COMMITTED_MINOR.
+    pub const COMMITTED_MINOR: usize = 0x1ED;
+    /// COMMITTED_MAJOR.
+    pub const COMMITTED_MAJOR: usize = 0x1EE;
+    /// LAUNCH_TCB.
+    pub const LAUNCH_TCB: usize = 0x1F0;
+    /// LAUNCH_MIT_VECTOR.
+    pub const LAUNCH_MIT_VECTOR: usize = 0x1F8;
+    /// CURRENT_MIT_VECTOR.
+    pub const CURRENT_MIT_VECTOR: usize = 0x200;
+    /// SIGNATURE_R.
+    pub const SIGNATURE_R: usize = 0x2A0;
+    /// SIGNATURE_S.
+    pub const SIGNATURE_S: usize = 0x2E8;
+    /// The first reserved byte after KEY_INFO.
+    pub const RESERVED_0: usize = 0x04C;
+    /// Reserved after the CPUID bytes (version 3+).
+    pub const RESERVED_CPUID: usize = 0x18B;
+    /// Reserved after CURRENT_MAJOR.
+    pub const RESERVED_CURRENT: usize = 0x1EB;
+    /// Reserved after COMMITTED_MAJOR.
+    pub const RESERVED_COMMITTED: usize = 0x1EF;
+    /// Reserved after CURRENT_MIT_VECTOR (version 5+).
+    pub const RESERVED_MIT: usize = 0x208;
+    /// Reserved after the signature, to the end.
+    pub const RESERVED_TAIL: usize = 0x330;
+}
 
 /// A named byte range of the report layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,46 +181,46 @@ const fn field(name: &'static str, offset: usize, size: usize) -> FieldSpec {
 /// (The CPUID, mitigation-vector and their neighbouring reserved ranges are reserved in older
 /// versions.)
 pub const FIELDS: &[FieldSpec] = &[
-    field("VERSION", 0x000, 4),
-    field("GUEST_SVN", 0x004, 4),
-    field("POLICY", 0x008, 8),
-    field("FAMILY_ID", 0x010, 16),
-    field("IMAGE_ID", 0x020, 16),
-    field("VMPL", 0x030, 4),
-    field("SIGNATURE_ALGO", 0x034, 4),
-    field("CURRENT_TCB", 0x038, 8),
-    field("PLATFORM_INFO", 0x040, 8),
-    field("KEY_INFO", 0x048, 4),
-    field("reserved", 0x04C, 4),
-    field("REPORT_DATA", 0x050, 64),
-    field("MEASUREMENT", 0x090, 48),
-    field("HOST_DATA", 0x0C0, 32),
-    field("ID_KEY_DIGEST", 0x0E0, 48),
-    field("AUTHOR_KEY_DIGEST", 0x110, 48),
-    field("REPORT_ID", 0x140, 32),
-    field("REPORT_ID_MA", 0x160, 32),
-    field("REPORTED_TCB", 0x180, 8),
-    field("CPUID_FAM_ID", 0x188, 1),
-    field("CPUID_MOD_ID", 0x189, 1),
-    field("CPUID_STEP", 0x18A, 1),
-    field("reserved", 0x18B, 21),
-    field("CHIP_ID", 0x1A0, 64),
-    field("COMMITTED_TCB", 0x1E0, 8),
-    field("CURRENT_BUILD", 0x1E8, 1),
-    field("CURRENT_MINOR", 0x1E9, 1),
-    field("CURRENT_MAJOR", 0x1EA, 1),
-    field("reserved", 0x1EB, 1),
-    field("COMMITTED_BUILD", 0x1EC, 1),
-    field("COMMITTED_MINOR", 0x1ED, 1),
-    field("COMMITTED_MAJOR", 0x1EE, 1),
-    field("reserved", 0x1EF, 1),
-    field("LAUNCH_TCB", 0x1F0, 8),
-    field("LAUNCH_MIT_VECTOR", 0x1F8, 8),
-    field("CURRENT_MIT_VECTOR", 0x200, 8),
-    field("reserved", 0x208, 152),
-    field("SIGNATURE_R", 0x2A0, 72),
-    field("SIGNATURE_S", 0x2E8, 72),
-    field("reserved", 0x330, 368),
+    field("VERSION", offset::VERSION, 4),
+    field("GUEST_SVN", offset::GUEST_SVN, 4),
+    field("POLICY", offset::POLICY, 8),
+    field("FAMILY_ID", offset::FAMILY_ID, 16),
+    field("IMAGE_ID", offset::IMAGE_ID, 16),
+    field("VMPL", offset::VMPL, 4),
+    field("SIGNATURE_ALGO", offset::SIGNATURE_ALGO, 4),
+    field("CURRENT_TCB", offset::CURRENT_TCB, 8),
+    field("PLATFORM_INFO", offset::PLATFORM_INFO, 8),
+    field("KEY_INFO", offset::KEY_INFO, 4),
+    field("reserved", offset::RESERVED_0, 4),
+    field("REPORT_DATA", offset::REPORT_DATA, 64),
+    field("MEASUREMENT", offset::MEASUREMENT, 48),
+    field("HOST_DATA", offset::HOST_DATA, 32),
+    field("ID_KEY_DIGEST", offset::ID_KEY_DIGEST, 48),
+    field("AUTHOR_KEY_DIGEST", offset::AUTHOR_KEY_DIGEST, 48),
+    field("REPORT_ID", offset::REPORT_ID, 32),
+    field("REPORT_ID_MA", offset::REPORT_ID_MA, 32),
+    field("REPORTED_TCB", offset::REPORTED_TCB, 8),
+    field("CPUID_FAM_ID", offset::CPUID_FAM_ID, 1),
+    field("CPUID_MOD_ID", offset::CPUID_MOD_ID, 1),
+    field("CPUID_STEP", offset::CPUID_STEP, 1),
+    field("reserved", offset::RESERVED_CPUID, 21),
+    field("CHIP_ID", offset::CHIP_ID, 64),
+    field("COMMITTED_TCB", offset::COMMITTED_TCB, 8),
+    field("CURRENT_BUILD", offset::CURRENT_BUILD, 1),
+    field("CURRENT_MINOR", offset::CURRENT_MINOR, 1),
+    field("CURRENT_MAJOR", offset::CURRENT_MAJOR, 1),
+    field("reserved", offset::RESERVED_CURRENT, 1),
+    field("COMMITTED_BUILD", offset::COMMITTED_BUILD, 1),
+    field("COMMITTED_MINOR", offset::COMMITTED_MINOR, 1),
+    field("COMMITTED_MAJOR", offset::COMMITTED_MAJOR, 1),
+    field("reserved", offset::RESERVED_COMMITTED, 1),
+    field("LAUNCH_TCB", offset::LAUNCH_TCB, 8),
+    field("LAUNCH_MIT_VECTOR", offset::LAUNCH_MIT_VECTOR, 8),
+    field("CURRENT_MIT_VECTOR", offset::CURRENT_MIT_VECTOR, 8),
+    field("reserved", offset::RESERVED_MIT, 152),
+    field("SIGNATURE_R", offset::SIGNATURE_R, 72),
+    field("SIGNATURE_S", offset::SIGNATURE_S, 72),
+    field("reserved", offset::RESERVED_TAIL, 368),
 ];
 
 /// Which key signed the report, from KEY_INFO bits 4:2.
@@ -658,9 +745,10 @@ impl<'a> UnverifiedReport<'a> {
 /// Converts the 72-byte little-endian R and S into the 96-byte big-endian fixed form.
 fn fixed_signature(r: &[u8; 72], s: &[u8; 72]) -> Result<[u8; 96], Error> {
     let mut out = [0u8; 96];
-    for (name, offset, component, target) in
-        [("R", 0x2A0, r, 0..48usize), ("S", 0x2E8, s, 48..96usize)]
-    {
+    for (name, offset, component, target) in [
+        ("R", offset::SIGNATURE_R, r, 0..48usize),
+        ("S", offset::SIGNATURE_S, s, 48..96usize),
+    ] {
         let (low, high) = component.split_at(48);
         if high.iter().any(|&b| b != 0) {
             return Err(Error::SignatureComponentTooLarge {
@@ -760,28 +848,41 @@ pub fn check_structure(bytes: &[u8], product: Product) -> Result<(), Error> {
     let version = fields.version();
     let all = fields.all;
 
-    let mut reserved: Vec<(usize, usize)> = vec![(0x04C, 4), (0x1EB, 1), (0x1EF, 1), (0x330, 368)];
+    let mut reserved: Vec<(usize, usize)> = vec![
+        (offset::RESERVED_0, 4),
+        (offset::RESERVED_CURRENT, 1),
+        (offset::RESERVED_COMMITTED, 1),
+        (offset::RESERVED_TAIL, REPORT_LEN - offset::RESERVED_TAIL),
+    ];
+    // Before version 3 the CPUID bytes are reserved, before version 5 the mitigation vectors.
     reserved.push(if version >= 3 {
-        (0x18B, 21)
+        (
+            offset::RESERVED_CPUID,
+            offset::CHIP_ID - offset::RESERVED_CPUID,
+        )
     } else {
-        (0x188, 24)
+        (offset::CPUID_FAM_ID, offset::CHIP_ID - offset::CPUID_FAM_ID)
     });
     reserved.push(if version >= 5 {
-        (0x208, 152)
+        (offset::RESERVED_MIT, SIGNED_LEN - offset::RESERVED_MIT)
     } else {
-        (0x1F8, 168)
+        (
+            offset::LAUNCH_MIT_VECTOR,
+            SIGNED_LEN - offset::LAUNCH_MIT_VECTOR,
+        )
     });
+    // Turin's CHIP_ID is 8 bytes.
     if product == Product::Turin {
-        reserved.push((0x1A8, 56));
+        reserved.push((offset::CHIP_ID + 8, 56));
     }
     for (offset, size) in reserved {
         check_zero(all, offset, size, "reserved")?;
     }
     for (name, offset) in [
-        ("CURRENT_TCB", 0x038usize),
-        ("REPORTED_TCB", 0x180),
-        ("COMMITTED_TCB", 0x1E0),
-        ("LAUNCH_TCB", 0x1F0),
+        ("CURRENT_TCB", offset::CURRENT_TCB),
+        ("REPORTED_TCB", offset::REPORTED_TCB),
+        ("COMMITTED_TCB", offset::COMMITTED_TCB),
+        ("LAUNCH_TCB", offset::LAUNCH_TCB),
     ] {
         for &index in reserved_byte_indices(product) {
             check_zero(all, offset + index, 1, name)?;
@@ -789,21 +890,26 @@ pub fn check_structure(bytes: &[u8], product: Product) -> Result<(), Error> {
     }
 
     let policy = GuestPolicy(u64::from_le_bytes(*fields.policy));
-    check_bits("POLICY", 0x008, policy.0, GuestPolicy::DEFINED_BITS)?;
+    check_bits(
+        "POLICY",
+        offset::POLICY,
+        policy.0,
+        GuestPolicy::DEFINED_BITS,
+    )?;
     if policy.0 & GuestPolicy::RESERVED_MUST_BE_ONE == 0 {
         return Err(Error::PolicyBit17Clear);
     }
     let platform = u64::from_le_bytes(*fields.platform_info);
     check_bits(
         "PLATFORM_INFO",
-        0x040,
+        offset::PLATFORM_INFO,
         platform,
         PlatformInfo::defined_bits(version),
     )?;
     let key_info = fields.key_info();
     check_bits(
         "KEY_INFO",
-        0x048,
+        offset::KEY_INFO,
         u64::from(key_info.0),
         u64::from(KeyInfo::DEFINED_BITS),
     )?;

@@ -65,7 +65,7 @@ pub struct TcbVersion {
 
 /// Byte offsets within the 8-byte field that are reserved for a generation.
 #[must_use]
-pub const fn reserved_byte_indices(product: Product) -> &'static [usize] {
+pub(crate) const fn reserved_byte_indices(product: Product) -> &'static [usize] {
     match product {
         Product::Milan | Product::Genoa => &[2, 3, 4, 5],
         Product::Turin => &[4, 5, 6],

@@ -15,13 +15,13 @@
 mod common;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
-use contrast_attest::appraisal::{
-    Appraisal, AppraisalPolicy, ClaimChecks, DeniedBy, VmplSet, appraise, trust_anchor,
-};
+use contrast_attest::TcbComponent;
+use contrast_attest::Verifier;
 use contrast_attest::chain::{
     CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor, roots, sha256,
 };
@@ -30,7 +30,7 @@ use contrast_attest::collateral::{
 };
 use contrast_attest::idblock::{self, IdKey};
 use contrast_attest::report::FirmwareVersion;
-use contrast_attest::tcb::TcbComponent;
+use contrast_attest::{Appraisal, AppraisalPolicy, ClaimChecks, DeniedBy, VmplSet, trust_anchor};
 use contrast_attest::{
     CrlPolicy, Error, Product, TcbVersion, UnixTime, UnverifiedReport, VcekCache,
 };
@@ -256,15 +256,7 @@ fn run(
     policy: &AppraisalPolicy,
 ) -> Result<Appraisal<'static>, Error> {
     let report: &'static [u8] = Box::leak(report.to_vec().into_boxed_slice());
-    appraise(
-        report,
-        &test_collateral(),
-        entries,
-        &REPORT_DATA,
-        NOW,
-        policy,
-        None,
-    )
+    Verifier::new(entries, policy.clone()).appraise(NOW, report, &test_collateral(), &REPORT_DATA)
 }
 
 /// The single entry's reason.
@@ -382,16 +374,10 @@ fn report_data_mismatch() {
 #[test]
 fn host_data_checked_only_when_expected() {
     let report = report_for(&sim_entry(), |_| {});
-    let matching = AppraisalPolicy {
-        expected_host_data: Some(vec![[0; 32], HOST_DATA]),
-        ..strict()
-    };
+    let matching = strict().with_expected_host_data(Some(vec![[0; 32], HOST_DATA]));
     let appraisal = run(&report, &[sim_entry()], &matching).unwrap();
     assert!(appraisal.checks.host_data);
-    let other = AppraisalPolicy {
-        expected_host_data: Some(vec![[0x11; 32]]),
-        ..strict()
-    };
+    let other = strict().with_expected_host_data(Some(vec![[0x11; 32]]));
     assert_eq!(
         reason(&report, sim_entry(), &other),
         Error::HostDataMismatch {
@@ -399,10 +385,7 @@ fn host_data_checked_only_when_expected() {
             found: HOST_DATA,
         }
     );
-    let none = AppraisalPolicy {
-        expected_host_data: Some(vec![]),
-        ..strict()
-    };
+    let none = strict().with_expected_host_data(Some(vec![]));
     assert!(matches!(
         reason(&report, sim_entry(), &none),
         Error::HostDataMismatch { .. }
@@ -468,11 +451,9 @@ fn guest_policy_capabilities_not_allowed_by_the_reference_values() {
             "bit {bit}"
         );
         // Even a permissive appraisal policy cannot widen the manifest.
-        let permissive = AppraisalPolicy {
-            allow_debug: true,
-            allow_migration_agent: true,
-            ..strict()
-        };
+        let permissive = strict()
+            .with_allow_debug(true)
+            .with_allow_migration_agent(true);
         assert_eq!(
             reason(&report, sim_entry(), &permissive),
             expected,
@@ -544,11 +525,9 @@ fn debug_and_migration_agent_need_both_manifest_and_policy() {
             },
         };
         assert_eq!(reason(&report, entry.clone(), &strict()), expected);
-        let allowing = AppraisalPolicy {
-            allow_debug: field == "debug",
-            allow_migration_agent: field == "migrate_ma",
-            ..strict()
-        };
+        let allowing = strict()
+            .with_allow_debug(field == "debug")
+            .with_allow_migration_agent(field == "migrate_ma");
         run(&report, &[entry], &allowing).unwrap();
     }
 }
@@ -563,10 +542,7 @@ fn vmpl_not_allowed() {
             found: 1,
         }
     );
-    let svsm = AppraisalPolicy {
-        allowed_vmpls: VmplSet::only(0).with(1),
-        ..strict()
-    };
+    let svsm = strict().with_allowed_vmpls(VmplSet::only(0).with(1));
     run(&report, &[sim_entry()], &svsm).unwrap();
 }
 
@@ -693,10 +669,7 @@ fn provisional_firmware_permitted_by_default_and_refusable() {
     let report = report_for(&sim_entry(), |r| set_tcb(r, COMMITTED_TCB, older));
     let appraisal = run(&report, &[sim_entry()], &strict()).unwrap();
     assert!(appraisal.checks.provisional_firmware);
-    let no_provisional = AppraisalPolicy {
-        permit_provisional_firmware: false,
-        ..strict()
-    };
+    let no_provisional = strict().with_permit_provisional_firmware(false);
     let firmware = FirmwareVersion {
         major: FIRMWARE[2],
         minor: FIRMWARE[1],
@@ -869,24 +842,18 @@ fn any_chip_collateral() -> impl CollateralSource {
 fn masked_chip_id_refused_by_default() {
     let report = report_for(&sim_entry(), |r| put(r, CHIP_ID, &[0; 64]));
     let run_masked = |policy: &AppraisalPolicy, entries: &[SnpReferenceValues]| {
-        appraise(
+        Verifier::new(entries, policy.clone()).appraise(
+            NOW,
             &report,
             &any_chip_collateral(),
-            entries,
             &REPORT_DATA,
-            NOW,
-            policy,
-            None,
         )
     };
     assert_eq!(
         only_reason(run_masked(&strict(), &[sim_entry()])),
         Error::MaskedChipIdNotAllowed
     );
-    let allow = AppraisalPolicy {
-        allow_masked_chip_id: true,
-        ..strict()
-    };
+    let allow = strict().with_allow_masked_chip_id(true);
     run_masked(&allow, &[sim_entry()]).unwrap();
     // An allowlist never matches a masked chip.
     let listed = SnpReferenceValues {
@@ -946,10 +913,7 @@ fn id_key_digest_mismatch() {
             found: found.to_vec(),
         }
     );
-    let no_id_block = AppraisalPolicy {
-        require_id_block: false,
-        ..strict()
-    };
+    let no_id_block = strict().with_require_id_block(false);
     let appraisal = run(&report, &[sim_entry()], &no_id_block).unwrap();
     assert!(!appraisal.checks.id_key_digest);
 }
@@ -980,7 +944,7 @@ fn id_key_digest_binds_the_guest_policy() {
 /// after the entry's digest was memoized.
 #[test]
 fn cached_id_key_digest_gives_the_same_verdicts() {
-    let cache = VcekCache::new(4);
+    let cache = Arc::new(VcekCache::new(4));
     let collateral = test_collateral();
     let good = report_for(&sim_entry(), |_| {});
     let looser = GuestPolicy {
@@ -995,16 +959,10 @@ fn cached_id_key_digest_gives_the_same_verdicts() {
         );
     });
     let appraise_cached = |report: &[u8]| {
-        appraise(
-            report,
-            &collateral,
-            &[sim_entry()],
-            &REPORT_DATA,
-            NOW,
-            &strict(),
-            Some(&cache),
-        )
-        .map(|appraisal| appraisal.checks.id_key_digest)
+        Verifier::new(&[sim_entry()], strict())
+            .with_cache(Arc::clone(&cache))
+            .appraise(NOW, report, &collateral, &REPORT_DATA)
+            .map(|appraisal| appraisal.checks.id_key_digest)
     };
     assert_eq!(appraise_cached(&good), Ok(true));
     assert_eq!(appraise_cached(&good), Ok(true));
@@ -1027,35 +985,17 @@ fn crl_required_by_default() {
     map.insert_vcek(Product::Milan, &hwid(), &TCB, VCEK.to_vec());
     map.insert_ca(Product::Milan, CertRole::Ask, ASK.to_vec());
     map.insert_ca(Product::Milan, CertRole::Ark, ARK.to_vec());
-    let result = appraise(
-        &report,
-        &map,
-        &[sim_entry()],
-        &REPORT_DATA,
-        NOW,
-        &strict(),
-        None,
-    );
+    let result = Verifier::new(&[sim_entry()], strict()).appraise(NOW, &report, &map, &REPORT_DATA);
     assert_eq!(
         only_reason(result),
         Error::CrlMissing {
             product: Product::Milan
         }
     );
-    let best_effort = AppraisalPolicy {
-        crl: CrlPolicy::BestEffort,
-        ..strict()
-    };
-    let appraisal = appraise(
-        &report,
-        &map,
-        &[sim_entry()],
-        &REPORT_DATA,
-        NOW,
-        &best_effort,
-        None,
-    )
-    .unwrap();
+    let best_effort = strict().with_crl(CrlPolicy::BestEffort);
+    let appraisal = Verifier::new(&[sim_entry()], best_effort.clone())
+        .appraise(NOW, &report, &map, &REPORT_DATA)
+        .unwrap();
     assert_eq!(
         appraisal.revocation(),
         &RevocationStatus::NotChecked {
@@ -1276,14 +1216,11 @@ fn amd_rooted_report_is_not_trusted_by_a_simulated_entry() {
         ..entry.clone()
     };
     let policy = real_policy();
-    let error = only_reason(appraise(
+    let error = only_reason(Verifier::new(&[simulated], policy.clone()).appraise(
+        T_2025_01_01,
         &report,
         &map,
-        &[simulated],
         report_data_of(&report),
-        T_2025_01_01,
-        &policy,
-        None,
     ));
     assert!(
         matches!(
@@ -1301,14 +1238,11 @@ fn amd_rooted_report_is_not_trusted_by_a_simulated_entry() {
         simulated_ark_fingerprint: Some(hex::encode(sha256(roots::ark(Product::Milan)))),
         ..entry
     };
-    let error = only_reason(appraise(
+    let error = only_reason(Verifier::new(&[pinning_amd], policy.clone()).appraise(
+        T_2025_01_01,
         &report,
         &map,
-        &[pinning_amd],
         report_data_of(&report),
-        T_2025_01_01,
-        &policy,
-        None,
     ));
     assert!(
         matches!(
@@ -1382,10 +1316,7 @@ fn entry_from_report(report: &[u8], product: Product) -> SnpReferenceValues {
 
 /// The strict default, except that no real AMD CRL is among the public vectors.
 fn real_policy() -> AppraisalPolicy {
-    AppraisalPolicy {
-        crl: CrlPolicy::BestEffort,
-        ..AppraisalPolicy::default()
-    }
+    AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort)
 }
 
 #[test]
@@ -1394,14 +1325,11 @@ fn gosevguest_report_is_debuggable() {
     let entry = entry_from_report(&report, Product::Milan);
     assert!(entry.guest_policy.debug);
     let attempt = |policy: &AppraisalPolicy| {
-        appraise(
+        Verifier::new(std::slice::from_ref(&entry), policy.clone()).appraise(
+            T_2025_01_01,
             &report,
             &map,
-            std::slice::from_ref(&entry),
             report_data_of(&report),
-            T_2025_01_01,
-            policy,
-            None,
         )
     };
     assert_eq!(
@@ -1411,20 +1339,13 @@ fn gosevguest_report_is_debuggable() {
             found: 0xb_0000,
         }
     );
-    let debuggable = AppraisalPolicy {
-        allow_debug: true,
-        ..real_policy()
-    };
+    let debuggable = real_policy().with_allow_debug(true);
     // No Contrast ID block in a public vector.
     assert!(matches!(
         only_reason(attempt(&debuggable)),
         Error::IdKeyDigestMismatch { .. }
     ));
-    let appraisal = attempt(&AppraisalPolicy {
-        require_id_block: false,
-        ..debuggable
-    })
-    .unwrap();
+    let appraisal = attempt(&debuggable.with_require_id_block(false)).unwrap();
     assert_eq!(
         appraisal.evidence.anchor,
         contrast_attest::chain::AnchorKind::Amd
@@ -1459,14 +1380,11 @@ fn trustee_vlek_report_is_vmpl_1() {
     .unwrap();
     let entry = entry_from_report(&report, Product::Milan);
     let attempt = |policy: &AppraisalPolicy| {
-        appraise(
+        Verifier::new(std::slice::from_ref(&entry), policy.clone()).appraise(
+            T_2025_06_01,
             &report,
             &map,
-            std::slice::from_ref(&entry),
             report_data_of(&report),
-            T_2025_06_01,
-            policy,
-            None,
         )
     };
     assert_eq!(
@@ -1476,28 +1394,18 @@ fn trustee_vlek_report_is_vmpl_1() {
             found: 1,
         }
     );
-    let vmpl1 = AppraisalPolicy {
-        allowed_vmpls: VmplSet::only(1),
-        ..real_policy()
-    };
+    let vmpl1 = real_policy().with_allowed_vmpls(VmplSet::only(1));
     assert!(matches!(
         only_reason(attempt(&vmpl1)),
         Error::IdKeyDigestMismatch { .. }
     ));
-    let appraisal = attempt(&AppraisalPolicy {
-        require_id_block: false,
-        ..vmpl1
-    })
-    .unwrap();
+    let appraisal = attempt(&vmpl1.with_require_id_block(false)).unwrap();
     assert_eq!(appraisal.evidence.leaf_kind, LeafKind::Vlek);
 }
 
 #[test]
 fn real_vcek_reports_pass_with_reference_values_from_their_own_fields() {
-    let no_id_block = AppraisalPolicy {
-        require_id_block: false,
-        ..real_policy()
-    };
+    let no_id_block = real_policy().with_require_id_block(false);
     for v in vectors().into_iter().filter(|v| v.kind == LeafKind::Vcek) {
         let unverified = UnverifiedReport::from_bytes(&v.report).unwrap();
         let mut map = CollateralMap::new();
@@ -1508,27 +1416,20 @@ fn real_vcek_reports_pass_with_reference_values_from_their_own_fields() {
             v.leaf.to_vec(),
         );
         let entry = entry_from_report(&v.report, v.product);
-        let policy = AppraisalPolicy {
-            allow_debug: entry.guest_policy.debug,
-            ..no_id_block.clone()
-        };
+        let policy = no_id_block
+            .clone()
+            .with_allow_debug(entry.guest_policy.debug);
         let attempt = |policy: &AppraisalPolicy, entry: &SnpReferenceValues| {
-            appraise(
+            Verifier::new(std::slice::from_ref(entry), policy.clone()).appraise(
+                v.time,
                 &v.report,
                 &map,
-                std::slice::from_ref(entry),
                 report_data_of(&v.report),
-                v.time,
-                policy,
-                None,
             )
         };
         attempt(&policy, &entry).unwrap_or_else(|e| panic!("{}: {e}", v.name));
         // With the ID block required (the default) they fail for that reason alone.
-        let with_id_block = AppraisalPolicy {
-            require_id_block: true,
-            ..policy.clone()
-        };
+        let with_id_block = policy.clone().with_require_id_block(true);
         assert!(
             matches!(
                 only_reason(attempt(&with_id_block, &entry)),
@@ -1538,14 +1439,11 @@ fn real_vcek_reports_pass_with_reference_values_from_their_own_fields() {
             v.name
         );
         // Another nonce fails on REPORT_DATA.
-        let other_nonce = appraise(
+        let other_nonce = Verifier::new(std::slice::from_ref(&entry), policy.clone()).appraise(
+            v.time,
             &v.report,
             &map,
-            std::slice::from_ref(&entry),
             &[0xEE; 64],
-            v.time,
-            &policy,
-            None,
         );
         assert!(
             matches!(only_reason(other_nonce), Error::ReportDataMismatch { .. }),
@@ -1612,14 +1510,11 @@ fn missing_leaf_certificate_is_reported() {
         }
     }
     let report = report_for(&sim_entry(), |_| {});
-    let error = only_reason(appraise(
+    let error = only_reason(Verifier::new(&[sim_entry()], strict()).appraise(
+        NOW,
         &report,
         &Nothing,
-        &[sim_entry()],
         &REPORT_DATA,
-        NOW,
-        &strict(),
-        None,
     ));
     assert_eq!(
         error,
@@ -1642,14 +1537,13 @@ fn check_claims_refuses_evidence_verified_against_another_anchor() {
         None,
     )
     .unwrap();
-    contrast_attest::appraisal::check_claims(&evidence, &sim_entry(), &REPORT_DATA, &strict())
-        .unwrap();
+    contrast_attest::check_claims(&evidence, &sim_entry(), &REPORT_DATA, &strict()).unwrap();
     let hardware = SnpReferenceValues {
         platform: "Metal-QEMU-SNP".into(),
         ..sim_entry()
     };
     assert_eq!(
-        contrast_attest::appraisal::check_claims(&evidence, &hardware, &REPORT_DATA, &strict()),
+        contrast_attest::check_claims(&evidence, &hardware, &REPORT_DATA, &strict()),
         Err(Error::ReferenceAnchorMismatch {
             expected: TrustAnchor::Amd(Product::Milan),
             found: trust_anchor(&sim_entry()).unwrap(),

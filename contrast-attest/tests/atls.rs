@@ -10,7 +10,7 @@ use contrast_attest::atls::{
     self, AtlsClient, AtlsError, AtlsKey, AtlsServer, AtlsValidator, Issuer, NonceError, PeerSlot,
     SIMULATED_SNP_DOCUMENT_OID, VerifiedPeer, atls_error_from_io, nonce_from_alpn, report_data,
 };
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion, Verifier};
 use contrast_core::manifest::GuestPolicy;
 use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
 use rand_core::{OsRng, RngCore};
@@ -72,15 +72,11 @@ fn issuer(guest: &SimulatedGuest) -> Arc<dyn Issuer> {
 }
 
 fn validator(measurement: [u8; 48]) -> AtlsValidator {
-    AtlsValidator {
-        reference_values: vec![platform().reference_values(&measurement, &guest_policy(), TCB)],
+    AtlsValidator::new(Verifier::new(
+        &[platform().reference_values(&measurement, &guest_policy(), TCB)],
         // The simulated ARK signs no CRL.
-        policy: AppraisalPolicy {
-            crl: CrlPolicy::BestEffort,
-            ..AppraisalPolicy::default()
-        },
-        cache: None,
-    }
+        AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort),
+    ))
 }
 
 struct Outcome {
@@ -160,7 +156,7 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     let (server_config, server_slot) = AtlsServer::new(Some(issuer(&server_guest)))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, client_slot) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, client_slot) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server_config).await;
@@ -207,7 +203,7 @@ async fn mutual_atls_each_side_appraises_the_other() {
         .with_client_validator(validator(client_measurement))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, client_slot) = AtlsClient::new(Some(validator(server_measurement)))
+    let (client_config, client_slot) = AtlsClient::new(validator(server_measurement))
         .with_issuer(issuer(&client_guest))
         .with_key(Arc::clone(&client_key))
         .config(&mut OsRng)
@@ -234,7 +230,7 @@ async fn no_session_tickets_are_issued() {
     let (server_config, _) = atls_server.config(&mut OsRng).unwrap();
     assert_eq!(server_config.send_tls13_tickets, 0);
     assert!(!server_config.session_storage.can_cache());
-    let client = AtlsClient::new(Some(validator(measurement)));
+    let client = AtlsClient::new(validator(measurement));
     let outcome = connect(client.config(&mut OsRng).unwrap().0, server_config).await;
     outcome.client.unwrap();
     assert_eq!(outcome.tickets_received, 0);
@@ -254,7 +250,7 @@ async fn no_session_tickets_are_issued() {
 async fn aes_128_gcm_sha256_is_preferred_and_the_others_still_connect() {
     let measurement = random::<48>();
     let atls_server = AtlsServer::new(Some(issuer(&guest(measurement))));
-    let client = AtlsClient::new(Some(validator(measurement)));
+    let client = AtlsClient::new(validator(measurement));
     let outcome = connect(
         client.config(&mut OsRng).unwrap().0,
         atls_server.config(&mut OsRng).unwrap().0,
@@ -289,7 +285,7 @@ async fn mutual_atls_server_rejects_a_client_with_another_measurement() {
         .with_client_validator(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, _) = AtlsClient::new(validator(measurement))
         .with_issuer(issuer(&guest(random::<48>())))
         .config(&mut OsRng)
         .unwrap();
@@ -311,7 +307,7 @@ async fn deferred_rejection_completes_the_handshake_and_keeps_the_error() {
         .with_deferred_client_rejection()
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, _) = AtlsClient::new(validator(measurement))
         .with_issuer(issuer(&guest(random::<48>())))
         .config(&mut OsRng)
         .unwrap();
@@ -328,7 +324,9 @@ async fn deferred_rejection_completes_the_handshake_and_keeps_the_error() {
         .with_deferred_client_rejection()
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, _) = AtlsClient::new(None).config(&mut OsRng).unwrap();
+    let (client_config, _) = AtlsClient::dangerous_without_server_attestation()
+        .config(&mut OsRng)
+        .unwrap();
     let outcome = connect(client_config, server_config).await;
     outcome.server.unwrap();
     assert!(server_slot.peer().is_none());
@@ -346,7 +344,9 @@ async fn mutual_atls_server_requires_a_client_certificate() {
         .config(&mut OsRng)
         .unwrap();
     // A client with no issuer presents a plain certificate: no attestation extension.
-    let (client_config, _) = AtlsClient::new(None).config(&mut OsRng).unwrap();
+    let (client_config, _) = AtlsClient::dangerous_without_server_attestation()
+        .config(&mut OsRng)
+        .unwrap();
     let outcome = connect(client_config, server_config).await;
     let error = outcome
         .server
@@ -375,7 +375,7 @@ async fn rejects_a_measurement_not_in_the_reference_values() {
     let (server_config, _) = AtlsServer::new(Some(issuer(&guest(random::<48>()))))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, client_slot) = AtlsClient::new(Some(validator(random::<48>())))
+    let (client_config, client_slot) = AtlsClient::new(validator(random::<48>()))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server_config).await;
@@ -387,7 +387,7 @@ async fn rejects_a_measurement_not_in_the_reference_values() {
 #[tokio::test]
 async fn rejects_a_certificate_without_attestation_extension() {
     let (server_config, _) = AtlsServer::new(None).config(&mut OsRng).unwrap();
-    let (client_config, _) = AtlsClient::new(Some(validator(random::<48>())))
+    let (client_config, _) = AtlsClient::new(validator(random::<48>()))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server_config).await;
@@ -414,7 +414,7 @@ async fn rejects_an_expired_certificate() {
         .unwrap();
     let later =
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(3 * 3600);
-    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, _) = AtlsClient::new(validator(measurement))
         .with_time_provider(Arc::new(FixedTime(
             rustls::pki_types::UnixTime::since_unix_epoch(later),
         )))
@@ -465,7 +465,7 @@ async fn rejects_a_replayed_certificate() {
     let (server_config, _) = AtlsServer::new(Some(issuer(&guest(measurement))))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, _) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
     let first = connect(client_config, server_config).await;
@@ -478,7 +478,7 @@ async fn rejects_a_replayed_certificate() {
         captured.clone(),
         &AtlsKey::generate_p256().unwrap(),
     ))));
-    let (client_config, client_slot) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, client_slot) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, replay).await;
@@ -544,7 +544,7 @@ async fn rejects_report_data_bound_to_another_key() {
         bound: Mutex::new(None),
     });
     let server = plain_server(resolver.clone());
-    let (client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (client_config, _) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server).await;
@@ -563,7 +563,9 @@ async fn server_rejects_another_atls_version() {
     let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(random::<48>()))))
         .config(&mut OsRng)
         .unwrap();
-    let (mut client_config, _) = AtlsClient::new(None).config(&mut OsRng).unwrap();
+    let (mut client_config, _) = AtlsClient::dangerous_without_server_attestation()
+        .config(&mut OsRng)
+        .unwrap();
     client_config.alpn_protocols = vec![b"atls:v2:nonce:00".to_vec(), b"h2".to_vec()];
     let outcome = connect(client_config, server_config).await;
     assert!(outcome.client.is_err());
@@ -580,7 +582,7 @@ async fn a_client_offering_only_h2_gets_h2() {
     let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
         .config(&mut OsRng)
         .unwrap();
-    let (mut client_config, _) = AtlsClient::new(Some(validator(measurement)))
+    let (mut client_config, _) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
     // Keep the nonce entry, drop HTTP/1.1: a client that speaks only h2 still connects.
@@ -720,7 +722,7 @@ async fn rejections_are_logged_with_the_appraisal_error() {
     let (server_config, _) = AtlsServer::new(Some(issuer(&guest(random::<48>()))))
         .config(&mut OsRng)
         .unwrap();
-    let (client_config, _) = AtlsClient::new(Some(validator(random::<48>())))
+    let (client_config, _) = AtlsClient::new(validator(random::<48>()))
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server_config).await;

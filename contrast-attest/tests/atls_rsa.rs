@@ -11,9 +11,12 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::RsaKeyPair;
 use contrast_attest::atls::{
     AtlsClient, AtlsError, AtlsKey, AtlsServer, SNP_DOCUMENT_OID, build_certificate,
-    parse_certificate, rsa_pkcs1_public_key_from_spki,
+    parse_certificate,
 };
-use contrast_core::owner::{SeedshareOwnerPrivateKey, authorize_recovery};
+use contrast_core::owner::{
+    OwnerKeyError, SeedshareOwnerPrivateKey, authorize_recovery,
+    rsa_pkcs1_from_spki as rsa_pkcs1_public_key_from_spki,
+};
 use der::{Decode, Encode};
 use p384::pkcs8::PrivateKeyInfo;
 use rand_core::OsRng;
@@ -53,7 +56,7 @@ const NOW: Duration = Duration::from_secs(1_800_000_000);
 /// slot recorded for the client.
 async fn handshake_spki(client_key: Arc<AtlsKey>) -> Vec<u8> {
     let (server_config, server_slot) = AtlsServer::new(None).config(&mut OsRng).unwrap();
-    let (client_config, client_slot) = AtlsClient::new(None)
+    let (client_config, client_slot) = AtlsClient::dangerous_without_server_attestation()
         .with_key(client_key)
         .config(&mut OsRng)
         .unwrap();
@@ -128,8 +131,10 @@ fn pkcs1_extraction_matches_the_seedshare_owner_public_key_and_authorises_recove
 fn pkcs1_extraction_refuses_an_ec_key_naming_its_oid_and_malformed_input() {
     let p256 = AtlsKey::generate_p256().unwrap().spki_der().unwrap();
     match rsa_pkcs1_public_key_from_spki(&p256) {
-        Err(AtlsError::NotRsaKey { found }) => assert_eq!(found, "1.2.840.10045.2.1"),
-        other => panic!("expected NotRsaKey, got {other:?}"),
+        Err(OwnerKeyError::UnsupportedAlgorithm { found, .. }) => {
+            assert_eq!(found, "1.2.840.10045.2.1");
+        }
+        other => panic!("expected UnsupportedAlgorithm, got {other:?}"),
     }
     let message = rsa_pkcs1_public_key_from_spki(&p256)
         .unwrap_err()
@@ -137,10 +142,10 @@ fn pkcs1_extraction_refuses_an_ec_key_naming_its_oid_and_malformed_input() {
     assert!(message.contains("1.2.840.10045.2.1"), "{message}");
 
     match rsa_pkcs1_public_key_from_spki(b"\x30\x03\x02\x01\x00") {
-        Err(AtlsError::MalformedPublicKey { reason }) => {
-            assert!(reason.starts_with("subject public key info"), "{reason}");
+        Err(OwnerKeyError::MalformedDer { structure, .. }) => {
+            assert_eq!(structure, "PKIX SubjectPublicKeyInfo");
         }
-        other => panic!("expected MalformedPublicKey, got {other:?}"),
+        other => panic!("expected MalformedDer, got {other:?}"),
     }
 }
 

@@ -7,13 +7,13 @@ mod common;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
+use contrast_attest::TcbComponent;
 use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
     RevocationStatus, TrustAnchor, sha256,
 };
-use contrast_attest::collateral::{CertTable, CollateralMap, guid};
+use contrast_attest::collateral::{CertTable, CertTableError, CollateralMap, guid};
 use contrast_attest::report::SigningKey;
-use contrast_attest::tcb::TcbComponent;
 use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, VcekCache, verify_report};
 
 const ARK: &[u8] = include_bytes!("fixtures/test_ark.der");
@@ -651,24 +651,24 @@ fn cert_table_rejects_malformed() {
     let bytes = table(&[(guid::VCEK, VCEK)]);
     assert!(matches!(
         CertTable::parse(&bytes[..24]),
-        Err(Error::CertTable { .. })
+        Err(CertTableError::Unterminated { index: 1, .. })
     ));
     let mut bad = bytes.clone();
     bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         CertTable::parse(&bad),
-        Err(Error::CertTable { .. })
+        Err(CertTableError::OutOfBounds { .. })
     ));
     let mut inside = bytes.clone();
     inside[16..20].copy_from_slice(&0u32.to_le_bytes());
     assert!(matches!(
         CertTable::parse(&inside),
-        Err(Error::CertTable { .. })
+        Err(CertTableError::OverlapsHeaders { offset: 0, .. })
     ));
     let dup = table(&[(guid::VCEK, VCEK), (guid::VCEK, VCEK)]);
     assert!(matches!(
         CertTable::parse(&dup),
-        Err(Error::CertTable { .. })
+        Err(CertTableError::Duplicate { what: "vcek", .. })
     ));
     assert_eq!(CertTable::parse(&[0; 24]).unwrap().entries().len(), 0);
 }

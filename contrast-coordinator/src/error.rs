@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use contrast_attest::AtlsError;
+use contrast_attest::{AtlsError, ErrorKind};
 use contrast_core::api::ErrorCode;
 use contrast_core::manifest::{ManifestError, ValidationErrors};
 use contrast_core::owner::{AuthorizationError, OwnerKeyError};
@@ -231,15 +231,21 @@ impl Error {
     }
 }
 
-/// The metrics label of a refused attestation.
+/// The metrics label of a refused attestation: the kind of check that failed.
 fn attestation_refusal_reason(error: &AtlsError) -> &'static str {
-    match error {
-        AtlsError::Appraisal(contrast_attest::Error::NoReferenceValuesMatched { .. }) => {
-            "reference_values"
-        }
-        AtlsError::Appraisal(_) => "appraisal",
-        AtlsError::NoAttestationExtension => "no_attestation",
-        AtlsError::ReportDataMismatch { .. } => "report_data",
+    match error.kind() {
+        // A genuine report the manifest's reference values do not accept.
+        ErrorKind::Policy => "reference_values",
+        ErrorKind::Freshness => "report_data",
+        ErrorKind::NoAttestation => "no_attestation",
+        ErrorKind::Malformed => "malformed",
+        ErrorKind::Signature => "signature",
+        ErrorKind::Chain => "chain",
+        ErrorKind::Binding => "binding",
+        ErrorKind::Collateral => "collateral",
+        ErrorKind::Revoked => "revoked",
+        ErrorKind::ReferenceValues => "reference_values_unusable",
+        ErrorKind::Local => "internal",
         _ => "atls",
     }
 }

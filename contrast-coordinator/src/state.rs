@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use contrast_attest::{AppraisalPolicy, AtlsValidator, CrlPolicy, VcekCache};
+use contrast_attest::{AppraisalPolicy, AtlsValidator, CrlPolicy, VcekCache, Verifier};
 use contrast_ca::{Ca, CaCertificate, MeshCaKey};
 use contrast_core::history::{BlobKind, Hash, LatestTransition, Transition, ZERO_HASH};
 use contrast_core::manifest::ManifestDocument;
@@ -569,14 +569,13 @@ impl<S: Store> Guard<S> {
             self.clock.now(),
             &mut self.rng(),
         )?;
-        let mesh_validator = AtlsValidator {
-            reference_values: manifest.manifest().reference_values.snp.clone(),
-            policy: AppraisalPolicy {
-                crl: self.crl_policy,
-                ..AppraisalPolicy::default()
-            },
-            cache: Some(Arc::clone(&self.vcek_cache)),
-        };
+        let mesh_validator = AtlsValidator::new(
+            Verifier::new(
+                &manifest.manifest().reference_values.snp,
+                AppraisalPolicy::default().with_crl(self.crl_policy),
+            )
+            .with_cache(Arc::clone(&self.vcek_cache)),
+        );
         Ok(Arc::new(State {
             seed_engine,
             manifest,

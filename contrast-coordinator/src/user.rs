@@ -161,10 +161,8 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
             }
         }
         let caller_pkcs1 = caller_spki.ok_or(Error::NoRecoveryKey).and_then(|spki| {
-            contrast_attest::atls::rsa_pkcs1_public_key_from_spki(spki).map_err(|e| {
-                Error::RecoveryKeyNotRsa {
-                    reason: e.to_string(),
-                }
+            contrast_core::owner::rsa_pkcs1_from_spki(spki).map_err(|e| Error::RecoveryKeyNotRsa {
+                reason: e.to_string(),
             })
         })?;
 

@@ -677,6 +677,17 @@ async fn a_workload_refused_in_the_handshake_is_told_why() {
         error.to_string().to_lowercase().contains("measurement"),
         "{error}"
     );
+
+    // A certificate made for another connection's nonce: a replay.
+    let replayed = Arc::new(
+        support::replayed_handshake(&set.state, &deployment.workloads[1], MEASUREMENT, [1; 32])
+            .unwrap_err(),
+    );
+    let error = core
+        .mesh_certificate(&set.state, MeshClient::Refused(&replayed))
+        .unwrap_err();
+    assert_eq!(error.reason(), "report_data", "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
 }
 
 #[tokio::test]

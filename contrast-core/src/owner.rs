@@ -690,7 +690,50 @@ impl std::fmt::Debug for SeedshareOwnerPublicKey {
     }
 }
 
+/// The PKCS#1 `RSAPublicKey` DER inside an rsaEncryption PKIX `SubjectPublicKeyInfo`: what
+/// upstream hashes to authorise a seed-share owner ([`authorize_recovery`]) and what a
+/// manifest's `SeedshareOwnerPubKeys` entry hex-encodes. Only the structure is checked here (a
+/// well-formed `RSAPublicKey`); size and exponent are [`SeedshareOwnerPublicKey::from_pkcs1_der`]'s.
+///
+/// # Errors
+/// [`OwnerKeyError::MalformedDer`] if `spki_der` is not a SubjectPublicKeyInfo or its key is not
+/// a PKCS#1 `RSAPublicKey`; [`OwnerKeyError::UnsupportedAlgorithm`] (naming the OID found) for
+/// any other key algorithm; [`OwnerKeyError::RsaKeyRejected`] if the key's BIT STRING has unused
+/// bits.
+pub fn rsa_pkcs1_from_spki(spki_der: &[u8]) -> Result<Vec<u8>, OwnerKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|source| {
+        OwnerKeyError::MalformedDer {
+            structure: "PKIX SubjectPublicKeyInfo",
+            source,
+        }
+    })?;
+    if info.algorithm.oid != RSA_ENCRYPTION {
+        return Err(OwnerKeyError::UnsupportedAlgorithm {
+            expected: "rsaEncryption (1.2.840.113549.1.1.1)",
+            found: info.algorithm.oid.to_string(),
+        });
+    }
+    let key = info
+        .subject_public_key
+        .as_bytes()
+        .ok_or(OwnerKeyError::RsaKeyRejected {
+            reason: "the BIT STRING has unused bits",
+        })?;
+    // Only a well-formed RSAPublicKey is handed on to be hashed and compared.
+    pkcs1::RsaPublicKey::from_der(key).map_err(|source| OwnerKeyError::MalformedDer {
+        structure: "PKCS#1 RSAPublicKey",
+        source,
+    })?;
+    Ok(key.to_vec())
+}
+
 impl SeedshareOwnerPublicKey {
+    /// Parses an rsaEncryption PKIX `SubjectPublicKeyInfo` DER ([`rsa_pkcs1_from_spki`]) and
+    /// checks size and exponent as [`SeedshareOwnerPublicKey::from_pkcs1_der`] does.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, OwnerKeyError> {
+        Self::from_pkcs1_der(&rsa_pkcs1_from_spki(der)?)
+    }
+
     /// Parses a PKCS#1 `RSAPublicKey` DER and checks size and exponent.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, OwnerKeyError> {
         let key = match pkcs1::RsaPublicKey::from_der(der) {

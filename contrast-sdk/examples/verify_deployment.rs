@@ -31,7 +31,7 @@ async fn verify(
     // Attestation happens in the TLS handshake: a Coordinator that fails appraisal never
     // answers.
     let validator = coordinator_validator(expected.manifest())?;
-    let client = CoordinatorClient::new(addr, AtlsClient::new(Some(validator)));
+    let client = CoordinatorClient::new(addr, AtlsClient::new(validator));
     let response = client.get_manifests().await?;
     let deployment = verify_deployment(&response.value)?;
     let latest = deployment

@@ -9,8 +9,8 @@ use contrast_core::manifest::{Manifest, ManifestDocument};
 use der::DecodePem;
 
 use contrast_attest::AppraisalPolicy;
-use contrast_attest::AtlsValidator;
 use contrast_attest::CrlPolicy;
+use contrast_attest::{AtlsValidator, Verifier};
 
 /// Why a manifest cannot attest its Coordinator, or a `GetManifests` response is not a
 /// consistent deployment.
@@ -98,8 +98,8 @@ pub enum DeploymentError {
 /// ([`AppraisalPolicy::expected_host_data`]), the strict default policy otherwise, except that
 /// the CRL is checked only when the attestation document carries one
 /// ([`CrlPolicy::BestEffort`]): neither the SEV-SNP issuer nor the simulated platform ships a
-/// CRL in the document, and a revoked certificate still fails. Callers that supply a CRL can set
-/// `policy.crl` back to [`CrlPolicy::Required`].
+/// CRL in the document, and a revoked certificate still fails. Callers that supply a CRL can
+/// build their own validator with [`CrlPolicy::Required`].
 ///
 /// # Errors
 /// [`DeploymentError::NoReferenceValues`], [`DeploymentError::NoCoordinatorPolicy`],
@@ -122,15 +122,12 @@ pub fn coordinator_validator(manifest: &Manifest) -> Result<AtlsValidator, Deplo
     if host_data.is_empty() {
         return Err(DeploymentError::NoCoordinatorPolicy);
     }
-    Ok(AtlsValidator {
-        reference_values: manifest.reference_values.snp.clone(),
-        policy: AppraisalPolicy {
-            crl: CrlPolicy::BestEffort,
-            expected_host_data: Some(host_data),
-            ..AppraisalPolicy::default()
-        },
-        cache: None,
-    })
+    Ok(AtlsValidator::new(Verifier::new(
+        &manifest.reference_values.snp,
+        AppraisalPolicy::default()
+            .with_crl(CrlPolicy::BestEffort)
+            .with_expected_host_data(Some(host_data)),
+    )))
 }
 
 /// A `GetManifests` response that passed [`verify_deployment`].
@@ -432,10 +429,14 @@ mod tests {
         );
         let document = ManifestDocument::parse(json.into_bytes()).unwrap();
         let validator = coordinator_validator(document.manifest()).unwrap();
-        assert_eq!(validator.policy.expected_host_data, Some(vec![coordinator]));
-        assert_eq!(validator.reference_values.len(), 1);
-        assert_eq!(validator.policy.crl, CrlPolicy::BestEffort);
-        assert!(!validator.policy.allow_debug);
+        let verifier = validator.verifier();
+        assert_eq!(
+            verifier.policy().expected_host_data,
+            Some(vec![coordinator])
+        );
+        assert_eq!(verifier.references().count(), 1);
+        assert_eq!(verifier.policy().crl, CrlPolicy::BestEffort);
+        assert!(!verifier.policy().allow_debug);
 
         let mut no_coordinator = document.manifest().clone();
         no_coordinator

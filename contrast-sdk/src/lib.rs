@@ -23,7 +23,7 @@
 //! use contrast_sdk::{CoordinatorClient, coordinator_validator, verify_deployment};
 //!
 //! let validator = coordinator_validator(manifest)?;
-//! let client = CoordinatorClient::new("coordinator.example:1313", AtlsClient::new(Some(validator)));
+//! let client = CoordinatorClient::new("coordinator.example:1313", AtlsClient::new(validator));
 //! let response = client.get_manifests().await?;
 //! let deployment = verify_deployment(&response.value)?;
 //! println!("head {}", hex::encode(deployment.latest_transition_hash));

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use contrast_attest::atls::PeerSlot;
 use contrast_attest::atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer};
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion, Verifier};
 use contrast_core::api::{
     ApiLatestTransition, ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertResponse,
     SetManifestRequest, SetManifestResponse, path,
@@ -73,14 +73,10 @@ fn issuer(guest: &SimulatedGuest) -> Arc<dyn Issuer> {
 }
 
 fn validator(measurement: [u8; 48]) -> AtlsValidator {
-    AtlsValidator {
-        reference_values: vec![platform().reference_values(&measurement, &guest_policy(), TCB)],
-        policy: AppraisalPolicy {
-            crl: CrlPolicy::BestEffort,
-            ..AppraisalPolicy::default()
-        },
-        cache: None,
-    }
+    AtlsValidator::new(Verifier::new(
+        &[platform().reference_values(&measurement, &guest_policy(), TCB)],
+        AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort),
+    ))
 }
 
 /// What the server saw of one request.
@@ -224,7 +220,7 @@ async fn typed_round_trip_over_one_attested_session() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
 
     let request = SetManifestRequest {
@@ -289,7 +285,7 @@ async fn concurrent_calls_on_one_session(alpn: Option<Vec<Vec<u8>>>) -> Vec<hype
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
     let request = SetManifestRequest {
         manifest: b"{}".to_vec(),
@@ -338,7 +334,7 @@ async fn a_server_without_a_common_application_protocol_is_a_handshake_error() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
     let error = client.connect().await.unwrap_err();
     let ClientError::Handshake { reason, .. } = &error else {
@@ -369,7 +365,7 @@ async fn mutual_atls_mesh_cert_and_empty_body_request() {
     // The initializer's configuration: no validator, its own issuer.
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(None).with_issuer(issuer(&client_guest)),
+        AtlsClient::dangerous_without_server_attestation().with_issuer(issuer(&client_guest)),
     );
     let attested = client.mesh_cert().await.unwrap();
     assert_eq!(attested.value, response);
@@ -395,7 +391,8 @@ async fn server_refusing_our_attestation_is_a_handshake_error() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(None).with_issuer(issuer(&guest(random::<48>()))),
+        AtlsClient::dangerous_without_server_attestation()
+            .with_issuer(issuer(&guest(random::<48>()))),
     );
     let error = client.mesh_cert().await.unwrap_err();
     // TLS 1.3: the server's alert arrives with the first request, and is still classified as
@@ -436,7 +433,7 @@ async fn api_errors_keep_code_and_message() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
 
     let error = client.mesh_cert().await.unwrap_err();
@@ -500,7 +497,7 @@ async fn undecodable_success_body_is_a_decode_error() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
     match client.get_manifests().await.unwrap_err() {
         ClientError::Decode { what, .. } => assert_eq!(what, "GetManifestsResponse"),
@@ -517,7 +514,7 @@ async fn server_failing_our_validator_is_an_attestation_error() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(random::<48>()))),
+        AtlsClient::new(validator(random::<48>())),
     );
     let error = client.connect().await.unwrap_err();
     let ClientError::Attestation { source, .. } = &error else {
@@ -547,10 +544,13 @@ async fn refused_connection_is_retryable() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let error = CoordinatorClient::new(addr.clone(), AtlsClient::new(None))
-        .connect()
-        .await
-        .unwrap_err();
+    let error = CoordinatorClient::new(
+        addr.clone(),
+        AtlsClient::dangerous_without_server_attestation(),
+    )
+    .connect()
+    .await
+    .unwrap_err();
     match &error {
         ClientError::Connect { addr: at, source } => {
             assert_eq!(*at, addr);
@@ -572,11 +572,14 @@ async fn silent_server_times_out_in_the_handshake() {
         drop(tcp);
     });
     let timeout = Duration::from_millis(300);
-    let error = CoordinatorClient::new(addr.clone(), AtlsClient::new(None))
-        .with_timeouts(timeout, Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap_err();
+    let error = CoordinatorClient::new(
+        addr.clone(),
+        AtlsClient::dangerous_without_server_attestation(),
+    )
+    .with_timeouts(timeout, Duration::from_secs(5))
+    .connect()
+    .await
+    .unwrap_err();
     match &error {
         ClientError::Timeout {
             addr: at,
@@ -606,7 +609,7 @@ async fn oversized_responses_are_refused() {
     .await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
-        AtlsClient::new(Some(validator(measurement))),
+        AtlsClient::new(validator(measurement)),
     );
     let session = client.connect().await.unwrap();
     let error = session

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::chain::CertRole;
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, appraise};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Product, TcbVersion, UnixTime, Verifier};
 use contrast_core::hexstring;
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
 use contrast_sim::{SimulatedGuest, SimulatedPlatform};
@@ -77,21 +77,12 @@ fn run() -> Result<()> {
     collateral.insert_ca(Product::Milan, CertRole::Ask, evidence.ask_der.clone());
     collateral.insert_ca(Product::Milan, CertRole::Ark, evidence.ark_der.clone());
     // The simulated ARK signs no CRL, so revocation is best effort here.
-    let policy = AppraisalPolicy {
-        crl: CrlPolicy::BestEffort,
-        ..AppraisalPolicy::default()
-    };
+    let policy = AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort);
+    // The reference values are decoded once, here; the verifier then appraises any report.
+    let verifier = Verifier::new(std::slice::from_ref(&reference), policy.clone());
     let unix_now = UnixTime::from_secs(now.duration_since(UNIX_EPOCH)?.as_secs());
 
-    let appraisal = appraise(
-        &evidence.report,
-        &collateral,
-        std::slice::from_ref(&reference),
-        &report_data,
-        unix_now,
-        &policy,
-        None,
-    )?;
+    let appraisal = verifier.appraise(unix_now, &evidence.report, &collateral, &report_data)?;
     println!(
         "1. report accepted by ReferenceValues.snp[{}]",
         appraisal.matched_index
@@ -106,14 +97,11 @@ fn run() -> Result<()> {
     let mut tampered = guest.clone();
     tampered.measurement[0] ^= 1;
     let tampered_evidence = tampered.evidence(&platform, &report_data)?;
-    let refused = appraise(
+    let refused = verifier.appraise(
+        unix_now,
         &tampered_evidence.report,
         &collateral,
-        std::slice::from_ref(&reference),
         &report_data,
-        unix_now,
-        &policy,
-        None,
     );
     expect_refused("2. modified image", refused.map(drop))?;
 
@@ -123,14 +111,11 @@ fn run() -> Result<()> {
         simulated_ark_fingerprint: None,
         ..reference.clone()
     };
-    let refused = appraise(
+    let refused = Verifier::new(&[hardware], policy.clone()).appraise(
+        unix_now,
         &evidence.report,
         &collateral,
-        &[hardware],
         &report_data,
-        unix_now,
-        &policy,
-        None,
     );
     expect_refused(
         "3. the same report against a hardware entry",
@@ -138,15 +123,7 @@ fn run() -> Result<()> {
     )?;
 
     // A replayed report (other report data than the verifier's nonce binding) is refused.
-    let refused = appraise(
-        &evidence.report,
-        &collateral,
-        std::slice::from_ref(&reference),
-        &random::<64>(),
-        unix_now,
-        &policy,
-        None,
-    );
+    let refused = verifier.appraise(unix_now, &evidence.report, &collateral, &random::<64>());
     expect_refused("4. a replayed report", refused.map(drop))?;
     Ok(())
 }

@@ -6,45 +6,12 @@ use super::SimError;
 use super::platform::{SimulatedPlatform, check_tcb_layout, check_turin_chip_id};
 use contrast_attest::{Product, TcbVersion};
 
-/// Size of an attestation report.
-pub const REPORT_SIZE: usize = 0x4A0;
-/// Size of the signed part of a report (bytes 0x000–0x29F).
-pub const SIGNED_REPORT_SIZE: usize = 0x2A0;
+/// The report layout: contrast-attest's, the verifier's (one definition).
+use contrast_attest::report::{
+    REPORT_LEN as REPORT_SIZE, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNED_LEN as SIGNED_REPORT_SIZE,
+    offset,
+};
 
-/// Offsets of the report fields (SEV-SNP firmware ABI, `ATTESTATION_REPORT`).
-pub(crate) mod offset {
-    pub(crate) const VERSION: usize = 0x000;
-    pub(crate) const GUEST_SVN: usize = 0x004;
-    pub(crate) const POLICY: usize = 0x008;
-    pub(crate) const FAMILY_ID: usize = 0x010;
-    pub(crate) const IMAGE_ID: usize = 0x020;
-    pub(crate) const VMPL: usize = 0x030;
-    pub(crate) const SIGNATURE_ALGO: usize = 0x034;
-    pub(crate) const CURRENT_TCB: usize = 0x038;
-    pub(crate) const PLATFORM_INFO: usize = 0x040;
-    pub(crate) const KEY_INFO: usize = 0x048;
-    pub(crate) const REPORT_DATA: usize = 0x050;
-    pub(crate) const MEASUREMENT: usize = 0x090;
-    pub(crate) const HOST_DATA: usize = 0x0C0;
-    pub(crate) const ID_KEY_DIGEST: usize = 0x0E0;
-    pub(crate) const AUTHOR_KEY_DIGEST: usize = 0x110;
-    pub(crate) const REPORT_ID: usize = 0x140;
-    pub(crate) const REPORT_ID_MA: usize = 0x160;
-    pub(crate) const REPORTED_TCB: usize = 0x180;
-    pub(crate) const CPUID_FAM_ID: usize = 0x188;
-    pub(crate) const CHIP_ID: usize = 0x1A0;
-    pub(crate) const COMMITTED_TCB: usize = 0x1E0;
-    pub(crate) const CURRENT_VERSION: usize = 0x1E8;
-    pub(crate) const COMMITTED_VERSION: usize = 0x1EC;
-    pub(crate) const LAUNCH_TCB: usize = 0x1F0;
-    pub(crate) const LAUNCH_MIT_VECTOR: usize = 0x1F8;
-    pub(crate) const CURRENT_MIT_VECTOR: usize = 0x200;
-    pub(crate) const SIGNATURE_R: usize = 0x2A0;
-    pub(crate) const SIGNATURE_S: usize = 0x2E8;
-}
-
-/// SIGNATURE_ALGO 1: ECDSA P-384 with SHA-384.
-const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// Width of R and S in the report (P-384 uses the low 48 bytes).
 const SIGNATURE_COMPONENT_SIZE: usize = 72;
 /// P-384 scalar size.
@@ -363,8 +330,8 @@ impl SimulatedGuest {
         }
         w.put(offset::COMMITTED_TCB, &self.committed_tcb.to_bytes(product));
         let fw = |v: FirmwareVersion| [v.build, v.minor, v.major];
-        w.put(offset::CURRENT_VERSION, &fw(self.current_firmware));
-        w.put(offset::COMMITTED_VERSION, &fw(self.committed_firmware));
+        w.put(offset::CURRENT_BUILD, &fw(self.current_firmware));
+        w.put(offset::COMMITTED_BUILD, &fw(self.committed_firmware));
         w.put(offset::LAUNCH_TCB, &self.launch_tcb.to_bytes(product));
         if version >= 5 {
             w.put(
@@ -449,8 +416,8 @@ mod tests {
             offset::CPUID_FAM_ID,
             offset::CHIP_ID,
             offset::COMMITTED_TCB,
-            offset::CURRENT_VERSION,
-            offset::COMMITTED_VERSION,
+            offset::CURRENT_BUILD,
+            offset::COMMITTED_BUILD,
             offset::LAUNCH_TCB,
             offset::LAUNCH_MIT_VECTOR,
             offset::CURRENT_MIT_VECTOR,

@@ -80,10 +80,7 @@ mod platform;
 mod pss;
 
 pub use error::SimError;
-pub use guest::{
-    Cpuid, FirmwareVersion, REPORT_SIZE, SIGNED_REPORT_SIZE, SimulatedEvidence, SimulatedGuest,
-    default_cpuid,
-};
+pub use guest::{Cpuid, FirmwareVersion, SimulatedEvidence, SimulatedGuest, default_cpuid};
 pub use issuer::SimulatedIssuer;
 pub use platform::{SimulatedPlatform, SimulatedPlatformFiles};
 

@@ -21,9 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, RSA_PSS_2048_8192_SHA384, UnparsedPublicKey};
 use contrast_attest::{Product, TcbVersion};
 use contrast_sim as sim;
-use contrast_sim::{
-    Cpuid, REPORT_SIZE, SimError, SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles,
-};
+use contrast_sim::{Cpuid, SimError, SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles};
 use der::asn1::ObjectIdentifier;
 use der::{Decode, DecodePem, Encode, Tag, Tagged};
 use sev::firmware::guest::AttestationReport;
@@ -618,7 +616,7 @@ fn report_signature_verifies_with_the_vcek() {
         let platform = platform(product);
         let guest = guest(product);
         let evidence = guest.evidence(platform, &report_data()).unwrap();
-        assert_eq!(evidence.report.len(), REPORT_SIZE);
+        assert_eq!(evidence.report.len(), contrast_attest::report::REPORT_LEN);
         assert!(report_signature_verifies(
             &evidence.report,
             &evidence.vcek_der

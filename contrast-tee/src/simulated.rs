@@ -378,7 +378,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), TeeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contrast_attest::atls::document::SnpDocument;
+    use contrast_attest::atls::SnpDocument;
 
     fn environment() -> (tempfile::TempDir, SimulatedEnvironment) {
         let dir = tempfile::tempdir().unwrap();

@@ -260,7 +260,7 @@ impl CoordinatorProcess {
 
     /// A user-API client attesting this Coordinator with [`coordinator_validator`].
     pub fn user_client(&self, key: Option<AtlsKey>) -> CoordinatorClient {
-        let mut atls = AtlsClient::new(Some(coordinator_validator()));
+        let mut atls = AtlsClient::new(coordinator_validator());
         if let Some(key) = key {
             atls = atls.with_key(Arc::new(key));
         }
@@ -272,10 +272,12 @@ impl CoordinatorProcess {
 /// Coordinator's HOST_DATA.
 pub fn coordinator_validator() -> AtlsValidator {
     let (_, env) = environment();
-    let mut validator = AtlsValidator::new(vec![env.reference_values()]);
-    validator.policy.expected_host_data = Some(vec![coordinator_workload().host_data()]);
-    validator.policy.crl = contrast_attest::CrlPolicy::BestEffort;
-    validator
+    AtlsValidator::new(contrast_attest::Verifier::new(
+        &[env.reference_values()],
+        contrast_attest::AppraisalPolicy::default()
+            .with_expected_host_data(Some(vec![coordinator_workload().host_data()]))
+            .with_crl(contrast_attest::CrlPolicy::BestEffort),
+    ))
 }
 
 /// The workload owner's key as an aTLS client key.

@@ -6,7 +6,7 @@ use contrast_attest::{CrlPolicy, Product, TrustAnchor, UnixTime, verify_report};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let (report, table) = data.split_at(data.len().min(1184));
+    let (report, table) = data.split_at(data.len().min(contrast_attest::report::REPORT_LEN));
     let now = UnixTime::from_secs(1_735_689_600);
     let empty = CollateralMap::new();
     let parsed = CertTable::parse(table).unwrap_or_default();

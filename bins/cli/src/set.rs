@@ -287,7 +287,7 @@ pub fn attested_client(
     let validator = coordinator_validator(manifest.manifest()).context(
         "the manifest cannot attest the Coordinator; regenerate it with --reference-values",
     )?;
-    let mut atls = AtlsClient::new(Some(validator));
+    let mut atls = AtlsClient::new(validator);
     if let Some(key) = key {
         atls = atls.with_key(Arc::new(key));
     }

@@ -177,8 +177,7 @@ pub fn read_seedshare_owner_public_key(path: &Path) -> anyhow::Result<SeedshareO
                 return SeedshareOwnerPublicKey::from_pkcs1_der(&der).with_context(not_a_key);
             }
             "PUBLIC KEY" => {
-                let spki = spki_subject_public_key(&der).with_context(not_a_key)?;
-                return SeedshareOwnerPublicKey::from_pkcs1_der(&spki).with_context(not_a_key);
+                return SeedshareOwnerPublicKey::from_spki_der(&der).with_context(not_a_key);
             }
             _ => {}
         }
@@ -186,17 +185,6 @@ pub fn read_seedshare_owner_public_key(path: &Path) -> anyhow::Result<SeedshareO
     SeedshareOwnerPrivateKey::from_pem(&pem)
         .map(|key| key.public_key())
         .with_context(not_a_key)
-}
-
-/// The subjectPublicKey bits of a PKIX SubjectPublicKeyInfo (for RSA: the PKCS#1 public key).
-fn spki_subject_public_key(der: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use der::Decode as _;
-    let info = pkcs8::spki::SubjectPublicKeyInfoRef::from_der(der)
-        .map_err(|e| anyhow!("not a SubjectPublicKeyInfo: {e}"))?;
-    info.subject_public_key
-        .as_bytes()
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| anyhow!("the public key bit string has unused bits"))
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {

@@ -510,10 +510,8 @@ fn demo_completes_and_prints_its_summary() {
 /// The Coordinator's history as its user API serves it, fetched with the library client.
 fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifestsResponse {
     let validator = contrast_sdk::coordinator_validator(ws.manifest().manifest()).unwrap();
-    let client = contrast_sdk::CoordinatorClient::new(
-        addr,
-        contrast_attest::AtlsClient::new(Some(validator)),
-    );
+    let client =
+        contrast_sdk::CoordinatorClient::new(addr, contrast_attest::AtlsClient::new(validator));
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -71,7 +71,7 @@ async fn ask_peer(
     let validator = coordinator_validator(manifest.manifest())?;
     let client = CoordinatorClient::new(
         peer,
-        AtlsClient::new(Some(validator)).with_issuer(Arc::clone(&coordinator.issuer)),
+        AtlsClient::new(validator).with_issuer(Arc::clone(&coordinator.issuer)),
     );
     Ok(client.mesh_recover().await?.value)
 }

@@ -541,9 +541,13 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
     let dir = tempfile::tempdir().unwrap();
     let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
     // A client expecting another Coordinator measurement refuses before sending anything.
-    let mut validator = coordinator_validator();
-    validator.reference_values[0].trusted_measurement = "00".repeat(48);
-    let client = CoordinatorClient::new(coordinator.user.clone(), AtlsClient::new(Some(validator)));
+    let mut reference = environment().1.reference_values();
+    reference.trusted_measurement = "00".repeat(48);
+    let validator = contrast_attest::AtlsValidator::new(contrast_attest::Verifier::new(
+        &[reference],
+        coordinator_validator().verifier().policy().clone(),
+    ));
+    let client = CoordinatorClient::new(coordinator.user.clone(), AtlsClient::new(validator));
     let workloads = vec![Workload::new("web")];
     let result = client
         .set_manifest(&set_request(
@@ -605,7 +609,7 @@ async fn a_client_offering_only_h2_is_served_over_http2() {
 
     let dir = tempfile::tempdir().unwrap();
     let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
-    let (mut config, slot) = AtlsClient::new(Some(coordinator_validator()))
+    let (mut config, slot) = AtlsClient::new(coordinator_validator())
         .config(&mut rand_core::OsRng)
         .unwrap();
     config

@@ -257,11 +257,17 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
         || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
     // This VM attests with the workload's HOST_DATA, so the client must expect that.
     let client = || {
-        let mut validator = coordinator_validator();
-        validator.policy.expected_host_data = Some(vec![web.host_data()]);
+        let validator = contrast_attest::AtlsValidator::new(contrast_attest::Verifier::new(
+            &[environment().1.reference_values()],
+            coordinator_validator()
+                .verifier()
+                .policy()
+                .clone()
+                .with_expected_host_data(Some(vec![web.host_data()])),
+        ));
         contrast_sdk::CoordinatorClient::new(
             workload_vm.user.clone(),
-            contrast_attest::AtlsClient::new(Some(validator)).with_key(std::sync::Arc::new(key())),
+            contrast_attest::AtlsClient::new(validator).with_key(std::sync::Arc::new(key())),
         )
     };
     let refused = client().recover(&recover).await;

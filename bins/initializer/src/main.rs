@@ -181,7 +181,9 @@ async fn run(args: Args) -> Result<Outcome> {
         .context("cannot encode the workload key as pem")?;
     let client = CoordinatorClient::new(
         addr.clone(),
-        AtlsClient::new(None).with_issuer(issuer).with_key(key),
+        AtlsClient::dangerous_without_server_attestation()
+            .with_issuer(issuer)
+            .with_key(key),
     );
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;

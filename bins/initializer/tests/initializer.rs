@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
-use contrast_attest::{AppraisalPolicy, CrlPolicy};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Verifier};
 use contrast_core::api::{ErrorCode, ErrorResponse, MeshCertResponse};
 use contrast_testkit::atls_stub::AtlsStub;
 use contrast_testkit::fixtures::environment;
@@ -51,15 +51,13 @@ impl MeshServer {
     fn start_on(addr: SocketAddr, handler: Handler) -> Self {
         let (_, env) = environment();
         let server_issuer = env.issuer(env.guest(random(), random()).unwrap());
-        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator {
-            reference_values: vec![env.reference_values()],
-            policy: AppraisalPolicy {
+        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator::new(
+            Verifier::new(
+                &[env.reference_values()],
                 // The simulated ARK signs no CRL.
-                crl: CrlPolicy::BestEffort,
-                ..AppraisalPolicy::default()
-            },
-            cache: None,
-        });
+                AppraisalPolicy::default().with_crl(CrlPolicy::BestEffort),
+            ),
+        ));
         let stub = AtlsStub::start(
             addr,
             atls,

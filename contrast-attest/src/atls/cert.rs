@@ -198,7 +198,7 @@ fn build<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> AtlsError {
 ///
 /// # Errors
 /// [`der::Error`] if `cn` is not printable.
-pub fn common_name(cn: &str) -> der::Result<Name> {
+pub(super) fn common_name(cn: &str) -> der::Result<Name> {
     let value = Any::from(PrintableStringRef::new(cn)?);
     let atv = AttributeTypeAndValue {
         oid: rfc4519::CN,
@@ -321,35 +321,9 @@ fn rfc5280_time(date: DateTime) -> Result<Time, AtlsError> {
     }
 }
 
-/// The PKCS#1 `RSAPublicKey` DER inside an rsaEncryption SubjectPublicKeyInfo: what upstream
-/// hashes to authorise a seed-share owner (`contrast_core::owner::authorize_recovery`) and
-/// what a manifest's `SeedshareOwnerPubKeys` entry hex-encodes.
-///
-/// # Errors
-/// [`AtlsError::MalformedPublicKey`] if `spki_der` is not a SubjectPublicKeyInfo or its key is
-/// not a PKCS#1 `RSAPublicKey`; [`AtlsError::NotRsaKey`] (naming the OID found) for any other
-/// key algorithm.
-pub fn rsa_pkcs1_public_key_from_spki(spki_der: &[u8]) -> Result<Vec<u8>, AtlsError> {
-    let malformed = |reason: String| AtlsError::MalformedPublicKey { reason };
-    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
-        .map_err(|e| malformed(format!("subject public key info: {e}")))?;
-    if info.algorithm.oid != rfc5912::RSA_ENCRYPTION {
-        return Err(AtlsError::NotRsaKey {
-            found: info.algorithm.oid.to_string(),
-        });
-    }
-    let key = info
-        .subject_public_key
-        .as_bytes()
-        .ok_or_else(|| malformed("the subject public key bit string has unused bits".to_owned()))?;
-    // Only a well-formed RSAPublicKey is handed on to be hashed and compared.
-    pkcs1::RsaPublicKey::from_der(key)
-        .map_err(|e| malformed(format!("pkcs#1 rsa public key: {e}")))?;
-    Ok(key.to_vec())
-}
-
 /// What aTLS needs from a peer's certificate, after its self-signature and validity checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AtlsCertificate {
     /// SubjectPublicKeyInfo DER (the input to the report data).
     pub spki_der: Vec<u8>,

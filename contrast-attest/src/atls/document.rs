@@ -35,11 +35,10 @@ use crate::chain::LeafKind;
 use crate::collateral::{CollateralRequest, CollateralSource};
 
 /// The magic at the start of every document.
-pub const MAGIC: [u8; 4] = *b"CRAD";
+pub(super) const MAGIC: [u8; 4] = *b"CRAD";
 /// The format version this module writes and reads.
-pub const VERSION: u8 = 1;
-/// Length of an SEV-SNP attestation report.
-pub const REPORT_LEN: usize = 1184;
+pub(super) const VERSION: u8 = 1;
+use crate::report::REPORT_LEN;
 
 const TAG_REPORT: u8 = 0x01;
 const TAG_VCEK: u8 = 0x02;

@@ -1,6 +1,7 @@
 //! The errors of aTLS: nonce transport, the attestation document, the certificate, issuing and
 //! verification.
 
+use crate::ErrorKind;
 use std::fmt;
 
 /// Fixed-size bytes shown as full lowercase hex in error messages.
@@ -290,18 +291,34 @@ pub enum AtlsError {
     /// The peer sent no certificate.
     #[error("the peer sent no certificate")]
     NoPeerCertificate,
-    /// A public key that should be RSA (a seed-share owner's) has another algorithm.
-    #[error(
-        "expected an rsa public key (rsaEncryption, 1.2.840.113549.1.1.1), found algorithm {found}"
-    )]
-    NotRsaKey {
-        /// The SubjectPublicKeyInfo algorithm OID.
-        found: String,
-    },
-    /// A SubjectPublicKeyInfo (or the key inside it) does not parse.
-    #[error("malformed public key: {reason}")]
-    MalformedPublicKey {
-        /// What was wrong.
-        reason: String,
-    },
+}
+
+impl AtlsError {
+    /// The kind of check that failed, in the verifier's classes ([`crate::ErrorKind`]): an
+    /// appraisal failure has its [`crate::Error::kind`]; a certificate that does not parse or
+    /// is not the aTLS shape is [`ErrorKind::Malformed`], a bad self-signature
+    /// [`ErrorKind::Signature`], a certificate outside its validity [`ErrorKind::Chain`], report
+    /// data for another key or nonce [`ErrorKind::Freshness`], a peer without an (acceptable)
+    /// attestation [`ErrorKind::NoAttestation`], and our own failures [`ErrorKind::Local`].
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Appraisal(error) => error.kind(),
+            Self::Nonce(_)
+            | Self::CertificateParse { .. }
+            | Self::NotSelfIssued { .. }
+            | Self::UnsupportedSignature { .. }
+            | Self::SignatureAlgorithmMismatch { .. }
+            | Self::UnhandledCriticalExtension { .. }
+            | Self::MultipleAttestationExtensions { .. }
+            | Self::Document(_) => ErrorKind::Malformed,
+            Self::BadSelfSignature => ErrorKind::Signature,
+            Self::NotYetValid { .. } | Self::Expired { .. } => ErrorKind::Chain,
+            Self::ReportDataMismatch { .. } => ErrorKind::Freshness,
+            Self::NoAttestationExtension
+            | Self::UnsupportedDocumentOid { .. }
+            | Self::NoPeerCertificate => ErrorKind::NoAttestation,
+            Self::Issue(_) | Self::Build { .. } | Self::NoTime => ErrorKind::Local,
+        }
+    }
 }

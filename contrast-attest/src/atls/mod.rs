@@ -49,27 +49,25 @@
 //!
 //! Not done: the SNI fallback for G1 clients' nonces (rustls exposes only DNS-name SNI, which
 //! base64 is not). RSA keys are client keys only (the seed-share owner's, for recovery;
-//! [`rsa_pkcs1_public_key_from_spki`] gives the Coordinator the key it authorises); servers
+//! `contrast_core::owner::rsa_pkcs1_from_spki` gives the Coordinator the key it authorises); servers
 //! always use a fresh P-256 key.
 
-pub mod cert;
-pub mod document;
-pub mod error;
-pub mod issuer;
-pub mod nonce;
+mod cert;
+mod document;
+mod error;
+mod issuer;
+mod nonce;
 mod tls;
-pub mod verify;
+mod verify;
 
 use std::time::Duration;
 
 use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
-pub use cert::{
-    AtlsCertificate, AtlsKey, build_certificate, parse_certificate, rsa_pkcs1_public_key_from_spki,
-};
+pub use cert::{AtlsCertificate, AtlsKey, build_certificate, check_validity, parse_certificate};
 pub use document::SnpDocument;
-pub use error::{AtlsError, DocumentError, IssueError, NonceError};
+pub use error::{AtlsError, DocumentError, Hex, IssueError, NonceError};
 pub use issuer::Issuer;
 pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
 pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io, crypto_provider};

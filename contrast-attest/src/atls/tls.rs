@@ -464,10 +464,23 @@ pub struct AtlsClient {
 }
 
 impl AtlsClient {
-    /// A client appraising the server with `validator` (`None`: the server's certificate is
-    /// only checked for self-signature and validity, as the initializer does).
+    /// A client appraising the server with `validator`: the handshake fails unless the
+    /// server's attestation matches.
     #[must_use]
-    pub fn new(validator: Option<AtlsValidator>) -> Self {
+    pub fn new(validator: AtlsValidator) -> Self {
+        Self::with_optional_validator(Some(validator))
+    }
+
+    /// A client that does **not** attest the server: its certificate is only checked for
+    /// self-signature and validity. For a peer whose answers are checked otherwise (the
+    /// initializer: the Coordinator's mesh CA is verified later by the workloads; tests and load
+    /// generators). Anyone on the path can impersonate the server to such a client.
+    #[must_use]
+    pub fn dangerous_without_server_attestation() -> Self {
+        Self::with_optional_validator(None)
+    }
+
+    fn with_optional_validator(validator: Option<AtlsValidator>) -> Self {
         Self {
             validator,
             issuer: None,

@@ -3,46 +3,47 @@
 
 use std::sync::Arc;
 
-use contrast_core::manifest::SnpReferenceValues;
-
 use super::cert::{AtlsCertificate, check_validity, parse_certificate};
 use super::document::SnpDocument;
 use super::error::{AtlsError, Hex};
 use super::nonce::Nonce;
 use super::{SIMULATED_SNP_DOCUMENT_OID, SNP_DOCUMENT_OID, report_data};
-use crate::appraisal::{AppraisalPolicy, appraise};
+use crate::appraisal::Verifier;
 use crate::chain::LeafKind;
-use crate::collateral::VcekCache;
 use crate::report::GuestPolicy;
 use crate::time::UnixTime;
 use crate::{Product, TcbVersion};
 
-/// What a verifier appraises a peer's document against: the manifest's SEV-SNP reference
-/// values, an [`AppraisalPolicy`] and an optional shared [`VcekCache`].
+/// What an initiator (or a server, of its clients) requires of the peer's attestation: a
+/// [`Verifier`] built once from the reference values, shared by every handshake.
 #[derive(Clone, Debug)]
 pub struct AtlsValidator {
-    /// `ReferenceValues.snp` (any entry may match).
-    pub reference_values: Vec<SnpReferenceValues>,
-    /// What the manifest does not express.
-    pub policy: AppraisalPolicy,
-    /// Verified chains shared across handshakes.
-    pub cache: Option<Arc<VcekCache>>,
+    verifier: Arc<Verifier>,
 }
 
 impl AtlsValidator {
-    /// A validator with the default (strict) policy and no cache.
+    /// A validator appraising with `verifier`.
     #[must_use]
-    pub fn new(reference_values: Vec<SnpReferenceValues>) -> Self {
-        Self {
-            reference_values,
-            policy: AppraisalPolicy::default(),
-            cache: None,
-        }
+    pub fn new(verifier: Verifier) -> Self {
+        Self::shared(Arc::new(verifier))
+    }
+
+    /// A validator appraising with a verifier shared with others.
+    #[must_use]
+    pub fn shared(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+
+    /// The verifier (reference values, policy, cache).
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 }
 
 /// An appraised peer, as owned data for the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AttestedPeer {
     /// The OID the document came under.
     pub document_oid: const_oid::ObjectIdentifier,
@@ -106,6 +107,7 @@ impl AttestedPeer {
 
 /// A peer certificate that passed aTLS verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifiedPeer {
     /// The peer's SubjectPublicKeyInfo DER (e.g. for owner-key authorization).
     pub spki_der: Vec<u8>,
@@ -165,16 +167,10 @@ fn appraise_certificate(
             found: Box::new(Hex(found)),
         });
     }
-    let appraisal = appraise(
-        document.report,
-        &document,
-        &validator.reference_values,
-        &expected,
-        now,
-        &validator.policy,
-        validator.cache.as_deref(),
-    )
-    .map_err(AtlsError::Appraisal)?;
+    let appraisal = validator
+        .verifier
+        .appraise(now, document.report, &document, &expected)
+        .map_err(AtlsError::Appraisal)?;
     let report = appraisal.report();
     Ok(AttestedPeer {
         document_oid: *oid,

@@ -278,6 +278,17 @@ pub(crate) fn handshake(
     workload: &Workload,
     measurement: [u8; 48],
 ) -> Result<VerifiedPeer, AtlsError> {
+    replayed_handshake(state, workload, measurement, [9; 32])
+}
+
+/// As [`handshake`], but the workload's evidence answers `evidence_nonce` instead of the
+/// server's nonce (a replayed certificate).
+pub(crate) fn replayed_handshake(
+    state: &State,
+    workload: &Workload,
+    measurement: [u8; 48],
+    evidence_nonce: [u8; 32],
+) -> Result<VerifiedPeer, AtlsError> {
     let key = AtlsKey::generate_p256().unwrap();
     let issuer: Arc<dyn Issuer> = Arc::new(SimulatedIssuer::new(
         platform(),
@@ -287,7 +298,7 @@ pub(crate) fn handshake(
     let der = issue_certificate(
         &key,
         Some(&*issuer),
-        &nonce,
+        &evidence_nonce,
         Duration::from_secs(NOW),
         &mut rand_core::OsRng,
     )

@@ -12,6 +12,7 @@ use aws_lc_rs::signature::{
     RsaKeyPair, UnparsedPublicKey,
 };
 use contrast_attest::atls::{AtlsClient, AtlsKey, AtlsServer, build_certificate};
+use contrast_attest::report::{SIGNED_LEN, offset};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -103,7 +104,7 @@ pub(crate) fn measure(
     let report = chip.report(&[7; 64])?;
     let vcek = UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, chip.vcek_public_key()?);
     let fixed_signature = fixed_signature_of(&report);
-    let body = &report[..0x2A0];
+    let body = &report[..SIGNED_LEN];
     vcek.verify(body, &fixed_signature)
         .map_err(|_| anyhow!("the chip's report does not verify under its VCEK"))?;
     record(
@@ -264,7 +265,7 @@ pub(crate) fn measure(
 /// The report's signature as the fixed-width big-endian `r ‖ s` aws-lc-rs verifies.
 fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
-    for offset in [0x2A0, 0x2E8] {
+    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
         out.extend(report[offset..offset + 48].iter().rev());
     }
     out
@@ -275,7 +276,7 @@ fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
 fn handshake_in_memory(client_key: &Arc<AtlsKey>) -> Result<()> {
     let client_key = Arc::clone(client_key);
     let (server_config, _) = AtlsServer::new(None).config(&mut OsRng)?;
-    let (client_config, _) = AtlsClient::new(None)
+    let (client_config, _) = AtlsClient::dangerous_without_server_attestation()
         .with_key(client_key)
         .config(&mut OsRng)?;
     let server = rustls::ServerConnection::new(Arc::new(server_config))?;

@@ -351,7 +351,7 @@ impl Setup {
         let validator = coordinator_validator(manifest).context("the coordinator validator")?;
         Ok(CoordinatorClient::new(
             user_addr,
-            AtlsClient::new(Some(validator)).with_key(Arc::new(key)),
+            AtlsClient::new(validator).with_key(Arc::new(key)),
         ))
     }
 
@@ -362,7 +362,7 @@ impl Setup {
         let validator = coordinator_validator(manifest).context("the coordinator validator")?;
         Ok(CoordinatorClient::new(
             user_addr,
-            AtlsClient::new(Some(validator)).with_key(Arc::new(key)),
+            AtlsClient::new(validator).with_key(Arc::new(key)),
         ))
     }
 }
@@ -582,10 +582,7 @@ async fn scenario(
             let owners: Vec<_> = (0..args.data_owners)
                 .map(|_| {
                     let client = coordinator_validator(&manifest).map(|validator| {
-                        CoordinatorClient::new(
-                            process.user.clone(),
-                            AtlsClient::new(Some(validator)),
-                        )
+                        CoordinatorClient::new(process.user.clone(), AtlsClient::new(validator))
                     });
                     let done = Arc::clone(&done);
                     tokio::spawn(data_owner_loop(client, done))
@@ -697,7 +694,7 @@ async fn attest(mesh: &str, chip: &Arc<dyn Issuer>) -> Result<(), (String, Strin
     let key = Arc::new(AtlsKey::generate_p256().map_err(|e| ("key".to_owned(), e.to_string()))?);
     let client = CoordinatorClient::new(
         mesh,
-        AtlsClient::new(None)
+        AtlsClient::dangerous_without_server_attestation()
             .with_issuer(Arc::clone(chip))
             .with_key(key),
     );

@@ -354,7 +354,7 @@ fn check_history(
 fn history_client(user_addr: &str, manifest: &Manifest) -> Result<CoordinatorClient> {
     let validator = coordinator_validator(manifest).context("the coordinator validator")?;
     Ok(
-        CoordinatorClient::new(user_addr, AtlsClient::new(Some(validator)))
+        CoordinatorClient::new(user_addr, AtlsClient::new(validator))
             .with_max_response_body(MAX_HISTORY_BODY),
     )
 }
