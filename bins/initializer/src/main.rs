@@ -27,6 +27,7 @@ use contrast_attest::atls::AtlsKey;
 use contrast_attest::client::CoordinatorClient;
 use contrast_core::api::MESH_API_PORT;
 use contrast_core::duration::parse_duration;
+use contrast_core::kubernetes::{COORDINATOR_HOST_ENV, SECRETS_MOUNT_PATH};
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -80,10 +81,10 @@ Example (simulated TEE, local Coordinator):
 )]
 struct Args {
     /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
-    #[arg(long, env = "COORDINATOR_HOST", value_name = "HOST[:PORT]")]
+    #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]")]
     coordinator: String,
     /// Where the files go (the shared volume).
-    #[arg(long, value_name = "DIR", default_value = "/contrast")]
+    #[arg(long, value_name = "DIR", default_value = SECRETS_MOUNT_PATH)]
     root: PathBuf,
     /// The empty marker written last (the startup probe's condition).
     #[arg(long, value_name = "PATH", default_value = "/done")]
