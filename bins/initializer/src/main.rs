@@ -79,6 +79,9 @@ Example (simulated TEE, local Coordinator):
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP
 )]
+// The doc comments of these flags are their `--help` text, written for a terminal:
+// `HOST[:PORT]` is meant literally, not as an intra-doc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 struct Args {
     /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
     #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]")]
