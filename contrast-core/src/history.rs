@@ -37,7 +37,7 @@ use crate::hexstring;
 /// A SHA-256 hash: the content address of every stored blob.
 pub type Hash = [u8; 32];
 
-/// Size of a [`Hash`] in bytes.
+/// Size of a [`Hash`](type@Hash) in bytes.
 pub const HASH_SIZE: usize = 32;
 
 /// The all-zero hash: the previous-transition hash of the genesis transition, the chain root.

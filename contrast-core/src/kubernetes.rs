@@ -1,7 +1,8 @@
 //! The names, labels and annotations that Contrast's Kubernetes objects share: what
 //! `contrast generate` writes into the Coordinator's resources and the workloads' pod
 //! templates, what the Coordinator's peer discovery selects pods by, and what the ConfigMap
-//! store labels its ConfigMaps with. One definition each, so the writer and the readers cannot
+//! store labels its ConfigMaps with, and what the injected initializer container is given
+//! (its environment and mount path). One definition each, so the writer and the readers cannot
 //! drift. The ports are [`crate::api`]'s ([`USER_API_PORT`](crate::api::USER_API_PORT) and the
 //! others).
 
@@ -49,6 +50,14 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 
 /// The value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY_VALUE: &str = "contrast.edgeless.systems";
+
+/// The environment variable of the initializer container that `contrast generate` injects:
+/// the Coordinator's mesh API host (the initializer's `--coordinator`).
+pub const COORDINATOR_HOST_ENV: &str = "COORDINATOR_HOST";
+
+/// Where the injected initializer container mounts the shared volume it writes the workload's
+/// certificates and secret to: the initializer's default `--root`.
+pub const SECRETS_MOUNT_PATH: &str = "/contrast";
 
 #[cfg(test)]
 mod tests {

@@ -260,8 +260,8 @@ impl CoordinatorProcess {
         self.child.wait().map(drop)
     }
 
-    /// Spawns the process again from `self.launch` (changed or not), after [`kill9`]
-    /// (Self::kill9); does not wait.
+    /// Spawns the process again from `self.launch` (changed or not), after
+    /// [`kill9`](Self::kill9); does not wait.
     pub fn respawn(&mut self, log: LogFile) -> std::io::Result<()> {
         let (child, spawned) = spawn(&self.launch, log)?;
         self.child = child;

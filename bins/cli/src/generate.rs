@@ -131,6 +131,9 @@ Exit codes:
   2  usage error (unknown flag, missing argument, flags that cannot be combined)";
 
 /// Flags of `contrast generate`.
+// The doc comments of these flags are their `--help` text, written for a terminal: `<workspace>`
+// and `[:PORT]` are meant literally, not as HTML or intra-doc links.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// Kubernetes YAML files, or directories whose .yml/.yaml files are read (recursively).

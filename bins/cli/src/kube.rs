@@ -6,8 +6,8 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::kubernetes::{
-    COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION,
-    WORKLOAD_SECRET_ID_ANNOTATION,
+    COORDINATOR_HOST_ENV, COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION,
+    SECRETS_MOUNT_PATH, WORKLOAD_SECRET_ID_ANNOTATION,
 };
 use serde_norway::{Mapping, Value};
 
@@ -17,8 +17,6 @@ pub const RUNTIME_CLASS: &str = "contrast-cc";
 pub const INITIALIZER_CONTAINER: &str = "contrast-initializer";
 /// Name of the shared volume the initializer writes its files to.
 pub const SECRETS_VOLUME: &str = "contrast-secrets";
-/// Where the shared volume is mounted in the initializer.
-pub const SECRETS_MOUNT_PATH: &str = "/contrast";
 /// Memory request and limit of the initializer.
 pub const INITIALIZER_MEMORY: &str = "50Mi";
 
@@ -278,7 +276,7 @@ fn initializer_container(image: &str) -> anyhow::Result<Value> {
     let container = serde_json::json!({
         "name": INITIALIZER_CONTAINER,
         "image": image,
-        "env": [{ "name": "COORDINATOR_HOST", "value": COORDINATOR_READY_SERVICE }],
+        "env": [{ "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE }],
         "resources": {
             "limits": { "memory": INITIALIZER_MEMORY },
             "requests": { "memory": INITIALIZER_MEMORY },

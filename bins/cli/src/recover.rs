@@ -43,6 +43,9 @@ Exit codes:
   5  the Coordinator's attestation was refused (the failed check is printed)";
 
 /// Flags of `contrast recover`.
+// The doc comments of these flags are their `--help` text, written for a terminal: `<workspace>`
+// and `[:PORT]` are meant literally, not as HTML or intra-doc links.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
     /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).

@@ -54,6 +54,9 @@ Exit codes:
 pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
 
 /// Flags of `contrast verify`.
+// The doc comments of these flags are their `--help` text, written for a terminal: `<workspace>`
+// and `[:PORT]` are meant literally, not as HTML or intra-doc links.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).

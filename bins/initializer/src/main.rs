@@ -26,6 +26,7 @@ use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::MESH_API_PORT;
 use contrast_core::duration::parse_duration;
+use contrast_core::kubernetes::{COORDINATOR_HOST_ENV, SECRETS_MOUNT_PATH};
 use contrast_sdk::CoordinatorClient;
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
@@ -78,12 +79,15 @@ Example (simulated TEE, local Coordinator):
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP
 )]
+// The doc comments of these flags are their `--help` text, written for a terminal:
+// `HOST[:PORT]` is meant literally, not as an intra-doc link.
+#[allow(rustdoc::broken_intra_doc_links)]
 struct Args {
     /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
-    #[arg(long, env = "COORDINATOR_HOST", value_name = "HOST[:PORT]")]
+    #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]")]
     coordinator: String,
     /// Where the files go (the shared volume).
-    #[arg(long, value_name = "DIR", default_value = "/contrast")]
+    #[arg(long, value_name = "DIR", default_value = SECRETS_MOUNT_PATH)]
     root: PathBuf,
     /// The empty marker written last (the startup probe's condition).
     #[arg(long, value_name = "PATH", default_value = "/done")]
