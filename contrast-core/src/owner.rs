@@ -62,6 +62,8 @@ const PEM_LABEL_PKCS8: &str = "PRIVATE KEY";
 const PEM_LABEL_PKCS1: &str = "RSA PRIVATE KEY";
 /// PEM label of a PKIX public key.
 const PEM_LABEL_SPKI: &str = "PUBLIC KEY";
+/// PEM label of a PKCS#1 RSA public key.
+const PEM_LABEL_PKCS1_PUBLIC: &str = "RSA PUBLIC KEY";
 
 /// Smallest accepted seed-share owner RSA modulus, in bits.
 pub const MIN_RSA_MODULUS_BITS: usize = 2048;
@@ -361,6 +363,16 @@ impl WorkloadOwnerPublicKey {
             });
         }
         Self::from_pkix_der(&der)
+    }
+
+    /// What a user may hand over as a workload owner's key: a `PUBLIC KEY` PEM, or a private
+    /// key PEM ([`WorkloadOwnerPrivateKey::from_pem`]) whose public key is taken. When neither
+    /// parses, the private-key error says why.
+    pub fn from_public_or_private_pem(pem: &str) -> Result<Self, OwnerKeyError> {
+        if let Ok(public) = Self::from_pem(pem) {
+            return Ok(public);
+        }
+        WorkloadOwnerPrivateKey::from_pem(pem).map(|key| key.public_key())
     }
 
     /// The exact PKIX DER.
@@ -732,6 +744,21 @@ impl SeedshareOwnerPublicKey {
     /// checks size and exponent as [`SeedshareOwnerPublicKey::from_pkcs1_der`] does.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, OwnerKeyError> {
         Self::from_pkcs1_der(&rsa_pkcs1_from_spki(der)?)
+    }
+
+    /// What a user may hand over as a seed-share owner's key: an `RSA PUBLIC KEY` (PKCS#1) or
+    /// `PUBLIC KEY` (PKIX) PEM, or a private key PEM ([`SeedshareOwnerPrivateKey::from_pem`])
+    /// whose public key is taken; size and exponent checked as
+    /// [`SeedshareOwnerPublicKey::from_pkcs1_der`] does.
+    pub fn from_public_or_private_pem(pem: &str) -> Result<Self, OwnerKeyError> {
+        if let Ok((label, der)) = decode_pem(pem) {
+            match label.as_str() {
+                PEM_LABEL_PKCS1_PUBLIC => return Self::from_pkcs1_der(&der),
+                PEM_LABEL_SPKI => return Self::from_spki_der(&der),
+                _ => {}
+            }
+        }
+        SeedshareOwnerPrivateKey::from_pem(pem).map(|key| key.public_key())
     }
 
     /// Parses a PKCS#1 `RSAPublicKey` DER and checks size and exponent.

@@ -709,3 +709,56 @@ fn changed_seedshare_owners_are_rejected() {
         })
     ));
 }
+
+// ---- keys as users hand them over (public or private PEM) ----------------------------------
+
+fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap()
+}
+
+#[test]
+fn seedshare_owner_key_from_any_pem_form_is_the_same_key() {
+    let expected = SeedshareOwnerPublicKey::from_pkcs1_der(RSA4096_PUB_PKCS1)
+        .unwrap()
+        .to_hex();
+    for (form, text) in [
+        ("PKCS#1 public", pem("RSA PUBLIC KEY", RSA4096_PUB_PKCS1)),
+        ("PKIX public", pem("PUBLIC KEY", RSA4096_PUB_SPKI)),
+        ("PKCS#1 private", RSA4096_PEM.to_owned()),
+        ("PKCS#8 private", RSA4096_PKCS8_PEM.to_owned()),
+    ] {
+        let key = SeedshareOwnerPublicKey::from_public_or_private_pem(&text)
+            .unwrap_or_else(|e| panic!("{form}: {e}"));
+        assert_eq!(key.to_hex(), expected, "{form}");
+    }
+}
+
+#[test]
+fn seedshare_owner_key_from_pem_keeps_the_size_check_and_refuses_other_keys() {
+    assert!(matches!(
+        SeedshareOwnerPublicKey::from_public_or_private_pem(&pem(
+            "RSA PUBLIC KEY",
+            RSA1024_PUB_PKCS1
+        )),
+        Err(OwnerKeyError::RsaKeyTooSmall { .. })
+    ));
+    // An EC `PUBLIC KEY` is not an RSA key; a labelled public key is not retried as private.
+    assert!(SeedshareOwnerPublicKey::from_public_or_private_pem(P384_PUB_PEM).is_err());
+    assert!(SeedshareOwnerPublicKey::from_public_or_private_pem(P384_PEM).is_err());
+    assert!(SeedshareOwnerPublicKey::from_public_or_private_pem("not a pem").is_err());
+}
+
+#[test]
+fn workload_owner_key_from_public_or_private_pem_is_the_same_key() {
+    for (form, text) in [
+        ("PKIX public", P384_PUB_PEM),
+        ("SEC1 private", P384_PEM),
+        ("PKCS#8 private", P384_PKCS8_PEM),
+    ] {
+        let key = WorkloadOwnerPublicKey::from_public_or_private_pem(text)
+            .unwrap_or_else(|e| panic!("{form}: {e}"));
+        assert_eq!(key, p384_pub(), "{form}");
+    }
+    assert!(WorkloadOwnerPublicKey::from_public_or_private_pem(RSA4096_PEM).is_err());
+    assert!(WorkloadOwnerPublicKey::from_public_or_private_pem("not a pem").is_err());
+}

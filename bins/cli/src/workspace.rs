@@ -147,44 +147,25 @@ fn generate_rsa_pkcs1_pem() -> anyhow::Result<Zeroizing<String>> {
 /// private key PEM whose public part is used.
 pub fn read_workload_owner_public_key(path: &Path) -> anyhow::Result<WorkloadOwnerPublicKey> {
     let pem = read_secret(path)?;
-    if let Ok(public) = WorkloadOwnerPublicKey::from_pem(&pem) {
-        return Ok(public);
-    }
-    WorkloadOwnerPrivateKey::from_pem(&pem)
-        .map(|key| key.public_key())
-        .with_context(|| {
-            format!(
-                "{} is neither a P-384 `PUBLIC KEY` PEM nor a workload owner private key PEM",
-                path.display()
-            )
-        })
+    WorkloadOwnerPublicKey::from_public_or_private_pem(&pem).with_context(|| {
+        format!(
+            "{} is neither a P-384 `PUBLIC KEY` PEM nor a workload owner private key PEM",
+            path.display()
+        )
+    })
 }
 
 /// Reads a seed-share owner public key for `--add-seedshare-owner-key`: an `RSA PUBLIC KEY`
 /// (PKCS#1) or `PUBLIC KEY` (PKIX) PEM, or a private key PEM whose public part is used.
 pub fn read_seedshare_owner_public_key(path: &Path) -> anyhow::Result<SeedshareOwnerPublicKey> {
     let pem = read_secret(path)?;
-    let not_a_key = || {
+    SeedshareOwnerPublicKey::from_public_or_private_pem(&pem).with_context(|| {
         format!(
             "{} is neither an RSA public key PEM (`RSA PUBLIC KEY` or `PUBLIC KEY`) nor a \
              seed-share owner private key PEM",
             path.display()
         )
-    };
-    if let Ok((label, der)) = der::pem::decode_vec(pem.as_bytes()) {
-        match label {
-            "RSA PUBLIC KEY" => {
-                return SeedshareOwnerPublicKey::from_pkcs1_der(&der).with_context(not_a_key);
-            }
-            "PUBLIC KEY" => {
-                return SeedshareOwnerPublicKey::from_spki_der(&der).with_context(not_a_key);
-            }
-            _ => {}
-        }
-    }
-    SeedshareOwnerPrivateKey::from_pem(&pem)
-        .map(|key| key.public_key())
-        .with_context(not_a_key)
+    })
 }
 
 fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
