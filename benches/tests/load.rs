@@ -14,17 +14,7 @@ use serde_json::Value;
 fn coordinator_binary() -> PathBuf {
     let load = Path::new(env!("CARGO_BIN_EXE_contrast-load"));
     let coordinator = load.with_file_name("coordinator");
-    let simulated = |path: &Path| {
-        Command::new(path)
-            .arg("--version")
-            .output()
-            .is_ok_and(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .trim_end()
-                    .ends_with(contrast_tee::SIMULATED_VERSION_TAG)
-            })
-    };
-    if !simulated(&coordinator) {
+    if !contrast_tee::binary_has_simulated_tee(&coordinator) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command.args([
@@ -45,7 +35,7 @@ fn coordinator_binary() -> PathBuf {
             .status()
             .expect("running cargo build -p coordinator");
         assert!(
-            status.success() && simulated(&coordinator),
+            status.success() && contrast_tee::binary_has_simulated_tee(&coordinator),
             "{} is missing or lacks --tee simulated, and `cargo build -p coordinator --features \
              coordinator/simulated` did not produce it",
             coordinator.display()

@@ -1,6 +1,6 @@
 //! Appraisal: does a verified report match one of the manifest's SEV-SNP reference values?
 //!
-//! [`appraise`] first verifies the report end to end ([`crate::verify_report`]: chain, signature,
+//! [`Verifier::appraise`] first verifies the report end to end ([`crate::verify_report`]: chain, signature,
 //! binding, revocation) against the trust anchor of a reference-value entry, then checks the
 //! report's claims against that entry with go-sev-guest `validate` semantics as upstream Contrast
 //! configures them. Any entry may match; if none does, [`Error::NoReferenceValuesMatched`] says
@@ -336,7 +336,7 @@ impl SnpReference {
             measurement,
             minimum_tcb,
             allowed_chip_ids,
-            guest_policy: entry.guest_policy.clone(),
+            guest_policy: entry.guest_policy,
             platform_info: entry.platform_info,
             minimum_mitigation_vector: entry.minimum_mitigation_vector,
         })

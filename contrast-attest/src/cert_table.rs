@@ -222,6 +222,28 @@ impl<'a> CertTable<'a> {
         Ok(table)
     }
 
+    /// Encodes a table of `entries` (GUID, data) as a host writes it: the entries, the all-zero
+    /// terminator, then the data packed in entry order. The inverse of [`CertTable::parse`],
+    /// for tests and for anything that hands a table on. Offsets and lengths beyond `u32` (a
+    /// table over 4 GiB) saturate, and such a table does not parse back.
+    #[must_use]
+    pub fn encode(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
+        let headers = (entries.len() + 1) * CERT_TABLE_ENTRY_LEN;
+        let mut out = Vec::new();
+        let mut data = Vec::new();
+        for (guid, bytes) in entries {
+            let offset = u32::try_from(headers + data.len()).unwrap_or(u32::MAX);
+            let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(guid);
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&length.to_le_bytes());
+            data.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&[0; CERT_TABLE_ENTRY_LEN]);
+        out.extend_from_slice(&data);
+        out
+    }
+
     /// The data of the entry with `guid`.
     #[must_use]
     pub fn get(&self, guid: &[u8; 16]) -> Option<&'a [u8]> {
@@ -244,20 +266,8 @@ mod tests {
 
     use super::*;
 
-    /// A certificate table with `entries` (GUID, data), the data packed after the headers.
     fn table(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
-        let headers = (entries.len() + 1) * CERT_TABLE_ENTRY_LEN;
-        let mut out = Vec::new();
-        let mut data = Vec::new();
-        for (guid, bytes) in entries {
-            out.extend_from_slice(guid);
-            out.extend_from_slice(&u32::try_from(headers + data.len()).unwrap().to_le_bytes());
-            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
-            data.extend_from_slice(bytes);
-        }
-        out.extend_from_slice(&[0; CERT_TABLE_ENTRY_LEN]);
-        out.extend_from_slice(&data);
-        out
+        CertTable::encode(entries)
     }
 
     fn set_entry(table: &mut [u8], index: usize, offset: u32, length: u32) {
@@ -292,6 +302,16 @@ mod tests {
             guid::text(&guid::VCEK),
             "63da758d-e664-4564-adc5-f4b93be8accd"
         );
+    }
+
+    #[test]
+    fn encode_writes_the_host_layout() {
+        let mut expected = guid::ARK.to_vec();
+        expected.extend_from_slice(&48u32.to_le_bytes());
+        expected.extend_from_slice(&2u32.to_le_bytes());
+        expected.extend_from_slice(&[0; CERT_TABLE_ENTRY_LEN]);
+        expected.extend_from_slice(b"ab");
+        assert_eq!(CertTable::encode(&[(guid::ARK, b"ab")]), expected);
     }
 
     #[test]

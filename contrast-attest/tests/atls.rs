@@ -355,6 +355,10 @@ async fn mutual_atls_server_requires_a_client_certificate() {
         atls_error_from_io(&error),
         Some(AtlsError::NoAttestationExtension)
     ));
+    assert_eq!(
+        atls_error_from_io(&error).map(AtlsError::kind),
+        Some(contrast_attest::ErrorKind::NoAttestation)
+    );
 }
 
 fn assert_measurement_mismatch(error: &AtlsError) {
@@ -368,6 +372,8 @@ fn assert_measurement_mismatch(error: &AtlsError) {
         ),
         "{attempts:?}"
     );
+    // Callers that classify (metrics) see a genuine report the reference values refuse.
+    assert_eq!(error.kind(), contrast_attest::ErrorKind::Policy);
 }
 
 #[tokio::test]
@@ -489,6 +495,10 @@ async fn rejects_a_replayed_certificate() {
         );
     };
     assert_ne!(expected, found);
+    assert_eq!(
+        client_error(&outcome).kind(),
+        contrast_attest::ErrorKind::Freshness
+    );
     assert!(client_slot.peer().is_none());
 
     // The same check, pure: the captured certificate against some other nonce.

@@ -702,6 +702,18 @@ impl std::fmt::Debug for SeedshareOwnerPublicKey {
     }
 }
 
+/// [`OwnerKeyError::UnsupportedAlgorithm`] unless `oid` is rsaEncryption.
+fn require_rsa_encryption(oid: ObjectIdentifier) -> Result<(), OwnerKeyError> {
+    if oid == RSA_ENCRYPTION {
+        Ok(())
+    } else {
+        Err(OwnerKeyError::UnsupportedAlgorithm {
+            expected: "rsaEncryption (1.2.840.113549.1.1.1)",
+            found: oid.to_string(),
+        })
+    }
+}
+
 /// The PKCS#1 `RSAPublicKey` DER inside an rsaEncryption PKIX `SubjectPublicKeyInfo`: what
 /// upstream hashes to authorise a seed-share owner ([`authorize_recovery`]) and what a
 /// manifest's `SeedshareOwnerPubKeys` entry hex-encodes. Only the structure is checked here (a
@@ -719,12 +731,7 @@ pub fn rsa_pkcs1_from_spki(spki_der: &[u8]) -> Result<Vec<u8>, OwnerKeyError> {
             source,
         }
     })?;
-    if info.algorithm.oid != RSA_ENCRYPTION {
-        return Err(OwnerKeyError::UnsupportedAlgorithm {
-            expected: "rsaEncryption (1.2.840.113549.1.1.1)",
-            found: info.algorithm.oid.to_string(),
-        });
-    }
+    require_rsa_encryption(info.algorithm.oid)?;
     let key = info
         .subject_public_key
         .as_bytes()
@@ -946,12 +953,7 @@ impl SeedshareOwnerPrivateKey {
                 structure: "PKCS#8 PrivateKeyInfo",
                 source,
             })?;
-        if info.algorithm.oid != RSA_ENCRYPTION {
-            return Err(OwnerKeyError::UnsupportedAlgorithm {
-                expected: "rsaEncryption (1.2.840.113549.1.1.1)",
-                found: info.algorithm.oid.to_string(),
-            });
-        }
+        require_rsa_encryption(info.algorithm.oid)?;
         Self::from_pkcs1_der(info.private_key)
     }
 

@@ -3,7 +3,7 @@
 //! anchor is the simulated ARK, pinned by its fingerprint in the manifest.
 //!
 //! ```sh
-//! cargo run -p contrast-attest --features sim --example attest_simulated
+//! cargo run -p contrast-sim --example attest_simulated
 //! ```
 
 use std::process::ExitCode;

@@ -1,6 +1,5 @@
 //! Building the simulated ARK, ASK and VCEK certificates with the `x509-cert` builder.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use der::asn1::{
@@ -24,6 +23,7 @@ use x509_cert::time::{Time, Validity};
 
 use super::pss::{PssSignature, RsaKey, Trailer};
 use super::{SIMULATED_ORGANIZATION, SimError};
+use contrast_attest::chain::oid;
 use contrast_attest::{Product, TcbVersion};
 
 /// Validity of the ARK and ASK, as AMD's.
@@ -291,51 +291,52 @@ pub(crate) fn build_vcek(ask: &RsaKey, vcek: &VcekSubject<'_>) -> Result<Vec<u8>
     cert.to_der().map_err(encoding("the vcek certificate"))
 }
 
-/// The AMD VCEK extensions (OID arc 1.3.6.1.4.1.3704.1) with their DER-encoded values.
+/// The AMD VCEK extensions (the verifier's `chain::oid`, arc 1.3.6.1.4.1.3704.1) with their
+/// DER-encoded values.
 fn amd_extensions(vcek: &VcekSubject<'_>) -> der::Result<Vec<AmdExtension>> {
     let tcb = &vcek.tcb;
-    let int = |oid: &str, value: u8| -> der::Result<AmdExtension> {
+    let int = |oid: ObjectIdentifier, value: u8| -> der::Result<AmdExtension> {
         Ok(AmdExtension {
-            oid: ObjectIdentifier::from_str(oid)?,
+            oid,
             value: value.to_der()?,
         })
     };
     let product_name = AmdExtension {
-        oid: ObjectIdentifier::from_str("1.3.6.1.4.1.3704.1.2")?,
+        oid: oid::PRODUCT_NAME,
         value: Ia5String::new(vcek_product_name(vcek.product))?.to_der()?,
     };
     let hw_id = |len: usize| -> der::Result<AmdExtension> {
         Ok(AmdExtension {
-            oid: ObjectIdentifier::from_str("1.3.6.1.4.1.3704.1.4")?,
+            oid: oid::HW_ID,
             // AMD stores the chip ID bytes directly as the extnValue, without an OCTET STRING.
             value: vcek.chip_id.iter().take(len).copied().collect(),
         })
     };
     Ok(match vcek.product {
         Product::Milan | Product::Genoa => vec![
-            int("1.3.6.1.4.1.3704.1.1", 0)?,
+            int(oid::STRUCT_VERSION, 0)?,
             product_name,
-            int("1.3.6.1.4.1.3704.1.3.1", tcb.bootloader)?,
-            int("1.3.6.1.4.1.3704.1.3.2", tcb.tee)?,
-            int("1.3.6.1.4.1.3704.1.3.4", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.5", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.6", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.7", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.3", tcb.snp)?,
-            int("1.3.6.1.4.1.3704.1.3.8", tcb.microcode)?,
+            int(oid::BL_SPL, tcb.bootloader)?,
+            int(oid::TEE_SPL, tcb.tee)?,
+            int(oid::SPL_4, 0)?,
+            int(oid::SPL_5, 0)?,
+            int(oid::SPL_6, 0)?,
+            int(oid::SPL_7, 0)?,
+            int(oid::SNP_SPL, tcb.snp)?,
+            int(oid::UCODE_SPL, tcb.microcode)?,
             hw_id(64)?,
         ],
         Product::Turin => vec![
-            int("1.3.6.1.4.1.3704.1.1", 1)?,
+            int(oid::STRUCT_VERSION, 1)?,
             product_name,
-            int("1.3.6.1.4.1.3704.1.3.9", tcb.fmc.unwrap_or(0))?,
-            int("1.3.6.1.4.1.3704.1.3.1", tcb.bootloader)?,
-            int("1.3.6.1.4.1.3704.1.3.2", tcb.tee)?,
-            int("1.3.6.1.4.1.3704.1.3.3", tcb.snp)?,
-            int("1.3.6.1.4.1.3704.1.3.5", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.6", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.7", 0)?,
-            int("1.3.6.1.4.1.3704.1.3.8", tcb.microcode)?,
+            int(oid::FMC_SPL, tcb.fmc.unwrap_or(0))?,
+            int(oid::BL_SPL, tcb.bootloader)?,
+            int(oid::TEE_SPL, tcb.tee)?,
+            int(oid::SNP_SPL, tcb.snp)?,
+            int(oid::SPL_5, 0)?,
+            int(oid::SPL_6, 0)?,
+            int(oid::SPL_7, 0)?,
+            int(oid::UCODE_SPL, tcb.microcode)?,
             hw_id(8)?,
         ],
     })

@@ -1,4 +1,4 @@
-//! Tests of the simulated SEV-SNP platform (`contrast_attest::sim`): certificate structure and
+//! Tests of the simulated SEV-SNP platform (crate `contrast-sim`): certificate structure and
 //! signatures against AMD's real certificates, report layout and signature, the `sev` crate's
 //! parse of the same bytes, save/load, and every error.
 //!
@@ -6,7 +6,7 @@
 //! to write the files):
 //!
 //! ```text
-//! cargo test -p contrast-attest --features sim --test sim -- --ignored dump_for_openssl
+//! cargo test -p contrast-sim --test sim -- --ignored dump_for_openssl
 //! cd "$TMPDIR/contrast-sim-openssl/milan"   # or genoa, turin
 //! openssl verify -CAfile ark.pem -untrusted ask.pem vcek.pem        # vcek.pem: OK
 //! openssl x509 -in ark.pem -text -noout

@@ -33,6 +33,22 @@ pub use simulated::{LaunchOverrides, SimulatedEnvironment, SimulatedLaunch, Simu
 /// [`binary_version!`]); `contrast demo` looks for it before starting a binary in simulated mode.
 pub const SIMULATED_VERSION_TAG: &str = "+simulated";
 
+/// Whether the binary at `path` accepts `--tee simulated`: it runs and its `--version` line ends
+/// with [`SIMULATED_VERSION_TAG`] (see [`binary_version!`]). For tools that start the binaries
+/// in simulated mode (`contrast demo`, the load generator's tests).
+#[must_use]
+pub fn binary_has_simulated_tee(path: &std::path::Path) -> bool {
+    std::process::Command::new(path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout)
+                    .trim_end()
+                    .ends_with(SIMULATED_VERSION_TAG)
+        })
+}
+
 /// The `--version` of a binary: its package version, followed by [`SIMULATED_VERSION_TAG`] when
 /// the *calling* crate is built with its own feature `simulated`. For clap:
 /// `#[command(version = contrast_tee::binary_version!())]`.
@@ -316,6 +332,13 @@ mod tests {
             version.ends_with(&format!(" {SIMULATED_VERSION_TAG}")),
             cfg!(feature = "simulated")
         );
+    }
+
+    #[test]
+    fn a_missing_binary_has_no_simulated_tee() {
+        assert!(!binary_has_simulated_tee(std::path::Path::new(
+            "/nonexistent/contrast-tee-test-binary"
+        )));
     }
 
     #[cfg(not(feature = "simulated"))]

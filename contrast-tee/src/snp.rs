@@ -470,20 +470,8 @@ mod tests {
     use super::*;
     use contrast_attest::collateral::CERT_TABLE_ENTRY_LEN as ENTRY_LEN;
 
-    /// A certificate table with `entries` (GUID, data), the data packed after the headers.
     fn table(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
-        let headers = (entries.len() + 1) * ENTRY_LEN;
-        let mut out = Vec::new();
-        let mut data = Vec::new();
-        for (guid, bytes) in entries {
-            out.extend_from_slice(guid);
-            out.extend_from_slice(&u32::try_from(headers + data.len()).unwrap().to_le_bytes());
-            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
-            data.extend_from_slice(bytes);
-        }
-        out.extend_from_slice(&[0; ENTRY_LEN]);
-        out.extend_from_slice(&data);
-        out
+        CertTable::encode(entries)
     }
 
     #[test]

@@ -102,20 +102,6 @@ struct Demo {
     human: String,
 }
 
-/// Whether the binary at `path` accepts `--tee simulated`: its `--version` ends with
-/// [`contrast_tee::SIMULATED_VERSION_TAG`] when it was built with its `simulated` feature.
-fn has_simulated_tee(path: &std::path::Path) -> bool {
-    std::process::Command::new(path)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| {
-            out.status.success()
-                && String::from_utf8_lossy(&out.stdout)
-                    .trim_end()
-                    .ends_with(contrast_tee::SIMULATED_VERSION_TAG)
-        })
-}
-
 /// Under `cargo run` (which sets `CARGO`), builds the `coordinator` and `initializer` binaries
 /// next to this one, with their `simulated` feature, when they are missing or were built
 /// without it, in the same profile, so that `cargo run --release --bin contrast -- demo` works
@@ -123,7 +109,7 @@ fn has_simulated_tee(path: &std::path::Path) -> bool {
 fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
     let missing: Vec<&str> = ["coordinator", "initializer"]
         .into_iter()
-        .filter(|name| !has_simulated_tee(&contrast.with_file_name(name)))
+        .filter(|name| !contrast_tee::binary_has_simulated_tee(&contrast.with_file_name(name)))
         .collect();
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
@@ -174,7 +160,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
                 path.display()
             )
         }
-        if !has_simulated_tee(&path) {
+        if !contrast_tee::binary_has_simulated_tee(&path) {
             bail!(
                 "{} was built without its `simulated` feature, so it refuses --tee simulated; \
                  rebuild it with cargo build --release -p {name} --features {name}/simulated \

@@ -65,7 +65,7 @@ pub enum NonceError {
     },
 }
 
-/// Why an aTLS attestation document could not be parsed (see [`super::document`]).
+/// Why an aTLS attestation document could not be parsed (see [`super::SnpDocument`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DocumentError {

@@ -11,7 +11,7 @@
 //!
 //! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before the
 //!   application protocols `http/1.1` and `h2`; the server takes the first entry starting with
-//!   `atls`, rejects other versions ([`nonce`]), and negotiates `http/1.1` when it is offered,
+//!   `atls`, rejects other versions ([`nonce_from_alpn`]), and negotiates `http/1.1` when it is offered,
 //!   else `h2`. A connection carries one fresh
 //!   attestation and a request or two, for which HTTP/1.1 needs fewer writes and less framing
 //!   than HTTP/2's preface, settings and acknowledgements.
@@ -20,7 +20,7 @@
 //!   resumed session would carry no fresh attestation.
 //! - Server nonce (mutual aTLS): the single acceptable-CA name of the CertificateRequest, the DER
 //!   Name `CN = base64std(nonce)` (PrintableString).
-//! - Responder certificate ([`cert`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
+//! - Responder certificate ([`build_certificate`], [`parse_certificate`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
 //!   positive 128-bit serial, ECDSA P-256 by default (P-384, or RSA signed
 //!   sha256WithRSAEncryption, for a caller-supplied client key); the attestation document in a
 //!   non-critical extension whose extnValue is the raw document.
@@ -29,7 +29,7 @@
 //!
 //! Upstream Contrast uses `1.3.9901.2.1` with the protobuf of go-sev-guest's
 //! `sevsnp.Attestation`, whose field numbers we do not have. Until that is reproduced byte for
-//! byte, contrast-rs writes its own strict, versioned binary document ([`document`]) under OIDs
+//! byte, contrast-rs writes its own strict, versioned binary document ([`SnpDocument`]) under OIDs
 //! of its own, one for real SEV-SNP ([`SNP_DOCUMENT_OID`]) and one for the simulated platform
 //! ([`SIMULATED_SNP_DOCUMENT_OID`]), under a private-enterprise arc chosen for contrast-rs
 //! (`1.3.6.1.4.1.59999`, **not registered**; replace it with a registered arc or upstream's OID
@@ -41,7 +41,9 @@
 //!
 //! # Pieces
 //!
-//! - [`nonce`], [`cert`], [`document`]: the wire formats, pure.
+//! - The nonce transport ([`alpn_for_nonce`], [`nonce_from_alpn`], [`ca_hint_for_nonce`],
+//!   [`nonce_from_ca_hints`]), the certificate ([`build_certificate`], [`parse_certificate`],
+//!   [`check_validity`]) and the document ([`SnpDocument`]): the wire formats, pure.
 //! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform).
 //! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
 //! - [`AtlsServer`], [`AtlsClient`]: per-connection rustls configs (aws-lc-rs provider) and the

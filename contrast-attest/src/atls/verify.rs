@@ -117,7 +117,8 @@ pub struct VerifiedPeer {
 
 /// Verifies a responder certificate against `nonce` (the one *we* sent) at `now`:
 /// parse, self-signature, validity; then, with a `validator`, exactly one attestation
-/// extension of ours, REPORT_DATA == SHA-512(SPKI ‖ nonce), and [`appraise`] of the report with
+/// extension of ours, REPORT_DATA == SHA-512(SPKI ‖ nonce), and the validator's
+/// [`Verifier::appraise`] of the report with
 /// the document's collateral. Without a validator the certificate is only parsed and checked
 /// (self-signature, validity) and nothing is appraised.
 ///
