@@ -42,7 +42,7 @@ pub const CONFIGFS_TSM_REPORT_ROOT: &str = "/sys/kernel/config/tsm/report";
 pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
 /// What configfs-tsm's `provider` says on an SEV-SNP guest.
 pub const SEV_GUEST_PROVIDER: &str = "sev_guest";
-use contrast_attest::report::{REPORT_LEN, offset};
+use contrast_attest::report::{Field, REPORT_LEN};
 
 /// The host's certificate table ([`CertTable::parse`], the verifier's parser): none when the
 /// host supplied none (an empty `auxblob`, or `/dev/sev-guest`).
@@ -385,7 +385,7 @@ impl SnpIssuer {
             )));
         }
         // A stale or foreign report would fail verification anyway; say why here.
-        if report.get(offset::REPORT_DATA..offset::MEASUREMENT) != Some(report_data.as_slice()) {
+        if report.get(Field::ReportData.range()) != Some(report_data.as_slice()) {
             return Err(TeeError::Snp(format!(
                 "{}: the report's REPORT_DATA is not the requested one",
                 self.source_name()

@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{
     RsaKeyPair, UnparsedPublicKey,
 };
 use contrast_attest::atls::{AtlsClient, AtlsKey, AtlsServer, build_certificate};
-use contrast_attest::report::{SIGNED_LEN, offset};
+use contrast_attest::report::{Field, SIGNED_LEN};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -265,7 +265,7 @@ pub(crate) fn measure(
 /// The report's signature as the fixed-width big-endian `r ‖ s` aws-lc-rs verifies.
 fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
-    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
+    for offset in [Field::SignatureR.offset(), Field::SignatureS.offset()] {
         out.extend(report[offset..offset + 48].iter().rev());
     }
     out
