@@ -11,7 +11,7 @@ use aws_lc_rs::signature::{
     self, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
     RsaKeyPair, UnparsedPublicKey,
 };
-use contrast_attest::atls::{AtlsClient, AtlsKey, AtlsServer, build_certificate};
+use contrast_attest::atls::{AtlsCertificate, AtlsClient, AtlsKey, AtlsServer};
 use contrast_attest::report::{Field, SIGNED_LEN};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
@@ -333,7 +333,7 @@ impl PlainTls {
         let identity = || -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
             let key = AtlsKey::generate_p256()?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-            let cert = build_certificate(&key, None, now, &mut OsRng)?;
+            let cert = AtlsCertificate::build(&key, None, now, &mut OsRng)?;
             let pkcs8 = key.pkcs8_der()?;
             Ok((
                 vec![CertificateDer::from(cert)],
