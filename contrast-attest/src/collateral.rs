@@ -17,7 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Product;
-pub use crate::cert_table::{CERT_TABLE_ENTRY_LEN, CertTable, CertTableError, guid};
+use crate::cert_table::guid;
+pub use crate::cert_table::{CertTable, CertTableEntry, CertTableError};
 use crate::chain::{
     self, AnchorKind, CertRole, ChainCertificates, ChipBinding, CrlPolicy, LeafKind,
     RevocationStatus, TrustAnchor, VerifiedChain, VerifiedCrl,
