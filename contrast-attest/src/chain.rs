@@ -148,7 +148,7 @@ impl AmdExtension {
 
 /// The AMD root and intermediate certificates compiled into this crate (DER), the pinned roots
 /// of [`TrustAnchor::Amd`].
-pub mod roots {
+mod roots {
     use crate::Product;
 
     const MILAN_ARK: &[u8] = include_bytes!("../roots/milan/ark.der");
@@ -163,7 +163,7 @@ pub mod roots {
 
     /// The AMD Root Key certificate (ARK-Milan, ARK-Genoa, ARK-Turin).
     #[must_use]
-    pub const fn ark(product: Product) -> &'static [u8] {
+    pub(super) const fn ark(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ARK,
             Product::Genoa => GENOA_ARK,
@@ -173,7 +173,7 @@ pub mod roots {
 
     /// The AMD SEV Key certificate, issuer of VCEKs (SEV-Milan, SEV-Genoa, SEV-Turin).
     #[must_use]
-    pub const fn ask(product: Product) -> &'static [u8] {
+    pub(super) const fn ask(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ASK,
             Product::Genoa => GENOA_ASK,
@@ -183,7 +183,7 @@ pub mod roots {
 
     /// The AMD SEV VLEK Key certificate, issuer of VLEKs (SEV-VLEK-Milan, ...).
     #[must_use]
-    pub const fn asvk(product: Product) -> &'static [u8] {
+    pub(super) const fn asvk(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ASVK,
             Product::Genoa => GENOA_ASVK,
@@ -192,12 +192,12 @@ pub mod roots {
     }
 
     /// All three products.
-    pub const PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
+    pub(super) const PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
 }
 
 /// SHA-256 of `bytes`.
 #[must_use]
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
     out

@@ -22,9 +22,7 @@ use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
 use contrast_attest::TcbComponent;
 use contrast_attest::Verifier;
-use contrast_attest::chain::{
-    CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor, roots, sha256,
-};
+use contrast_attest::chain::{CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor};
 use contrast_attest::collateral::{
     CollateralItem, CollateralMap, CollateralRequest, CollateralSource, FetchCollateral,
 };
@@ -1235,7 +1233,7 @@ fn amd_rooted_report_is_not_trusted_by_a_simulated_entry() {
     // Pinning AMD's own ARK as a "simulated" root is refused too.
     let pinning_amd = SnpReferenceValues {
         platform: "Simulated-SNP".into(),
-        simulated_ark_fingerprint: Some(hex::encode(sha256(roots::ark(Product::Milan)))),
+        simulated_ark_fingerprint: Some(hex::encode(sha256(amd_ark(Product::Milan)))),
         ..entry
     };
     let error = only_reason(Verifier::new(&[pinning_amd], policy.clone()).appraise(

@@ -10,7 +10,7 @@ use common::*;
 use contrast_attest::TcbComponent;
 use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
-    RevocationStatus, TrustAnchor, sha256,
+    RevocationStatus, TrustAnchor,
 };
 use contrast_attest::collateral::{CertTable, CertTableEntry, CertTableError, CollateralMap};
 use contrast_attest::report::SigningKey;
@@ -165,11 +165,11 @@ fn forged_amd_looking_root_is_untrusted() {
 #[test]
 fn amd_root_cannot_be_pinned() {
     let anchor = TrustAnchor::Pinned {
-        ark_der_sha256: sha256(chain::roots::ark(Product::Genoa)),
+        ark_der_sha256: sha256(amd_ark(Product::Genoa)),
         product: Product::Genoa,
     };
     let certs = ChainCertificates {
-        ark: Some(chain::roots::ark(Product::Genoa)),
+        ark: Some(amd_ark(Product::Genoa)),
         intermediate: None,
         leaf: VCEK,
     };

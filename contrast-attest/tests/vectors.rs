@@ -693,7 +693,7 @@ fn _assert_source_object_safe(_: &dyn CollateralSource) {}
 #[test]
 fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
     let v = &vectors()[0];
-    let mut ask = chain::roots::ask(Product::Milan).to_vec();
+    let mut ask = AMD_ASK_MILAN.to_vec();
     let last = ask.len() - 1;
     ask[last] ^= 1; // the last byte of the signature BIT STRING
     let tampered = ChainCertificates {
@@ -719,7 +719,7 @@ fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
         chain::verify_chain(&anchor, LeafKind::Vcek, &compiled_in, v.time).unwrap();
         // The same bytes presented explicitly take the remembered path and still verify.
         let presented = ChainCertificates {
-            intermediate: Some(chain::roots::ask(Product::Milan)),
+            intermediate: Some(AMD_ASK_MILAN),
             ..compiled_in
         };
         chain::verify_chain(&anchor, LeafKind::Vcek, &presented, v.time).unwrap();
