@@ -67,7 +67,7 @@ pub const SIGNED_LEN: usize = 0x2A0;
 /// The only defined SIGNATURE_ALGO: ECDSA P-384 with SHA-384.
 pub const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// Supported report versions.
-pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=5;
+const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=5;
 
 /// A field or reserved range of the report layout (version 5; AMD SEV-SNP ABI,
 /// `ATTESTATION_REPORT`).

@@ -41,8 +41,7 @@
 //!
 //! # Pieces
 //!
-//! - The nonce transport ([`alpn_for_nonce`], [`nonce_from_alpn`], [`ca_hint_for_nonce`],
-//!   [`nonce_from_ca_hints`]), the certificate ([`AtlsCertificate`]) and the document
+//! - The nonce transport (read by [`nonce_from_alpn`] and [`nonce_from_ca_hints`]), the certificate ([`AtlsCertificate`]) and the document
 //!   ([`SnpDocument`]): the wire formats, pure.
 //! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform).
 //! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
@@ -71,7 +70,7 @@ pub use cert::{AtlsCertificate, AtlsKey};
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, Hex, IssueError, NonceError};
 pub use issuer::Issuer;
-pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
+pub use nonce::{Nonce, nonce_from_alpn, nonce_from_ca_hints};
 pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error_from_io, crypto_provider};
 pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
 
