@@ -8,7 +8,7 @@ use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
     RevocationStatus, TrustAnchor,
 };
-use contrast_attest::collateral::{CollateralMap, CollateralSource, FetchCollateral, kds};
+use contrast_attest::collateral::{CollateralMap, CollateralSource, FetchCollateral};
 use contrast_attest::report::{LeafKey, SigningKey, UnverifiedReport};
 use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, VcekCache, verify_report};
 
@@ -619,47 +619,6 @@ fn cache_makes_second_report_skip_the_chain() {
     )
     .unwrap();
     assert!(again.chain_from_cache);
-}
-
-#[test]
-fn kds_urls() {
-    let report = report_milan();
-    let u = UnverifiedReport::from_bytes(&report).unwrap();
-    let url = kds::vcek_url(
-        kds::KDS_BASE_URL,
-        Product::Milan,
-        u.chip_id(),
-        &u.reported_tcb(Product::Milan),
-    );
-    assert_eq!(
-        url,
-        "https://kdsintf.amd.com/vcek/v1/Milan/d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"
-    );
-    let mut chip = [0u8; 64];
-    chip[..8].copy_from_slice(&hex::decode("1e550a8ee5cf9f4d").unwrap());
-    let tcb = TcbVersion {
-        fmc: Some(1),
-        bootloader: 2,
-        tee: 3,
-        snp: 4,
-        microcode: 9,
-    };
-    assert_eq!(
-        kds::vcek_url(kds::KDS_BASE_URL, Product::Turin, &chip, &tcb),
-        "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=9"
-    );
-    assert_eq!(
-        kds::cert_chain_url(kds::KDS_BASE_URL, Product::Genoa, LeafKind::Vcek),
-        "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain"
-    );
-    assert_eq!(
-        kds::cert_chain_url(kds::KDS_BASE_URL, Product::Milan, LeafKind::Vlek),
-        "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain"
-    );
-    assert_eq!(
-        kds::crl_url(kds::KDS_BASE_URL, Product::Turin, LeafKind::Vcek),
-        "https://kdsintf.amd.com/vcek/v1/Turin/crl"
-    );
 }
 
 #[test]
