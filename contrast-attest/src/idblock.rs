@@ -223,7 +223,7 @@ impl IdKey {
     /// The SEV-API encoding (0x404 bytes): curve id 2, Qx and Qy little-endian in 0x48-byte
     /// fields, then zeros.
     #[must_use]
-    pub(crate) fn to_sev_bytes(&self) -> [u8; SEV_PUBLIC_KEY_LEN] {
+    pub(crate) fn sev_bytes(&self) -> [u8; SEV_PUBLIC_KEY_LEN] {
         let mut out = [0u8; SEV_PUBLIC_KEY_LEN];
         if let Some(curve) = out.get_mut(0..4) {
             curve.copy_from_slice(&CURVE_P384.to_le_bytes());
@@ -233,10 +233,10 @@ impl IdKey {
         out
     }
 
-    /// SHA-384 of [`IdKey::to_sev_bytes`]: the value the firmware writes into `ID_KEY_DIGEST`.
+    /// SHA-384 of [`IdKey::sev_bytes`]: the value the firmware writes into `ID_KEY_DIGEST`.
     #[must_use]
     pub(crate) fn digest(&self) -> [u8; 48] {
-        sha384(&self.to_sev_bytes())
+        sha384(&self.sev_bytes())
     }
 }
 
@@ -271,7 +271,7 @@ pub fn id_auth_block(
         *s = SIGNATURE_S;
     }
     if let Some(dst) = out.get_mut(0x240..0x240 + SEV_PUBLIC_KEY_LEN) {
-        dst.copy_from_slice(&key.to_sev_bytes());
+        dst.copy_from_slice(&key.sev_bytes());
     }
     Ok(out)
 }
@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn sev_encoding() {
         let key = IdKey::derive(&[1; 48], &contrast_policy()).unwrap();
-        let bytes = key.to_sev_bytes();
+        let bytes = key.sev_bytes();
         assert_eq!(&bytes[..4], &[2, 0, 0, 0]);
         let mut x_le = key.x;
         x_le.reverse();
@@ -466,9 +466,9 @@ mod tests {
         assert_eq!(&auth[..8], &[1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(auth[0x40], 2);
         assert_eq!(auth[0x88], 1);
-        assert_eq!(&auth[0x240..0x644], &key.to_sev_bytes());
+        assert_eq!(&auth[0x240..0x644], &key.sev_bytes());
         let nonzero: usize = auth.iter().filter(|&&b| b != 0).count();
-        let key_nonzero = key.to_sev_bytes().iter().filter(|&&b| b != 0).count();
+        let key_nonzero = key.sev_bytes().iter().filter(|&&b| b != 0).count();
         assert_eq!(nonzero, 1 + 2 + key_nonzero);
     }
 
