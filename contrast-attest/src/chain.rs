@@ -20,7 +20,6 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PSS_2048_8192_SHA384};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
@@ -30,6 +29,8 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::name::Name;
 use x509_cert::spki::AlgorithmIdentifierOwned;
+
+use contrast_core::sha256;
 
 use crate::Product;
 use crate::error::Error;
@@ -193,14 +194,6 @@ mod roots {
 
     /// All three products.
     pub(super) const PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
-}
-
-/// SHA-256 of `bytes`.
-#[must_use]
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
 }
 
 /// The role of a certificate (or the CRL) in the chain, for error messages.

@@ -536,7 +536,7 @@ pub fn verify_report<'r>(
             cached = cache.get(&CacheKey::Leaf {
                 anchor: *anchor,
                 kind: leaf_kind,
-                der_sha256: chain::sha256(&der),
+                der_sha256: contrast_core::sha256(&der),
             });
         }
         leaf_der = Some(der);
@@ -560,7 +560,7 @@ pub fn verify_report<'r>(
                 let key = chip_key.clone().unwrap_or(CacheKey::Leaf {
                     anchor: *anchor,
                     kind: leaf_kind,
-                    der_sha256: chain::sha256(&leaf),
+                    der_sha256: contrast_core::sha256(&leaf),
                 });
                 cache.insert(key, Arc::clone(&chain));
             }
@@ -587,7 +587,7 @@ pub fn verify_report<'r>(
     let crl = collateral.crl(&request);
     let revocation = match (crl.as_deref(), cache) {
         (Some(der), Some(cache)) => {
-            let sha = chain::sha256(der);
+            let sha = contrast_core::sha256(der);
             match cache.crl(anchor, &sha) {
                 Some(memo) if memo.next_update >= now && memo.this_update <= now => {
                     chain::revocation_of(&memo, &chain)?

@@ -14,8 +14,7 @@ use contrast_attest::{Product, UnixTime};
 
 /// SHA-256 of `bytes` (an ARK fingerprint, as the reference values pin it).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest.as_ref().try_into().unwrap()
+    contrast_core::sha256(bytes)
 }
 
 /// AMD's ARK of `product`: the file contrast-attest compiles in as its pinned root.
