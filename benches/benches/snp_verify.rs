@@ -19,7 +19,7 @@ use std::hint::black_box;
 
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use contrast_attest::collateral::CollateralMap;
-use contrast_attest::report::{SIGNED_LEN, offset};
+use contrast_attest::report::{Field, SIGNED_LEN};
 use contrast_attest::{
     CrlPolicy, Product, TrustAnchor, UnixTime, UnverifiedReport, VcekCache, verify_report,
 };
@@ -61,7 +61,7 @@ fn raw_inputs(report: &[u8]) -> (Vec<u8>, Vec<u8>) {
         })
         .unwrap_or_default();
     let mut signature = Vec::with_capacity(96);
-    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
+    for offset in [Field::SignatureR.offset(), Field::SignatureS.offset()] {
         let mut scalar = report
             .get(offset..offset + 48)
             .map(<[u8]>::to_vec)

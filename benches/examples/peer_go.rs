@@ -30,7 +30,7 @@ const VCEK_DER: &[u8] = include_bytes!("../../contrast-attest/tests/vectors/vcek
 const ASK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ask.der");
 const ARK_DER: &[u8] = include_bytes!("../../contrast-attest/roots/milan/ark.der");
 const NOW: UnixTime = UnixTime::from_secs(1_735_689_600); // 2025-01-01, inside the VCEK's validity
-const SIG_OFFSET: usize = contrast_attest::report::offset::SIGNATURE_R;
+const SIG_OFFSET: usize = contrast_attest::report::Field::SignatureR.offset();
 
 /// A certificate's to-be-signed bytes, signature and public key bytes (SEC1 point or PKCS#1).
 struct Parts {

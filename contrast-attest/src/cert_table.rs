@@ -4,19 +4,20 @@
 //! parser of it: the verifier reads collateral from it ([`crate::collateral::CollateralSource`]),
 //! and `contrast-tee` reads the host's table with it.
 
-/// GUIDs of the extended-report certificate table (byte order as written in the table).
-pub mod guid {
+/// GUIDs of the extended-report certificate table (byte order as written in the table); public
+/// as [`CertTableEntry`].
+pub(crate) mod guid {
     /// VCEK: 63da758d-e664-4564-adc5-f4b93be8accd.
-    pub const VCEK: [u8; 16] = hex_literal("63da758de6644564adc5f4b93be8accd");
+    pub(crate) const VCEK: [u8; 16] = hex_literal("63da758de6644564adc5f4b93be8accd");
     /// VLEK: a8074bc2-a25a-483e-aae6-39c045a0b8a1.
-    pub const VLEK: [u8; 16] = hex_literal("a8074bc2a25a483eaae639c045a0b8a1");
+    pub(crate) const VLEK: [u8; 16] = hex_literal("a8074bc2a25a483eaae639c045a0b8a1");
     /// ASK or ASVK: 4ab7b379-bbac-4fe4-a02f-05aef327c782.
-    pub const ASK: [u8; 16] = hex_literal("4ab7b379bbac4fe4a02f05aef327c782");
+    pub(crate) const ASK: [u8; 16] = hex_literal("4ab7b379bbac4fe4a02f05aef327c782");
     /// ARK: c0b406a4-a803-4952-9743-3fb6014cd0ae.
-    pub const ARK: [u8; 16] = hex_literal("c0b406a4a803495297433fb6014cd0ae");
+    pub(crate) const ARK: [u8; 16] = hex_literal("c0b406a4a803495297433fb6014cd0ae");
     /// CRL (DER), contrast's key for the CRL in the certificate chain extras:
     /// 00569ee4-e480-4fba-bbf4-45b629901180.
-    pub const CRL: [u8; 16] = hex_literal("00569ee4e4804fbabbf445b629901180");
+    pub(crate) const CRL: [u8; 16] = hex_literal("00569ee4e4804fbabbf445b629901180");
 
     const fn nibble(c: u8) -> u8 {
         match c {
@@ -73,9 +74,39 @@ pub mod guid {
     }
 }
 
+/// An entry of the certificate table, by what it holds; its GUID is [`CertTableEntry::guid`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CertTableEntry {
+    /// The VCEK: 63da758d-e664-4564-adc5-f4b93be8accd.
+    Vcek,
+    /// The VLEK: a8074bc2-a25a-483e-aae6-39c045a0b8a1.
+    Vlek,
+    /// The ASK or ASVK: 4ab7b379-bbac-4fe4-a02f-05aef327c782.
+    Ask,
+    /// The ARK: c0b406a4-a803-4952-9743-3fb6014cd0ae.
+    Ark,
+    /// The CRL (DER), contrast's key for the CRL in the certificate chain extras:
+    /// 00569ee4-e480-4fba-bbf4-45b629901180.
+    Crl,
+}
+
+impl CertTableEntry {
+    /// The entry's GUID, in the byte order written in the table.
+    #[must_use]
+    pub const fn guid(self) -> [u8; 16] {
+        match self {
+            Self::Vcek => guid::VCEK,
+            Self::Vlek => guid::VLEK,
+            Self::Ask => guid::ASK,
+            Self::Ark => guid::ARK,
+            Self::Crl => guid::CRL,
+        }
+    }
+}
+
 /// One table entry: GUID (16 bytes), offset and length (u32 little endian, from the table
 /// start).
-pub const CERT_TABLE_ENTRY_LEN: usize = 24;
+pub(crate) const CERT_TABLE_ENTRY_LEN: usize = 24;
 
 /// Why a certificate table was rejected. The table is host data, so every offset and length is
 /// checked.

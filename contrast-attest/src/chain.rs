@@ -20,7 +20,6 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PSS_2048_8192_SHA384};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
@@ -30,6 +29,8 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::name::Name;
 use x509_cert::spki::AlgorithmIdentifierOwned;
+
+use contrast_core::sha256;
 
 use crate::Product;
 use crate::error::Error;
@@ -47,42 +48,108 @@ const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
-/// OIDs of the AMD certificate extensions (arc 1.3.6.1.4.1.3704.1).
-pub mod oid {
+/// OIDs of the AMD certificate extensions (arc 1.3.6.1.4.1.3704.1); public as [`AmdExtension`].
+mod oid {
     use const_oid::ObjectIdentifier;
 
     /// structVersion (INTEGER).
-    pub const STRUCT_VERSION: ObjectIdentifier =
+    pub(super) const STRUCT_VERSION: ObjectIdentifier =
         ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.1");
     /// productName (IA5String).
-    pub const PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
+    pub(super) const PRODUCT_NAME: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
     /// blSPL (INTEGER).
-    pub const BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+    pub(super) const BL_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
     /// teeSPL (INTEGER).
-    pub const TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+    pub(super) const TEE_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
     /// snpSPL (INTEGER).
-    pub const SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+    pub(super) const SNP_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
     /// spl_4 (reserved, INTEGER 0; absent on Turin).
-    pub const SPL_4: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.4");
+    pub(super) const SPL_4: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.4");
     /// spl_5 (reserved).
-    pub const SPL_5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.5");
+    pub(super) const SPL_5: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.5");
     /// spl_6 (reserved).
-    pub const SPL_6: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.6");
+    pub(super) const SPL_6: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.6");
     /// spl_7 (reserved).
-    pub const SPL_7: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.7");
+    pub(super) const SPL_7: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.7");
     /// ucodeSPL (INTEGER).
-    pub const UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+    pub(super) const UCODE_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
     /// fmcSPL (INTEGER, Turin).
-    pub const FMC_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
+    pub(super) const FMC_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
     /// hwID (raw chip id bytes).
-    pub const HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+    pub(super) const HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
     /// csp_id (IA5String, VLEK).
-    pub const CSP_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.5");
+    pub(super) const CSP_ID: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.5");
+}
+
+/// An AMD certificate extension of the VCEK/VLEK (arc 1.3.6.1.4.1.3704.1), by name; its OID is
+/// [`AmdExtension::oid`]. The one definition of the OIDs: the parser ([`AmdExtensions`]) and the
+/// simulated platform's certificate writer use these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AmdExtension {
+    /// structVersion (`.1`, INTEGER).
+    StructVersion,
+    /// productName (`.2`, IA5String).
+    ProductName,
+    /// blSPL (`.3.1`, INTEGER).
+    BlSpl,
+    /// teeSPL (`.3.2`, INTEGER).
+    TeeSpl,
+    /// snpSPL (`.3.3`, INTEGER).
+    SnpSpl,
+    /// spl_4 (`.3.4`, reserved, INTEGER 0; absent on Turin).
+    Spl4,
+    /// spl_5 (`.3.5`, reserved).
+    Spl5,
+    /// spl_6 (`.3.6`, reserved).
+    Spl6,
+    /// spl_7 (`.3.7`, reserved).
+    Spl7,
+    /// ucodeSPL (`.3.8`, INTEGER).
+    UcodeSpl,
+    /// fmcSPL (`.3.9`, INTEGER, Turin).
+    FmcSpl,
+    /// hwID (`.4`, the raw chip id bytes).
+    HwId,
+    /// csp_id (`.5`, IA5String, VLEK).
+    CspId,
+}
+
+impl AmdExtension {
+    /// The extension's OID.
+    #[must_use]
+    pub const fn oid(self) -> ObjectIdentifier {
+        match self {
+            Self::StructVersion => oid::STRUCT_VERSION,
+            Self::ProductName => oid::PRODUCT_NAME,
+            Self::BlSpl => oid::BL_SPL,
+            Self::TeeSpl => oid::TEE_SPL,
+            Self::SnpSpl => oid::SNP_SPL,
+            Self::Spl4 => oid::SPL_4,
+            Self::Spl5 => oid::SPL_5,
+            Self::Spl6 => oid::SPL_6,
+            Self::Spl7 => oid::SPL_7,
+            Self::UcodeSpl => oid::UCODE_SPL,
+            Self::FmcSpl => oid::FMC_SPL,
+            Self::HwId => oid::HW_ID,
+            Self::CspId => oid::CSP_ID,
+        }
+    }
 }
 
 /// The AMD root and intermediate certificates compiled into this crate (DER), the pinned roots
 /// of [`TrustAnchor::Amd`].
-pub mod roots {
+mod roots {
     use crate::Product;
 
     const MILAN_ARK: &[u8] = include_bytes!("../roots/milan/ark.der");
@@ -97,7 +164,7 @@ pub mod roots {
 
     /// The AMD Root Key certificate (ARK-Milan, ARK-Genoa, ARK-Turin).
     #[must_use]
-    pub const fn ark(product: Product) -> &'static [u8] {
+    pub(super) const fn ark(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ARK,
             Product::Genoa => GENOA_ARK,
@@ -107,7 +174,7 @@ pub mod roots {
 
     /// The AMD SEV Key certificate, issuer of VCEKs (SEV-Milan, SEV-Genoa, SEV-Turin).
     #[must_use]
-    pub const fn ask(product: Product) -> &'static [u8] {
+    pub(super) const fn ask(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ASK,
             Product::Genoa => GENOA_ASK,
@@ -117,7 +184,7 @@ pub mod roots {
 
     /// The AMD SEV VLEK Key certificate, issuer of VLEKs (SEV-VLEK-Milan, ...).
     #[must_use]
-    pub const fn asvk(product: Product) -> &'static [u8] {
+    pub(super) const fn asvk(product: Product) -> &'static [u8] {
         match product {
             Product::Milan => MILAN_ASVK,
             Product::Genoa => GENOA_ASVK,
@@ -126,15 +193,7 @@ pub mod roots {
     }
 
     /// All three products.
-    pub const PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
-}
-
-/// SHA-256 of `bytes`.
-#[must_use]
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
-    out
+    pub(super) const PRODUCTS: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
 }
 
 /// The role of a certificate (or the CRL) in the chain, for error messages.

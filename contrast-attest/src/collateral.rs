@@ -9,7 +9,8 @@
 //!   the start of the table), terminated by an all-zero entry.
 //! - [`CollateralMap`]: certificates and CRLs the caller already loaded (from a directory, a
 //!   cache, a manifest).
-//! - [`FetchCollateral`]: a caller-supplied closure (e.g. an HTTP client against [`kds`] URLs).
+//! - [`FetchCollateral`]: a caller-supplied closure (e.g. an HTTP client against the AMD KDS,
+//!   [`CollateralRequest::kds_url`]).
 //! - [`Layered`]: several sources, first answer wins.
 
 use std::borrow::Cow;
@@ -17,7 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Product;
-pub use crate::cert_table::{CERT_TABLE_ENTRY_LEN, CertTable, CertTableError, guid};
+use crate::cert_table::guid;
+pub use crate::cert_table::{CertTable, CertTableEntry, CertTableError};
 use crate::chain::{
     self, AnchorKind, CertRole, ChainCertificates, ChipBinding, CrlPolicy, LeafKind,
     RevocationStatus, TrustAnchor, VerifiedChain, VerifiedCrl,
@@ -39,6 +41,40 @@ pub struct CollateralRequest<'a> {
     pub chip_id: &'a [u8; 64],
     /// The report's REPORTED_TCB (untrusted hint).
     pub reported_tcb: TcbVersion,
+}
+
+/// The public AMD Key Distribution Service, a `base` for [`CollateralRequest::kds_url`].
+pub const KDS_BASE_URL: &str = "https://kdsintf.amd.com";
+
+impl CollateralRequest<'_> {
+    /// Where the AMD KDS at `base` (e.g. [`KDS_BASE_URL`]) serves `item` for this request, for a
+    /// [`FetchCollateral`] closure:
+    ///
+    /// - [`CollateralItem::Leaf`]: the VCEK for the chip and TCB,
+    ///   `{base}/vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..`; on Turin
+    ///   `fmcSPL` comes first and hwid is CHIP_ID[0..8] (16 hex characters), otherwise all 64
+    ///   bytes (128 hex characters); SPLs are unpadded decimals (as go-sev-guest writes them).
+    ///   `None` for a VLEK, which the KDS hands only to cloud providers.
+    /// - [`CollateralItem::Intermediate`] and [`CollateralItem::Ark`]: the CA chain,
+    ///   `{base}/{vcek|vlek}/v1/{product}/cert_chain` (PEM: ASK or ASVK, then ARK; split it with
+    ///   [`parse_cert_chain_pem`]).
+    /// - [`CollateralItem::Crl`]: the ARK-signed CRL, `{base}/{vcek|vlek}/v1/{product}/crl` (DER).
+    #[must_use]
+    pub fn kds_url(&self, base: &str, item: CollateralItem) -> Option<String> {
+        match (item, self.leaf_kind) {
+            (CollateralItem::Leaf, LeafKind::Vcek) => Some(kds::vcek_url(
+                base,
+                self.product,
+                self.chip_id,
+                &self.reported_tcb,
+            )),
+            (CollateralItem::Leaf, LeafKind::Vlek) => None,
+            (CollateralItem::Intermediate | CollateralItem::Ark, kind) => {
+                Some(kds::cert_chain_url(base, self.product, kind))
+            }
+            (CollateralItem::Crl, kind) => Some(kds::crl_url(base, self.product, kind)),
+        }
+    }
 }
 
 /// A provider of certificates and CRLs (DER). Implementations do no verification.
@@ -246,16 +282,13 @@ impl CollateralSource for Layered<'_> {
     }
 }
 
-/// AMD Key Distribution Service URLs.
-pub mod kds {
+/// AMD Key Distribution Service URLs (public as [`CollateralRequest::kds_url`]).
+mod kds {
     use std::fmt::Write as _;
 
     use crate::Product;
     use crate::chain::LeafKind;
     use crate::tcb::TcbVersion;
-
-    /// The public KDS.
-    pub const KDS_BASE_URL: &str = "https://kdsintf.amd.com";
 
     const fn path(kind: LeafKind) -> &'static str {
         match kind {
@@ -268,7 +301,12 @@ pub mod kds {
     /// on Turin `fmcSPL` comes first and hwid is CHIP_ID[0..8] (16 hex characters), otherwise
     /// all 64 bytes (128 hex characters). SPLs are unpadded decimals (as go-sev-guest writes them).
     #[must_use]
-    pub fn vcek_url(base: &str, product: Product, chip_id: &[u8; 64], tcb: &TcbVersion) -> String {
+    pub(super) fn vcek_url(
+        base: &str,
+        product: Product,
+        chip_id: &[u8; 64],
+        tcb: &TcbVersion,
+    ) -> String {
         let hw_id = match product {
             Product::Turin => chip_id.get(..8).unwrap_or_default(),
             Product::Milan | Product::Genoa => chip_id.as_slice(),
@@ -287,13 +325,13 @@ pub mod kds {
 
     /// The CA chain: `{base}/{vcek|vlek}/v1/{product}/cert_chain` (PEM: ASK or ASVK, then ARK).
     #[must_use]
-    pub fn cert_chain_url(base: &str, product: Product, kind: LeafKind) -> String {
+    pub(super) fn cert_chain_url(base: &str, product: Product, kind: LeafKind) -> String {
         format!("{base}/{}/v1/{}/cert_chain", path(kind), product.name())
     }
 
     /// The ARK-signed CRL: `{base}/{vcek|vlek}/v1/{product}/crl` (DER).
     #[must_use]
-    pub fn crl_url(base: &str, product: Product, kind: LeafKind) -> String {
+    pub(super) fn crl_url(base: &str, product: Product, kind: LeafKind) -> String {
         format!("{base}/{}/v1/{}/crl", path(kind), product.name())
     }
 }
@@ -498,7 +536,7 @@ pub fn verify_report<'r>(
             cached = cache.get(&CacheKey::Leaf {
                 anchor: *anchor,
                 kind: leaf_kind,
-                der_sha256: chain::sha256(&der),
+                der_sha256: contrast_core::sha256(&der),
             });
         }
         leaf_der = Some(der);
@@ -522,7 +560,7 @@ pub fn verify_report<'r>(
                 let key = chip_key.clone().unwrap_or(CacheKey::Leaf {
                     anchor: *anchor,
                     kind: leaf_kind,
-                    der_sha256: chain::sha256(&leaf),
+                    der_sha256: contrast_core::sha256(&leaf),
                 });
                 cache.insert(key, Arc::clone(&chain));
             }
@@ -549,7 +587,7 @@ pub fn verify_report<'r>(
     let crl = collateral.crl(&request);
     let revocation = match (crl.as_deref(), cache) {
         (Some(der), Some(cache)) => {
-            let sha = chain::sha256(der);
+            let sha = contrast_core::sha256(der);
             match cache.crl(anchor, &sha) {
                 Some(memo) if memo.next_update >= now && memo.this_update <= now => {
                     chain::revocation_of(&memo, &chain)?
@@ -575,4 +613,98 @@ pub fn verify_report<'r>(
         chain_from_cache,
         chain,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn report_milan() -> Vec<u8> {
+        hex::decode(include_str!("../tests/vectors/report_milan.hex").trim()).unwrap()
+    }
+
+    #[test]
+    fn kds_urls() {
+        let report = report_milan();
+        let u = UnverifiedReport::from_bytes(&report).unwrap();
+        let url = kds::vcek_url(
+            KDS_BASE_URL,
+            Product::Milan,
+            u.chip_id(),
+            &u.reported_tcb(Product::Milan),
+        );
+        assert_eq!(
+            url,
+            "https://kdsintf.amd.com/vcek/v1/Milan/d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"
+        );
+        let mut chip = [0u8; 64];
+        chip[..8].copy_from_slice(&hex::decode("1e550a8ee5cf9f4d").unwrap());
+        let tcb = TcbVersion {
+            fmc: Some(1),
+            bootloader: 2,
+            tee: 3,
+            snp: 4,
+            microcode: 9,
+        };
+        assert_eq!(
+            kds::vcek_url(KDS_BASE_URL, Product::Turin, &chip, &tcb),
+            "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=9"
+        );
+        assert_eq!(
+            kds::cert_chain_url(KDS_BASE_URL, Product::Genoa, LeafKind::Vcek),
+            "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain"
+        );
+        assert_eq!(
+            kds::cert_chain_url(KDS_BASE_URL, Product::Milan, LeafKind::Vlek),
+            "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain"
+        );
+        assert_eq!(
+            kds::crl_url(KDS_BASE_URL, Product::Turin, LeafKind::Vcek),
+            "https://kdsintf.amd.com/vcek/v1/Turin/crl"
+        );
+    }
+
+    #[test]
+    fn kds_url_of_each_item() {
+        let mut chip = [0u8; 64];
+        chip[..8].copy_from_slice(&hex::decode("1e550a8ee5cf9f4d").unwrap());
+        let request = |leaf_kind| CollateralRequest {
+            product: Product::Turin,
+            leaf_kind,
+            chip_id: &chip,
+            reported_tcb: TcbVersion {
+                fmc: Some(1),
+                bootloader: 2,
+                tee: 3,
+                snp: 4,
+                microcode: 9,
+            },
+        };
+        let vcek = request(LeafKind::Vcek);
+        assert_eq!(
+            vcek.kds_url(KDS_BASE_URL, CollateralItem::Leaf).unwrap(),
+            "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=9"
+        );
+        for item in [CollateralItem::Intermediate, CollateralItem::Ark] {
+            assert_eq!(
+                vcek.kds_url(KDS_BASE_URL, item).unwrap(),
+                "https://kdsintf.amd.com/vcek/v1/Turin/cert_chain"
+            );
+        }
+        assert_eq!(
+            vcek.kds_url(KDS_BASE_URL, CollateralItem::Crl).unwrap(),
+            "https://kdsintf.amd.com/vcek/v1/Turin/crl"
+        );
+        let vlek = request(LeafKind::Vlek);
+        assert_eq!(vlek.kds_url(KDS_BASE_URL, CollateralItem::Leaf), None);
+        assert_eq!(
+            vlek.kds_url(KDS_BASE_URL, CollateralItem::Ark).unwrap(),
+            "https://kdsintf.amd.com/vlek/v1/Turin/cert_chain"
+        );
+        assert_eq!(
+            vlek.kds_url(KDS_BASE_URL, CollateralItem::Crl).unwrap(),
+            "https://kdsintf.amd.com/vlek/v1/Turin/crl"
+        );
+    }
 }

@@ -30,7 +30,6 @@ use std::fmt;
 
 use aws_lc_rs::digest;
 use contrast_core::manifest::GuestPolicy;
-use p384::ecdsa::VerifyingKey;
 use p384::elliptic_curve::ops::Reduce;
 use p384::elliptic_curve::point::DecompressPoint;
 use p384::elliptic_curve::sec1::ToEncodedPoint;
@@ -42,25 +41,25 @@ use crate::error::Error;
 /// Length of the ID block.
 pub const ID_BLOCK_LEN: usize = 0x60;
 /// Length of an ECDSA public key in SEV-API format.
-pub const SEV_PUBLIC_KEY_LEN: usize = 0x404;
+const SEV_PUBLIC_KEY_LEN: usize = 0x404;
 /// Length of the ID authentication information structure.
 pub const ID_AUTH_LEN: usize = 0x1000;
 /// FAMILY_ID written into the ID block.
-pub const FAMILY_ID: [u8; 16] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const FAMILY_ID: [u8; 16] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// IMAGE_ID written into the ID block.
-pub const IMAGE_ID: [u8; 16] = [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const IMAGE_ID: [u8; 16] = [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// VERSION of the ID block format.
-pub const ID_BLOCK_VERSION: u32 = 1;
+const ID_BLOCK_VERSION: u32 = 1;
 /// GUEST_SVN written into the ID block (and so reported in the report's GUEST_SVN).
-pub const GUEST_SVN: u32 = 2;
+const GUEST_SVN: u32 = 2;
 /// The fixed signature component r.
-pub const SIGNATURE_R: u8 = 2;
+const SIGNATURE_R: u8 = 2;
 /// The fixed signature component s.
-pub const SIGNATURE_S: u8 = 1;
+const SIGNATURE_S: u8 = 1;
 /// SEV-API curve id of P-384.
-pub const CURVE_P384: u32 = 2;
+const CURVE_P384: u32 = 2;
 /// ID_KEY_ALGO / AUTH_KEY_ALGO value for ECDSA P-384 with SHA-384.
-pub const ALGO_ECDSA_P384_SHA384: u32 = 1;
+const ALGO_ECDSA_P384_SHA384: u32 = 1;
 
 const POLICY_SMT: u64 = 1 << 16;
 const POLICY_RESERVED_ONE: u64 = 1 << 17;
@@ -119,7 +118,7 @@ pub fn id_block(measurement: &[u8; 48], policy: &GuestPolicy) -> [u8; ID_BLOCK_L
 
 /// The public ID key recovered for an ID block.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IdKey {
+pub(crate) struct IdKey {
     x: [u8; 48],
     y: [u8; 48],
 }
@@ -140,7 +139,7 @@ impl IdKey {
     /// # Errors
     /// [`Error::IdKeyRecovery`] if no key can be recovered (does not happen for P-384 with
     /// r = 2, whose x-coordinate lies on the curve, but is not assumed).
-    pub fn derive(measurement: &[u8; 48], policy: &GuestPolicy) -> Result<Self, Error> {
+    pub(crate) fn derive(measurement: &[u8; 48], policy: &GuestPolicy) -> Result<Self, Error> {
         Self::recover(&id_block(measurement, policy))
     }
 
@@ -150,7 +149,7 @@ impl IdKey {
     ///
     /// # Errors
     /// [`Error::IdKeyRecovery`].
-    pub fn recover(id_block: &[u8; ID_BLOCK_LEN]) -> Result<Self, Error> {
+    pub(crate) fn recover(id_block: &[u8; ID_BLOCK_LEN]) -> Result<Self, Error> {
         Self::candidates(id_block)?
             .into_iter()
             .next()
@@ -194,14 +193,16 @@ impl IdKey {
     }
 
     /// The affine X coordinate, big-endian.
+    #[cfg(test)]
     #[must_use]
-    pub fn x(&self) -> &[u8; 48] {
+    pub(crate) fn x(&self) -> &[u8; 48] {
         &self.x
     }
 
     /// The affine Y coordinate, big-endian.
+    #[cfg(test)]
     #[must_use]
-    pub fn y(&self) -> &[u8; 48] {
+    pub(crate) fn y(&self) -> &[u8; 48] {
         &self.y
     }
 
@@ -210,10 +211,11 @@ impl IdKey {
     /// # Errors
     /// [`Error::IdKeyRecovery`] if the coordinates are not a point on P-384 (cannot happen for a
     /// recovered key).
-    pub fn verifying_key(&self) -> Result<VerifyingKey, Error> {
+    #[cfg(test)]
+    pub(crate) fn verifying_key(&self) -> Result<p384::ecdsa::VerifyingKey, Error> {
         let point =
             p384::EncodedPoint::from_affine_coordinates((&self.x).into(), (&self.y).into(), false);
-        VerifyingKey::from_encoded_point(&point).map_err(|_| Error::IdKeyRecovery {
+        p384::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| Error::IdKeyRecovery {
             reason: "the coordinates are not a point on P-384",
         })
     }
@@ -221,7 +223,7 @@ impl IdKey {
     /// The SEV-API encoding (0x404 bytes): curve id 2, Qx and Qy little-endian in 0x48-byte
     /// fields, then zeros.
     #[must_use]
-    pub fn to_sev_bytes(&self) -> [u8; SEV_PUBLIC_KEY_LEN] {
+    pub(crate) fn sev_bytes(&self) -> [u8; SEV_PUBLIC_KEY_LEN] {
         let mut out = [0u8; SEV_PUBLIC_KEY_LEN];
         if let Some(curve) = out.get_mut(0..4) {
             curve.copy_from_slice(&CURVE_P384.to_le_bytes());
@@ -231,10 +233,10 @@ impl IdKey {
         out
     }
 
-    /// SHA-384 of [`IdKey::to_sev_bytes`]: the value the firmware writes into `ID_KEY_DIGEST`.
+    /// SHA-384 of [`IdKey::sev_bytes`]: the value the firmware writes into `ID_KEY_DIGEST`.
     #[must_use]
-    pub fn digest(&self) -> [u8; 48] {
-        sha384(&self.to_sev_bytes())
+    pub(crate) fn digest(&self) -> [u8; 48] {
+        sha384(&self.sev_bytes())
     }
 }
 
@@ -242,7 +244,7 @@ impl IdKey {
 /// `(measurement, policy)`.
 ///
 /// # Errors
-/// [`Error::IdKeyRecovery`] (see [`IdKey::derive`]).
+/// [`Error::IdKeyRecovery`] if no ID key can be recovered (does not happen for P-384).
 pub fn id_key_digest(measurement: &[u8; 48], policy: &GuestPolicy) -> Result<[u8; 48], Error> {
     IdKey::derive(measurement, policy).map(|key| key.digest())
 }
@@ -252,7 +254,7 @@ pub fn id_key_digest(measurement: &[u8; 48], policy: &GuestPolicy) -> Result<[u8
 /// little-endian 0x48-byte fields) at 0x40, the ID key in SEV-API format at 0x240, the rest zero.
 ///
 /// # Errors
-/// [`Error::IdKeyRecovery`] (see [`IdKey::derive`]).
+/// [`Error::IdKeyRecovery`] if no ID key can be recovered (does not happen for P-384).
 pub fn id_auth_block(
     measurement: &[u8; 48],
     policy: &GuestPolicy,
@@ -269,14 +271,14 @@ pub fn id_auth_block(
         *s = SIGNATURE_S;
     }
     if let Some(dst) = out.get_mut(0x240..0x240 + SEV_PUBLIC_KEY_LEN) {
-        dst.copy_from_slice(&key.to_sev_bytes());
+        dst.copy_from_slice(&key.sev_bytes());
     }
     Ok(out)
 }
 
 /// SHA-384 of `bytes`.
 #[must_use]
-pub fn sha384(bytes: &[u8]) -> [u8; 48] {
+fn sha384(bytes: &[u8]) -> [u8; 48] {
     let mut out = [0u8; 48];
     out.copy_from_slice(digest::digest(&digest::SHA384, bytes).as_ref());
     out
@@ -444,7 +446,7 @@ mod tests {
     #[test]
     fn sev_encoding() {
         let key = IdKey::derive(&[1; 48], &contrast_policy()).unwrap();
-        let bytes = key.to_sev_bytes();
+        let bytes = key.sev_bytes();
         assert_eq!(&bytes[..4], &[2, 0, 0, 0]);
         let mut x_le = key.x;
         x_le.reverse();
@@ -464,9 +466,9 @@ mod tests {
         assert_eq!(&auth[..8], &[1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(auth[0x40], 2);
         assert_eq!(auth[0x88], 1);
-        assert_eq!(&auth[0x240..0x644], &key.to_sev_bytes());
+        assert_eq!(&auth[0x240..0x644], &key.sev_bytes());
         let nonzero: usize = auth.iter().filter(|&&b| b != 0).count();
-        let key_nonzero = key.to_sev_bytes().iter().filter(|&&b| b != 0).count();
+        let key_nonzero = key.sev_bytes().iter().filter(|&&b| b != 0).count();
         assert_eq!(nonzero, 1 + 2 + key_nonzero);
     }
 
@@ -478,5 +480,49 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, id_key_digest(&[1; 48], &contrast_policy()).unwrap());
+    }
+
+    #[test]
+    fn id_key_known_answers() {
+        // From fixtures/appraisal/idkey_kat.py (independent P-384 arithmetic in Python; both
+        // candidates verified with `cryptography`).
+        let upstream_ld: [u8; 48] = std::array::from_fn(|i| i as u8 + 1);
+        let smt = GuestPolicy {
+            smt: true,
+            ..GuestPolicy::default()
+        };
+        let cases = [
+            (
+                upstream_ld,
+                GuestPolicy::default(),
+                "5b5cd3d7489eb7f3409cc98f26b0c341f396880de0edb5a83148c64fcd37de08541ab1ed780ce9d338c80b244ba73e9a",
+                "a3657620c3f73a1578e2382b846e54e66981210d71eb1941ce5a6d01748f6976e60eecda81cf17c49f27cd20623cf0fa",
+                "bd81f942a7c4fc8c227da5b621b6b185e4369d0b44e21253d6d0b090b45c084b2d64bef3f7cdc990ab97d4ad5cfb3e34",
+            ),
+            (
+                upstream_ld,
+                smt,
+                "07810d909a0cfecd5b4574aec8f6d6ea3d2cce3d25b1732ec73d1fb37c693ac66952ffaa927e714a2efdb0930570d99b",
+                "4a9bd253301a754bc4f0f3b8c1b35290e2910fd963a4b45fd7b41ad7c034a93fbd560558c97b00749c98ce68ad23ee37",
+                "509a5e09cffe0f5dd47d401e719f2d1b72a5e5bd8f3a92ffd9b3a436c3f461102b2e8ed95579e467e112f98a5adea4d3",
+            ),
+            (
+                [0; 48],
+                smt,
+                "549f4d23b0c47e6456615266953c7bf72ec5b31f0f7b3f743b8d8a68cccec0e299d08e9f76ba811e9e6a95a4817b59e8",
+                "a7837a9ea602262dd93752a7ecb3529b5043b52cc34f279d3f1d0d8b7a048a9fe8867429d0eac9889c923433100aa2a1",
+                "d527f3cd7acd9b40a42df59cf26aa63b8525d81f93d64bb9dbb643fd873c2dd3625655fd23c4ab6228837e7cd9576606",
+            ),
+        ];
+        for (measurement, policy, x, y, digest) in cases {
+            let key = IdKey::derive(&measurement, &policy).unwrap();
+            assert_eq!(hex::encode(key.x()), x);
+            assert_eq!(hex::encode(key.y()), y);
+            assert_eq!(
+                hex::encode(id_key_digest(&measurement, &policy).unwrap()),
+                digest
+            );
+            assert_eq!(hex::encode(key.digest()), digest);
+        }
     }
 }

@@ -67,161 +67,235 @@ pub const SIGNED_LEN: usize = 0x2A0;
 /// The only defined SIGNATURE_ALGO: ECDSA P-384 with SHA-384.
 pub const SIGNATURE_ALGO_ECDSA_P384_SHA384: u32 = 1;
 /// Supported report versions.
-pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=5;
+const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=5;
 
-/// Byte offsets of the report's fields (version-5 layout; AMD SEV-SNP ABI, `ATTESTATION_REPORT`).
-/// The one definition of the layout: [`FIELDS`], the parser's checks, the simulated platform and
-/// the binaries use these.
-pub mod offset {
+/// A field or reserved range of the report layout (version 5; AMD SEV-SNP ABI,
+/// `ATTESTATION_REPORT`).
+///
+/// The one definition of the layout: the parser's checks, the simulated platform (which writes
+/// reports) and the binaries read offsets and sizes from here. [`Field::ALL`] lists every field in
+/// order, covering all 1184 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
     /// VERSION.
-    pub const VERSION: usize = 0x000;
+    Version,
     /// GUEST_SVN.
-    pub const GUEST_SVN: usize = 0x004;
-    /// POLICY.
-    pub const POLICY: usize = 0x008;
+    GuestSvn,
+    /// POLICY ([`GuestPolicy`]).
+    Policy,
     /// FAMILY_ID.
-    pub const FAMILY_ID: usize = 0x010;
+    FamilyId,
     /// IMAGE_ID.
-    pub const IMAGE_ID: usize = 0x020;
+    ImageId,
     /// VMPL.
-    pub const VMPL: usize = 0x030;
+    Vmpl,
     /// SIGNATURE_ALGO.
-    pub const SIGNATURE_ALGO: usize = 0x034;
+    SignatureAlgo,
     /// CURRENT_TCB.
-    pub const CURRENT_TCB: usize = 0x038;
-    /// PLATFORM_INFO.
-    pub const PLATFORM_INFO: usize = 0x040;
-    /// KEY_INFO.
-    pub const KEY_INFO: usize = 0x048;
+    CurrentTcb,
+    /// PLATFORM_INFO ([`PlatformInfo`]).
+    PlatformInfo,
+    /// KEY_INFO ([`KeyInfo`]).
+    KeyInfo,
+    /// Reserved after KEY_INFO.
+    ReservedAfterKeyInfo,
     /// REPORT_DATA.
-    pub const REPORT_DATA: usize = 0x050;
+    ReportData,
     /// MEASUREMENT.
-    pub const MEASUREMENT: usize = 0x090;
+    Measurement,
     /// HOST_DATA.
-    pub const HOST_DATA: usize = 0x0C0;
+    HostData,
     /// ID_KEY_DIGEST.
-    pub const ID_KEY_DIGEST: usize = 0x0E0;
+    IdKeyDigest,
     /// AUTHOR_KEY_DIGEST.
-    pub const AUTHOR_KEY_DIGEST: usize = 0x110;
+    AuthorKeyDigest,
     /// REPORT_ID.
-    pub const REPORT_ID: usize = 0x140;
+    ReportId,
     /// REPORT_ID_MA.
-    pub const REPORT_ID_MA: usize = 0x160;
+    ReportIdMa,
     /// REPORTED_TCB.
-    pub const REPORTED_TCB: usize = 0x180;
-    /// CPUID_FAM_ID.
-    pub const CPUID_FAM_ID: usize = 0x188;
-    /// CPUID_MOD_ID.
-    pub const CPUID_MOD_ID: usize = 0x189;
-    /// CPUID_STEP.
-    pub const CPUID_STEP: usize = 0x18A;
-    /// CHIP_ID.
-    pub const CHIP_ID: usize = 0x1A0;
+    ReportedTcb,
+    /// CPUID_FAM_ID (version 3+).
+    CpuidFamId,
+    /// CPUID_MOD_ID (version 3+).
+    CpuidModId,
+    /// CPUID_STEP (version 3+).
+    CpuidStep,
+    /// Reserved after the CPUID bytes.
+    ReservedAfterCpuid,
+    /// CHIP_ID (Turin: 8 bytes used, rest zero).
+    ChipId,
     /// COMMITTED_TCB.
-    pub const COMMITTED_TCB: usize = 0x1E0;
+    CommittedTcb,
     /// CURRENT_BUILD.
-    pub const CURRENT_BUILD: usize = 0x1E8;
+    CurrentBuild,
     /// CURRENT_MINOR.
-    pub const CURRENT_MINOR: usize = 0x1E9;
+    CurrentMinor,
     /// CURRENT_MAJOR.
-    pub const CURRENT_MAJOR: usize = 0x1EA;
-    /// COMMITTED_BUILD.
-    pub const COMMITTED_BUILD: usize = 0x1EC;
-    /// COMMITTED_MINOR.
-    pub const COMMITTED_MINOR: usize = 0x1ED;
-    /// COMMITTED_MAJOR.
-    pub const COMMITTED_MAJOR: usize = 0x1EE;
-    /// LAUNCH_TCB.
-    pub const LAUNCH_TCB: usize = 0x1F0;
-    /// LAUNCH_MIT_VECTOR.
-    pub const LAUNCH_MIT_VECTOR: usize = 0x1F8;
-    /// CURRENT_MIT_VECTOR.
-    pub const CURRENT_MIT_VECTOR: usize = 0x200;
-    /// SIGNATURE_R.
-    pub const SIGNATURE_R: usize = 0x2A0;
-    /// SIGNATURE_S.
-    pub const SIGNATURE_S: usize = 0x2E8;
-    /// The first reserved byte after KEY_INFO.
-    pub const RESERVED_0: usize = 0x04C;
-    /// Reserved after the CPUID bytes (version 3+).
-    pub const RESERVED_CPUID: usize = 0x18B;
+    CurrentMajor,
     /// Reserved after CURRENT_MAJOR.
-    pub const RESERVED_CURRENT: usize = 0x1EB;
+    ReservedAfterCurrent,
+    /// COMMITTED_BUILD.
+    CommittedBuild,
+    /// COMMITTED_MINOR.
+    CommittedMinor,
+    /// COMMITTED_MAJOR.
+    CommittedMajor,
     /// Reserved after COMMITTED_MAJOR.
-    pub const RESERVED_COMMITTED: usize = 0x1EF;
-    /// Reserved after CURRENT_MIT_VECTOR (version 5+).
-    pub const RESERVED_MIT: usize = 0x208;
+    ReservedAfterCommitted,
+    /// LAUNCH_TCB.
+    LaunchTcb,
+    /// LAUNCH_MIT_VECTOR (version 5).
+    LaunchMitVector,
+    /// CURRENT_MIT_VECTOR (version 5).
+    CurrentMitVector,
+    /// Reserved after CURRENT_MIT_VECTOR, to the end of the signed part.
+    ReservedAfterMitVector,
+    /// SIGNATURE R (72-byte little-endian integer).
+    SignatureR,
+    /// SIGNATURE S (72-byte little-endian integer).
+    SignatureS,
     /// Reserved after the signature, to the end.
-    pub const RESERVED_TAIL: usize = 0x330;
+    ReservedTail,
 }
 
-/// A named byte range of the report layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FieldSpec {
-    /// Field name as in the AMD ABI specification.
-    pub name: &'static str,
+impl Field {
+    /// Every field and reserved range of the version-5 layout, in order, covering all 1184
+    /// bytes. (The CPUID, mitigation-vector and their neighbouring reserved ranges are reserved
+    /// in older versions.)
+    pub const ALL: [Self; 40] = [
+        Self::Version,
+        Self::GuestSvn,
+        Self::Policy,
+        Self::FamilyId,
+        Self::ImageId,
+        Self::Vmpl,
+        Self::SignatureAlgo,
+        Self::CurrentTcb,
+        Self::PlatformInfo,
+        Self::KeyInfo,
+        Self::ReservedAfterKeyInfo,
+        Self::ReportData,
+        Self::Measurement,
+        Self::HostData,
+        Self::IdKeyDigest,
+        Self::AuthorKeyDigest,
+        Self::ReportId,
+        Self::ReportIdMa,
+        Self::ReportedTcb,
+        Self::CpuidFamId,
+        Self::CpuidModId,
+        Self::CpuidStep,
+        Self::ReservedAfterCpuid,
+        Self::ChipId,
+        Self::CommittedTcb,
+        Self::CurrentBuild,
+        Self::CurrentMinor,
+        Self::CurrentMajor,
+        Self::ReservedAfterCurrent,
+        Self::CommittedBuild,
+        Self::CommittedMinor,
+        Self::CommittedMajor,
+        Self::ReservedAfterCommitted,
+        Self::LaunchTcb,
+        Self::LaunchMitVector,
+        Self::CurrentMitVector,
+        Self::ReservedAfterMitVector,
+        Self::SignatureR,
+        Self::SignatureS,
+        Self::ReservedTail,
+    ];
+
+    /// `(offset, size, name)`: the table row.
+    const fn spec(self) -> (usize, usize, &'static str) {
+        match self {
+            Self::Version => (0x000, 4, "VERSION"),
+            Self::GuestSvn => (0x004, 4, "GUEST_SVN"),
+            Self::Policy => (0x008, 8, "POLICY"),
+            Self::FamilyId => (0x010, 16, "FAMILY_ID"),
+            Self::ImageId => (0x020, 16, "IMAGE_ID"),
+            Self::Vmpl => (0x030, 4, "VMPL"),
+            Self::SignatureAlgo => (0x034, 4, "SIGNATURE_ALGO"),
+            Self::CurrentTcb => (0x038, 8, "CURRENT_TCB"),
+            Self::PlatformInfo => (0x040, 8, "PLATFORM_INFO"),
+            Self::KeyInfo => (0x048, 4, "KEY_INFO"),
+            Self::ReservedAfterKeyInfo => (0x04C, 4, "reserved"),
+            Self::ReportData => (0x050, 64, "REPORT_DATA"),
+            Self::Measurement => (0x090, 48, "MEASUREMENT"),
+            Self::HostData => (0x0C0, 32, "HOST_DATA"),
+            Self::IdKeyDigest => (0x0E0, 48, "ID_KEY_DIGEST"),
+            Self::AuthorKeyDigest => (0x110, 48, "AUTHOR_KEY_DIGEST"),
+            Self::ReportId => (0x140, 32, "REPORT_ID"),
+            Self::ReportIdMa => (0x160, 32, "REPORT_ID_MA"),
+            Self::ReportedTcb => (0x180, 8, "REPORTED_TCB"),
+            Self::CpuidFamId => (0x188, 1, "CPUID_FAM_ID"),
+            Self::CpuidModId => (0x189, 1, "CPUID_MOD_ID"),
+            Self::CpuidStep => (0x18A, 1, "CPUID_STEP"),
+            Self::ReservedAfterCpuid => (0x18B, 21, "reserved"),
+            Self::ChipId => (0x1A0, 64, "CHIP_ID"),
+            Self::CommittedTcb => (0x1E0, 8, "COMMITTED_TCB"),
+            Self::CurrentBuild => (0x1E8, 1, "CURRENT_BUILD"),
+            Self::CurrentMinor => (0x1E9, 1, "CURRENT_MINOR"),
+            Self::CurrentMajor => (0x1EA, 1, "CURRENT_MAJOR"),
+            Self::ReservedAfterCurrent => (0x1EB, 1, "reserved"),
+            Self::CommittedBuild => (0x1EC, 1, "COMMITTED_BUILD"),
+            Self::CommittedMinor => (0x1ED, 1, "COMMITTED_MINOR"),
+            Self::CommittedMajor => (0x1EE, 1, "COMMITTED_MAJOR"),
+            Self::ReservedAfterCommitted => (0x1EF, 1, "reserved"),
+            Self::LaunchTcb => (0x1F0, 8, "LAUNCH_TCB"),
+            Self::LaunchMitVector => (0x1F8, 8, "LAUNCH_MIT_VECTOR"),
+            Self::CurrentMitVector => (0x200, 8, "CURRENT_MIT_VECTOR"),
+            Self::ReservedAfterMitVector => (0x208, 152, "reserved"),
+            Self::SignatureR => (0x2A0, 72, "SIGNATURE_R"),
+            Self::SignatureS => (0x2E8, 72, "SIGNATURE_S"),
+            Self::ReservedTail => (0x330, 368, "reserved"),
+        }
+    }
+
     /// Offset of the first byte.
-    pub offset: usize,
-    /// Size in bytes.
-    pub size: usize,
-    /// True if the field is covered by the signature.
-    pub signed: bool,
-}
+    #[must_use]
+    pub const fn offset(self) -> usize {
+        self.spec().0
+    }
 
-const fn field(name: &'static str, offset: usize, size: usize) -> FieldSpec {
-    FieldSpec {
-        name,
-        offset,
-        size,
-        signed: offset + size <= SIGNED_LEN,
+    /// Size in bytes.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        self.spec().1
+    }
+
+    /// The byte range `offset..offset + size`.
+    #[must_use]
+    pub const fn range(self) -> std::ops::Range<usize> {
+        self.offset()..self.offset() + self.size()
+    }
+
+    /// Field name as in the AMD ABI specification (`"reserved"` for the reserved ranges).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        self.spec().2
+    }
+
+    /// True if the field is covered by the signature.
+    #[must_use]
+    pub const fn is_signed(self) -> bool {
+        self.offset() + self.size() <= SIGNED_LEN
     }
 }
 
-/// Every field and reserved range of the version-5 layout, in order, covering all 1184 bytes.
-/// (The CPUID, mitigation-vector and their neighbouring reserved ranges are reserved in older
-/// versions.)
-pub const FIELDS: &[FieldSpec] = &[
-    field("VERSION", offset::VERSION, 4),
-    field("GUEST_SVN", offset::GUEST_SVN, 4),
-    field("POLICY", offset::POLICY, 8),
-    field("FAMILY_ID", offset::FAMILY_ID, 16),
-    field("IMAGE_ID", offset::IMAGE_ID, 16),
-    field("VMPL", offset::VMPL, 4),
-    field("SIGNATURE_ALGO", offset::SIGNATURE_ALGO, 4),
-    field("CURRENT_TCB", offset::CURRENT_TCB, 8),
-    field("PLATFORM_INFO", offset::PLATFORM_INFO, 8),
-    field("KEY_INFO", offset::KEY_INFO, 4),
-    field("reserved", offset::RESERVED_0, 4),
-    field("REPORT_DATA", offset::REPORT_DATA, 64),
-    field("MEASUREMENT", offset::MEASUREMENT, 48),
-    field("HOST_DATA", offset::HOST_DATA, 32),
-    field("ID_KEY_DIGEST", offset::ID_KEY_DIGEST, 48),
-    field("AUTHOR_KEY_DIGEST", offset::AUTHOR_KEY_DIGEST, 48),
-    field("REPORT_ID", offset::REPORT_ID, 32),
-    field("REPORT_ID_MA", offset::REPORT_ID_MA, 32),
-    field("REPORTED_TCB", offset::REPORTED_TCB, 8),
-    field("CPUID_FAM_ID", offset::CPUID_FAM_ID, 1),
-    field("CPUID_MOD_ID", offset::CPUID_MOD_ID, 1),
-    field("CPUID_STEP", offset::CPUID_STEP, 1),
-    field("reserved", offset::RESERVED_CPUID, 21),
-    field("CHIP_ID", offset::CHIP_ID, 64),
-    field("COMMITTED_TCB", offset::COMMITTED_TCB, 8),
-    field("CURRENT_BUILD", offset::CURRENT_BUILD, 1),
-    field("CURRENT_MINOR", offset::CURRENT_MINOR, 1),
-    field("CURRENT_MAJOR", offset::CURRENT_MAJOR, 1),
-    field("reserved", offset::RESERVED_CURRENT, 1),
-    field("COMMITTED_BUILD", offset::COMMITTED_BUILD, 1),
-    field("COMMITTED_MINOR", offset::COMMITTED_MINOR, 1),
-    field("COMMITTED_MAJOR", offset::COMMITTED_MAJOR, 1),
-    field("reserved", offset::RESERVED_COMMITTED, 1),
-    field("LAUNCH_TCB", offset::LAUNCH_TCB, 8),
-    field("LAUNCH_MIT_VECTOR", offset::LAUNCH_MIT_VECTOR, 8),
-    field("CURRENT_MIT_VECTOR", offset::CURRENT_MIT_VECTOR, 8),
-    field("reserved", offset::RESERVED_MIT, 152),
-    field("SIGNATURE_R", offset::SIGNATURE_R, 72),
-    field("SIGNATURE_S", offset::SIGNATURE_S, 72),
-    field("reserved", offset::RESERVED_TAIL, 368),
-];
+// The table is contiguous, ends at REPORT_LEN, and the signature starts where the signed part
+// ends: checked at compile time.
+const _: () = {
+    let mut next = 0;
+    let mut i = 0;
+    while i < Field::ALL.len() {
+        assert!(Field::ALL[i].offset() == next);
+        next += Field::ALL[i].size();
+        i += 1;
+    }
+    assert!(next == REPORT_LEN);
+    assert!(Field::SignatureR.offset() == SIGNED_LEN);
+};
 
 /// Which key signed the report, from KEY_INFO bits 4:2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -746,8 +820,8 @@ impl<'a> UnverifiedReport<'a> {
 fn fixed_signature(r: &[u8; 72], s: &[u8; 72]) -> Result<[u8; 96], Error> {
     let mut out = [0u8; 96];
     for (name, offset, component, target) in [
-        ("R", offset::SIGNATURE_R, r, 0..48usize),
-        ("S", offset::SIGNATURE_S, s, 48..96usize),
+        ("R", Field::SignatureR.offset(), r, 0..48usize),
+        ("S", Field::SignatureS.offset(), s, 48..96usize),
     ] {
         let (low, high) = component.split_at(48);
         if high.iter().any(|&b| b != 0) {
@@ -848,41 +922,42 @@ pub fn check_structure(bytes: &[u8], product: Product) -> Result<(), Error> {
     let version = fields.version();
     let all = fields.all;
 
+    let range = |field: Field| (field.offset(), field.size());
     let mut reserved: Vec<(usize, usize)> = vec![
-        (offset::RESERVED_0, 4),
-        (offset::RESERVED_CURRENT, 1),
-        (offset::RESERVED_COMMITTED, 1),
-        (offset::RESERVED_TAIL, REPORT_LEN - offset::RESERVED_TAIL),
+        range(Field::ReservedAfterKeyInfo),
+        range(Field::ReservedAfterCurrent),
+        range(Field::ReservedAfterCommitted),
+        range(Field::ReservedTail),
     ];
     // Before version 3 the CPUID bytes are reserved, before version 5 the mitigation vectors.
     reserved.push(if version >= 3 {
-        (
-            offset::RESERVED_CPUID,
-            offset::CHIP_ID - offset::RESERVED_CPUID,
-        )
+        range(Field::ReservedAfterCpuid)
     } else {
-        (offset::CPUID_FAM_ID, offset::CHIP_ID - offset::CPUID_FAM_ID)
+        (
+            Field::CpuidFamId.offset(),
+            Field::ChipId.offset() - Field::CpuidFamId.offset(),
+        )
     });
     reserved.push(if version >= 5 {
-        (offset::RESERVED_MIT, SIGNED_LEN - offset::RESERVED_MIT)
+        range(Field::ReservedAfterMitVector)
     } else {
         (
-            offset::LAUNCH_MIT_VECTOR,
-            SIGNED_LEN - offset::LAUNCH_MIT_VECTOR,
+            Field::LaunchMitVector.offset(),
+            SIGNED_LEN - Field::LaunchMitVector.offset(),
         )
     });
     // Turin's CHIP_ID is 8 bytes.
     if product == Product::Turin {
-        reserved.push((offset::CHIP_ID + 8, 56));
+        reserved.push((Field::ChipId.offset() + 8, 56));
     }
     for (offset, size) in reserved {
         check_zero(all, offset, size, "reserved")?;
     }
     for (name, offset) in [
-        ("CURRENT_TCB", offset::CURRENT_TCB),
-        ("REPORTED_TCB", offset::REPORTED_TCB),
-        ("COMMITTED_TCB", offset::COMMITTED_TCB),
-        ("LAUNCH_TCB", offset::LAUNCH_TCB),
+        ("CURRENT_TCB", Field::CurrentTcb.offset()),
+        ("REPORTED_TCB", Field::ReportedTcb.offset()),
+        ("COMMITTED_TCB", Field::CommittedTcb.offset()),
+        ("LAUNCH_TCB", Field::LaunchTcb.offset()),
     ] {
         for &index in reserved_byte_indices(product) {
             check_zero(all, offset + index, 1, name)?;
@@ -892,7 +967,7 @@ pub fn check_structure(bytes: &[u8], product: Product) -> Result<(), Error> {
     let policy = GuestPolicy(u64::from_le_bytes(*fields.policy));
     check_bits(
         "POLICY",
-        offset::POLICY,
+        Field::Policy.offset(),
         policy.0,
         GuestPolicy::DEFINED_BITS,
     )?;
@@ -902,14 +977,14 @@ pub fn check_structure(bytes: &[u8], product: Product) -> Result<(), Error> {
     let platform = u64::from_le_bytes(*fields.platform_info);
     check_bits(
         "PLATFORM_INFO",
-        offset::PLATFORM_INFO,
+        Field::PlatformInfo.offset(),
         platform,
         PlatformInfo::defined_bits(version),
     )?;
     let key_info = fields.key_info();
     check_bits(
         "KEY_INFO",
-        offset::KEY_INFO,
+        Field::KeyInfo.offset(),
         u64::from(key_info.0),
         u64::from(KeyInfo::DEFINED_BITS),
     )?;

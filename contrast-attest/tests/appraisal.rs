@@ -22,13 +22,11 @@ use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use common::*;
 use contrast_attest::TcbComponent;
 use contrast_attest::Verifier;
-use contrast_attest::chain::{
-    CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor, roots, sha256,
-};
+use contrast_attest::chain::{CertRole, LeafKind, NotCheckedReason, RevocationStatus, TrustAnchor};
 use contrast_attest::collateral::{
     CollateralItem, CollateralMap, CollateralRequest, CollateralSource, FetchCollateral,
 };
-use contrast_attest::idblock::{self, IdKey};
+use contrast_attest::idblock;
 use contrast_attest::report::FirmwareVersion;
 use contrast_attest::{Appraisal, AppraisalPolicy, ClaimChecks, DeniedBy, VmplSet, trust_anchor};
 use contrast_attest::{
@@ -1235,7 +1233,7 @@ fn amd_rooted_report_is_not_trusted_by_a_simulated_entry() {
     // Pinning AMD's own ARK as a "simulated" root is refused too.
     let pinning_amd = SnpReferenceValues {
         platform: "Simulated-SNP".into(),
-        simulated_ark_fingerprint: Some(hex::encode(sha256(roots::ark(Product::Milan)))),
+        simulated_ark_fingerprint: Some(hex::encode(sha256(amd_ark(Product::Milan)))),
         ..entry
     };
     let error = only_reason(Verifier::new(&[pinning_amd], policy.clone()).appraise(
@@ -1450,53 +1448,6 @@ fn real_vcek_reports_pass_with_reference_values_from_their_own_fields() {
             "{}",
             v.name
         );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// ID key known answers.
-
-#[test]
-fn id_key_known_answers() {
-    // From fixtures/appraisal/idkey_kat.py (independent P-384 arithmetic in Python; both
-    // candidates verified with `cryptography`).
-    let upstream_ld: [u8; 48] = std::array::from_fn(|i| i as u8 + 1);
-    let smt = GuestPolicy {
-        smt: true,
-        ..GuestPolicy::default()
-    };
-    let cases = [
-        (
-            upstream_ld,
-            GuestPolicy::default(),
-            "5b5cd3d7489eb7f3409cc98f26b0c341f396880de0edb5a83148c64fcd37de08541ab1ed780ce9d338c80b244ba73e9a",
-            "a3657620c3f73a1578e2382b846e54e66981210d71eb1941ce5a6d01748f6976e60eecda81cf17c49f27cd20623cf0fa",
-            "bd81f942a7c4fc8c227da5b621b6b185e4369d0b44e21253d6d0b090b45c084b2d64bef3f7cdc990ab97d4ad5cfb3e34",
-        ),
-        (
-            upstream_ld,
-            smt,
-            "07810d909a0cfecd5b4574aec8f6d6ea3d2cce3d25b1732ec73d1fb37c693ac66952ffaa927e714a2efdb0930570d99b",
-            "4a9bd253301a754bc4f0f3b8c1b35290e2910fd963a4b45fd7b41ad7c034a93fbd560558c97b00749c98ce68ad23ee37",
-            "509a5e09cffe0f5dd47d401e719f2d1b72a5e5bd8f3a92ffd9b3a436c3f461102b2e8ed95579e467e112f98a5adea4d3",
-        ),
-        (
-            [0; 48],
-            smt,
-            "549f4d23b0c47e6456615266953c7bf72ec5b31f0f7b3f743b8d8a68cccec0e299d08e9f76ba811e9e6a95a4817b59e8",
-            "a7837a9ea602262dd93752a7ecb3529b5043b52cc34f279d3f1d0d8b7a048a9fe8867429d0eac9889c923433100aa2a1",
-            "d527f3cd7acd9b40a42df59cf26aa63b8525d81f93d64bb9dbb643fd873c2dd3625655fd23c4ab6228837e7cd9576606",
-        ),
-    ];
-    for (measurement, policy, x, y, digest) in cases {
-        let key = IdKey::derive(&measurement, &policy).unwrap();
-        assert_eq!(hex::encode(key.x()), x);
-        assert_eq!(hex::encode(key.y()), y);
-        assert_eq!(
-            hex::encode(idblock::id_key_digest(&measurement, &policy).unwrap()),
-            digest
-        );
-        assert_eq!(hex::encode(key.digest()), digest);
     }
 }
 

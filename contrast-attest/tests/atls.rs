@@ -180,7 +180,7 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     assert!(client_slot.error().is_none());
 
     // The server's certificate: CN=Contrast, ±2h, the document under the simulated OID.
-    let cert = atls::parse_certificate(&outcome.server_cert.unwrap()).unwrap();
+    let cert = atls::AtlsCertificate::parse(&outcome.server_cert.unwrap()).unwrap();
     assert_eq!(cert.not_after - cert.not_before, 4 * 3600);
     assert_eq!(cert.spki_der, client_slot.peer().unwrap().spki_der);
 
@@ -535,7 +535,7 @@ impl ResolvesServerCert for OtherKeyResolver {
         *self.bound.lock().unwrap() = Some(data);
         let document = self.issuer.issue(&data).unwrap();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let cert = atls::build_certificate(
+        let cert = atls::AtlsCertificate::build(
             &tls_key,
             Some((self.issuer.oid(), &document)),
             now,
@@ -623,9 +623,13 @@ fn rejects_upstream_oids_and_malformed_documents() {
     let validator = validator(random::<48>());
 
     // Upstream's protobuf document is recognised but not parsed ("no matching validators").
-    let upstream = atls::build_certificate(
+    let upstream = atls::AtlsCertificate::build(
         &key,
-        Some((atls::UPSTREAM_SNP_OID, b"\x0a\x00")),
+        Some((
+            // Upstream Contrast's RawSNPReport OID.
+            const_oid::ObjectIdentifier::new_unwrap("1.3.9901.2.1"),
+            b"\x0a\x00",
+        )),
         now,
         &mut OsRng,
     )
@@ -636,7 +640,7 @@ fn rejects_upstream_oids_and_malformed_documents() {
     ));
 
     // Our OID with bytes that are not a document.
-    let garbage = atls::build_certificate(
+    let garbage = atls::AtlsCertificate::build(
         &key,
         Some((SIMULATED_SNP_DOCUMENT_OID, b"CRAD\x07")),
         now,
@@ -681,7 +685,7 @@ fn issued_document_round_trips_and_binds_the_key() {
         attested.report_data,
         report_data(&key.spki_der().unwrap(), &nonce)
     );
-    let cert = atls::parse_certificate(&der).unwrap();
+    let cert = atls::AtlsCertificate::parse(&der).unwrap();
     let (oid, document) = cert.attestation.unwrap();
     assert_eq!(oid, SIMULATED_SNP_DOCUMENT_OID);
     let document = atls::SnpDocument::parse(&document).unwrap();

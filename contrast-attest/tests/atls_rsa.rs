@@ -10,8 +10,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::RsaKeyPair;
 use contrast_attest::atls::{
-    AtlsClient, AtlsError, AtlsKey, AtlsServer, SNP_DOCUMENT_OID, build_certificate,
-    parse_certificate,
+    AtlsCertificate, AtlsClient, AtlsError, AtlsKey, AtlsServer, SNP_DOCUMENT_OID,
 };
 use contrast_core::owner::{
     OwnerKeyError, SeedshareOwnerPrivateKey, authorize_recovery,
@@ -180,14 +179,14 @@ fn rsa_keys_that_aws_lc_rejects_are_build_errors() {
 #[test]
 fn rsa_certificate_is_sha256_with_rsa_and_a_tampered_one_fails_the_self_signature() {
     let key = AtlsKey::rsa_from_pkcs8_der(rsa_pkcs8(KeySize::Rsa2048)).unwrap();
-    let der =
-        build_certificate(&key, Some((SNP_DOCUMENT_OID, b"document")), NOW, &mut OsRng).unwrap();
+    let der = AtlsCertificate::build(&key, Some((SNP_DOCUMENT_OID, b"document")), NOW, &mut OsRng)
+        .unwrap();
     let cert = Certificate::from_der(&der).unwrap();
     assert_eq!(
         cert.signature_algorithm.oid,
         const_oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION
     );
-    let parsed = parse_certificate(&der).unwrap();
+    let parsed = AtlsCertificate::parse(&der).unwrap();
     assert_eq!(parsed.spki_der, key.spki_der().unwrap());
     assert_eq!(parsed.not_before, NOW.as_secs() - 7200);
     assert_eq!(parsed.not_after, NOW.as_secs() + 7200);
@@ -200,7 +199,7 @@ fn rsa_certificate_is_sha256_with_rsa_and_a_tampered_one_fails_the_self_signatur
     let pos = tampered.windows(8).position(|w| w == b"document").unwrap();
     tampered[pos] ^= 1;
     assert!(matches!(
-        parse_certificate(&tampered),
+        AtlsCertificate::parse(&tampered),
         Err(AtlsError::BadSelfSignature)
     ));
     // A flipped signature bit, too.
@@ -208,7 +207,7 @@ fn rsa_certificate_is_sha256_with_rsa_and_a_tampered_one_fails_the_self_signatur
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 1;
     assert!(matches!(
-        parse_certificate(&bad_signature),
+        AtlsCertificate::parse(&bad_signature),
         Err(AtlsError::BadSelfSignature)
     ));
 }
@@ -242,11 +241,11 @@ fn rsassa_pss_self_signatures_verify_and_other_pss_profiles_are_unsupported() {
     let pkcs8 = rsa_pkcs8(KeySize::Rsa2048);
     let key = AtlsKey::rsa_from_pkcs8_der(pkcs8).unwrap();
     let pair = RsaKeyPair::from_pkcs8(pkcs8).unwrap();
-    let der = build_certificate(&key, None, NOW, &mut OsRng).unwrap();
+    let der = AtlsCertificate::build(&key, None, NOW, &mut OsRng).unwrap();
 
     let pss = resign_pss(&der, &pair, 32);
     assert_eq!(
-        parse_certificate(&pss).unwrap().spki_der,
+        AtlsCertificate::parse(&pss).unwrap().spki_der,
         key.spki_der().unwrap()
     );
 
@@ -256,11 +255,11 @@ fn rsassa_pss_self_signatures_verify_and_other_pss_profiles_are_unsupported() {
     let validity = tampered.windows(2).position(|w| w == [0x17, 0x0d]).unwrap();
     tampered[validity + 3] ^= 1;
     assert!(matches!(
-        parse_certificate(&tampered),
+        AtlsCertificate::parse(&tampered),
         Err(AtlsError::BadSelfSignature)
     ));
 
-    match parse_certificate(&resign_pss(&der, &pair, 20)) {
+    match AtlsCertificate::parse(&resign_pss(&der, &pair, 20)) {
         Err(AtlsError::UnsupportedSignature {
             signature_algorithm,
             key_algorithm,

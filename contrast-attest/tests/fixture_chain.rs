@@ -10,9 +10,9 @@ use common::*;
 use contrast_attest::TcbComponent;
 use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
-    RevocationStatus, TrustAnchor, sha256,
+    RevocationStatus, TrustAnchor,
 };
-use contrast_attest::collateral::{CertTable, CertTableError, CollateralMap, guid};
+use contrast_attest::collateral::{CertTable, CertTableEntry, CertTableError, CollateralMap};
 use contrast_attest::report::SigningKey;
 use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, VcekCache, verify_report};
 
@@ -165,11 +165,11 @@ fn forged_amd_looking_root_is_untrusted() {
 #[test]
 fn amd_root_cannot_be_pinned() {
     let anchor = TrustAnchor::Pinned {
-        ark_der_sha256: sha256(chain::roots::ark(Product::Genoa)),
+        ark_der_sha256: sha256(amd_ark(Product::Genoa)),
         product: Product::Genoa,
     };
     let certs = ChainCertificates {
-        ark: Some(chain::roots::ark(Product::Genoa)),
+        ark: Some(amd_ark(Product::Genoa)),
         intermediate: None,
         leaf: VCEK,
     };
@@ -617,14 +617,14 @@ fn table(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
 #[test]
 fn cert_table_collateral() {
     let bytes = table(&[
-        (guid::VCEK, VCEK),
-        (guid::ASK, ASK),
-        (guid::ARK, ARK),
-        (guid::CRL, CRL_EMPTY),
+        (CertTableEntry::Vcek.guid(), VCEK),
+        (CertTableEntry::Ask.guid(), ASK),
+        (CertTableEntry::Ark.guid(), ARK),
+        (CertTableEntry::Crl.guid(), CRL_EMPTY),
     ]);
     let parsed = CertTable::parse(&bytes).unwrap();
     assert_eq!(parsed.entries().len(), 4);
-    assert_eq!(parsed.get(&guid::VCEK), Some(VCEK));
+    assert_eq!(parsed.get(&CertTableEntry::Vcek.guid()), Some(VCEK));
     let report = signed_report(|_| {});
     let e = verify_report(
         &report,
@@ -637,18 +637,18 @@ fn cert_table_collateral() {
     .unwrap();
     assert!(matches!(e.revocation, RevocationStatus::Checked { .. }));
     assert_eq!(
-        guid::VCEK,
+        CertTableEntry::Vcek.guid(),
         hex_literal::hex!("63da758de6644564adc5f4b93be8accd")
     );
     assert_eq!(
-        guid::ARK,
+        CertTableEntry::Ark.guid(),
         hex_literal::hex!("c0b406a4a803495297433fb6014cd0ae")
     );
 }
 
 #[test]
 fn cert_table_rejects_malformed() {
-    let bytes = table(&[(guid::VCEK, VCEK)]);
+    let bytes = table(&[(CertTableEntry::Vcek.guid(), VCEK)]);
     assert!(matches!(
         CertTable::parse(&bytes[..24]),
         Err(CertTableError::Unterminated { index: 1, .. })
@@ -665,7 +665,10 @@ fn cert_table_rejects_malformed() {
         CertTable::parse(&inside),
         Err(CertTableError::OverlapsHeaders { offset: 0, .. })
     ));
-    let dup = table(&[(guid::VCEK, VCEK), (guid::VCEK, VCEK)]);
+    let dup = table(&[
+        (CertTableEntry::Vcek.guid(), VCEK),
+        (CertTableEntry::Vcek.guid(), VCEK),
+    ]);
     assert!(matches!(
         CertTable::parse(&dup),
         Err(CertTableError::Duplicate { what: "vcek", .. })

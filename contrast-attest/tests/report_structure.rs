@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use contrast_attest::chain::LeafKind;
-use contrast_attest::report::{self, FIELDS, LeafKey, UnverifiedReport, check_structure};
+use contrast_attest::report::{self, Field, LeafKey, UnverifiedReport, check_structure};
 use contrast_attest::{Error, Product};
 use proptest::prelude::*;
 
@@ -66,9 +66,9 @@ fn unverified_hints() {
 #[test]
 fn field_table_covers_the_report() {
     let mut next = 0;
-    for f in FIELDS {
-        assert_eq!(f.offset, next, "{}", f.name);
-        next += f.size;
+    for f in Field::ALL {
+        assert_eq!(f.offset(), next, "{}", f.name());
+        next += f.size();
     }
     assert_eq!(next, report::REPORT_LEN);
 }
@@ -81,8 +81,8 @@ fn flipping_any_signed_field_breaks_the_signature() {
             .unwrap()
             .verify(&key)
             .unwrap();
-        for field in FIELDS.iter().filter(|f| f.signed) {
-            for index in [field.offset, field.offset + field.size - 1] {
+        for field in Field::ALL.into_iter().filter(|f| f.is_signed()) {
+            for index in [field.offset(), field.offset() + field.size() - 1] {
                 let mut r = v.report.clone();
                 r[index] ^= 0x01;
                 let result = UnverifiedReport::from_bytes(&r).and_then(|u| u.verify(&key));
@@ -94,12 +94,12 @@ fn flipping_any_signed_field_breaks_the_signature() {
                         | Error::UnsupportedSignatureAlgorithm { .. },
                     ) => {
                         assert!(
-                            matches!(field.name, "VERSION" | "SIGNATURE_ALGO"),
+                            matches!(field.name(), "VERSION" | "SIGNATURE_ALGO"),
                             "{} {index:#x}",
-                            field.name
+                            field.name()
                         );
                     }
-                    other => panic!("{}: {} at {index:#x}: {other:?}", v.name, field.name),
+                    other => panic!("{}: {} at {index:#x}: {other:?}", v.name, field.name()),
                 }
             }
         }

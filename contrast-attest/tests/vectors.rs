@@ -8,7 +8,7 @@ use contrast_attest::chain::{
     self, AmdExtensions, CertRole, ChainCertificates, ChipBinding, LeafKind, NotCheckedReason,
     RevocationStatus, TrustAnchor,
 };
-use contrast_attest::collateral::{CollateralMap, CollateralSource, FetchCollateral, kds};
+use contrast_attest::collateral::{CollateralMap, CollateralSource, FetchCollateral};
 use contrast_attest::report::{LeafKey, SigningKey, UnverifiedReport};
 use contrast_attest::{CrlPolicy, Error, Product, TcbVersion, UnixTime, VcekCache, verify_report};
 
@@ -622,47 +622,6 @@ fn cache_makes_second_report_skip_the_chain() {
 }
 
 #[test]
-fn kds_urls() {
-    let report = report_milan();
-    let u = UnverifiedReport::from_bytes(&report).unwrap();
-    let url = kds::vcek_url(
-        kds::KDS_BASE_URL,
-        Product::Milan,
-        u.chip_id(),
-        &u.reported_tcb(Product::Milan),
-    );
-    assert_eq!(
-        url,
-        "https://kdsintf.amd.com/vcek/v1/Milan/d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"
-    );
-    let mut chip = [0u8; 64];
-    chip[..8].copy_from_slice(&hex::decode("1e550a8ee5cf9f4d").unwrap());
-    let tcb = TcbVersion {
-        fmc: Some(1),
-        bootloader: 2,
-        tee: 3,
-        snp: 4,
-        microcode: 9,
-    };
-    assert_eq!(
-        kds::vcek_url(kds::KDS_BASE_URL, Product::Turin, &chip, &tcb),
-        "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=9"
-    );
-    assert_eq!(
-        kds::cert_chain_url(kds::KDS_BASE_URL, Product::Genoa, LeafKind::Vcek),
-        "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain"
-    );
-    assert_eq!(
-        kds::cert_chain_url(kds::KDS_BASE_URL, Product::Milan, LeafKind::Vlek),
-        "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain"
-    );
-    assert_eq!(
-        kds::crl_url(kds::KDS_BASE_URL, Product::Turin, LeafKind::Vcek),
-        "https://kdsintf.amd.com/vcek/v1/Turin/crl"
-    );
-}
-
-#[test]
 fn amd_extensions_of_real_leaves() {
     let ext = AmdExtensions::from_certificate_der(
         include_bytes!("vectors/test-vlek.der"),
@@ -693,7 +652,7 @@ fn _assert_source_object_safe(_: &dyn CollateralSource) {}
 #[test]
 fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
     let v = &vectors()[0];
-    let mut ask = chain::roots::ask(Product::Milan).to_vec();
+    let mut ask = AMD_ASK_MILAN.to_vec();
     let last = ask.len() - 1;
     ask[last] ^= 1; // the last byte of the signature BIT STRING
     let tampered = ChainCertificates {
@@ -719,7 +678,7 @@ fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
         chain::verify_chain(&anchor, LeafKind::Vcek, &compiled_in, v.time).unwrap();
         // The same bytes presented explicitly take the remembered path and still verify.
         let presented = ChainCertificates {
-            intermediate: Some(chain::roots::ask(Product::Milan)),
+            intermediate: Some(AMD_ASK_MILAN),
             ..compiled_in
         };
         chain::verify_chain(&anchor, LeafKind::Vcek, &presented, v.time).unwrap();

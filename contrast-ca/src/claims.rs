@@ -29,6 +29,7 @@
 
 use const_oid::ObjectIdentifier;
 use contrast_attest::Report;
+use contrast_attest::report::Field;
 use der::Encode;
 use der::asn1::{OctetString, OctetStringRef, Uint};
 use x509_cert::ext::Extension;
@@ -39,11 +40,6 @@ use crate::error::{CaError, encoding};
 pub const SNP_CLAIM_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
 /// `1.3.9901.3.1`, the workload secret ID extension.
 pub const WORKLOAD_SECRET_ID_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.3.1");
-
-/// Offsets of the TCB_VERSION fields in the report (SEV-SNP ABI, table "ATTESTATION_REPORT").
-const CURRENT_TCB_OFFSET: usize = 0x038;
-const COMMITTED_TCB_OFFSET: usize = 0x1E0;
-const LAUNCH_TCB_OFFSET: usize = 0x1F0;
 
 /// `1.3.9901.2.1.arc`.
 ///
@@ -113,11 +109,11 @@ enum Claim<'a> {
     Bytes(&'a [u8]),
 }
 
-/// The eight raw TCB_VERSION bytes at `offset`.
-fn raw_tcb(report: &Report<'_>, offset: usize) -> [u8; 8] {
+/// The eight raw TCB_VERSION bytes of `field` (the report layout is contrast-attest's).
+fn raw_tcb(report: &Report<'_>, field: Field) -> [u8; 8] {
     report
         .as_bytes()
-        .get(offset..offset + 8)
+        .get(field.range())
         .and_then(|s| <[u8; 8]>::try_from(s).ok())
         .unwrap_or_default()
 }
@@ -154,7 +150,7 @@ pub fn snp_claim_extensions(report: &Report<'_>) -> Result<Vec<Extension>, CaErr
         (10, Claim::Bytes(report.image_id())),
         (11, Claim::Integer(report.vmpl().into())),
     ];
-    claims.extend(tcb_claims(12, raw_tcb(report, CURRENT_TCB_OFFSET)));
+    claims.extend(tcb_claims(12, raw_tcb(report, Field::CurrentTcb)));
     claims.extend([
         (16, Claim::Boolean(platform.smt_enabled())),
         (17, Claim::Boolean(platform.tsme_enabled())),
@@ -171,7 +167,7 @@ pub fn snp_claim_extensions(report: &Report<'_>) -> Result<Vec<Extension>, CaErr
     ]);
     claims.extend(tcb_claims(28, report.reported_tcb_raw()));
     claims.push((32, Claim::Bytes(report.chip_id())));
-    claims.extend(tcb_claims(33, raw_tcb(report, COMMITTED_TCB_OFFSET)));
+    claims.extend(tcb_claims(33, raw_tcb(report, Field::CommittedTcb)));
     claims.extend([
         (37, Claim::Integer(report.current_build().into())),
         (38, Claim::Integer(report.current_minor().into())),
@@ -180,7 +176,7 @@ pub fn snp_claim_extensions(report: &Report<'_>) -> Result<Vec<Extension>, CaErr
         (41, Claim::Integer(report.committed_minor().into())),
         (42, Claim::Integer(report.committed_major().into())),
     ]);
-    claims.extend(tcb_claims(43, raw_tcb(report, LAUNCH_TCB_OFFSET)));
+    claims.extend(tcb_claims(43, raw_tcb(report, Field::LaunchTcb)));
 
     claims
         .into_iter()

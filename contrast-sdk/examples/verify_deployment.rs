@@ -100,7 +100,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
-    use contrast_attest::atls::{AtlsKey, AtlsServer, build_certificate};
+    use contrast_attest::atls::{AtlsCertificate, AtlsKey, AtlsServer};
     use contrast_attest::{Product, TcbVersion};
     use contrast_core::api::{ApiLatestTransition, GetManifestsResponse};
     use contrast_core::history::latest_transition_hash;
@@ -129,7 +129,7 @@ mod tests {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap();
-        let der = build_certificate(&key, None, now, &mut OsRng).unwrap();
+        let der = AtlsCertificate::build(&key, None, now, &mut OsRng).unwrap();
         der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
             .unwrap()
             .into_bytes()

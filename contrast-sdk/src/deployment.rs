@@ -248,11 +248,11 @@ mod tests {
     use contrast_core::history::latest_transition_hash;
 
     use super::*;
-    use contrast_attest::atls::{AtlsKey, build_certificate};
+    use contrast_attest::atls::{AtlsCertificate, AtlsKey};
 
     fn pem_certificate() -> Vec<u8> {
         let key = AtlsKey::generate_p256().unwrap();
-        let der = build_certificate(
+        let der = AtlsCertificate::build(
             &key,
             None,
             Duration::from_secs(1_800_000_000),

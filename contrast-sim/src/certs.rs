@@ -23,7 +23,7 @@ use x509_cert::time::{Time, Validity};
 
 use super::pss::{PssSignature, RsaKey, Trailer};
 use super::{SIMULATED_ORGANIZATION, SimError};
-use contrast_attest::chain::oid;
+use contrast_attest::chain::AmdExtension;
 use contrast_attest::{Product, TcbVersion};
 
 /// Validity of the ARK and ASK, as AMD's.
@@ -291,70 +291,70 @@ pub(crate) fn build_vcek(ask: &RsaKey, vcek: &VcekSubject<'_>) -> Result<Vec<u8>
     cert.to_der().map_err(encoding("the vcek certificate"))
 }
 
-/// The AMD VCEK extensions (the verifier's `chain::oid`, arc 1.3.6.1.4.1.3704.1) with their
+/// The AMD VCEK extensions (the verifier's `chain::AmdExtension`, arc 1.3.6.1.4.1.3704.1) with their
 /// DER-encoded values.
-fn amd_extensions(vcek: &VcekSubject<'_>) -> der::Result<Vec<AmdExtension>> {
+fn amd_extensions(vcek: &VcekSubject<'_>) -> der::Result<Vec<RawExtension>> {
     let tcb = &vcek.tcb;
-    let int = |oid: ObjectIdentifier, value: u8| -> der::Result<AmdExtension> {
-        Ok(AmdExtension {
-            oid,
+    let int = |extension: AmdExtension, value: u8| -> der::Result<RawExtension> {
+        Ok(RawExtension {
+            oid: extension.oid(),
             value: value.to_der()?,
         })
     };
-    let product_name = AmdExtension {
-        oid: oid::PRODUCT_NAME,
+    let product_name = RawExtension {
+        oid: AmdExtension::ProductName.oid(),
         value: Ia5String::new(vcek_product_name(vcek.product))?.to_der()?,
     };
-    let hw_id = |len: usize| -> der::Result<AmdExtension> {
-        Ok(AmdExtension {
-            oid: oid::HW_ID,
+    let hw_id = |len: usize| -> der::Result<RawExtension> {
+        Ok(RawExtension {
+            oid: AmdExtension::HwId.oid(),
             // AMD stores the chip ID bytes directly as the extnValue, without an OCTET STRING.
             value: vcek.chip_id.iter().take(len).copied().collect(),
         })
     };
     Ok(match vcek.product {
         Product::Milan | Product::Genoa => vec![
-            int(oid::STRUCT_VERSION, 0)?,
+            int(AmdExtension::StructVersion, 0)?,
             product_name,
-            int(oid::BL_SPL, tcb.bootloader)?,
-            int(oid::TEE_SPL, tcb.tee)?,
-            int(oid::SPL_4, 0)?,
-            int(oid::SPL_5, 0)?,
-            int(oid::SPL_6, 0)?,
-            int(oid::SPL_7, 0)?,
-            int(oid::SNP_SPL, tcb.snp)?,
-            int(oid::UCODE_SPL, tcb.microcode)?,
+            int(AmdExtension::BlSpl, tcb.bootloader)?,
+            int(AmdExtension::TeeSpl, tcb.tee)?,
+            int(AmdExtension::Spl4, 0)?,
+            int(AmdExtension::Spl5, 0)?,
+            int(AmdExtension::Spl6, 0)?,
+            int(AmdExtension::Spl7, 0)?,
+            int(AmdExtension::SnpSpl, tcb.snp)?,
+            int(AmdExtension::UcodeSpl, tcb.microcode)?,
             hw_id(64)?,
         ],
         Product::Turin => vec![
-            int(oid::STRUCT_VERSION, 1)?,
+            int(AmdExtension::StructVersion, 1)?,
             product_name,
-            int(oid::FMC_SPL, tcb.fmc.unwrap_or(0))?,
-            int(oid::BL_SPL, tcb.bootloader)?,
-            int(oid::TEE_SPL, tcb.tee)?,
-            int(oid::SNP_SPL, tcb.snp)?,
-            int(oid::SPL_5, 0)?,
-            int(oid::SPL_6, 0)?,
-            int(oid::SPL_7, 0)?,
-            int(oid::UCODE_SPL, tcb.microcode)?,
+            int(AmdExtension::FmcSpl, tcb.fmc.unwrap_or(0))?,
+            int(AmdExtension::BlSpl, tcb.bootloader)?,
+            int(AmdExtension::TeeSpl, tcb.tee)?,
+            int(AmdExtension::SnpSpl, tcb.snp)?,
+            int(AmdExtension::Spl5, 0)?,
+            int(AmdExtension::Spl6, 0)?,
+            int(AmdExtension::Spl7, 0)?,
+            int(AmdExtension::UcodeSpl, tcb.microcode)?,
             hw_id(8)?,
         ],
     })
 }
 
 /// One AMD extension: a runtime OID and the exact extnValue bytes.
-struct AmdExtension {
+struct RawExtension {
     oid: ObjectIdentifier,
     value: Vec<u8>,
 }
 
 // `AsExtension` requires a compile-time OID; the AMD OIDs are chosen at run time, so
 // `to_extension` is overridden and this placeholder is never used.
-impl der::oid::AssociatedOid for AmdExtension {
+impl der::oid::AssociatedOid for RawExtension {
     const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1");
 }
 
-impl Encode for AmdExtension {
+impl Encode for RawExtension {
     fn encoded_len(&self) -> der::Result<Length> {
         Length::try_from(self.value.len())
     }
@@ -364,7 +364,7 @@ impl Encode for AmdExtension {
     }
 }
 
-impl AsExtension for AmdExtension {
+impl AsExtension for RawExtension {
     fn critical(&self, _subject: &Name, _extensions: &[Extension]) -> bool {
         false
     }

@@ -8,8 +8,8 @@ use contrast_attest::{Product, TcbVersion};
 
 /// The report layout: contrast-attest's, the verifier's (one definition).
 use contrast_attest::report::{
-    REPORT_LEN as REPORT_SIZE, SIGNATURE_ALGO_ECDSA_P384_SHA384, SIGNED_LEN as SIGNED_REPORT_SIZE,
-    offset,
+    Field, REPORT_LEN as REPORT_SIZE, SIGNATURE_ALGO_ECDSA_P384_SHA384,
+    SIGNED_LEN as SIGNED_REPORT_SIZE,
 };
 
 /// Width of R and S in the report (P-384 uses the low 48 bytes).
@@ -224,8 +224,8 @@ impl SimulatedGuest {
             return Err(SimError::ReportSigning);
         }
         let mut w = ReportWriter { bytes: body };
-        w.put(offset::SIGNATURE_R, &little_endian_component(r));
-        w.put(offset::SIGNATURE_S, &little_endian_component(s));
+        w.put(Field::SignatureR.offset(), &little_endian_component(r));
+        w.put(Field::SignatureS.offset(), &little_endian_component(s));
         Ok(w.finish(REPORT_SIZE))
     }
 
@@ -297,49 +297,64 @@ impl SimulatedGuest {
         // Bit 0 AUTHOR_KEY_EN; MASK_CHIP_KEY 0 and SIGNING_KEY 0 (VCEK) since the VCEK signs.
         let key_info = u32::from(self.author_key_en);
         let mut w = ReportWriter::default();
-        w.put(offset::VERSION, &version.to_le_bytes());
-        w.put(offset::GUEST_SVN, &self.guest_svn.to_le_bytes());
-        w.put(offset::POLICY, &self.policy.to_le_bytes());
-        w.put(offset::FAMILY_ID, &self.family_id);
-        w.put(offset::IMAGE_ID, &self.image_id);
-        w.put(offset::VMPL, &self.vmpl.to_le_bytes());
+        w.put(Field::Version.offset(), &version.to_le_bytes());
+        w.put(Field::GuestSvn.offset(), &self.guest_svn.to_le_bytes());
+        w.put(Field::Policy.offset(), &self.policy.to_le_bytes());
+        w.put(Field::FamilyId.offset(), &self.family_id);
+        w.put(Field::ImageId.offset(), &self.image_id);
+        w.put(Field::Vmpl.offset(), &self.vmpl.to_le_bytes());
         w.put(
-            offset::SIGNATURE_ALGO,
+            Field::SignatureAlgo.offset(),
             &SIGNATURE_ALGO_ECDSA_P384_SHA384.to_le_bytes(),
         );
-        w.put(offset::CURRENT_TCB, &self.current_tcb.to_bytes(product));
-        w.put(offset::PLATFORM_INFO, &self.platform_info.to_le_bytes());
-        w.put(offset::KEY_INFO, &key_info.to_le_bytes());
-        w.put(offset::REPORT_DATA, report_data);
-        w.put(offset::MEASUREMENT, &self.measurement);
-        w.put(offset::HOST_DATA, &self.host_data);
-        w.put(offset::ID_KEY_DIGEST, &self.id_key_digest);
-        w.put(offset::AUTHOR_KEY_DIGEST, &self.author_key_digest);
-        w.put(offset::REPORT_ID, &self.report_id);
-        w.put(offset::REPORT_ID_MA, &self.report_id_ma);
-        w.put(offset::REPORTED_TCB, &self.reported_tcb.to_bytes(product));
+        w.put(
+            Field::CurrentTcb.offset(),
+            &self.current_tcb.to_bytes(product),
+        );
+        w.put(
+            Field::PlatformInfo.offset(),
+            &self.platform_info.to_le_bytes(),
+        );
+        w.put(Field::KeyInfo.offset(), &key_info.to_le_bytes());
+        w.put(Field::ReportData.offset(), report_data);
+        w.put(Field::Measurement.offset(), &self.measurement);
+        w.put(Field::HostData.offset(), &self.host_data);
+        w.put(Field::IdKeyDigest.offset(), &self.id_key_digest);
+        w.put(Field::AuthorKeyDigest.offset(), &self.author_key_digest);
+        w.put(Field::ReportId.offset(), &self.report_id);
+        w.put(Field::ReportIdMa.offset(), &self.report_id_ma);
+        w.put(
+            Field::ReportedTcb.offset(),
+            &self.reported_tcb.to_bytes(product),
+        );
         if version >= 3 {
             let cpuid = self.cpuid;
             w.put(
-                offset::CPUID_FAM_ID,
+                Field::CpuidFamId.offset(),
                 &[cpuid.family, cpuid.model, cpuid.stepping],
             );
         }
         if !self.mask_chip_id {
-            w.put(offset::CHIP_ID, &self.chip_id);
+            w.put(Field::ChipId.offset(), &self.chip_id);
         }
-        w.put(offset::COMMITTED_TCB, &self.committed_tcb.to_bytes(product));
+        w.put(
+            Field::CommittedTcb.offset(),
+            &self.committed_tcb.to_bytes(product),
+        );
         let fw = |v: FirmwareVersion| [v.build, v.minor, v.major];
-        w.put(offset::CURRENT_BUILD, &fw(self.current_firmware));
-        w.put(offset::COMMITTED_BUILD, &fw(self.committed_firmware));
-        w.put(offset::LAUNCH_TCB, &self.launch_tcb.to_bytes(product));
+        w.put(Field::CurrentBuild.offset(), &fw(self.current_firmware));
+        w.put(Field::CommittedBuild.offset(), &fw(self.committed_firmware));
+        w.put(
+            Field::LaunchTcb.offset(),
+            &self.launch_tcb.to_bytes(product),
+        );
         if version >= 5 {
             w.put(
-                offset::LAUNCH_MIT_VECTOR,
+                Field::LaunchMitVector.offset(),
                 &self.launch_mit_vector.to_le_bytes(),
             );
             w.put(
-                offset::CURRENT_MIT_VECTOR,
+                Field::CurrentMitVector.offset(),
                 &self.current_mit_vector.to_le_bytes(),
             );
         }
@@ -395,39 +410,39 @@ mod tests {
     #[test]
     fn offsets_ascend_and_fit() {
         let all = [
-            offset::VERSION,
-            offset::GUEST_SVN,
-            offset::POLICY,
-            offset::FAMILY_ID,
-            offset::IMAGE_ID,
-            offset::VMPL,
-            offset::SIGNATURE_ALGO,
-            offset::CURRENT_TCB,
-            offset::PLATFORM_INFO,
-            offset::KEY_INFO,
-            offset::REPORT_DATA,
-            offset::MEASUREMENT,
-            offset::HOST_DATA,
-            offset::ID_KEY_DIGEST,
-            offset::AUTHOR_KEY_DIGEST,
-            offset::REPORT_ID,
-            offset::REPORT_ID_MA,
-            offset::REPORTED_TCB,
-            offset::CPUID_FAM_ID,
-            offset::CHIP_ID,
-            offset::COMMITTED_TCB,
-            offset::CURRENT_BUILD,
-            offset::COMMITTED_BUILD,
-            offset::LAUNCH_TCB,
-            offset::LAUNCH_MIT_VECTOR,
-            offset::CURRENT_MIT_VECTOR,
+            Field::Version.offset(),
+            Field::GuestSvn.offset(),
+            Field::Policy.offset(),
+            Field::FamilyId.offset(),
+            Field::ImageId.offset(),
+            Field::Vmpl.offset(),
+            Field::SignatureAlgo.offset(),
+            Field::CurrentTcb.offset(),
+            Field::PlatformInfo.offset(),
+            Field::KeyInfo.offset(),
+            Field::ReportData.offset(),
+            Field::Measurement.offset(),
+            Field::HostData.offset(),
+            Field::IdKeyDigest.offset(),
+            Field::AuthorKeyDigest.offset(),
+            Field::ReportId.offset(),
+            Field::ReportIdMa.offset(),
+            Field::ReportedTcb.offset(),
+            Field::CpuidFamId.offset(),
+            Field::ChipId.offset(),
+            Field::CommittedTcb.offset(),
+            Field::CurrentBuild.offset(),
+            Field::CommittedBuild.offset(),
+            Field::LaunchTcb.offset(),
+            Field::LaunchMitVector.offset(),
+            Field::CurrentMitVector.offset(),
             SIGNED_REPORT_SIZE,
-            offset::SIGNATURE_S,
+            Field::SignatureS.offset(),
             REPORT_SIZE,
         ];
         assert!(all.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(offset::SIGNATURE_R, SIGNED_REPORT_SIZE);
-        assert_eq!(offset::SIGNATURE_S, offset::SIGNATURE_R + 72);
+        assert_eq!(Field::SignatureR.offset(), SIGNED_REPORT_SIZE);
+        assert_eq!(Field::SignatureS.offset(), Field::SignatureR.offset() + 72);
     }
 
     #[test]

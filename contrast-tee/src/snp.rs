@@ -32,7 +32,7 @@ use std::sync::{Mutex, PoisonError};
 
 use contrast_attest::LeafKind;
 use contrast_attest::atls::{IssueError, Issuer, SNP_DOCUMENT_OID, SnpDocument};
-use contrast_attest::collateral::{CertTable, guid};
+use contrast_attest::collateral::{CertTable, CertTableEntry};
 
 use crate::TeeError;
 
@@ -42,7 +42,7 @@ pub const CONFIGFS_TSM_REPORT_ROOT: &str = "/sys/kernel/config/tsm/report";
 pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
 /// What configfs-tsm's `provider` says on an SEV-SNP guest.
 pub const SEV_GUEST_PROVIDER: &str = "sev_guest";
-use contrast_attest::report::{REPORT_LEN, offset};
+use contrast_attest::report::{Field, REPORT_LEN};
 
 /// The host's certificate table ([`CertTable::parse`], the verifier's parser): none when the
 /// host supplied none (an empty `auxblob`, or `/dev/sev-guest`).
@@ -320,8 +320,8 @@ impl SnpIssuer {
             _ => issuer.request(&[0; 64])?.1,
         };
         let table = host_table(&auxblob)?;
-        if table.get(&guid::VCEK).is_none()
-            && table.get(&guid::VLEK).is_none()
+        if table.get(&CertTableEntry::Vcek.guid()).is_none()
+            && table.get(&CertTableEntry::Vlek.guid()).is_none()
             && issuer.dir_certificates.vcek.is_none()
         {
             let tried = match certs_dir {
@@ -385,7 +385,7 @@ impl SnpIssuer {
             )));
         }
         // A stale or foreign report would fail verification anyway; say why here.
-        if report.get(offset::REPORT_DATA..offset::MEASUREMENT) != Some(report_data.as_slice()) {
+        if report.get(Field::ReportData.range()) != Some(report_data.as_slice()) {
             return Err(TeeError::Snp(format!(
                 "{}: the report's REPORT_DATA is not the requested one",
                 self.source_name()
@@ -393,10 +393,10 @@ impl SnpIssuer {
         }
         let table = host_table(&auxblob)?;
         let dir = &self.dir_certificates;
-        let table_ask = table.get(&guid::ASK);
+        let table_ask = table.get(&CertTableEntry::Ask.guid());
         let (leaf_kind, leaf, intermediate) = match (
-            table.get(&guid::VLEK),
-            table.get(&guid::VCEK),
+            table.get(&CertTableEntry::Vlek.guid()),
+            table.get(&CertTableEntry::Vcek.guid()),
             dir.vcek.as_deref(),
         ) {
             (Some(vlek), _, _) => (LeafKind::Vlek, vlek, table_ask),
@@ -414,8 +414,10 @@ impl SnpIssuer {
             leaf_kind,
             leaf,
             intermediate,
-            ark: table.get(&guid::ARK).or(dir.ark.as_deref()),
-            crl: table.get(&guid::CRL),
+            ark: table
+                .get(&CertTableEntry::Ark.guid())
+                .or(dir.ark.as_deref()),
+            crl: table.get(&CertTableEntry::Crl.guid()),
         }
         .encode()
         .map_err(|e| TeeError::Snp(format!("encoding the attestation document: {e}")))
@@ -468,7 +470,6 @@ mod tests {
     use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 
     use super::*;
-    use contrast_attest::collateral::CERT_TABLE_ENTRY_LEN as ENTRY_LEN;
 
     fn table(entries: &[([u8; 16], &[u8])]) -> Vec<u8> {
         CertTable::encode(entries)
@@ -477,7 +478,10 @@ mod tests {
     #[test]
     fn no_host_table_is_an_empty_table() {
         assert_eq!(host_table(&[]).unwrap(), CertTable::default());
-        assert_eq!(host_table(&[0; ENTRY_LEN]).unwrap(), CertTable::default());
+        assert_eq!(
+            host_table(&CertTable::encode(&[])).unwrap(),
+            CertTable::default()
+        );
         // A malformed one is the verifier's parser's error, said to come from the host.
         let error = host_table(&[0; 5]).unwrap_err().to_string();
         assert!(
@@ -536,9 +540,9 @@ mod tests {
         let report_data = [0x5a; 64];
         let evidence = guest().evidence(platform(), &report_data).unwrap();
         let auxblob = table(&[
-            (guid::VCEK, &evidence.vcek_der),
-            (guid::ASK, &evidence.ask_der),
-            (guid::ARK, &evidence.ark_der),
+            (CertTableEntry::Vcek.guid(), &evidence.vcek_der),
+            (CertTableEntry::Ask.guid(), &evidence.ask_der),
+            (CertTableEntry::Ark.guid(), &evidence.ark_der),
         ]);
         let dir = fake_entry(&evidence.report, &auxblob, "sev_guest");
         let issuer = SnpIssuer::with_source(

@@ -6,8 +6,8 @@ use contrast_attest::atls::{self, SnpDocument};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(cert) = atls::parse_certificate(data) {
-        let _ = atls::check_validity(&cert, 1_750_000_000);
+    if let Ok(cert) = atls::AtlsCertificate::parse(data) {
+        let _ = cert.check_validity(1_750_000_000);
         if let Some((_, document)) = &cert.attestation {
             let _ = SnpDocument::parse(document);
         }

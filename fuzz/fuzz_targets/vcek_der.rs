@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         leaf: data,
     };
     let anchor = TrustAnchor::Pinned {
-        ark_der_sha256: chain::sha256(data),
+        ark_der_sha256: contrast_core::sha256(data),
         product: Product::Genoa,
     };
     let _ = chain::verify_chain(

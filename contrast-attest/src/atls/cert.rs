@@ -242,72 +242,74 @@ impl AsExtension for AttestationExtension<'_> {
     }
 }
 
-/// Builds the responder certificate: self-signed with `key`, subject and issuer `CN=Contrast`,
-/// valid from `now − 2h` to `now + 2h`, a random positive 128-bit serial, a KeyUsage
-/// `digitalSignature` extension, and (if given) the attestation document in a non-critical
-/// extension under its OID.
-///
-/// The TBS is assembled from x509-cert types, DER-encoded by `der` and signed by the key in
-/// aws-lc. The KeyUsage extension keeps the certificate X.509 v3 even without an attestation
-/// document (webpki, and so rustls's handshake-signature check, rejects v1).
-///
-/// # Errors
-/// [`AtlsError::Build`].
-pub fn build_certificate(
-    key: &AtlsKey,
-    attestation: Option<(ObjectIdentifier, &[u8])>,
-    now: Duration,
-    rng: &mut impl CryptoRngCore,
-) -> Result<Vec<u8>, AtlsError> {
-    let mut serial = [0u8; 16];
-    rng.fill_bytes(&mut serial);
-    let serial = SerialNumber::new(&serial).map_err(build("the serial number"))?;
-    let time = |t: Option<Duration>| -> Result<Time, AtlsError> {
-        let t = t.ok_or(AtlsError::NoTime)?;
-        let dt = DateTime::from_unix_duration(t).map_err(build("the validity"))?;
-        rfc5280_time(dt)
-    };
-    let validity = Validity {
-        not_before: time(now.checked_sub(CERT_VALIDITY_MARGIN))?,
-        not_after: time(now.checked_add(CERT_VALIDITY_MARGIN))?,
-    };
-    let subject = common_name(CERT_COMMON_NAME).map_err(build("the subject"))?;
-    let spki =
-        SubjectPublicKeyInfoOwned::from_der(&key.spki_der()?).map_err(build("the public key"))?;
-    let mut extensions = vec![
-        KeyUsage(KeyUsages::DigitalSignature.into())
-            .to_extension(&subject, &[])
-            .map_err(build("the key usage extension"))?,
-    ];
-    if let Some((oid, document)) = attestation {
-        extensions.push(
-            AttestationExtension { oid, document }
-                .to_extension(&subject, &extensions)
-                .map_err(build("the attestation extension"))?,
-        );
+impl AtlsCertificate {
+    /// Builds the responder certificate: self-signed with `key`, subject and issuer `CN=Contrast`,
+    /// valid from `now − 2h` to `now + 2h`, a random positive 128-bit serial, a KeyUsage
+    /// `digitalSignature` extension, and (if given) the attestation document in a non-critical
+    /// extension under its OID.
+    ///
+    /// The TBS is assembled from x509-cert types, DER-encoded by `der` and signed by the key in
+    /// aws-lc. The KeyUsage extension keeps the certificate X.509 v3 even without an attestation
+    /// document (webpki, and so rustls's handshake-signature check, rejects v1).
+    ///
+    /// # Errors
+    /// [`AtlsError::Build`].
+    pub fn build(
+        key: &AtlsKey,
+        attestation: Option<(ObjectIdentifier, &[u8])>,
+        now: Duration,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, AtlsError> {
+        let mut serial = [0u8; 16];
+        rng.fill_bytes(&mut serial);
+        let serial = SerialNumber::new(&serial).map_err(build("the serial number"))?;
+        let time = |t: Option<Duration>| -> Result<Time, AtlsError> {
+            let t = t.ok_or(AtlsError::NoTime)?;
+            let dt = DateTime::from_unix_duration(t).map_err(build("the validity"))?;
+            rfc5280_time(dt)
+        };
+        let validity = Validity {
+            not_before: time(now.checked_sub(CERT_VALIDITY_MARGIN))?,
+            not_after: time(now.checked_add(CERT_VALIDITY_MARGIN))?,
+        };
+        let subject = common_name(CERT_COMMON_NAME).map_err(build("the subject"))?;
+        let spki = SubjectPublicKeyInfoOwned::from_der(&key.spki_der()?)
+            .map_err(build("the public key"))?;
+        let mut extensions = vec![
+            KeyUsage(KeyUsages::DigitalSignature.into())
+                .to_extension(&subject, &[])
+                .map_err(build("the key usage extension"))?,
+        ];
+        if let Some((oid, document)) = attestation {
+            extensions.push(
+                AttestationExtension { oid, document }
+                    .to_extension(&subject, &extensions)
+                    .map_err(build("the attestation extension"))?,
+            );
+        }
+        let signature_algorithm = key.certificate_signature_algorithm();
+        let tbs = TbsCertificate {
+            version: Version::V3,
+            serial_number: serial,
+            signature: signature_algorithm.clone(),
+            issuer: subject.clone(),
+            validity,
+            subject,
+            subject_public_key_info: spki,
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: Some(extensions),
+        };
+        let tbs_der = tbs.to_der().map_err(build("the certificate"))?;
+        let signature = key.sign(&tbs_der)?;
+        let cert = Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm,
+            signature: der::asn1::BitString::from_bytes(&signature)
+                .map_err(build("the certificate signature"))?,
+        };
+        cert.to_der().map_err(build("the certificate encoding"))
     }
-    let signature_algorithm = key.certificate_signature_algorithm();
-    let tbs = TbsCertificate {
-        version: Version::V3,
-        serial_number: serial,
-        signature: signature_algorithm.clone(),
-        issuer: subject.clone(),
-        validity,
-        subject,
-        subject_public_key_info: spki,
-        issuer_unique_id: None,
-        subject_unique_id: None,
-        extensions: Some(extensions),
-    };
-    let tbs_der = tbs.to_der().map_err(build("the certificate"))?;
-    let signature = key.sign(&tbs_der)?;
-    let cert = Certificate {
-        tbs_certificate: tbs,
-        signature_algorithm,
-        signature: der::asn1::BitString::from_bytes(&signature)
-            .map_err(build("the certificate signature"))?,
-    };
-    cert.to_der().map_err(build("the certificate encoding"))
 }
 
 /// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
@@ -335,73 +337,76 @@ pub struct AtlsCertificate {
     pub attestation: Option<(ObjectIdentifier, Vec<u8>)>,
 }
 
-/// Parses a peer's aTLS certificate: DER X.509, self-issued, its signature verified with its
-/// own key, no unhandled critical extension, at most one attestation extension (one of
-/// [`ATTESTATION_DOCUMENT_OIDS`]). Validity is *not* checked here (see [`check_validity`]), so
-/// this is the whole parse a fuzzer can reach.
-///
-/// # Errors
-/// [`AtlsError::CertificateParse`], [`AtlsError::NotSelfIssued`],
-/// [`AtlsError::SignatureAlgorithmMismatch`], [`AtlsError::UnsupportedSignature`],
-/// [`AtlsError::BadSelfSignature`], [`AtlsError::UnhandledCriticalExtension`],
-/// [`AtlsError::MultipleAttestationExtensions`].
-pub fn parse_certificate(der: &[u8]) -> Result<AtlsCertificate, AtlsError> {
-    let cert = Certificate::from_der(der).map_err(|e| AtlsError::CertificateParse {
-        reason: e.to_string(),
-    })?;
-    let tbs = &cert.tbs_certificate;
-    if tbs.issuer != tbs.subject {
-        return Err(AtlsError::NotSelfIssued {
-            issuer: tbs.issuer.to_string(),
-            subject: tbs.subject.to_string(),
-        });
-    }
-    if cert.signature_algorithm != tbs.signature {
-        return Err(AtlsError::SignatureAlgorithmMismatch {
-            outer: cert.signature_algorithm.oid.to_string(),
-            inner: tbs.signature.oid.to_string(),
-        });
-    }
-    let spki = &tbs.subject_public_key_info;
-    let algorithm = verification_algorithm(&cert)?;
-    let tbs_der = crate::chain::outer_first_tlv(der).map_err(|e| AtlsError::CertificateParse {
-        reason: e.to_string(),
-    })?;
-    let signature = cert
-        .signature
-        .as_bytes()
-        .ok_or(AtlsError::BadSelfSignature)?;
-    let public_key = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or(AtlsError::BadSelfSignature)?;
-    UnparsedPublicKey::new(algorithm, public_key)
-        .verify(tbs_der, signature)
-        .map_err(|_| AtlsError::BadSelfSignature)?;
-
-    let mut attestation = Vec::new();
-    for ext in tbs.extensions.iter().flatten() {
-        if ATTESTATION_DOCUMENT_OIDS.contains(&ext.extn_id) {
-            attestation.push((ext.extn_id, ext.extn_value.as_bytes().to_vec()));
-        } else if ext.critical && !HANDLED_CRITICAL.contains(&ext.extn_id) {
-            return Err(AtlsError::UnhandledCriticalExtension {
-                oid: ext.extn_id.to_string(),
+impl AtlsCertificate {
+    /// Parses a peer's aTLS certificate: DER X.509, self-issued, its signature verified with its
+    /// own key, no unhandled critical extension, at most one attestation extension (one of
+    /// the attestation-document OIDs). Validity is *not* checked here (see [`Self::check_validity`]), so
+    /// this is the whole parse a fuzzer can reach.
+    ///
+    /// # Errors
+    /// [`AtlsError::CertificateParse`], [`AtlsError::NotSelfIssued`],
+    /// [`AtlsError::SignatureAlgorithmMismatch`], [`AtlsError::UnsupportedSignature`],
+    /// [`AtlsError::BadSelfSignature`], [`AtlsError::UnhandledCriticalExtension`],
+    /// [`AtlsError::MultipleAttestationExtensions`].
+    pub fn parse(der: &[u8]) -> Result<Self, AtlsError> {
+        let cert = Certificate::from_der(der).map_err(|e| AtlsError::CertificateParse {
+            reason: e.to_string(),
+        })?;
+        let tbs = &cert.tbs_certificate;
+        if tbs.issuer != tbs.subject {
+            return Err(AtlsError::NotSelfIssued {
+                issuer: tbs.issuer.to_string(),
+                subject: tbs.subject.to_string(),
             });
         }
+        if cert.signature_algorithm != tbs.signature {
+            return Err(AtlsError::SignatureAlgorithmMismatch {
+                outer: cert.signature_algorithm.oid.to_string(),
+                inner: tbs.signature.oid.to_string(),
+            });
+        }
+        let spki = &tbs.subject_public_key_info;
+        let algorithm = verification_algorithm(&cert)?;
+        let tbs_der =
+            crate::chain::outer_first_tlv(der).map_err(|e| AtlsError::CertificateParse {
+                reason: e.to_string(),
+            })?;
+        let signature = cert
+            .signature
+            .as_bytes()
+            .ok_or(AtlsError::BadSelfSignature)?;
+        let public_key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(AtlsError::BadSelfSignature)?;
+        UnparsedPublicKey::new(algorithm, public_key)
+            .verify(tbs_der, signature)
+            .map_err(|_| AtlsError::BadSelfSignature)?;
+
+        let mut attestation = Vec::new();
+        for ext in tbs.extensions.iter().flatten() {
+            if ATTESTATION_DOCUMENT_OIDS.contains(&ext.extn_id) {
+                attestation.push((ext.extn_id, ext.extn_value.as_bytes().to_vec()));
+            } else if ext.critical && !HANDLED_CRITICAL.contains(&ext.extn_id) {
+                return Err(AtlsError::UnhandledCriticalExtension {
+                    oid: ext.extn_id.to_string(),
+                });
+            }
+        }
+        if attestation.len() > 1 {
+            return Err(AtlsError::MultipleAttestationExtensions {
+                count: attestation.len(),
+            });
+        }
+        Ok(AtlsCertificate {
+            spki_der: spki.to_der().map_err(|e| AtlsError::CertificateParse {
+                reason: e.to_string(),
+            })?,
+            not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
+            not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
+            attestation: attestation.pop(),
+        })
     }
-    if attestation.len() > 1 {
-        return Err(AtlsError::MultipleAttestationExtensions {
-            count: attestation.len(),
-        });
-    }
-    Ok(AtlsCertificate {
-        spki_der: spki.to_der().map_err(|e| AtlsError::CertificateParse {
-            reason: e.to_string(),
-        })?,
-        not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
-        not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
-        attestation: attestation.pop(),
-    })
 }
 
 /// Critical extensions whose presence does not change what aTLS checks.
@@ -412,24 +417,26 @@ const HANDLED_CRITICAL: [ObjectIdentifier; 4] = [
     rfc5912::ID_CE_SUBJECT_ALT_NAME,
 ];
 
-/// `not_before ≤ now ≤ not_after`.
-///
-/// # Errors
-/// [`AtlsError::NotYetValid`], [`AtlsError::Expired`].
-pub fn check_validity(cert: &AtlsCertificate, now_secs: u64) -> Result<(), AtlsError> {
-    if now_secs < cert.not_before {
-        return Err(AtlsError::NotYetValid {
-            not_before: cert.not_before,
-            now: now_secs,
-        });
+impl AtlsCertificate {
+    /// `not_before ≤ now ≤ not_after`.
+    ///
+    /// # Errors
+    /// [`AtlsError::NotYetValid`], [`AtlsError::Expired`].
+    pub fn check_validity(&self, now_secs: u64) -> Result<(), AtlsError> {
+        if now_secs < self.not_before {
+            return Err(AtlsError::NotYetValid {
+                not_before: self.not_before,
+                now: now_secs,
+            });
+        }
+        if now_secs > self.not_after {
+            return Err(AtlsError::Expired {
+                not_after: self.not_after,
+                now: now_secs,
+            });
+        }
+        Ok(())
     }
-    if now_secs > cert.not_after {
-        return Err(AtlsError::Expired {
-            not_after: cert.not_after,
-            now: now_secs,
-        });
-    }
-    Ok(())
 }
 
 fn verification_algorithm(

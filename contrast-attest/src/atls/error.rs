@@ -176,7 +176,7 @@ pub enum IssueError {
 /// An aTLS failure. In a handshake it reaches the caller inside
 /// `rustls::Error::InvalidCertificate(CertificateError::Other(..))` (verification) or
 /// `rustls::Error::General` text (responder side), and is recorded in the connection's
-/// [`super::PeerSlot`]; [`super::atls_error`] digs it out of a rustls or I/O error.
+/// [`super::PeerSlot`]; [`super::atls_error_from_io`] digs it out of an I/O error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AtlsError {

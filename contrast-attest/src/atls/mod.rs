@@ -20,7 +20,7 @@
 //!   resumed session would carry no fresh attestation.
 //! - Server nonce (mutual aTLS): the single acceptable-CA name of the CertificateRequest, the DER
 //!   Name `CN = base64std(nonce)` (PrintableString).
-//! - Responder certificate ([`build_certificate`], [`parse_certificate`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
+//! - Responder certificate ([`AtlsCertificate::build`], [`AtlsCertificate::parse`]): self-signed, `CN=Contrast`, valid `now ± 2h`, random
 //!   positive 128-bit serial, ECDSA P-256 by default (P-384, or RSA signed
 //!   sha256WithRSAEncryption, for a caller-supplied client key); the attestation document in a
 //!   non-critical extension whose extnValue is the raw document.
@@ -33,7 +33,7 @@
 //! of its own, one for real SEV-SNP ([`SNP_DOCUMENT_OID`]) and one for the simulated platform
 //! ([`SIMULATED_SNP_DOCUMENT_OID`]), under a private-enterprise arc chosen for contrast-rs
 //! (`1.3.6.1.4.1.59999`, **not registered**; replace it with a registered arc or upstream's OID
-//! once byte compatible). Certificates with upstream's OIDs ([`UPSTREAM_SNP_OID`] and friends)
+//! once byte compatible). Certificates with upstream's OIDs (`1.3.9901.2.1`, `.2.2` and `.2.3`)
 //! are recognised as attestation extensions but rejected with
 //! [`AtlsError::UnsupportedDocumentOid`] (upstream's "no matching validators"). Either of our
 //! OIDs is appraised the same way: trust comes only from the reference values (a simulated ARK
@@ -41,9 +41,8 @@
 //!
 //! # Pieces
 //!
-//! - The nonce transport ([`alpn_for_nonce`], [`nonce_from_alpn`], [`ca_hint_for_nonce`],
-//!   [`nonce_from_ca_hints`]), the certificate ([`build_certificate`], [`parse_certificate`],
-//!   [`check_validity`]) and the document ([`SnpDocument`]): the wire formats, pure.
+//! - The nonce transport (read by [`nonce_from_alpn`] and [`nonce_from_ca_hints`]), the certificate ([`AtlsCertificate`]) and the document
+//!   ([`SnpDocument`]): the wire formats, pure.
 //! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform).
 //! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
 //! - [`AtlsServer`], [`AtlsClient`]: per-connection rustls configs (aws-lc-rs provider) and the
@@ -67,28 +66,28 @@ use std::time::Duration;
 use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
-pub use cert::{AtlsCertificate, AtlsKey, build_certificate, check_validity, parse_certificate};
+pub use cert::{AtlsCertificate, AtlsKey};
 pub use document::SnpDocument;
 pub use error::{AtlsError, DocumentError, Hex, IssueError, NonceError};
 pub use issuer::Issuer;
-pub use nonce::{Nonce, alpn_for_nonce, ca_hint_for_nonce, nonce_from_alpn, nonce_from_ca_hints};
-pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error, atls_error_from_io, crypto_provider};
+pub use nonce::{Nonce, nonce_from_alpn, nonce_from_ca_hints};
+pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error_from_io, crypto_provider};
 pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
 
 /// Nonce length in bytes.
-pub const NONCE_LEN: usize = 32;
+const NONCE_LEN: usize = 32;
 /// The ALPN prefix of the client nonce (protocol version 1).
-pub const ALPN_NONCE_PREFIX: &str = "atls:v1:nonce:";
+const ALPN_NONCE_PREFIX: &str = "atls:v1:nonce:";
 /// HTTP/2, negotiated for a client that does not offer [`ALPN_HTTP11`].
-pub const ALPN_H2: &[u8] = b"h2";
+const ALPN_H2: &[u8] = b"h2";
 /// HTTP/1.1, the application protocol the server prefers and our client offers first.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 /// The application protocols both sides list, in preference order (the server's order decides).
 const APPLICATION_PROTOCOLS: [&[u8]; 2] = [ALPN_HTTP11, ALPN_H2];
 /// Subject and issuer CN of every aTLS certificate.
-pub const CERT_COMMON_NAME: &str = "Contrast";
+const CERT_COMMON_NAME: &str = "Contrast";
 /// The certificate is valid from `now` minus this to `now` plus this.
-pub const CERT_VALIDITY_MARGIN: Duration = Duration::from_secs(2 * 60 * 60);
+const CERT_VALIDITY_MARGIN: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// contrast-rs SEV-SNP attestation document ([`SnpDocument`]) from real hardware.
 /// Private arc, not registered: a deviation from upstream's `1.3.9901.2.1` (see module docs).
@@ -98,14 +97,14 @@ pub const SNP_DOCUMENT_OID: ObjectIdentifier =
 pub const SIMULATED_SNP_DOCUMENT_OID: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.2");
 /// Upstream `RawSNPReport` (protobuf `sevsnp.Attestation`; not parsed here).
-pub const UPSTREAM_SNP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
+const UPSTREAM_SNP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
 /// Upstream `RawTDXReport` (not supported).
-pub const UPSTREAM_TDX_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.2");
+const UPSTREAM_TDX_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.2");
 /// Upstream `RawInsecureReport` (not supported).
-pub const UPSTREAM_INSECURE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.3");
+const UPSTREAM_INSECURE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.3");
 
 /// Every OID whose extension is an attestation document (ours and upstream's).
-pub const ATTESTATION_DOCUMENT_OIDS: [ObjectIdentifier; 5] = [
+const ATTESTATION_DOCUMENT_OIDS: [ObjectIdentifier; 5] = [
     SNP_DOCUMENT_OID,
     SIMULATED_SNP_DOCUMENT_OID,
     UPSTREAM_SNP_OID,
@@ -138,10 +137,10 @@ pub fn issue_certificate(
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, AtlsError> {
     match issuer {
-        None => build_certificate(key, None, now, rng),
+        None => AtlsCertificate::build(key, None, now, rng),
         Some(issuer) => {
             let document = issuer.issue(&report_data(&key.spki_der()?, peer_nonce))?;
-            build_certificate(key, Some((issuer.oid(), &document)), now, rng)
+            AtlsCertificate::build(key, Some((issuer.oid(), &document)), now, rng)
         }
     }
 }
@@ -168,14 +167,14 @@ mod tests {
             AtlsKey::generate_p256().unwrap(),
             AtlsKey::generate_p384().unwrap(),
         ] {
-            let der = build_certificate(
+            let der = AtlsCertificate::build(
                 &key,
                 Some((SIMULATED_SNP_DOCUMENT_OID, b"doc")),
                 now,
                 &mut rand_core::OsRng,
             )
             .unwrap();
-            let cert = parse_certificate(&der).unwrap();
+            let cert = AtlsCertificate::parse(&der).unwrap();
             assert_eq!(cert.spki_der, key.spki_der().unwrap());
             assert_eq!(cert.not_before, 1_800_000_000 - 7200);
             assert_eq!(cert.not_after, 1_800_000_000 + 7200);
@@ -183,13 +182,13 @@ mod tests {
                 cert.attestation,
                 Some((SIMULATED_SNP_DOCUMENT_OID, b"doc".to_vec()))
             );
-            assert!(cert::check_validity(&cert, 1_800_007_200).is_ok());
+            assert!(cert.check_validity(1_800_007_200).is_ok());
             assert!(matches!(
-                cert::check_validity(&cert, 1_800_007_201),
+                cert.check_validity(1_800_007_201),
                 Err(AtlsError::Expired { .. })
             ));
             assert!(matches!(
-                cert::check_validity(&cert, 1_799_992_799),
+                cert.check_validity(1_799_992_799),
                 Err(AtlsError::NotYetValid { .. })
             ));
             // A flipped bit in the signed part breaks the self-signature.
@@ -197,7 +196,7 @@ mod tests {
             let pos = tampered.windows(3).position(|w| w == b"doc").unwrap();
             tampered[pos] ^= 1;
             assert!(matches!(
-                parse_certificate(&tampered),
+                AtlsCertificate::parse(&tampered),
                 Err(AtlsError::BadSelfSignature)
             ));
         }

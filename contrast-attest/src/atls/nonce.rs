@@ -17,7 +17,7 @@ pub type Nonce = [u8; NONCE_LEN];
 
 /// The ALPN entry carrying the client nonce: `atls:v1:nonce:<lowercase hex>`.
 #[must_use]
-pub fn alpn_for_nonce(nonce: &Nonce) -> Vec<u8> {
+pub(crate) fn alpn_for_nonce(nonce: &Nonce) -> Vec<u8> {
     let mut out = ALPN_NONCE_PREFIX.as_bytes().to_vec();
     out.extend_from_slice(hex::encode(nonce).as_bytes());
     out
@@ -65,7 +65,7 @@ pub fn nonce_from_alpn<'a>(
 ///
 /// # Errors
 /// [`NonceError::MalformedCaHint`] if encoding fails (it does not for 32 bytes).
-pub fn ca_hint_for_nonce(nonce: &Nonce) -> Result<Vec<u8>, NonceError> {
+pub(crate) fn ca_hint_for_nonce(nonce: &Nonce) -> Result<Vec<u8>, NonceError> {
     let malformed = |e: der::Error| NonceError::MalformedCaHint {
         reason: e.to_string(),
     };

@@ -6,7 +6,7 @@
 //! each connection (cheap: no keys are made until the handshake) together with the
 //! [`PeerSlot`] its verifier fills. Errors are returned, not logged: a failed verification
 //! reaches the caller as `rustls::Error::InvalidCertificate(CertificateError::Other(..))`
-//! wrapping the [`AtlsError`] ([`atls_error`] digs it out), and every aTLS error, including the
+//! wrapping the [`AtlsError`] ([`atls_error_from_io`] digs it out of a stream's I/O error), and every aTLS error, including the
 //! responder's own (which rustls can only report as a missing certificate), is recorded in the
 //! slot ([`PeerSlot::error`]).
 //!
@@ -96,7 +96,7 @@ impl PeerSlot {
 
 /// The [`AtlsError`] inside a rustls error, if it carries one.
 #[must_use]
-pub fn atls_error(error: &rustls::Error) -> Option<&AtlsError> {
+pub(crate) fn atls_error(error: &rustls::Error) -> Option<&AtlsError> {
     match error {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
             inner.downcast_ref::<AtlsError>()

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::cert::{AtlsCertificate, check_validity, parse_certificate};
+use super::cert::AtlsCertificate;
 use super::document::SnpDocument;
 use super::error::{AtlsError, Hex};
 use super::nonce::Nonce;
@@ -131,8 +131,8 @@ pub fn verify_certificate(
     now: UnixTime,
     validator: Option<&AtlsValidator>,
 ) -> Result<VerifiedPeer, AtlsError> {
-    let cert = parse_certificate(der)?;
-    check_validity(&cert, now.secs())?;
+    let cert = AtlsCertificate::parse(der)?;
+    cert.check_validity(now.secs())?;
     let attestation = match validator {
         None => None,
         Some(validator) => Some(appraise_certificate(&cert, nonce, now, validator)?),

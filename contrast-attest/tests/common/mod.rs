@@ -12,6 +12,23 @@
 use contrast_attest::chain::LeafKind;
 use contrast_attest::{Product, UnixTime};
 
+/// SHA-256 of `bytes` (an ARK fingerprint, as the reference values pin it).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    contrast_core::sha256(bytes)
+}
+
+/// AMD's ARK of `product`: the file contrast-attest compiles in as its pinned root.
+pub fn amd_ark(product: Product) -> &'static [u8] {
+    match product {
+        Product::Milan => include_bytes!("../../roots/milan/ark.der"),
+        Product::Genoa => include_bytes!("../../roots/genoa/ark.der"),
+        Product::Turin => include_bytes!("../../roots/turin/ark.der"),
+    }
+}
+
+/// AMD's ASK-Milan: the file contrast-attest compiles in.
+pub const AMD_ASK_MILAN: &[u8] = include_bytes!("../../roots/milan/ask.der");
+
 pub const T_2025_01_01: UnixTime = UnixTime::from_secs(1_735_689_600);
 pub const T_2025_06_01: UnixTime = UnixTime::from_secs(1_748_736_000);
 pub const T_2026_01_01: UnixTime = UnixTime::from_secs(1_767_225_600);

@@ -11,8 +11,8 @@ use aws_lc_rs::signature::{
     self, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
     RsaKeyPair, UnparsedPublicKey,
 };
-use contrast_attest::atls::{AtlsClient, AtlsKey, AtlsServer, build_certificate};
-use contrast_attest::report::{SIGNED_LEN, offset};
+use contrast_attest::atls::{AtlsCertificate, AtlsClient, AtlsKey, AtlsServer};
+use contrast_attest::report::{Field, SIGNED_LEN};
 use contrast_tee::SimulatedEnvironment;
 use rand_core::OsRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -265,7 +265,7 @@ pub(crate) fn measure(
 /// The report's signature as the fixed-width big-endian `r ‖ s` aws-lc-rs verifies.
 fn fixed_signature_of(report: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
-    for offset in [offset::SIGNATURE_R, offset::SIGNATURE_S] {
+    for offset in [Field::SignatureR.offset(), Field::SignatureS.offset()] {
         out.extend(report[offset..offset + 48].iter().rev());
     }
     out
@@ -333,7 +333,7 @@ impl PlainTls {
         let identity = || -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
             let key = AtlsKey::generate_p256()?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-            let cert = build_certificate(&key, None, now, &mut OsRng)?;
+            let cert = AtlsCertificate::build(&key, None, now, &mut OsRng)?;
             let pkcs8 = key.pkcs8_der()?;
             Ok((
                 vec![CertificateDer::from(cert)],
