@@ -5,8 +5,27 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
+/// Ports handed out are taken below Linux's ephemeral range (32768–60999 by default): a port
+/// the kernel picked for `:0` is also what it picks for the next outgoing connection, and a
+/// test's own clients then took a Coordinator's port before it bound it ("Address already in
+/// use" on a loaded machine). Each process walks the range from its own offset, so ports are
+/// never handed out twice in one process.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
 /// A free loopback port (bound and released: good enough for tests).
 pub fn try_free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let offset = (start + step) % span;
+        let port = PORT_RANGE.start + u16::try_from(offset).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
