@@ -105,18 +105,6 @@ impl<S: Store, P> Coordinator<S, P> {
         self.guard.active()
     }
 
-    /// The state that serves reads: active, or the phase's refusal.
-    ///
-    /// # Errors
-    /// [`Error::NoManifest`], [`Error::NeedsRecovery`] (also when stale), [`Error::Internal`].
-    pub async fn serving(&self) -> Result<Arc<State>, Error> {
-        match self.phase().await? {
-            Phase::Active(state) => Ok(state),
-            Phase::Uninitialized => Err(Error::NoManifest),
-            Phase::NeedsRecovery | Phase::Stale(_) => Err(Error::NeedsRecovery),
-        }
-    }
-
     /// The history store (for a watch on its head, or a liveness check).
     pub fn history_store(&self) -> &HistoryStore<S> {
         self.guard.history()

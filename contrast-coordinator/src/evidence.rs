@@ -23,7 +23,7 @@ pub struct Evidence {
 }
 
 impl<S: Store, P> Coordinator<S, P> {
-    /// The evidence for `nonce` under `state` (from [`Coordinator::serving`]), from `issuer`
+    /// The evidence for `nonce` under `state` (from [`Coordinator::manifests`]), from `issuer`
     /// (the TEE). Issuing may block on the TEE: call it where blocking is allowed.
     ///
     /// # Errors

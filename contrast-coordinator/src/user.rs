@@ -127,13 +127,17 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
         Ok(ManifestSet { state, seed_shares })
     }
 
-    /// The state whose history, CAs and signed head get manifests serves (upstream's
-    /// `GetManifests`).
+    /// The state whose history, CAs and signed head get manifests (upstream's `GetManifests`)
+    /// and `/attest` serve: only an active one.
     ///
     /// # Errors
     /// [`Error::NoManifest`], [`Error::NeedsRecovery`] (also when stale), [`Error::Internal`].
     pub async fn manifests(&self) -> Result<Arc<State>, Error> {
-        self.serving().await
+        match self.phase().await? {
+            Phase::Active(state) => Ok(state),
+            Phase::Uninitialized => Err(Error::NoManifest),
+            Phase::NeedsRecovery | Phase::Stale(_) => Err(Error::NeedsRecovery),
+        }
     }
 
     /// Recovery by a seed-share owner (upstream's `Recover`): `caller_spki` is the key of the

@@ -1023,7 +1023,7 @@ async fn evidence_binds_the_nonce_the_head_and_the_cas() {
     let (_, _, core, _, set) = initialized().await;
     let issuer = coordinator_issuer();
     let nonce = [5u8; 32];
-    let state = core.serving().await.unwrap();
+    let state = core.manifests().await.unwrap();
     let evidence = core.attest(&state, &nonce, &issuer).unwrap();
     assert_eq!(
         evidence.report_data,

@@ -34,7 +34,7 @@ impl EvidenceApi {
                 body.nonce.len()
             ))
         })?;
-        let state = self.coordinator.core.serving().await?;
+        let state = self.coordinator.core.manifests().await?;
         let served = manifests_response(&state);
         let coordinator = Arc::clone(&self.coordinator);
         let evidence = tokio::task::spawn_blocking(move || {
