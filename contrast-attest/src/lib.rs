@@ -39,6 +39,7 @@ mod cert_table;
 pub mod chain;
 pub mod collateral;
 mod error;
+pub mod evidence;
 mod hexfmt;
 pub mod idblock;
 pub mod report;

@@ -10,12 +10,15 @@
 //!   target of every workspace member ran, and every integration test (`tests/*.rs`) ran at
 //!   least one test (a file gated by `#![cfg(feature = ...)]` compiles to an empty binary that
 //!   "passes").
+//! - `xtask codegen [--check]` generates the Rust code of the `.proto` files (see [`codegen`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use serde_json::Value;
+
+mod codegen;
 
 /// A test target as cargo's log names it: the source path relative to its package, and the
 /// executable's name (the target name with `-` as `_`).
@@ -61,9 +64,11 @@ fn main() -> ExitCode {
             let log = std::fs::read_to_string(log).map_err(|e| format!("reading {log}: {e}"))?;
             check(&targets, &log)
         }),
-        _ => Err(
-            "usage: xtask test-features | xtask libraries | xtask check-test-log LOG".to_owned(),
-        ),
+        ["codegen"] => codegen::run(false),
+        ["codegen", "--check"] => codegen::run(true),
+        _ => Err("usage: xtask test-features | xtask libraries | xtask check-test-log LOG \
+             | xtask codegen [--check]"
+            .to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
