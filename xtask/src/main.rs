@@ -66,9 +66,11 @@ fn main() -> ExitCode {
         }),
         ["codegen"] => codegen::run(false),
         ["codegen", "--check"] => codegen::run(true),
-        _ => Err("usage: xtask test-features | xtask libraries | xtask check-test-log LOG \
+        _ => Err(
+            "usage: xtask test-features | xtask libraries | xtask check-test-log LOG \
              | xtask codegen [--check]"
-            .to_owned()),
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
