@@ -153,43 +153,65 @@ fn appraise_certificate(
         .attestation
         .as_ref()
         .ok_or(AtlsError::NoAttestationExtension)?;
-    if *oid != SNP_DOCUMENT_OID && *oid != SIMULATED_SNP_DOCUMENT_OID {
-        return Err(AtlsError::UnsupportedDocumentOid {
-            oid: oid.to_string(),
-        });
-    }
-    let document = SnpDocument::parse(document)?;
-    let expected = report_data(&cert.spki_der, nonce);
-    // Checked before the (costly) chain verification; appraise checks it again, verified.
-    let found = document.report_data();
-    if found != expected {
-        return Err(AtlsError::ReportDataMismatch {
-            expected: Box::new(Hex(expected)),
-            found: Box::new(Hex(found)),
-        });
-    }
-    let appraisal = validator
-        .verifier
-        .appraise(now, document.report, &document, &expected)
-        .map_err(AtlsError::Appraisal)?;
-    let report = appraisal.report();
-    Ok(AttestedPeer {
-        document_oid: *oid,
-        matched_index: appraisal.matched_index,
-        host_data: appraisal.host_data,
-        measurement: *report.measurement(),
-        report_data: *report.report_data(),
-        chip_id: *report.chip_id(),
-        product: report.product(),
-        reported_tcb: report.reported_tcb(),
-        launch_tcb: report.launch_tcb(),
-        guest_policy: report.policy(),
-        vmpl: report.vmpl(),
-        leaf_kind: appraisal.evidence.leaf_kind,
-        verified: VerifiedReportBytes {
-            bytes: report.as_bytes().to_vec(),
+    validator.validate_evidence(oid, document, &report_data(&cert.spki_der, nonce), now)
+}
+
+impl AtlsValidator {
+    /// Validates evidence outside a handshake: `document` of type `oid` (as in an aTLS
+    /// certificate extension, or `/attest`'s `raw_attestation_doc` and `attestation_type`) must
+    /// carry exactly `expected_report_data` and pass this validator's appraisal at `now`. aTLS
+    /// calls it with `SHA-512(SPKI ‖ nonce)`; `/attest` clients with upstream's formula
+    /// (`contrast_core::api::attest_report_data`).
+    ///
+    /// # Errors
+    /// The [`AtlsError`] of the first failed check: an unsupported OID, a malformed document,
+    /// [`AtlsError::ReportDataMismatch`], or [`AtlsError::Appraisal`].
+    pub fn validate_evidence(
+        &self,
+        oid: &const_oid::ObjectIdentifier,
+        document: &[u8],
+        expected_report_data: &[u8; 64],
+        now: UnixTime,
+    ) -> Result<AttestedPeer, AtlsError> {
+        let oid = *oid;
+        if oid != SNP_DOCUMENT_OID && oid != SIMULATED_SNP_DOCUMENT_OID {
+            return Err(AtlsError::UnsupportedDocumentOid {
+                oid: oid.to_string(),
+            });
+        }
+        let document = SnpDocument::parse(document)?;
+        let expected = *expected_report_data;
+        // Checked before the (costly) chain verification; appraise checks it again, verified.
+        let found = document.report_data();
+        if found != expected {
+            return Err(AtlsError::ReportDataMismatch {
+                expected: Box::new(Hex(expected)),
+                found: Box::new(Hex(found)),
+            });
+        }
+        let appraisal = self
+            .verifier
+            .appraise(now, document.report, &document, &expected)
+            .map_err(AtlsError::Appraisal)?;
+        let report = appraisal.report();
+        Ok(AttestedPeer {
+            document_oid: oid,
+            matched_index: appraisal.matched_index,
+            host_data: appraisal.host_data,
+            measurement: *report.measurement(),
+            report_data: *report.report_data(),
+            chip_id: *report.chip_id(),
             product: report.product(),
-            signing_key: report.signing_key(),
-        },
-    })
+            reported_tcb: report.reported_tcb(),
+            launch_tcb: report.launch_tcb(),
+            guest_policy: report.policy(),
+            vmpl: report.vmpl(),
+            leaf_kind: appraisal.evidence.leaf_kind,
+            verified: VerifiedReportBytes {
+                bytes: report.as_bytes().to_vec(),
+                product: report.product(),
+                signing_key: report.signing_key(),
+            },
+        })
+    }
 }
