@@ -91,6 +91,30 @@ pub enum DeploymentError {
         /// The current head.
         head: Hash,
     },
+    /// The newest manifest is not the one the caller expects.
+    #[error(
+        "the coordinator runs manifest {}, not the expected {}",
+        hex::encode(.found),
+        hex::encode(.expected)
+    )]
+    UnexpectedManifest {
+        /// SHA-256 of the expected manifest.
+        expected: Hash,
+        /// SHA-256 of the newest manifest of the history.
+        found: Hash,
+    },
+    /// A `/attest` response is not upstream's JSON.
+    #[error("the /attest response is malformed: {reason}")]
+    MalformedAttestResponse {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The evidence of a `/attest` response was refused (the check, expected and found).
+    #[error("the coordinator's evidence was refused: {reason}")]
+    Evidence {
+        /// The failed check.
+        reason: String,
+    },
 }
 
 /// The validator for attesting the Coordinator of `manifest`: the manifest's SEV-SNP reference
@@ -163,6 +187,26 @@ impl VerifiedDeployment {
             })
         }
     }
+
+    /// Whether the newest manifest is `expected` (byte for byte, by hash).
+    ///
+    /// # Errors
+    /// [`DeploymentError::UnexpectedManifest`]; [`DeploymentError::EmptyHistory`] (never for a
+    /// verified history).
+    pub fn check_latest_is(&self, expected: &ManifestDocument) -> Result<(), DeploymentError> {
+        let found = self
+            .latest_manifest()
+            .ok_or(DeploymentError::EmptyHistory)?
+            .hash();
+        if found == expected.hash() {
+            Ok(())
+        } else {
+            Err(DeploymentError::UnexpectedManifest {
+                expected: expected.hash(),
+                found,
+            })
+        }
+    }
 }
 
 /// Checks a `GetManifests` response: at least one manifest, every manifest parses, the
@@ -176,11 +220,43 @@ impl VerifiedDeployment {
 pub fn verify_deployment(
     response: &GetManifestsResponse,
 ) -> Result<VerifiedDeployment, DeploymentError> {
-    if response.manifests.is_empty() {
+    let claimed: Hash = response
+        .latest_transition
+        .transition_hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| DeploymentError::MalformedHead {
+            found: response.latest_transition.transition_hash.len(),
+        })?;
+    let deployment = check_history(
+        &response.manifests,
+        &response.policies,
+        &response.root_ca,
+        &response.mesh_ca,
+    )?;
+    if deployment.latest_transition_hash != claimed {
+        return Err(DeploymentError::HeadMismatch {
+            rebuilt: deployment.latest_transition_hash,
+            claimed,
+        });
+    }
+    Ok(deployment)
+}
+
+/// The checks of a served history that do not depend on how it is bound to the Coordinator
+/// (a signed head over aTLS, or `/attest`'s report data): at least one manifest, every manifest
+/// parses, every policy the newest manifest references is present (by SHA-256), and the root
+/// and mesh CA are PEM certificates. Returns the rebuilt transition chain.
+pub(crate) fn check_history(
+    raw_manifests: &[Vec<u8>],
+    policies: &[Vec<u8>],
+    root_ca: &[u8],
+    mesh_ca: &[u8],
+) -> Result<VerifiedDeployment, DeploymentError> {
+    if raw_manifests.is_empty() {
         return Err(DeploymentError::EmptyHistory);
     }
-    let manifests = response
-        .manifests
+    let manifests = raw_manifests
         .iter()
         .enumerate()
         .map(|(index, raw)| {
@@ -190,27 +266,15 @@ pub fn verify_deployment(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let claimed: Hash = response
-        .latest_transition
-        .transition_hash
-        .as_slice()
-        .try_into()
-        .map_err(|_| DeploymentError::MalformedHead {
-            found: response.latest_transition.transition_hash.len(),
-        })?;
-    let transition_hashes: Vec<Hash> = rebuild_chain(&response.manifests)
+    let transition_hashes: Vec<Hash> = rebuild_chain(raw_manifests)
         .iter()
         .map(Transition::hash)
         .collect();
-    let rebuilt = transition_hashes
+    let latest_transition_hash = transition_hashes
         .last()
         .copied()
         .ok_or(DeploymentError::EmptyHistory)?;
-    if rebuilt != claimed {
-        return Err(DeploymentError::HeadMismatch { rebuilt, claimed });
-    }
-    let present: BTreeSet<String> = response
-        .policies
+    let present: BTreeSet<String> = policies
         .iter()
         .map(|policy| hex::encode(contrast_core::sha256(policy)))
         .collect();
@@ -221,11 +285,11 @@ pub fn verify_deployment(
             }
         }
     }
-    check_pem_certificate("root ca", &response.root_ca)?;
-    check_pem_certificate("mesh ca", &response.mesh_ca)?;
+    check_pem_certificate("root ca", root_ca)?;
+    check_pem_certificate("mesh ca", mesh_ca)?;
     Ok(VerifiedDeployment {
         transition_hashes,
-        latest_transition_hash: rebuilt,
+        latest_transition_hash,
         manifests,
     })
 }

@@ -30,6 +30,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Without a TLS connection: upstream's `/attest`
+//!
+//! Any Contrast Coordinator also serves its evidence over plain HTTP (port 1314):
+//! [`fetch_attestation`] sends a fresh nonce and returns the raw answer, which can be saved;
+//! [`validate_attestation`] checks it, then or later, with upstream's `ValidateAttestation`
+//! semantics (the newest manifest gives the validator; the evidence binds the nonce, the
+//! history's latest transition and both CAs). The caller then requires the newest manifest to
+//! be the expected one ([`VerifiedDeployment::check_latest_is`]). `examples/verify_coordinator.rs`
+//! does this online and offline.
+//!
 //! # One connection, one attestation
 //!
 //! [`CoordinatorClient::connect`] opens a TCP connection (with `TCP_NODELAY`), runs the aTLS
@@ -70,10 +80,14 @@
 
 #![forbid(unsafe_code)]
 
+mod attestation;
 mod connection;
 mod deployment;
 mod error;
 
+pub use attestation::{
+    MAX_ATTEST_RESPONSE, VerifiedAttestation, fetch_attestation, validate_attestation,
+};
 pub use connection::{Attested, CoordinatorClient, MAX_RESPONSE_BODY, Session};
 pub use deployment::{
     DeploymentError, VerifiedDeployment, coordinator_validator, verify_deployment,
