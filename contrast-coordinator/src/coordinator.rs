@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use contrast_attest::CrlPolicy;
-use contrast_core::history::LatestTransition;
 use contrast_store::{HistoryStore, Store};
 
 use crate::environment::{Clock, Entropy};
 use crate::error::Error;
-use crate::state::{Guard, Phase, State};
+use crate::state::{Guard, HeadObservation, Phase, State};
 
 /// How the Coordinator appraises workloads. Strict by default.
 #[derive(Debug, Clone, Copy)]
@@ -110,26 +109,31 @@ impl<S: Store, P> Coordinator<S, P> {
         self.guard.history()
     }
 
-    /// Takes note of the store's head `raw` (`transitions/latest`, e.g. from a watch): a head
-    /// that is neither this state's nor one of its ancestors means another replica moved the
-    /// history, and the state is stale from now on. Returns whether it is stale.
+    /// Judges the store's head (`transitions/latest`) against the held state, e.g. when a
+    /// watch reports a change: another replica's newer head makes the state stale; a head no
+    /// replica can have written (not signed with this Coordinator's history key, a rollback to
+    /// an ancestor, undecodable or deleted) is tampering, and the state stops serving (it is
+    /// logged here; count it). A store that holds the state's head again clears the tampering.
+    /// The store is read anew, so a late or garbled watch event cannot mislead it.
     ///
     /// # Errors
-    /// [`Error::Internal`] if `raw` does not decode or the store fails.
-    pub async fn observe_head(&self, raw: &[u8]) -> Result<bool, Error> {
-        let head = LatestTransition::decode(raw)
-            .map_err(|e| Error::internal("decoding transitions/latest", e))?;
-        let stale = self
+    /// [`Error::Internal`] if the store fails.
+    pub async fn observe_head(&self) -> Result<HeadObservation, Error> {
+        let observation = self
             .guard
-            .mark_stale_unless_ours(&head.transition_hash)
+            .observe_stored_head()
             .await
             .map_err(|e| Error::internal("checking the stored head", e))?;
-        if stale {
-            tracing::warn!(
-                head = %hex::encode(head.transition_hash),
-                "another replica moved the history: this Coordinator is stale"
-            );
+        match &observation {
+            HeadObservation::Stale => {
+                tracing::warn!("another replica moved the history: this Coordinator is stale")
+            }
+            HeadObservation::Tampered(tampering) => tracing::error!(
+                %tampering,
+                "the store was tampered with: this Coordinator keeps its state and stops serving"
+            ),
+            HeadObservation::Current | HeadObservation::NoState => {}
         }
-        Ok(stale)
+        Ok(observation)
     }
 }

@@ -31,6 +31,15 @@ pub enum Error {
     /// Recovery was asked of an active Coordinator.
     #[error("coordinator is already recovered")]
     AlreadyRecovered,
+    /// The store holds a head no replica can have written; this Coordinator keeps its seed and
+    /// refuses to serve until the store holds its head again.
+    #[error("coordinator refuses to serve: {0}; restore transitions/latest from a backup")]
+    Tampered(#[source] crate::state::Tampering),
+    /// A recovery of a stale state brought another seed than the one it holds.
+    #[error(
+        "the seed does not belong to this coordinator's deployment: a stale coordinator recovers only with the seed it holds"
+    )]
+    DifferentSeed,
     /// User recovery without `force` while ready peers exist (they recover this Coordinator).
     #[error(
         "rejecting user recovery because {} recovered peers are available ({}); they will recover this Coordinator, or retry with force",
@@ -166,6 +175,7 @@ impl Error {
         match self {
             Self::NoManifest | Self::NothingToRecover => ErrorCode::NoManifest,
             Self::NeedsRecovery => ErrorCode::NeedsRecovery,
+            Self::Tampered(_) => ErrorCode::HistoryTampered,
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => ErrorCode::AlreadyRecovered,
             Self::ManifestParse(_)
             | Self::ManifestInvalid(_)
@@ -184,6 +194,7 @@ impl Error {
             | Self::NoRecoveryKey
             | Self::RecoveryKeyNotRsa { .. }
             | Self::SeedMismatch
+            | Self::DifferentSeed
             | Self::AttestationRefused(_)
             | Self::NoClientCertificate
             | Self::NoAttestation
@@ -210,6 +221,7 @@ impl Error {
             Self::Internal { .. } => "internal",
             Self::NoManifest | Self::NothingToRecover => "no_manifest",
             Self::NeedsRecovery => "needs_recovery",
+            Self::Tampered(_) => "tampered",
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => "already_recovered",
             Self::Conflict
             | Self::TransitionMismatch(_)
@@ -220,7 +232,8 @@ impl Error {
             | Self::NotAnOwnerKey(_)
             | Self::NoRecoveryKey
             | Self::RecoveryKeyNotRsa { .. }
-            | Self::SeedMismatch => "unauthorized",
+            | Self::SeedMismatch
+            | Self::DifferentSeed => "unauthorized",
             Self::ManifestParse(_)
             | Self::ManifestInvalid(_)
             | Self::PreviousTransitionLength { .. }
@@ -277,6 +290,10 @@ pub enum PeerRecoveryError<E> {
     /// The peer's mesh CA key is not a PEM P-384 key.
     #[error("the peer's answer is unusable: the mesh CA key: {0}")]
     MeshKey(String),
+    /// The stored head's manifest (read before the seed is known, so unverified) breaks a
+    /// manifest rule: its reference values are not used to attest a peer.
+    #[error("the stored head's manifest is invalid; not attesting peers against it: {0}")]
+    InvalidStoredManifest(#[source] ValidationErrors),
     /// The recovery itself failed (the peer's seed does not verify the stored history, the head
     /// moved, the store failed).
     #[error(transparent)]

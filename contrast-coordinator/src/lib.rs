@@ -19,7 +19,8 @@
 //! ```text
 //! Uninitialized ──set_manifest──► Active ──set_manifest──► Active'
 //! NeedsRecovery ──recover / recover_from_peer──► Active
-//! Active ──another replica moved the head (mark_stale_unless_ours)──► Stale ──recover_from_peer──► Active
+//! Active ──another replica moved the head (observe_head)──► Stale ──recover_from_peer──► Active
+//! Active / Stale ──a head no replica can have written (observe_head)──► Tampered ──store repaired──► as before
 //! ```
 //!
 //! The state of one generation ([`State`]) is immutable and swapped atomically by pointer
@@ -54,5 +55,5 @@ pub use error::{Error, PeerRecoveryError};
 pub use evidence::Evidence;
 pub use mesh::{MeshCertificate, MeshClient};
 pub use recovery::{PeerDirectory, PeerRecovery};
-pub use state::{HistoryView, Phase, State};
+pub use state::{HeadObservation, HistoryView, Phase, State, Tampering};
 pub use user::ManifestSet;

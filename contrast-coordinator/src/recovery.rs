@@ -91,10 +91,19 @@ impl<S: Store, P> Coordinator<S, P> {
             Phase::NeedsRecovery => None,
             Phase::Stale(state) => Some(state),
             Phase::Active(_) | Phase::Uninitialized => return Ok(PeerRecovery::NotNeeded),
+            Phase::Tampered(_, tampering) => {
+                return Err(PeerRecoveryError::Recovery(Error::Tampered(tampering)));
+            }
         };
         let state = self
             .guard
             .reset(old.as_ref(), async |manifest: &ManifestDocument| {
+                // Read without verification: at least it must be a valid manifest before its
+                // reference values decide which peer is trusted with the seed.
+                manifest
+                    .manifest()
+                    .validate()
+                    .map_err(PeerRecoveryError::InvalidStoredManifest)?;
                 let answer = ask(manifest).await.map_err(PeerRecoveryError::Peer)?;
                 if answer.latest_manifest != manifest.raw() {
                     return Err(PeerRecoveryError::HeadDiffers {

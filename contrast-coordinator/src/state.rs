@@ -10,7 +10,12 @@
 //! - `Uninitialized`: no state and no head in the store.
 //! - `NeedsRecovery`: no state, but a head in the store (after a restart; the seed is unknown).
 //! - `Active`: a state that is not stale.
-//! - `Stale`: a state whose head another replica has moved past (`Guard::mark_stale_unless_ours`).
+//! - `Stale`: a state whose head another replica has moved past: the stored head is signed with
+//!   this Coordinator's own history key and is not an ancestor of the held head.
+//! - `Tampered`: a state that found a stored head no replica of its deployment can have written
+//!   (not signed with its history key, a strict ancestor of the held head, undecodable or
+//!   deleted). It stops serving until the store holds its head again; it never recovers from
+//!   that head (`Guard::observe_stored_head`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +40,7 @@ pub struct State {
     history: Arc<HistoryView>,
     mesh_validator: AtlsValidator,
     stale: AtomicBool,
+    tampered: Mutex<Option<Tampering>>,
 }
 
 impl std::fmt::Debug for State {
@@ -43,6 +49,7 @@ impl std::fmt::Debug for State {
             .field("generation", &self.generation)
             .field("head", &hex::encode(self.latest.transition_hash))
             .field("stale", &self.is_stale())
+            .field("tampered", &self.tampering())
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +122,79 @@ impl State {
     pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire)
     }
+
+    /// The tampering found in the store while this state was held, until the store holds its
+    /// head again.
+    pub fn tampering(&self) -> Option<Tampering> {
+        self.tampered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_tampering(&self, tampering: Option<Tampering>) {
+        *self.tampered.lock().unwrap_or_else(PoisonError::into_inner) = tampering;
+    }
+}
+
+/// A stored head that no replica of this deployment can have written: the held state keeps its
+/// seed and stops serving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Tampering {
+    /// The stored head's signature does not verify under this Coordinator's history key: it was
+    /// written by someone without the seed.
+    #[error(
+        "the stored head {} is not signed by this coordinator's history key",
+        hex::encode(.head)
+    )]
+    ForeignHead {
+        /// The stored transition hash.
+        head: Hash,
+    },
+    /// The stored head is a strict ancestor of the held one: an older, validly signed head was
+    /// written back (a rollback; heads only move forward, by compare-and-swap).
+    #[error(
+        "the stored head {} is an ancestor of the held head {}: the history was rolled back",
+        hex::encode(.head),
+        hex::encode(.held)
+    )]
+    Rollback {
+        /// The stored transition hash.
+        head: Hash,
+        /// The held transition hash.
+        held: Hash,
+    },
+    /// The stored head does not decode.
+    #[error("the stored head does not decode: {reason}")]
+    Undecodable {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The stored head was deleted while a state is held.
+    #[error(
+        "the stored head was deleted while this coordinator holds head {}",
+        hex::encode(.held)
+    )]
+    Deleted {
+        /// The held transition hash.
+        held: Hash,
+    },
+}
+
+/// What the store's head means for the held state ([`crate::Coordinator::observe_head`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeadObservation {
+    /// No state is held: there is nothing to compare with.
+    NoState,
+    /// The stored head is the held one (or this process's own update being published).
+    Current,
+    /// Another replica moved the history on (the head is signed with this Coordinator's key):
+    /// the state is stale until recovered from a peer.
+    Stale,
+    /// The store was tampered with: the state stops serving.
+    Tampered(Tampering),
 }
 
 /// The phase of the Coordinator (upstream's `GetState` outcomes).
@@ -128,6 +208,9 @@ pub enum Phase {
     Active(Arc<State>),
     /// Another replica wrote a newer head: refusing until recovered from a peer.
     Stale(Arc<State>),
+    /// The store holds a head no replica can have written: refusing until it holds this
+    /// state's head again.
+    Tampered(Arc<State>, Tampering),
 }
 
 impl Phase {
@@ -139,6 +222,7 @@ impl Phase {
             Phase::NeedsRecovery => "needs-recovery",
             Phase::Active(_) => "active",
             Phase::Stale(_) => "stale",
+            Phase::Tampered(..) => "tampered",
         }
     }
 }
@@ -195,6 +279,9 @@ pub(crate) enum ResetError<E> {
     /// Another recovery or update replaced the state meanwhile.
     #[error("coordinator state was updated concurrently during recovery")]
     Replaced,
+    /// The recovery brings another seed than the one the held (stale) state was built from.
+    #[error("the recovered seed is not the one this coordinator holds")]
+    DifferentSeed,
 }
 
 impl<E> ResetError<E> {
@@ -209,6 +296,7 @@ impl<E> ResetError<E> {
             Self::Ca(error) => ResetError::Ca(error),
             Self::Manifest { index, reason } => ResetError::Manifest { index, reason },
             Self::Replaced => ResetError::Replaced,
+            Self::DifferentSeed => ResetError::DifferentSeed,
         })
     }
 }
@@ -291,14 +379,18 @@ impl<S: Store> Guard<S> {
 
     /// The state if it is active (no store access: the mesh API's per-connection check).
     pub(crate) fn active(&self) -> Option<Arc<State>> {
-        self.current().filter(|state| !state.is_stale())
+        self.current()
+            .filter(|state| !state.is_stale() && state.tampering().is_none())
     }
 
     /// The phase; reads the store only when no state is held.
     pub(crate) async fn phase(&self) -> Result<Phase, HistoryStoreError> {
         match self.current() {
-            Some(state) if state.is_stale() => Ok(Phase::Stale(state)),
-            Some(state) => Ok(Phase::Active(state)),
+            Some(state) => Ok(match state.tampering() {
+                Some(tampering) => Phase::Tampered(state, tampering),
+                None if state.is_stale() => Phase::Stale(state),
+                None => Phase::Active(state),
+            }),
             None if self.history.has_latest().await? => Ok(Phase::NeedsRecovery),
             None => Ok(Phase::Uninitialized),
         }
@@ -338,10 +430,8 @@ impl<S: Store> Guard<S> {
             Err(error) => {
                 *self.publishing() = None;
                 // The watch may have taken another replica's identical head for ours while
-                // `publishing` said so: check the stored head again.
-                if let Ok(Some(head)) = self.history.latest_unverified().await {
-                    let _ = self.mark_stale_unless_ours(&head.transition_hash).await;
-                }
+                // `publishing` said so: judge the stored head again.
+                let _ = self.observe_stored_head().await;
                 return Err(error.into());
             }
         };
@@ -409,6 +499,14 @@ impl<S: Store> Guard<S> {
         let recovered = authorize(&manifest)
             .await
             .map_err(ResetError::Unauthorized)?;
+        // A stale state keeps its seed: whoever recovers it (a user, a peer) must bring the
+        // same one, never a history of another seed found in the store.
+        if let Some(old) = old
+            && old.seed_engine.history_verifying_key()
+                != recovered.seed_engine.history_verifying_key()
+        {
+            return Err(ResetError::DifferentSeed);
+        }
 
         let verifying_key = recovered.seed_engine.history_verifying_key();
         let history = self
@@ -494,30 +592,82 @@ impl<S: Store> Guard<S> {
         unchanged
     }
 
-    /// Marks the held state stale if `stored_head` is neither its head nor one of its
-    /// ancestors (another replica moved the head). Returns whether it is stale now.
-    pub(crate) async fn mark_stale_unless_ours(
-        &self,
-        stored_head: &Hash,
-    ) -> Result<bool, HistoryStoreError> {
-        let Some(state) = self.current() else {
-            return Ok(false);
+    /// Reads the store's head and judges it against the held state (read first, so the
+    /// stored head is at least as new as the held one for this process's own updates):
+    /// - not signed with the held state's history key: tampering, whatever its hash;
+    /// - the held head, or the one this process is publishing: current (a repaired store
+    ///   clears an earlier tampering);
+    /// - signed with the held state's history key and not an ancestor of its head: another
+    ///   replica moved on, the state is stale;
+    /// - a strict ancestor (a rollback), an undecodable or a deleted head: tampering.
+    ///
+    /// On tampering the state stops serving and keeps its seed.
+    ///
+    /// If the held state was replaced meanwhile (an update or recovery of this process), the
+    /// new one is judged.
+    pub(crate) async fn observe_stored_head(&self) -> Result<HeadObservation, HistoryStoreError> {
+        loop {
+            let Some(state) = self.current() else {
+                return Ok(HeadObservation::NoState);
+            };
+            let observation = self.judge_stored_head(&state).await?;
+            let still_held = self
+                .current()
+                .is_some_and(|current| Arc::ptr_eq(&current, &state));
+            if !still_held {
+                continue;
+            }
+            match &observation {
+                HeadObservation::Current => state.set_tampering(None),
+                HeadObservation::Stale => {
+                    state.set_tampering(None);
+                    state.stale.store(true, Ordering::Release);
+                }
+                HeadObservation::Tampered(tampering) => {
+                    state.set_tampering(Some(tampering.clone()));
+                }
+                HeadObservation::NoState => {}
+            }
+            return Ok(match observation {
+                HeadObservation::Current if state.is_stale() => HeadObservation::Stale,
+                other => other,
+            });
+        }
+    }
+
+    async fn judge_stored_head(&self, state: &State) -> Result<HeadObservation, HistoryStoreError> {
+        let held = state.latest.transition_hash;
+        let stored = match self.history.latest_unverified().await {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                return Ok(HeadObservation::Tampered(Tampering::Deleted { held }));
+            }
+            Err(HistoryStoreError::Corruption(error)) => {
+                return Ok(HeadObservation::Tampered(Tampering::Undecodable {
+                    reason: error.to_string(),
+                }));
+            }
+            Err(error) => return Err(error),
         };
-        if state.is_stale() {
-            return Ok(true);
+        let head = stored.transition_hash;
+        // Even the held hash counts only under the held key: the same manifest set on a wiped
+        // store under another seed gives the same hash.
+        if stored
+            .verify(&state.seed_engine.history_verifying_key())
+            .is_err()
+        {
+            return Ok(HeadObservation::Tampered(Tampering::ForeignHead { head }));
         }
-        // Our own update, published but not yet swapped in: no walk of the chain.
-        if *self.publishing() == Some(*stored_head) {
-            return Ok(false);
+        if head == held || *self.publishing() == Some(head) {
+            return Ok(HeadObservation::Current);
         }
-        let ours = self
-            .history
-            .chain_contains(&state.latest.transition_hash, stored_head)
-            .await?;
-        if !ours {
-            state.stale.store(true, Ordering::Release);
+        if self.history.chain_contains(&held, &head).await? {
+            return Ok(HeadObservation::Tampered(Tampering::Rollback {
+                head,
+                held,
+            }));
         }
-        Ok(!ours)
+        Ok(HeadObservation::Stale)
     }
 
     /// The head's manifest, read without verifying the head's signature.
@@ -585,6 +735,7 @@ impl<S: Store> Guard<S> {
             history: Arc::new(history),
             mesh_validator,
             stale: AtomicBool::new(false),
+            tampered: Mutex::new(None),
         }))
     }
 }

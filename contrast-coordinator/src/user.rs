@@ -137,6 +137,7 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
             Phase::Active(state) => Ok(state),
             Phase::Uninitialized => Err(Error::NoManifest),
             Phase::NeedsRecovery | Phase::Stale(_) => Err(Error::NeedsRecovery),
+            Phase::Tampered(_, tampering) => Err(Error::Tampered(tampering)),
         }
     }
 
@@ -215,6 +216,7 @@ impl<S: Store, P> Coordinator<S, P> {
             Phase::Uninitialized => Ok(None),
             Phase::Active(state) => Ok(Some(state)),
             Phase::NeedsRecovery | Phase::Stale(_) => Err(Error::NeedsRecovery),
+            Phase::Tampered(_, tampering) => Err(Error::Tampered(tampering)),
         }
     }
 
@@ -229,6 +231,7 @@ impl<S: Store, P> Coordinator<S, P> {
             Phase::Active(_) => Err(Error::AlreadyRecovered),
             Phase::NeedsRecovery => Ok(None),
             Phase::Stale(state) => Ok(Some(state)),
+            Phase::Tampered(_, tampering) => Err(Error::Tampered(tampering)),
         }
     }
 }
@@ -292,6 +295,7 @@ pub(crate) fn reset_error(error: ResetError<std::convert::Infallible>) -> Error 
         ResetError::NoHistory => Error::NothingToRecover,
         ResetError::HeadMoved { read, verified } => Error::HeadMoved { read, verified },
         ResetError::Replaced => Error::Replaced,
+        ResetError::DifferentSeed => Error::DifferentSeed,
         other => Error::internal("recovering the state", other),
     }
 }

@@ -8,7 +8,8 @@ mod support;
 use std::sync::Arc;
 
 use contrast_coordinator::{
-    Error, ManifestSet, MeshClient, PeerRecovery, PeerRecoveryError, Phase, State,
+    Error, HeadObservation, ManifestSet, MeshClient, PeerRecovery, PeerRecoveryError, Phase, State,
+    Tampering,
 };
 use contrast_core::api::ErrorCode;
 use contrast_core::owner::{AuthorizationError, WorkloadOwnerPrivateKey, next_transition_hash};
@@ -812,10 +813,12 @@ async fn a_replica_goes_stale_when_another_moves_the_head_and_recovers_from_it()
         .await
         .unwrap();
     // The writer's own head does not make it stale.
-    let head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
-    assert!(!first.observe_head(&head).await.unwrap());
-    // The other replica sees a head it does not know.
-    assert!(second.observe_head(&head).await.unwrap());
+    assert_eq!(
+        first.observe_head().await.unwrap(),
+        HeadObservation::Current
+    );
+    // The other replica sees a head signed with its own key that it does not know.
+    assert_eq!(second.observe_head().await.unwrap(), HeadObservation::Stale);
     assert_eq!(phase_name(&second.phase().await.unwrap()), "stale");
     assert!(
         second.active().is_none(),
@@ -857,21 +860,226 @@ async fn a_replica_goes_stale_when_another_moves_the_head_and_recovers_from_it()
     assert_eq!(phase_name(&second.phase().await.unwrap()), "active");
 }
 
+/// Copies every key of `from` (blobs and head) over `to`: an attacker with write access to the
+/// store replaces its contents with a self-consistent history of its own.
+async fn overwrite_store(to: &MemoryStore, from: &MemoryStore) {
+    for (name, value) in snapshot(from).await {
+        let (kind, name) = name.split_once('/').unwrap();
+        if name == "latest" {
+            continue;
+        }
+        to.put(&Key::from_parts(kind, name).unwrap(), &value)
+            .await
+            .unwrap();
+    }
+    let head = from.get(&Key::latest_transition()).await.unwrap().unwrap();
+    replace_head(to, &head).await;
+}
+
+/// Writes `head` as `transitions/latest` (the store moves it only by compare-and-swap).
+async fn replace_head(store: &MemoryStore, head: &[u8]) {
+    let key = Key::latest_transition();
+    let old = store.get(&key).await.unwrap().unwrap();
+    store.compare_and_swap(&key, &old, head).await.unwrap();
+}
+
+/// Asserts `core` refuses to serve because of `tampering`-like evidence and took no mesh
+/// connections, leaving its state's head `held`.
+async fn assert_tampered(core: &support::Core, held: &State) {
+    let phase = core.phase().await.unwrap();
+    assert_eq!(phase_name(&phase), "tampered");
+    assert!(
+        core.active().is_none(),
+        "a tampered Coordinator takes no mesh connections"
+    );
+    assert!(
+        !core.needs_recovery().await.unwrap(),
+        "and asks no peer for a seed"
+    );
+    let error = core.manifests().await.unwrap_err();
+    assert!(matches!(error, Error::Tampered(_)), "{error}");
+    assert_code(&error, ErrorCode::HistoryTampered);
+    let Phase::Tampered(state, _) = phase else {
+        panic!("not tampered");
+    };
+    assert_eq!(state.latest(), held.latest(), "the held state is kept");
+}
+
 #[tokio::test]
-async fn an_ancestor_of_the_held_head_does_not_make_a_replica_stale() {
+async fn an_attacker_history_in_the_store_is_tampering_not_staleness() {
+    // Reproduces the takeover: the store gets a self-consistent history under another seed,
+    // then the attacker recovers the Coordinator with that seed's share.
+    let (store, _, core, deployment, first) = initialized().await;
+    let attacker_store = MemoryStore::new();
+    let attacker = core_over(attacker_store.clone(), &TestPeers::default(), 99);
+    // The same manifest bytes give the same transition hash: only the signature tells.
+    let attacker_set = attacker
+        .set_manifest(deployment.request(&deployment.manifest()), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        attacker_set.state.latest().transition_hash,
+        first.state.latest().transition_hash
+    );
+    overwrite_store(&store, &attacker_store).await;
+
+    let observation = core.observe_head().await.unwrap();
+    assert!(
+        matches!(
+            observation,
+            HeadObservation::Tampered(Tampering::ForeignHead { head })
+                if head == attacker_set.state.latest().transition_hash
+        ),
+        "{observation:?}"
+    );
+    assert_tampered(&core, &first.state).await;
+    let error = core
+        .recover(
+            deployment.recover_request(attacker_set.seed_shares.as_ref().unwrap(), true),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Tampered(_)), "{error}");
+    assert_eq!(
+        core.observe_head().await.unwrap(),
+        HeadObservation::Tampered(Tampering::ForeignHead {
+            head: attacker_set.state.latest().transition_hash
+        })
+    );
+
+    // Restoring the held head clears it: the Coordinator serves its own state again.
+    replace_head(&store, &first.state.latest().encode()).await;
+    assert_eq!(core.observe_head().await.unwrap(), HeadObservation::Current);
+    assert_eq!(phase_name(&core.phase().await.unwrap()), "active");
+    assert_eq!(
+        core.manifests().await.unwrap().latest(),
+        first.state.latest()
+    );
+}
+
+#[tokio::test]
+async fn a_stale_coordinator_recovers_only_with_its_own_seed() {
+    let (store, first, second, deployment, _) = two_replicas().await;
+    first
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.observe_head().await.unwrap(), HeadObservation::Stale);
+    let before = snapshot(&store).await;
+    // Another deployment's seed share, by a seed-share owner of this one.
+    let other = core_over(MemoryStore::new(), &TestPeers::default(), 77)
+        .set_manifest(deployment.request(&deployment.manifest()), None)
+        .await
+        .unwrap();
+    let error = second
+        .recover(
+            deployment.recover_request(other.seed_shares.as_ref().unwrap(), true),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::DifferentSeed), "{error}");
+    assert_code(&error, ErrorCode::PermissionDenied);
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(phase_name(&second.phase().await.unwrap()), "stale");
+}
+
+#[tokio::test]
+async fn a_rollback_to_an_ancestor_is_tampering() {
     let (store, _, core, deployment, first) = initialized().await;
     let old_head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
     assert_eq!(old_head, first.state.latest().encode());
-    core.set_manifest(
-        deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
-        Some(&deployment.owner_spki()),
-    )
-    .await
-    .unwrap();
-    assert!(!core.observe_head(&old_head).await.unwrap());
-    assert_eq!(phase_name(&core.phase().await.unwrap()), "active");
-    let error = core.observe_head(b"not a head").await.unwrap_err();
-    assert_code(&error, ErrorCode::Internal);
+    let update = core
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    // A late watch event for the old head changes nothing: the store is read anew.
+    assert_eq!(core.observe_head().await.unwrap(), HeadObservation::Current);
+    // The old, validly signed head written back is a rollback.
+    replace_head(&store, &old_head).await;
+    let observation = core.observe_head().await.unwrap();
+    assert_eq!(
+        observation,
+        HeadObservation::Tampered(Tampering::Rollback {
+            head: first.state.latest().transition_hash,
+            held: update.state.latest().transition_hash,
+        })
+    );
+    assert_tampered(&core, &update.state).await;
+    let error = core
+        .set_manifest(
+            deployment.request(&deployment.manifest()),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Tampered(_)), "{error}");
+}
+
+#[tokio::test]
+async fn a_garbage_head_is_tampering_until_repaired() {
+    let (store, _, core, _, first) = initialized().await;
+    replace_head(&store, b"not a head").await;
+    let observation = core.observe_head().await.unwrap();
+    assert!(
+        matches!(
+            observation,
+            HeadObservation::Tampered(Tampering::Undecodable { .. })
+        ),
+        "{observation:?}"
+    );
+    assert_tampered(&core, &first.state).await;
+    replace_head(&store, &first.state.latest().encode()).await;
+    assert_eq!(core.observe_head().await.unwrap(), HeadObservation::Current);
+    assert!(core.active().is_some());
+}
+
+#[tokio::test]
+async fn peer_recovery_refuses_an_invalid_stored_manifest() {
+    let (store, peers, _, deployment, _) = initialized().await;
+    // The stored head's manifest (unverified at this point) is replaced by an invalid one of
+    // the same history shape: a history under another seed whose manifest breaks a rule.
+    let attacker_store = MemoryStore::new();
+    let attacker = contrast_store::HistoryStore::new(attacker_store.clone());
+    let mut manifest = deployment.manifest();
+    manifest.reference_values.snp.clear();
+    let invalid =
+        contrast_core::manifest::ManifestDocument::parse(manifest.to_go_json().unwrap()).unwrap();
+    assert!(invalid.manifest().validate().is_err());
+    let engine = contrast_core::seed::SeedEngine::new(&[7; 64], &[8; 32]).unwrap();
+    attacker
+        .update(
+            None,
+            &invalid,
+            &deployment.request(&deployment.manifest()).policies,
+            None,
+            engine.history_signing_key(),
+            &mut rand_core::OsRng,
+        )
+        .await
+        .unwrap();
+    overwrite_store(&store, &attacker_store).await;
+    let restarted = core(&store, &peers, 5);
+    let mut asked = false;
+    let error = restarted
+        .recover_from_peer(async |_: &contrast_core::manifest::ManifestDocument| {
+            asked = true;
+            Err::<contrast_core::api::MeshRecoverResponse, _>(std::io::Error::other("unreachable"))
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, PeerRecoveryError::InvalidStoredManifest(_)),
+        "{error}"
+    );
+    assert!(!asked, "no peer is attested against an invalid manifest");
 }
 
 #[tokio::test]

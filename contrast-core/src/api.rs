@@ -508,6 +508,9 @@ pub enum ErrorCode {
     ManifestConflict,
     /// The manifest demands a newer API version than the endpoint's (403).
     ApiVersionTooOld,
+    /// The store holds a history head no replica of the deployment can have written; the
+    /// Coordinator refuses to serve until the store is repaired (412; contrast-rs only).
+    HistoryTampered,
     /// Anything else went wrong on the server (500).
     Internal,
     /// A code this version does not know.
@@ -527,6 +530,7 @@ impl ErrorCode {
             Self::AlreadyRecovered => "already_recovered",
             Self::ManifestConflict => "manifest_conflict",
             Self::ApiVersionTooOld => "api_version_too_old",
+            Self::HistoryTampered => "history_tampered",
             Self::Internal => "internal",
             Self::Other(code) => code,
         }
@@ -541,7 +545,8 @@ impl ErrorCode {
             Self::NoManifest
             | Self::NeedsRecovery
             | Self::AlreadyRecovered
-            | Self::ManifestConflict => 412,
+            | Self::ManifestConflict
+            | Self::HistoryTampered => 412,
             Self::Internal | Self::Other(_) => 500,
         }
     }
@@ -556,6 +561,7 @@ impl ErrorCode {
             "already_recovered" => Self::AlreadyRecovered,
             "manifest_conflict" => Self::ManifestConflict,
             "api_version_too_old" => Self::ApiVersionTooOld,
+            "history_tampered" => Self::HistoryTampered,
             "internal" => Self::Internal,
             other => Self::Other(other.to_owned()),
         }

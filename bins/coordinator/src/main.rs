@@ -413,8 +413,8 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Watches `transitions/latest` and hands every new head to the core, which marks the state
-/// stale when another replica moved the history.
+/// Watches `transitions/latest` and has the core judge the stored head on every change: stale
+/// when another replica moved the history, tampered when no replica can have written it.
 async fn watch_history(coordinator: Arc<Coordinator>) {
     let core = &coordinator.core;
     loop {
@@ -426,15 +426,12 @@ async fn watch_history(coordinator: Arc<Coordinator>) {
         {
             Ok(mut watch) => {
                 while let Some(value) = watch.next().await {
-                    let raw = match value {
-                        Ok(raw) => raw,
-                        Err(error) => {
-                            tracing::warn!(%error, "reading transitions/latest");
-                            continue;
-                        }
-                    };
-                    // The core logs when this makes the state stale.
-                    if let Err(error) = core.observe_head(&raw).await {
+                    // The event only says the head changed: the core reads the store anew, so
+                    // a late or garbled event cannot mislead it, and logs what it finds.
+                    if let Err(error) = value {
+                        tracing::warn!(%error, "reading transitions/latest");
+                    }
+                    if let Err(error) = core.observe_head().await {
                         tracing::warn!(%error, "checking the stored head");
                     }
                 }
