@@ -524,6 +524,8 @@ impl<S: Store> Guard<S> {
 
         let mut view = HistoryView::default();
         let mut policy_hashes = Vec::new();
+        let mut required = Vec::new();
+        let newest = history.generation().saturating_sub(1);
         for (index, raw) in history.manifests().enumerate() {
             let parsed =
                 ManifestDocument::parse(raw.to_vec()).map_err(|e| ResetError::Manifest {
@@ -533,18 +535,38 @@ impl<S: Store> Guard<S> {
             for key in parsed.manifest().policies.keys() {
                 if let Ok(hash) = contrast_core::hexstring::decode_array::<32>(key) {
                     policy_hashes.push(hash);
+                    if index == newest {
+                        required.push(hash);
+                    }
                 }
             }
             view.manifests.push(raw.to_vec());
         }
         policy_hashes.sort_unstable();
         policy_hashes.dedup();
+        // Only the manifest in force needs its policies; an old manifest's deleted policy is
+        // served no more, and does not block recovery.
         let policies = self
             .history
-            .policies(&policy_hashes)
+            .policies_present(&policy_hashes)
             .await
             .map_err(ResetError::Store)?;
-        view.policies = policy_hashes.into_iter().zip(policies).collect();
+        for (hash, policy) in policy_hashes.into_iter().zip(policies) {
+            match policy {
+                Some(policy) => {
+                    view.policies.insert(hash, policy);
+                }
+                None if required.contains(&hash) => {
+                    return Err(ResetError::Store(HistoryStoreError::MissingPolicy {
+                        policy_hash: hex::encode(hash),
+                    }));
+                }
+                None => tracing::warn!(
+                    policy = %hex::encode(hash),
+                    "a policy of an older manifest is missing from the store; not serving it"
+                ),
+            }
+        }
 
         let generation = history.generation();
         let latest_manifest = history

@@ -1280,3 +1280,110 @@ async fn the_clock_and_the_randomness_are_the_ones_passed_in() {
         .unwrap();
     assert_ne!(bytes(&seed_engine_seed(&deployment, &other)), outcomes[0].0);
 }
+
+/// A store that lost some keys (deleted by an operator or an attacker).
+struct HidingStore {
+    inner: MemoryStore,
+    hidden: Vec<Key>,
+}
+
+impl Store for HidingStore {
+    async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, contrast_store::StoreError> {
+        if self.hidden.contains(key) {
+            return Ok(None);
+        }
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, key: &Key, value: &[u8]) -> Result<(), contrast_store::StoreError> {
+        self.inner.put(key, value).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &Key,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<(), contrast_store::StoreError> {
+        self.inner.compare_and_swap(key, old, new).await
+    }
+
+    async fn list(&self, kind: &str) -> Result<Vec<String>, contrast_store::StoreError> {
+        self.inner.list(kind).await
+    }
+
+    async fn watch(&self, key: &Key) -> Result<contrast_store::Watch, contrast_store::StoreError> {
+        self.inner.watch(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_policy_of_an_old_manifest_does_not_block_recovery() {
+    let (store, peers, core1, deployment, set) = initialized().await;
+    let dropped = deployment.workloads.last().unwrap().clone();
+    let kept = &deployment.workloads[..deployment.workloads.len() - 1];
+    core1
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(kept)),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    let policy_key = |workload: &Workload| {
+        Key::blob(
+            contrast_core::history::BlobKind::Policy,
+            &workload.host_data(),
+        )
+    };
+    let shares = set.seed_shares.unwrap();
+
+    // Only the first manifest referenced `dropped`'s policy: its loss costs nothing.
+    let restarted = core_over(
+        HidingStore {
+            inner: store.clone(),
+            hidden: vec![policy_key(&dropped)],
+        },
+        &peers,
+        2,
+    );
+    let state = restarted
+        .recover(
+            deployment.recover_request(&shares, false),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.generation(), 2);
+    assert!(
+        !state.history().policies.contains_key(&dropped.host_data()),
+        "a missing policy is not served"
+    );
+    assert!(state.history().policies.contains_key(&kept[0].host_data()));
+
+    // A policy of the manifest in force is needed.
+    let restarted = core_over(
+        HidingStore {
+            inner: store.clone(),
+            hidden: vec![policy_key(&kept[0])],
+        },
+        &peers,
+        3,
+    );
+    let error = restarted
+        .recover(
+            deployment.recover_request(&shares, false),
+            Some(&deployment.seedshare_spki),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&hex::encode(kept[0].host_data())),
+        "{error}"
+    );
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+}

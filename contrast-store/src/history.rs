@@ -215,20 +215,30 @@ impl<S: Store> HistoryStore<S> {
     /// Reads several policies by hash, in order, in one batch. A missing one is
     /// [`HistoryStoreError::MissingPolicy`], an altered one [`HistoryStoreError::CorruptBlob`].
     pub async fn policies(&self, hashes: &[Hash]) -> Result<Vec<Vec<u8>>, HistoryStoreError> {
+        hashes
+            .iter()
+            .zip(self.policies_present(hashes).await?)
+            .map(|(hash, policy)| {
+                policy.ok_or_else(|| HistoryStoreError::MissingPolicy {
+                    policy_hash: hexstring::encode(hash),
+                })
+            })
+            .collect()
+    }
+
+    /// As [`HistoryStore::policies`], with `None` for a missing policy (one an old manifest
+    /// referenced, which nothing needs any more).
+    pub async fn policies_present(
+        &self,
+        hashes: &[Hash],
+    ) -> Result<Vec<Option<Vec<u8>>>, HistoryStoreError> {
         let keys: Vec<Key> = hashes
             .iter()
             .map(|hash| Key::blob(BlobKind::Policy, hash))
             .collect();
         let mut policies = Vec::with_capacity(hashes.len());
-        for (hash, value) in hashes.iter().zip(self.store.get_many(&keys).await) {
-            match value? {
-                Some(policy) => policies.push(policy),
-                None => {
-                    return Err(HistoryStoreError::MissingPolicy {
-                        policy_hash: hexstring::encode(hash),
-                    });
-                }
-            }
+        for value in self.store.get_many(&keys).await {
+            policies.push(value?);
         }
         Ok(policies)
     }
