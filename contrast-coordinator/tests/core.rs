@@ -1387,3 +1387,30 @@ async fn a_deleted_policy_of_an_old_manifest_does_not_block_recovery() {
         "needs-recovery"
     );
 }
+
+#[tokio::test]
+async fn a_replayed_first_set_declaring_no_previous_transition_is_a_conflict() {
+    // A first set whose answer was lost is retried: declaring "no previous transition" makes
+    // the retry a conflict instead of an update that returns no seed shares.
+    let store = MemoryStore::new();
+    let core = core(&store, &TestPeers::default(), 1);
+    let deployment = Deployment::new();
+    let mut request = deployment.request(&deployment.manifest());
+    request.previous_transition_hash = Some(vec![0; 32]);
+    let first = core
+        .set_manifest(request.clone(), Some(&deployment.owner_spki()))
+        .await
+        .unwrap();
+    assert!(first.seed_shares.is_some());
+    let before = snapshot(&store).await;
+    let error = core
+        .set_manifest(request, Some(&deployment.owner_spki()))
+        .await
+        .unwrap_err();
+    assert_code(&error, ErrorCode::ManifestConflict);
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(
+        core.manifests().await.unwrap().latest(),
+        first.state.latest()
+    );
+}
