@@ -477,9 +477,16 @@ async fn concurrent_writers_one_winner_per_round(fixture: Fixture) {
 
 /// The ConfigMap layout upstream uses (vector CM-name and §5.5).
 async fn configmap_layout(fixture: Fixture) {
+    // A real server's garbage collector deletes objects whose owner does not exist: there the
+    // owner is a real (empty) StatefulSet; the fake server has no collector and no StatefulSets.
+    let uid = if fixture.server.is_some() {
+        "9a5b8f0e-1c2d-4e3f-8a9b-0c1d2e3f4a5b".to_owned()
+    } else {
+        real_statefulset_uid(&fixture).await
+    };
     let owner = StatefulSetOwner {
         name: DEFAULT_STATEFULSET.to_owned(),
-        uid: "9a5b8f0e-1c2d-4e3f-8a9b-0c1d2e3f4a5b".to_owned(),
+        uid,
     };
     let store = ConfigMapStore::new(
         fixture.client.clone(),
@@ -528,6 +535,54 @@ async fn configmap_layout(fixture: Fixture) {
         .await
         .unwrap();
     assert_eq!(configmap.binary_data.unwrap()[blob.name()].0, b"{}");
+}
+
+/// Creates an empty StatefulSet named like the Coordinator's in the fixture's namespace (on a
+/// real server) and returns its UID, so its ConfigMaps have an owner that exists.
+async fn real_statefulset_uid(fixture: &Fixture) -> String {
+    use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    let labels = std::collections::BTreeMap::from([(
+        "app.kubernetes.io/name".to_owned(),
+        "contrast-store-test-owner".to_owned(),
+    )]);
+    let statefulset = StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(DEFAULT_STATEFULSET.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: StatefulSetSpec {
+            replicas: Some(0),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "owner".to_owned(),
+                        image: Some("registry.k8s.io/pause:3.9".to_owned()),
+                        ..Container::default()
+                    }],
+                    ..PodSpec::default()
+                }),
+            },
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    };
+    Api::<StatefulSet>::namespaced(fixture.client.clone(), &fixture.namespace)
+        .create(&PostParams::default(), &statefulset)
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap()
 }
 
 /// What the store relies on, checked on the server itself: stale versions conflict, creates
@@ -840,7 +895,9 @@ async fn dropped_watch_closes_connection(fixture: Fixture) {
     }
 }
 
-/// A missing or wrong token is a 403 that names the operation and the object.
+/// A wrong token is a 401 (authentication fails before authorisation, as on a real API
+/// server), a token without rights in the namespace a 403; both name the operation and the
+/// object.
 async fn forbidden_names_the_object(fixture: Fixture) {
     let server = fixture.server();
     let dir = tempfile::tempdir().unwrap();
@@ -861,6 +918,32 @@ async fn forbidden_names_the_object(fixture: Fixture) {
         "configmap contrast-test/contrast-store-transitions-latest"
     );
     match &error.reason {
+        KubernetesFailure::Api { code, reason, .. } => {
+            assert_eq!((*code, reason.as_str()), (401, "Unauthorized"));
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    let text = StoreError::from(error).to_string();
+    assert!(
+        text.starts_with("get configmap contrast-test/contrast-store-transitions-latest failed: the API server answered 401 Unauthorized"),
+        "{text}"
+    );
+
+    let error = kubernetes_error(store.list("manifests").await);
+    assert_eq!(error.operation, Operation::List);
+    assert_eq!(error.object, "configmaps in namespace contrast-test");
+    let error = kubernetes_error(store.watch(&k).await);
+    assert_eq!(error.operation, Operation::List);
+    assert!(error.object.ends_with("contrast-store-transitions-latest"));
+    let blob = blob_key(BlobKind::Policy, b"p");
+    let error = kubernetes_error(store.put(&blob, b"p").await);
+    assert_eq!(error.operation, Operation::Create);
+    assert!(error.reason.to_string().contains("401 Unauthorized"));
+
+    // A namespace the (valid) token is not for is forbidden.
+    let elsewhere = ConfigMapStore::new(fixture.client.clone(), "kube-system", None, options());
+    let error = kubernetes_error(elsewhere.get(&k).await);
+    match &error.reason {
         KubernetesFailure::Api {
             code,
             reason,
@@ -874,31 +957,12 @@ async fn forbidden_names_the_object(fixture: Fixture) {
         }
         other => panic!("expected a 403, got {other:?}"),
     }
-    let text = StoreError::from(error).to_string();
-    assert!(
-        text.starts_with("get configmap contrast-test/contrast-store-transitions-latest failed: the API server answered 403 Forbidden"),
-        "{text}"
-    );
-
-    let error = kubernetes_error(store.list("manifests").await);
-    assert_eq!(error.operation, Operation::List);
-    assert_eq!(error.object, "configmaps in namespace contrast-test");
-    let error = kubernetes_error(store.watch(&k).await);
-    assert_eq!(error.operation, Operation::List);
-    assert!(error.object.ends_with("contrast-store-transitions-latest"));
-    let blob = blob_key(BlobKind::Policy, b"p");
-    let error = kubernetes_error(store.put(&blob, b"p").await);
-    assert_eq!(error.operation, Operation::Create);
-    assert!(error.reason.to_string().contains("403 Forbidden"));
-
-    // A namespace the token is not for is forbidden too.
-    let elsewhere = ConfigMapStore::new(fixture.client.clone(), "kube-system", None, options());
-    let error = kubernetes_error(elsewhere.get(&k).await);
-    assert!(matches!(
-        error.reason,
-        KubernetesFailure::Api { code: 403, .. }
-    ));
     assert!(error.object.starts_with("configmap kube-system/"));
+    assert!(
+        StoreError::from(error)
+            .to_string()
+            .contains("the API server answered 403 Forbidden")
+    );
 }
 
 /// Every call gives up after the timeout when the server never answers.

@@ -18,9 +18,10 @@
 //!   given `resourceVersion` (or synthetic `ADDED` events for `0`/none), `timeoutSeconds` (with a
 //!   `BOOKMARK` just before the end if `allowWatchBookmarks`), and `ERROR` 410 Expired for a
 //!   version older than the last [`compact`](FakeApiServer::compact);
-//! - an RBAC-style 403 Forbidden when the bearer token is missing (unless
-//!   [`allow_anonymous`](FakeApiServer::allow_anonymous)) or wrong, or the namespace is not the
-//!   server's;
+//! - authentication and authorisation as a real server answers them: 401 Unauthorized for a
+//!   bearer token it does not know; an RBAC-style 403 Forbidden for `system:anonymous` when the
+//!   token is missing (unless [`allow_anonymous`](FakeApiServer::allow_anonymous)), or when the
+//!   namespace is not the server's;
 //! - enough discovery (`/api`, `/apis`, `/api/v1`, `/version`) for `kubectl`.
 //!
 //! Test controls: [`drop_watches`](FakeApiServer::drop_watches) aborts every open watch
@@ -143,7 +144,7 @@ impl FakeApiServer {
     }
 
     /// Grants (or revokes) access to requests that carry no token at all; a wrong token stays
-    /// forbidden. `kubectl` (client-go) sends no credentials over plain HTTP, and this server
+    /// unauthorized (401). `kubectl` (client-go) sends no credentials over plain HTTP, and this server
     /// has no TLS.
     pub fn allow_anonymous(&self, allow: bool) {
         self.shared.anonymous.store(allow, Ordering::Relaxed);
@@ -439,19 +440,27 @@ async fn handle(
     ));
 
     let authorization = request.headers().get("authorization");
-    let authorized = match authorization {
-        None => shared.anonymous.load(Ordering::Relaxed),
-        Some(value) => {
-            value
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match authorization {
+        // Authenticated as system:anonymous, which RBAC may or may not allow.
+        None if !shared.anonymous.load(Ordering::Relaxed) => {
+            return Ok(forbidden(&method, &segments, "system:anonymous"));
+        }
+        None => {}
+        // A credential the server does not know fails authentication, before any RBAC.
+        Some(value)
+            if value
                 .to_str()
                 .ok()
                 .and_then(|value| value.strip_prefix("Bearer "))
-                == Some(shared.token.as_str())
+                != Some(shared.token.as_str()) =>
+        {
+            return Ok(full(
+                StatusCode::UNAUTHORIZED,
+                &status_object(401, "Unauthorized", "Unauthorized", None),
+            ));
         }
-    };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if !authorized {
-        return Ok(forbidden(&method, &segments, "system:anonymous"));
+        Some(_) => {}
     }
     let content_type = request
         .headers()
