@@ -220,13 +220,13 @@ impl SnpEvidence {
                     }
                 })?;
                 let claimed = product_of(name);
-                if let (Some(claimed), Some(cpuid)) = (claimed, cpuid_product(&proto_report)) {
-                    if claimed != cpuid {
-                        return Err(EvidenceError::ProductMismatch {
-                            expected: cpuid.name(),
-                            found: claimed.name(),
-                        });
-                    }
+                if let (Some(claimed), Some(cpuid)) = (claimed, cpuid_product(&proto_report))
+                    && claimed != cpuid
+                {
+                    return Err(EvidenceError::ProductMismatch {
+                        expected: cpuid.name(),
+                        found: claimed.name(),
+                    });
                 }
                 claimed
             }

@@ -64,10 +64,10 @@ pub fn fms_from_cpuid1_eax(eax: u32) -> (u8, u8, u8) {
 
 fn get<const N: usize>(report: &[u8; REPORT_LEN], field: Field) -> [u8; N] {
     let mut out = [0u8; N];
-    if let Some(bytes) = report.get(field.range()) {
-        if bytes.len() == N {
-            out.copy_from_slice(bytes);
-        }
+    if let Some(bytes) = report.get(field.range())
+        && bytes.len() == N
+    {
+        out.copy_from_slice(bytes);
     }
     out
 }
@@ -207,10 +207,10 @@ struct Writer {
 
 impl Writer {
     fn put(&mut self, field: Field, bytes: &[u8]) {
-        if let Some(slot) = self.out.get_mut(field.range()) {
-            if slot.len() == bytes.len() {
-                slot.copy_from_slice(bytes);
-            }
+        if let Some(slot) = self.out.get_mut(field.range())
+            && slot.len() == bytes.len()
+        {
+            slot.copy_from_slice(bytes);
         }
     }
 
