@@ -8,7 +8,9 @@
 //! - the Python-built `fixtures/sevsnp/python/<name>.pb` must parse with `SnpEvidence`, its
 //!   report rebuilt byte-identical to the vector report, its fields equal to ours, its
 //!   certificates and CRL equal to the files, and (without Python-only extras) its bytes equal
-//!   to ours.
+//!   to ours;
+//! - a Python-built fixture with a leaf verifies end to end against AMD's pinned roots at the
+//!   entry's `verify_at`, and the one with a CRL with the CRL required.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -16,7 +18,9 @@ use std::path::{Path, PathBuf};
 use contrast_attest::evidence::{
     AttestationBuilder, CRL_EXTRAS_KEY, SnpEvidence, report_to_proto, sevsnp,
 };
-use contrast_attest::{LeafKind, Product};
+use contrast_attest::{
+    CrlPolicy, LeafKind, Product, RevocationStatus, TrustAnchor, UnixTime, verify_report,
+};
 use prost::Message as _;
 use serde_json::Value;
 
@@ -153,4 +157,39 @@ fn python_fixtures_parse_field_for_field() {
             );
         }
     }
+}
+
+#[test]
+fn python_fixtures_verify_against_the_amd_roots() {
+    let mut crl_checked = 0;
+    for entry in entries() {
+        let Some(at) = entry.get("verify_at").and_then(Value::as_u64) else {
+            continue;
+        };
+        let name = entry["name"].as_str().unwrap();
+        let python = read(&format!("fixtures/sevsnp/python/{name}.pb"));
+        let evidence = SnpEvidence::parse(&python).unwrap();
+        let policy = if evidence.crl().is_some() {
+            CrlPolicy::Required
+        } else {
+            CrlPolicy::BestEffort
+        };
+        let verified = verify_report(
+            evidence.report(),
+            &evidence,
+            &TrustAnchor::Amd(product(&entry)),
+            UnixTime::from_secs(at),
+            policy,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if policy == CrlPolicy::Required {
+            assert!(
+                matches!(verified.revocation, RevocationStatus::Checked { .. }),
+                "{name}"
+            );
+            crl_checked += 1;
+        }
+    }
+    assert_eq!(crl_checked, 1);
 }
