@@ -18,7 +18,7 @@ pub enum EvidenceError {
         /// prost's description of the first problem.
         reason: String,
     },
-    /// A required field is absent (or empty).
+    /// A required field is absent.
     #[error("sevsnp.Attestation: required field {field} is missing")]
     Missing {
         /// The field's proto path, e.g. `report`.
