@@ -21,12 +21,15 @@
 //! - [`Verifier`]: the appraisal. Built once from the manifest's SEV-SNP reference values
 //!   (decoded once, [`SnpReference`]) and an explicit [`AppraisalPolicy`]; it verifies a report
 //!   (the evidence) with its certificates and CRL (the endorsements) and checks its claims.
+//! - [`evidence`]: the SEV-SNP evidence as upstream Contrast sends it, go-sev-guest's
+//!   `sevsnp.Attestation`: the report ⇄ proto conversion, the builder issuers use and the
+//!   parser verifiers use.
 //! - [`atls`]: attested TLS for rustls (report data, responder certificates, nonce transport,
 //!   per-connection client and server configs, [`AtlsValidator`] on top of a [`Verifier`]).
 //! - [`Error`]: the single error type, classified by [`Error::kind`].
 //!
-//! The modules `report`, `chain`, `collateral`, `idblock` and `atls` are public for their
-//! formats and building blocks; everything a verifier needs is re-exported here.
+//! The modules `report`, `chain`, `collateral`, `idblock`, `evidence` and `atls` are public for
+//! their formats and building blocks; everything a verifier needs is re-exported here.
 //!
 //! The simulated AMD platform (its own ARK/ASK/VCEK hierarchy and real-format reports, trusted
 //! only through [`TrustAnchor::Pinned`] with the ARK's fingerprint) is the crate `contrast-sim`;

@@ -8,11 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::atls::{
     self, AtlsClient, AtlsError, AtlsKey, AtlsServer, AtlsValidator, Issuer, NonceError, PeerSlot,
-    SIMULATED_SNP_DOCUMENT_OID, VerifiedPeer, atls_error_from_io, nonce_from_alpn, report_data,
+    SNP_ATTESTATION_OID, VerifiedPeer, atls_error_from_io, nonce_from_alpn, report_data,
 };
-use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion, Verifier};
+use contrast_attest::evidence::{EvidenceError, SnpEvidence};
+use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, LeafKind, Product, TcbVersion, Verifier};
 use contrast_core::manifest::GuestPolicy;
 use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
+use prost::Message as _;
 use rand_core::{OsRng, RngCore};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -170,7 +172,7 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     assert_eq!(peer.host_data, server_guest.host_data);
     assert_eq!(peer.measurement, measurement);
     assert_eq!(peer.matched_index, 0);
-    assert_eq!(peer.document_oid, SIMULATED_SNP_DOCUMENT_OID);
+    assert_eq!(peer.document_oid, SNP_ATTESTATION_OID);
     assert_eq!(peer.chip_id, server_guest.chip_id);
     assert_eq!(peer.report_bytes().len(), 1184);
     // The verified report is available without another signature check, and agrees.
@@ -616,42 +618,64 @@ fn unix_now() -> contrast_attest::UnixTime {
 }
 
 #[test]
-fn rejects_upstream_oids_and_malformed_documents() {
+fn rejects_other_oids_and_malformed_documents() {
     let key = AtlsKey::generate_p256().unwrap();
     let nonce = random::<32>();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let validator = validator(random::<48>());
+    let cert_with = |oid: &str, document: &[u8]| {
+        atls::AtlsCertificate::build(
+            &key,
+            Some((const_oid::ObjectIdentifier::new_unwrap(oid), document)),
+            now,
+            &mut OsRng,
+        )
+        .unwrap()
+    };
 
-    // Upstream's protobuf document is recognised but not parsed ("no matching validators").
-    let upstream = atls::AtlsCertificate::build(
-        &key,
-        Some((
-            // Upstream Contrast's RawSNPReport OID.
-            const_oid::ObjectIdentifier::new_unwrap("1.3.9901.2.1"),
-            b"\x0a\x00",
-        )),
-        now,
-        &mut OsRng,
-    )
-    .unwrap();
+    // Upstream's TDX and insecure documents are recognised but refused ("no matching
+    // validators"), naming what they are.
+    for (oid, name) in [
+        ("1.3.9901.2.2", "Intel TDX quote"),
+        ("1.3.9901.2.3", "insecure development report"),
+    ] {
+        let cert = cert_with(oid, b"\x0a\x00");
+        match atls::verify_certificate(&cert, &nonce, unix_now(), Some(&validator)) {
+            Err(AtlsError::UnsupportedDocumentOid {
+                oid: found,
+                name: n,
+            }) => {
+                assert_eq!(found, oid);
+                assert_eq!(n, name);
+            }
+            other => panic!("{oid}: expected UnsupportedDocumentOid, got {other:?}"),
+        }
+    }
+    // Any other OID of upstream's attestation arc is unknown.
+    let unknown = cert_with("1.3.9901.2.99", b"\x0a\x00");
     assert!(matches!(
-        atls::verify_certificate(&upstream, &nonce, unix_now(), Some(&validator)),
-        Err(AtlsError::UnsupportedDocumentOid { oid }) if oid == "1.3.9901.2.1"
+        atls::verify_certificate(&unknown, &nonce, unix_now(), Some(&validator)),
+        Err(AtlsError::UnknownDocumentOid { oid }) if oid == "1.3.9901.2.99"
     ));
-
-    // Our OID with bytes that are not a document.
-    let garbage = atls::AtlsCertificate::build(
-        &key,
-        Some((SIMULATED_SNP_DOCUMENT_OID, b"CRAD\x07")),
-        now,
-        &mut OsRng,
-    )
-    .unwrap();
+    // The retired private contrast-rs OID is not an attestation extension at all.
+    let retired = cert_with("1.3.6.1.4.1.59999.1.2", b"CRAD\x01");
+    assert!(matches!(
+        atls::verify_certificate(&retired, &nonce, unix_now(), Some(&validator)),
+        Err(AtlsError::NoAttestationExtension)
+    ));
+    // The SEV-SNP OID with bytes that are not a sevsnp.Attestation.
+    let garbage = cert_with("1.3.9901.2.1", b"CRAD\x07");
     assert!(matches!(
         atls::verify_certificate(&garbage, &nonce, unix_now(), Some(&validator)),
-        Err(AtlsError::Document(
-            atls::DocumentError::UnsupportedVersion { found: 7, .. }
-        ))
+        Err(AtlsError::Evidence(EvidenceError::Decode { .. }))
+    ));
+    // A well-formed message without a report.
+    let empty = cert_with("1.3.9901.2.1", b"");
+    assert!(matches!(
+        atls::verify_certificate(&empty, &nonce, unix_now(), Some(&validator)),
+        Err(AtlsError::Evidence(EvidenceError::Missing {
+            field: "report"
+        }))
     ));
 
     // Without a validator nothing is appraised: the same certificate passes, key exposed.
@@ -687,11 +711,20 @@ fn issued_document_round_trips_and_binds_the_key() {
     );
     let cert = atls::AtlsCertificate::parse(&der).unwrap();
     let (oid, document) = cert.attestation.unwrap();
-    assert_eq!(oid, SIMULATED_SNP_DOCUMENT_OID);
-    let document = atls::SnpDocument::parse(&document).unwrap();
-    assert_eq!(document.leaf, guest.vcek_der(platform()).unwrap());
-    assert_eq!(document.intermediate, Some(platform().ask_der()));
-    assert_eq!(document.ark, Some(platform().ark_der()));
+    assert_eq!(oid, SNP_ATTESTATION_OID);
+    let document = SnpEvidence::parse(&document).unwrap();
+    let vcek = guest.vcek_der(platform()).unwrap();
+    assert_eq!(document.leaf(LeafKind::Vcek), Some(vcek.as_slice()));
+    assert_eq!(document.leaf(LeafKind::Vlek), None);
+    assert_eq!(document.intermediate(), Some(platform().ask_der()));
+    assert_eq!(document.ark(), Some(platform().ark_der()));
+    assert_eq!(document.crl(), None);
+    // The product is the simulated platform's, machine_stepping present and 0.
+    assert_eq!(document.claimed_product(), Some(Product::Milan));
+    let proto =
+        contrast_attest::evidence::sevsnp::Attestation::decode(cert_document(&der).as_slice())
+            .unwrap();
+    assert_eq!(proto.product.unwrap().machine_stepping, Some(0));
 }
 
 /// Records every event's fields as `name=value` lines (a minimal subscriber; no extra crates).
@@ -749,4 +782,12 @@ async fn rejections_are_logged_with_the_appraisal_error() {
             && line.contains("measurement mismatch")),
         "no warning with the appraisal error in {lines:#?}"
     );
+}
+
+fn cert_document(der: &[u8]) -> Vec<u8> {
+    atls::AtlsCertificate::parse(der)
+        .unwrap()
+        .attestation
+        .unwrap()
+        .1
 }

@@ -10,7 +10,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::RsaKeyPair;
 use contrast_attest::atls::{
-    AtlsCertificate, AtlsClient, AtlsError, AtlsKey, AtlsServer, SNP_DOCUMENT_OID,
+    AtlsCertificate, AtlsClient, AtlsError, AtlsKey, AtlsServer, SNP_ATTESTATION_OID,
 };
 use contrast_core::owner::{
     OwnerKeyError, SeedshareOwnerPrivateKey, authorize_recovery,
@@ -179,8 +179,13 @@ fn rsa_keys_that_aws_lc_rejects_are_build_errors() {
 #[test]
 fn rsa_certificate_is_sha256_with_rsa_and_a_tampered_one_fails_the_self_signature() {
     let key = AtlsKey::rsa_from_pkcs8_der(rsa_pkcs8(KeySize::Rsa2048)).unwrap();
-    let der = AtlsCertificate::build(&key, Some((SNP_DOCUMENT_OID, b"document")), NOW, &mut OsRng)
-        .unwrap();
+    let der = AtlsCertificate::build(
+        &key,
+        Some((SNP_ATTESTATION_OID, b"document")),
+        NOW,
+        &mut OsRng,
+    )
+    .unwrap();
     let cert = Certificate::from_der(&der).unwrap();
     assert_eq!(
         cert.signature_algorithm.oid,
@@ -192,7 +197,7 @@ fn rsa_certificate_is_sha256_with_rsa_and_a_tampered_one_fails_the_self_signatur
     assert_eq!(parsed.not_after, NOW.as_secs() + 7200);
     assert_eq!(
         parsed.attestation,
-        Some((SNP_DOCUMENT_OID, b"document".to_vec()))
+        Some((SNP_ATTESTATION_OID, b"document".to_vec()))
     );
 
     let mut tampered = der.clone();

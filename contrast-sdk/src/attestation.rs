@@ -32,7 +32,7 @@ use crate::deployment::{DeploymentError, VerifiedDeployment, check_history};
 
 /// The evidence type assumed when a response has no `attestation_type` (older Coordinators
 /// only served SEV-SNP, as upstream's SDK assumes).
-const DEFAULT_EVIDENCE_OID: ObjectIdentifier = contrast_attest::atls::SNP_DOCUMENT_OID;
+const DEFAULT_EVIDENCE_OID: ObjectIdentifier = contrast_attest::atls::SNP_ATTESTATION_OID;
 
 /// Largest `/attest` response read (a history of large manifests and policies fits).
 pub const MAX_ATTEST_RESPONSE: usize = 64 * 1024 * 1024;

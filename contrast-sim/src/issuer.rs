@@ -5,12 +5,15 @@ use std::ops::Deref;
 
 use const_oid::ObjectIdentifier;
 use contrast_attest::LeafKind;
-use contrast_attest::atls::{IssueError, Issuer, SIMULATED_SNP_DOCUMENT_OID, SnpDocument};
+use contrast_attest::atls::{IssueError, Issuer, SNP_ATTESTATION_OID};
+use contrast_attest::evidence::AttestationBuilder;
 
 use crate::{SimulatedGuest, SimulatedPlatform};
 
 /// An issuer over the simulated platform: a report from `guest`, with the VCEK, ASK and
-/// ARK, as a [`SnpDocument`] under [`SIMULATED_SNP_DOCUMENT_OID`].
+/// ARK, as a go-sev-guest `sevsnp.Attestation` under [`SNP_ATTESTATION_OID`], exactly as real
+/// hardware would send it (a verifier trusts the simulated ARK only where a reference value pins
+/// it).
 pub struct SimulatedIssuer<P> {
     platform: P,
     guest: SimulatedGuest,
@@ -49,7 +52,7 @@ where
     P: Deref<Target = SimulatedPlatform> + Send + Sync,
 {
     fn oid(&self) -> ObjectIdentifier {
-        SIMULATED_SNP_DOCUMENT_OID
+        SNP_ATTESTATION_OID
     }
 
     fn issue(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, IssueError> {
@@ -57,17 +60,13 @@ where
             .guest
             .evidence(&self.platform, report_data)
             .map_err(|e| IssueError::Simulated(Box::new(e)))?;
-        SnpDocument {
-            report: &evidence.report,
-            leaf_kind: LeafKind::Vcek,
-            leaf: &evidence.vcek_der,
-            intermediate: Some(&evidence.ask_der),
-            ark: Some(&evidence.ark_der),
-            crl: None,
-        }
-        .encode()
-        .map_err(|e| IssueError::Platform {
-            reason: e.to_string(),
-        })
+        AttestationBuilder::new(&evidence.report)
+            .leaf(LeafKind::Vcek, &evidence.vcek_der)
+            .intermediate(Some(&evidence.ask_der))
+            .ark(Some(&evidence.ark_der))
+            .encode()
+            .map_err(|e| IssueError::Platform {
+                reason: e.to_string(),
+            })
     }
 }

@@ -68,7 +68,9 @@
 //! # Attested TLS
 //!
 //! [`SimulatedIssuer`] implements `contrast_attest::atls::Issuer`: a guest's report with the VCEK,
-//! ASK and ARK as an attestation document under `SIMULATED_SNP_DOCUMENT_OID`.
+//! ASK and ARK as go-sev-guest's `sevsnp.Attestation` under upstream's SEV-SNP OID
+//! `1.3.9901.2.1` (`contrast_attest::atls::SNP_ATTESTATION_OID`), the same format as real
+//! hardware; only a reference value pinning the simulated ARK makes a verifier trust it.
 
 #![forbid(unsafe_code)]
 

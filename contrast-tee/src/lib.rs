@@ -409,10 +409,7 @@ mod tests {
         .issuer(&mut rand_core::OsRng)
         .unwrap();
         assert_eq!(env.as_deref(), Some(dir.path()));
-        assert_eq!(
-            issuer.oid(),
-            contrast_attest::atls::SIMULATED_SNP_DOCUMENT_OID
-        );
+        assert_eq!(issuer.oid(), contrast_attest::atls::SNP_ATTESTATION_OID);
     }
 
     #[cfg(feature = "simulated")]

@@ -378,7 +378,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), TeeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contrast_attest::atls::SnpDocument;
+    use contrast_attest::evidence::SnpEvidence;
 
     fn environment() -> (tempfile::TempDir, SimulatedEnvironment) {
         let dir = tempfile::tempdir().unwrap();
@@ -446,7 +446,7 @@ mod tests {
         assert_ne!(odd.policy, guest.policy, "debug bit set");
 
         let document = env.issuer(guest).issue(&[3; 64]).unwrap();
-        let parsed = SnpDocument::parse(&document).unwrap();
+        let parsed = SnpEvidence::parse(&document).unwrap();
         assert_eq!(parsed.report_data(), [3; 64]);
     }
 

@@ -1,5 +1,7 @@
 //! Attestation on real AMD SEV-SNP guests: reports from the kernel, packed with their
-//! certificates into [`SnpDocument`]s under [`SNP_DOCUMENT_OID`].
+//! certificates into go-sev-guest `sevsnp.Attestation`s
+//! ([`contrast_attest::evidence::AttestationBuilder`]) under upstream's [`SNP_ATTESTATION_OID`]
+//! (`1.3.9901.2.1`).
 //!
 //! # Where reports come from
 //!
@@ -31,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use contrast_attest::LeafKind;
-use contrast_attest::atls::{IssueError, Issuer, SNP_DOCUMENT_OID, SnpDocument};
+use contrast_attest::atls::{IssueError, Issuer, SNP_ATTESTATION_OID};
 use contrast_attest::collateral::{CertTable, CertTableEntry};
+use contrast_attest::evidence::AttestationBuilder;
 
 use crate::TeeError;
 
@@ -409,18 +412,17 @@ impl SnpIssuer {
                 )));
             }
         };
-        SnpDocument {
-            report: &report,
-            leaf_kind,
-            leaf,
-            intermediate,
-            ark: table
-                .get(&CertTableEntry::Ark.guid())
-                .or(dir.ark.as_deref()),
-            crl: table.get(&CertTableEntry::Crl.guid()),
-        }
-        .encode()
-        .map_err(|e| TeeError::Snp(format!("encoding the attestation document: {e}")))
+        AttestationBuilder::new(&report)
+            .leaf(leaf_kind, leaf)
+            .intermediate(intermediate)
+            .ark(
+                table
+                    .get(&CertTableEntry::Ark.guid())
+                    .or(dir.ark.as_deref()),
+            )
+            .crl(table.get(&CertTableEntry::Crl.guid()))
+            .encode()
+            .map_err(|e| TeeError::Snp(format!("encoding the attestation document: {e}")))
     }
 }
 
@@ -451,7 +453,7 @@ fn device_report(_report_data: &[u8; 64]) -> Result<Vec<u8>, TeeError> {
 
 impl Issuer for SnpIssuer {
     fn oid(&self) -> const_oid::ObjectIdentifier {
-        SNP_DOCUMENT_OID
+        SNP_ATTESTATION_OID
     }
 
     fn issue(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, IssueError> {
@@ -466,6 +468,7 @@ impl Issuer for SnpIssuer {
 mod tests {
     use std::sync::OnceLock;
 
+    use contrast_attest::evidence::SnpEvidence;
     use contrast_attest::{Product, TcbVersion};
     use contrast_sim::{SimulatedGuest, SimulatedPlatform};
 
@@ -552,21 +555,24 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(issuer.oid(), SNP_DOCUMENT_OID);
+        assert_eq!(issuer.oid(), SNP_ATTESTATION_OID);
 
         let bytes = issuer.issue(&report_data).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("inblob")).unwrap(),
             report_data.to_vec()
         );
-        let document = SnpDocument::parse(&bytes).unwrap();
-        assert_eq!(document.report, evidence.report.as_slice());
+        let document = SnpEvidence::parse(&bytes).unwrap();
+        assert_eq!(document.report().as_slice(), evidence.report.as_slice());
         assert_eq!(document.report_data(), report_data);
-        assert_eq!(document.leaf_kind, LeafKind::Vcek);
-        assert_eq!(document.leaf, evidence.vcek_der.as_slice());
-        assert_eq!(document.intermediate, Some(evidence.ask_der.as_slice()));
-        assert_eq!(document.ark, Some(evidence.ark_der.as_slice()));
-        assert_eq!(document.crl, None);
+        assert_eq!(
+            document.leaf(LeafKind::Vcek),
+            Some(evidence.vcek_der.as_slice())
+        );
+        assert_eq!(document.leaf(LeafKind::Vlek), None);
+        assert_eq!(document.intermediate(), Some(evidence.ask_der.as_slice()));
+        assert_eq!(document.ark(), Some(evidence.ark_der.as_slice()));
+        assert_eq!(document.crl(), None);
 
         // The report in outblob is not for other report data: refused with the reason.
         match issuer.issue(&[0; 64]) {
@@ -611,10 +617,13 @@ mod tests {
         std::fs::write(certs.path().join("ark.pem"), pem(&evidence.ark_der)).unwrap();
         let issuer = SnpIssuer::with_source(entry, Some(certs.path())).unwrap();
         let bytes = issuer.issue(&report_data).unwrap();
-        let document = SnpDocument::parse(&bytes).unwrap();
-        assert_eq!(document.leaf, evidence.vcek_der.as_slice());
-        assert_eq!(document.intermediate, Some(evidence.ask_der.as_slice()));
-        assert_eq!(document.ark, Some(evidence.ark_der.as_slice()));
+        let document = SnpEvidence::parse(&bytes).unwrap();
+        assert_eq!(
+            document.leaf(LeafKind::Vcek),
+            Some(evidence.vcek_der.as_slice())
+        );
+        assert_eq!(document.intermediate(), Some(evidence.ask_der.as_slice()));
+        assert_eq!(document.ark(), Some(evidence.ark_der.as_slice()));
 
         std::fs::write(certs.path().join("ark.pem"), "not pem").unwrap();
         let bad = snp_error(SnpIssuer::with_source(

@@ -25,7 +25,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use super::error::AtlsError;
-use super::{ATTESTATION_DOCUMENT_OIDS, CERT_COMMON_NAME, CERT_VALIDITY_MARGIN};
+use super::{CERT_COMMON_NAME, CERT_VALIDITY_MARGIN, is_attestation_oid};
 
 /// The responder's TLS key, held by aws-lc: a fresh P-256 key per handshake by default, or a
 /// caller-supplied key (a workload owner's P-384 key, or a seed-share owner's RSA key for
@@ -217,7 +217,7 @@ struct AttestationExtension<'a> {
 
 impl const_oid::AssociatedOid for AttestationExtension<'_> {
     // Required by `AsExtension`; unused, `to_extension` below takes the OID from the issuer.
-    const OID: ObjectIdentifier = super::SNP_DOCUMENT_OID;
+    const OID: ObjectIdentifier = super::SNP_ATTESTATION_OID;
 }
 
 impl Encode for AttestationExtension<'_> {
@@ -340,7 +340,7 @@ pub struct AtlsCertificate {
 impl AtlsCertificate {
     /// Parses a peer's aTLS certificate: DER X.509, self-issued, its signature verified with its
     /// own key, no unhandled critical extension, at most one attestation extension (one of
-    /// the attestation-document OIDs). Validity is *not* checked here (see [`Self::check_validity`]), so
+    /// upstream's attestation arc `1.3.9901.2`). Validity is *not* checked here (see [`Self::check_validity`]), so
     /// this is the whole parse a fuzzer can reach.
     ///
     /// # Errors
@@ -385,7 +385,7 @@ impl AtlsCertificate {
 
         let mut attestation = Vec::new();
         for ext in tbs.extensions.iter().flatten() {
-            if ATTESTATION_DOCUMENT_OIDS.contains(&ext.extn_id) {
+            if is_attestation_oid(&ext.extn_id) {
                 attestation.push((ext.extn_id, ext.extn_value.as_bytes().to_vec()));
             } else if ext.critical && !HANDLED_CRITICAL.contains(&ext.extn_id) {
                 return Err(AtlsError::UnhandledCriticalExtension {

@@ -65,99 +65,6 @@ pub enum NonceError {
     },
 }
 
-/// Why an aTLS attestation document could not be parsed (see [`super::SnpDocument`]).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DocumentError {
-    /// Fewer bytes than the header or an entry header needs.
-    #[error(
-        "attestation document truncated at offset {offset}: {what} needs {need} bytes, {have} left"
-    )]
-    Truncated {
-        /// Byte offset where the read started.
-        offset: usize,
-        /// What was being read.
-        what: &'static str,
-        /// Bytes needed.
-        need: usize,
-        /// Bytes left.
-        have: usize,
-    },
-    /// The document does not start with the magic bytes.
-    #[error("attestation document magic is {found}, expected {expected}")]
-    BadMagic {
-        /// The expected magic.
-        expected: Hex<4>,
-        /// The first four bytes.
-        found: Hex<4>,
-    },
-    /// The format version is not one this parser knows.
-    #[error("attestation document version {found} is not supported (supported: {supported})")]
-    UnsupportedVersion {
-        /// The version byte.
-        found: u8,
-        /// The supported version.
-        supported: u8,
-    },
-    /// An entry tag that the format does not define.
-    #[error("unknown attestation document entry tag {tag:#04x} at offset {offset}")]
-    UnknownTag {
-        /// The tag.
-        tag: u8,
-        /// Its byte offset.
-        offset: usize,
-    },
-    /// Tags must appear in strictly increasing order (so each at most once).
-    #[error(
-        "attestation document entry {tag:#04x} at offset {offset} follows {previous:#04x}: tags must be strictly increasing"
-    )]
-    TagOrder {
-        /// The tag.
-        tag: u8,
-        /// The tag before it.
-        previous: u8,
-        /// Its byte offset.
-        offset: usize,
-    },
-    /// An entry with an empty value.
-    #[error("attestation document entry {field} is empty")]
-    EmptyEntry {
-        /// The entry's name.
-        field: &'static str,
-    },
-    /// A required entry is missing.
-    #[error("attestation document has no {field} entry")]
-    Missing {
-        /// The entry's name.
-        field: &'static str,
-    },
-    /// The report entry is not 1184 bytes.
-    #[error("attestation document report is {found} bytes, expected {expected}")]
-    ReportLength {
-        /// Its length.
-        found: usize,
-        /// 1184.
-        expected: usize,
-    },
-    /// An entry longer than the 4-byte length field can express.
-    #[error("attestation document entry {field} is {len} bytes, more than a u32 length allows")]
-    EntryTooLong {
-        /// The entry's name.
-        field: &'static str,
-        /// Its length.
-        len: usize,
-    },
-    /// Two entries that exclude each other (VCEK and VLEK, ASK and ASVK, or a leaf with the
-    /// other leaf's intermediate).
-    #[error("attestation document has both {first} and {second}")]
-    Conflict {
-        /// The first entry.
-        first: &'static str,
-        /// The second entry.
-        second: &'static str,
-    },
-}
-
 /// Why an [`super::Issuer`] could not produce an attestation document.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -251,15 +158,27 @@ pub enum AtlsError {
         /// How many there are.
         count: usize,
     },
-    /// The attestation document's OID is known but this verifier has no validator for it.
-    #[error("no matching validators found for attestation document oid {oid}")]
+    /// The attestation extension is upstream's TDX or insecure document: recognised, but this
+    /// verifier only validates SEV-SNP evidence (`1.3.9901.2.1`).
+    #[error(
+        "no matching validators found for attestation document oid {oid} ({name}): only 1.3.9901.2.1 (SEV-SNP) is supported"
+    )]
     UnsupportedDocumentOid {
         /// The OID.
         oid: String,
+        /// What upstream puts under it.
+        name: &'static str,
     },
-    /// The attestation document does not parse.
+    /// The attestation extension has an OID of upstream's attestation arc `1.3.9901.2` that
+    /// names no known document.
+    #[error("unknown attestation document oid {oid}: expected 1.3.9901.2.1 (SEV-SNP)")]
+    UnknownDocumentOid {
+        /// The OID.
+        oid: String,
+    },
+    /// The SEV-SNP evidence (`sevsnp.Attestation`) does not parse.
     #[error("attestation document: {0}")]
-    Document(#[from] DocumentError),
+    Evidence(#[from] crate::evidence::EvidenceError),
     /// REPORT_DATA is not SHA-512(peer SPKI ‖ our nonce): a replayed certificate, a wrong
     /// nonce, or a report bound to another key.
     #[error(
@@ -311,12 +230,13 @@ impl AtlsError {
             | Self::SignatureAlgorithmMismatch { .. }
             | Self::UnhandledCriticalExtension { .. }
             | Self::MultipleAttestationExtensions { .. }
-            | Self::Document(_) => ErrorKind::Malformed,
+            | Self::Evidence(_) => ErrorKind::Malformed,
             Self::BadSelfSignature => ErrorKind::Signature,
             Self::NotYetValid { .. } | Self::Expired { .. } => ErrorKind::Chain,
             Self::ReportDataMismatch { .. } => ErrorKind::Freshness,
             Self::NoAttestationExtension
             | Self::UnsupportedDocumentOid { .. }
+            | Self::UnknownDocumentOid { .. }
             | Self::NoPeerCertificate => ErrorKind::NoAttestation,
             Self::Issue(_) | Self::Build { .. } | Self::NoTime => ErrorKind::Local,
         }

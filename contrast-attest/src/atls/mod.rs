@@ -25,25 +25,26 @@
 //!   sha256WithRSAEncryption, for a caller-supplied client key); the attestation document in a
 //!   non-critical extension whose extnValue is the raw document.
 //!
-//! # Attestation documents and OIDs (a deviation to revisit)
+//! # Attestation documents and OIDs
 //!
-//! Upstream Contrast uses `1.3.9901.2.1` with the protobuf of go-sev-guest's
-//! `sevsnp.Attestation`, whose field numbers we do not have. Until that is reproduced byte for
-//! byte, contrast-rs writes its own strict, versioned binary document ([`SnpDocument`]) under OIDs
-//! of its own, one for real SEV-SNP ([`SNP_DOCUMENT_OID`]) and one for the simulated platform
-//! ([`SIMULATED_SNP_DOCUMENT_OID`]), under a private-enterprise arc chosen for contrast-rs
-//! (`1.3.6.1.4.1.59999`, **not registered**; replace it with a registered arc or upstream's OID
-//! once byte compatible). Certificates with upstream's OIDs (`1.3.9901.2.1`, `.2.2` and `.2.3`)
-//! are recognised as attestation extensions but rejected with
-//! [`AtlsError::UnsupportedDocumentOid`] (upstream's "no matching validators"). Either of our
-//! OIDs is appraised the same way: trust comes only from the reference values (a simulated ARK
-//! is trusted only where an entry pins it), the OID just names the document.
+//! As upstream Contrast: an SEV-SNP responder (real hardware or the simulated platform) puts
+//! the protobuf of go-sev-guest's `sevsnp.Attestation` ([`crate::evidence`]) under
+//! [`SNP_ATTESTATION_OID`] (`1.3.9901.2.1`). Every extension under upstream's attestation arc
+//! `1.3.9901.2` is taken as an attestation extension (at most one per certificate); upstream's
+//! TDX ([`TDX_ATTESTATION_OID`]) and insecure ([`INSECURE_ATTESTATION_OID`]) documents are
+//! recognised but refused with [`AtlsError::UnsupportedDocumentOid`] (upstream's "no matching
+//! validators"), any other OID of the arc with [`AtlsError::UnknownDocumentOid`]. Real and
+//! simulated evidence share the OID: trust comes only from the reference values (a simulated
+//! ARK is trusted only where a `Simulated-SNP` entry pins its fingerprint), never from the OID.
 //!
 //! # Pieces
 //!
-//! - The nonce transport (read by [`nonce_from_alpn`] and [`nonce_from_ca_hints`]), the certificate ([`AtlsCertificate`]) and the document
-//!   ([`SnpDocument`]): the wire formats, pure.
-//! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform).
+//! - The nonce transport (read by [`nonce_from_alpn`] and [`nonce_from_ca_hints`]) and the
+//!   certificate ([`AtlsCertificate`]): the wire formats, pure; the evidence format is
+//!   [`crate::evidence`].
+//! - [`Issuer`]: produces documents (`contrast_sim::SimulatedIssuer` on the simulated platform,
+//!   `contrast_tee`'s SEV-SNP issuer on hardware), built with
+//!   [`crate::evidence::AttestationBuilder`].
 //! - [`verify_certificate`]: the initiator's check, pure (time is a parameter).
 //! - [`AtlsServer`], [`AtlsClient`]: per-connection rustls configs (aws-lc-rs provider) and the
 //!   [`PeerSlot`] carrying the verified peer (or the error) to the application.
@@ -54,7 +55,6 @@
 //! always use a fresh P-256 key.
 
 mod cert;
-mod document;
 mod error;
 mod issuer;
 mod nonce;
@@ -67,8 +67,7 @@ use const_oid::ObjectIdentifier;
 use rand_core::CryptoRngCore;
 
 pub use cert::{AtlsCertificate, AtlsKey};
-pub use document::SnpDocument;
-pub use error::{AtlsError, DocumentError, Hex, IssueError, NonceError};
+pub use error::{AtlsError, Hex, IssueError, NonceError};
 pub use issuer::Issuer;
 pub use nonce::{Nonce, nonce_from_alpn, nonce_from_ca_hints};
 pub use tls::{AtlsClient, AtlsServer, PeerSlot, atls_error_from_io, crypto_provider};
@@ -89,28 +88,20 @@ const CERT_COMMON_NAME: &str = "Contrast";
 /// The certificate is valid from `now` minus this to `now` plus this.
 const CERT_VALIDITY_MARGIN: Duration = Duration::from_secs(2 * 60 * 60);
 
-/// contrast-rs SEV-SNP attestation document ([`SnpDocument`]) from real hardware.
-/// Private arc, not registered: a deviation from upstream's `1.3.9901.2.1` (see module docs).
-pub const SNP_DOCUMENT_OID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.1");
-/// contrast-rs SEV-SNP attestation document from the simulated platform.
-pub const SIMULATED_SNP_DOCUMENT_OID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.1.2");
-/// Upstream `RawSNPReport` (protobuf `sevsnp.Attestation`; not parsed here).
-const UPSTREAM_SNP_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
-/// Upstream `RawTDXReport` (not supported).
-const UPSTREAM_TDX_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.2");
-/// Upstream `RawInsecureReport` (not supported).
-const UPSTREAM_INSECURE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.3");
+/// Upstream's `RawSNPReport`: the SEV-SNP evidence, a serialised go-sev-guest
+/// `sevsnp.Attestation` ([`crate::evidence::SnpEvidence`]), real or simulated.
+pub const SNP_ATTESTATION_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.1");
+/// Upstream's `RawTDXReport` (go-tdx-guest `QuoteV4`): recognised, not supported.
+pub const TDX_ATTESTATION_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.2");
+/// Upstream's `RawInsecureReport` (non-CC development platform): recognised, not supported.
+pub const INSECURE_ATTESTATION_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2.3");
+/// Upstream's attestation arc: every extension under it is an attestation extension.
+const ATTESTATION_ARC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.9901.2");
 
-/// Every OID whose extension is an attestation document (ours and upstream's).
-const ATTESTATION_DOCUMENT_OIDS: [ObjectIdentifier; 5] = [
-    SNP_DOCUMENT_OID,
-    SIMULATED_SNP_DOCUMENT_OID,
-    UPSTREAM_SNP_OID,
-    UPSTREAM_TDX_OID,
-    UPSTREAM_INSECURE_OID,
-];
+/// True if `oid` is under upstream's attestation arc `1.3.9901.2`.
+fn is_attestation_oid(oid: &ObjectIdentifier) -> bool {
+    oid.parent() == Some(ATTESTATION_ARC)
+}
 
 /// `SHA-512(spki_der ‖ nonce)`: the report data binding a responder's key to the peer's nonce.
 #[must_use]
@@ -169,7 +160,7 @@ mod tests {
         ] {
             let der = AtlsCertificate::build(
                 &key,
-                Some((SIMULATED_SNP_DOCUMENT_OID, b"doc")),
+                Some((SNP_ATTESTATION_OID, b"doc")),
                 now,
                 &mut rand_core::OsRng,
             )
@@ -180,7 +171,7 @@ mod tests {
             assert_eq!(cert.not_after, 1_800_000_000 + 7200);
             assert_eq!(
                 cert.attestation,
-                Some((SIMULATED_SNP_DOCUMENT_OID, b"doc".to_vec()))
+                Some((SNP_ATTESTATION_OID, b"doc".to_vec()))
             );
             assert!(cert.check_validity(1_800_007_200).is_ok());
             assert!(matches!(

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use super::cert::AtlsCertificate;
-use super::document::SnpDocument;
 use super::error::{AtlsError, Hex};
 use super::nonce::Nonce;
-use super::{SIMULATED_SNP_DOCUMENT_OID, SNP_DOCUMENT_OID, report_data};
+use super::{INSECURE_ATTESTATION_OID, SNP_ATTESTATION_OID, TDX_ATTESTATION_OID, report_data};
 use crate::appraisal::Verifier;
 use crate::chain::LeafKind;
+use crate::evidence::SnpEvidence;
 use crate::report::GuestPolicy;
 use crate::time::UnixTime;
 use crate::{Product, TcbVersion};
@@ -117,7 +117,7 @@ pub struct VerifiedPeer {
 
 /// Verifies a responder certificate against `nonce` (the one *we* sent) at `now`:
 /// parse, self-signature, validity; then, with a `validator`, exactly one attestation
-/// extension of ours, REPORT_DATA == SHA-512(SPKI ‖ nonce), and the validator's
+/// extension with SEV-SNP evidence ([`SNP_ATTESTATION_OID`]), REPORT_DATA == SHA-512(SPKI ‖ nonce), and the validator's
 /// [`Verifier::appraise`] of the report with
 /// the document's collateral. Without a validator the certificate is only parsed and checked
 /// (self-signature, validity) and nothing is appraised.
@@ -164,8 +164,8 @@ impl AtlsValidator {
     /// (`contrast_core::api::attest_report_data`).
     ///
     /// # Errors
-    /// The [`AtlsError`] of the first failed check: an unsupported OID, a malformed document,
-    /// [`AtlsError::ReportDataMismatch`], or [`AtlsError::Appraisal`].
+    /// The [`AtlsError`] of the first failed check: an unsupported or unknown OID, evidence
+    /// that does not decode, [`AtlsError::ReportDataMismatch`], or [`AtlsError::Appraisal`].
     pub fn validate_evidence(
         &self,
         oid: &const_oid::ObjectIdentifier,
@@ -173,13 +173,21 @@ impl AtlsValidator {
         expected_report_data: &[u8; 64],
         now: UnixTime,
     ) -> Result<AttestedPeer, AtlsError> {
-        let oid = *oid;
-        if oid != SNP_DOCUMENT_OID && oid != SIMULATED_SNP_DOCUMENT_OID {
-            return Err(AtlsError::UnsupportedDocumentOid {
-                oid: oid.to_string(),
-            });
+        let unsupported = |name| AtlsError::UnsupportedDocumentOid {
+            oid: oid.to_string(),
+            name,
+        };
+        match *oid {
+            SNP_ATTESTATION_OID => {}
+            TDX_ATTESTATION_OID => return Err(unsupported("Intel TDX quote")),
+            INSECURE_ATTESTATION_OID => return Err(unsupported("insecure development report")),
+            _ => {
+                return Err(AtlsError::UnknownDocumentOid {
+                    oid: oid.to_string(),
+                });
+            }
         }
-        let document = SnpDocument::parse(document)?;
+        let document = SnpEvidence::parse(document)?;
         let expected = *expected_report_data;
         // Checked before the (costly) chain verification; appraise checks it again, verified.
         let found = document.report_data();
@@ -191,11 +199,11 @@ impl AtlsValidator {
         }
         let appraisal = self
             .verifier
-            .appraise(now, document.report, &document, &expected)
+            .appraise(now, document.report(), &document, &expected)
             .map_err(AtlsError::Appraisal)?;
         let report = appraisal.report();
         Ok(AttestedPeer {
-            document_oid: oid,
+            document_oid: *oid,
             matched_index: appraisal.matched_index,
             host_data: appraisal.host_data,
             measurement: *report.measurement(),
