@@ -118,6 +118,9 @@ func policySet(policies [][]byte) []string {
 // dial opens a gRPC connection whose handshake is the aTLS client's; it waits (until the
 // timeout) while the Coordinator is not listening yet.
 func (c *Config) dial(ctx context.Context) (*grpc.ClientConn, *atls.Credentials, error) {
+	if err := waitListening(ctx, c.Addr, c.Timeout); err != nil {
+		return nil, nil, err
+	}
 	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: c.OwnerKey})
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -357,6 +360,27 @@ func handshakeOnce(ctx context.Context, c *Config) error {
 		return err
 	}
 	return conn.Close()
+}
+
+// waitListening waits until addr accepts TCP connections (a Coordinator that is starting), at
+// most timeout. grpc-go fails at once on "connection refused" with FailOnNonTempDialError.
+func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not accept connections after %v: %w", addr, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func isNotListening(err error) bool {

@@ -237,3 +237,21 @@ func TestExpectRefusedWaitsForTheListener(t *testing.T) {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
 }
+
+func TestSetAndVerifyWaitsForTheListener(t *testing.T) {
+	f := newFixture(t, nil)
+	f.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	f.cfg.Addr = addr
+	f.cfg.Timeout = 800 * time.Millisecond
+	start := time.Now()
+	err = SetAndVerify(context.Background(), f.cfg)
+	if err == nil || !strings.Contains(err.Error(), "does not accept connections") || time.Since(start) < 700*time.Millisecond {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}

@@ -9,6 +9,7 @@
 //	contrast-conformance expect-refused -addr HOST:PORT -coordinator-hash HEX [-owner-key FILE]
 //	contrast-conformance coordinator-policy-hash -manifest FILE
 //	contrast-conformance extract-policies -out DIR FILE.yml...
+//	contrast-conformance free-ports N
 //
 // set-and-verify: connects over aTLS (the Coordinator's SNP HOST_DATA must be
 // -coordinator-hash), sets the manifest with its policies, then checks SetManifest's answer
@@ -40,9 +41,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +65,7 @@ func usagef(format string, args ...interface{}) error {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: contrast-conformance set-and-verify|expect-refused|coordinator-policy-hash|extract-policies [flags] (-h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: contrast-conformance set-and-verify|expect-refused|coordinator-policy-hash|extract-policies|free-ports [flags] (-h for flags)")
 		os.Exit(2)
 	}
 	var err error
@@ -73,6 +76,8 @@ func main() {
 		err = coordinatorPolicyHash(args)
 	case "extract-policies":
 		err = extractPolicies(args)
+	case "free-ports":
+		err = freePorts(args)
 	default:
 		err = usagef("unknown command %q", cmd)
 	}
@@ -295,4 +300,31 @@ func decodeInitdata(value string) ([]byte, error) {
 		return nil, fmt.Errorf("the initdata annotation does not decompress: %w", err)
 	}
 	return doc, nil
+}
+
+// freePorts prints N distinct free loopback TCP ports, one a line (all held open together, then
+// released).
+func freePorts(args []string) error {
+	if len(args) != 1 {
+		return usagef("usage: free-ports N")
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 1 || n > 64 {
+		return usagef("N must be 1..64")
+	}
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, l)
+		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	}
+	return nil
 }
