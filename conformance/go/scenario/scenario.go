@@ -118,10 +118,15 @@ func policySet(policies [][]byte) []string {
 // dial opens a gRPC connection whose handshake is the aTLS client's; it waits (until the
 // timeout) while the Coordinator is not listening yet.
 func (c *Config) dial(ctx context.Context) (*grpc.ClientConn, *atls.Credentials, error) {
+	return c.dialAs(ctx, c.OwnerKey)
+}
+
+// dialAs is dial with key (nil: none) for the client certificate instead of the owner key.
+func (c *Config) dialAs(ctx context.Context, key crypto.Signer) (*grpc.ClientConn, *atls.Credentials, error) {
 	if err := waitListening(ctx, c.Addr, c.Timeout); err != nil {
 		return nil, nil, err
 	}
-	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: c.OwnerKey})
+	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: key})
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	conn, err := grpc.DialContext(ctx, c.Addr,

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"contrast-rs/conformance/atls/atlstest"
@@ -39,10 +40,39 @@ type fakeCoordinator struct {
 	// Flaws.
 	wrongPrevious bool
 	dropPolicy    bool
+	noAuth        bool // anyone may update
 
 	mu       sync.Mutex
-	manifest []byte
+	manifest []byte // the latest
+	history  [][]byte
 	policies [][]byte
+}
+
+// authorized is upstream's check for updates: the PKIX DER of the client certificate's key,
+// hex, is one of the current manifest's WorkloadOwnerPubKeys.
+func (f *fakeCoordinator) authorized(ctx context.Context) error {
+	var current struct{ WorkloadOwnerPubKeys []string }
+	if err := json.Unmarshal(f.manifest, &current); err != nil {
+		return status.Errorf(codes.Internal, "%v", err)
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.PermissionDenied, "validating peer: no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return status.Error(codes.PermissionDenied, "validating peer: no peer certificates found")
+	}
+	der, err := x509.MarshalPKIXPublicKey(info.State.PeerCertificates[0].PublicKey)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "validating peer: %v", err)
+	}
+	for _, k := range current.WorkloadOwnerPubKeys {
+		if k == hex.EncodeToString(der) {
+			return nil
+		}
+	}
+	return status.Error(codes.PermissionDenied, "validating peer: peer not authorized")
 }
 
 func caPEM(t *testing.T, cn string) []byte {
@@ -60,14 +90,24 @@ func caPEM(t *testing.T, cn string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func (f *fakeCoordinator) SetManifest(_ context.Context, req *userapi.SetManifestRequest) (*userapi.SetManifestResponse, error) {
+func (f *fakeCoordinator) SetManifest(ctx context.Context, req *userapi.SetManifestRequest) (*userapi.SetManifestResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var m manifestFields
 	if err := json.Unmarshal(req.GetManifest(), &m); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "unmarshaling manifest: %v", err)
 	}
+	update := f.manifest != nil
+	if update && !f.noAuth {
+		if err := f.authorized(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f.manifest, f.policies = req.GetManifest(), req.GetPolicies()
+	f.history = append(f.history, f.manifest)
+	if update {
+		return &userapi.SetManifestResponse{RootCA: f.rootCA, MeshCA: f.meshCA}, nil
+	}
 	doc := &userapi.SeedShareDocument{Salt: make([]byte, 32)}
 	seed := make([]byte, 64)
 	for _, k := range m.SeedshareOwnerPubKeys {
@@ -91,11 +131,13 @@ func (f *fakeCoordinator) GetManifests(context.Context, *userapi.GetManifestsReq
 	if f.manifest == nil {
 		return nil, status.Error(codes.FailedPrecondition, "no manifest configured")
 	}
-	previous := make([]byte, 32)
+	th := make([]byte, 32)
 	if f.wrongPrevious {
-		previous[0] = 1
+		th[0] = 1
 	}
-	th := TransitionHash(f.manifest, previous)
+	for _, m := range f.history {
+		th = TransitionHash(m, th)
+	}
 	sig, err := ecdsa.SignASN1(rand.Reader, f.signingKey, th)
 	if err != nil {
 		return nil, err
@@ -105,7 +147,7 @@ func (f *fakeCoordinator) GetManifests(context.Context, *userapi.GetManifestsReq
 		policies = policies[1:]
 	}
 	return &userapi.GetManifestsResponse{
-		Manifests: [][]byte{f.manifest}, Policies: policies, RootCA: f.rootCA, MeshCA: f.meshCA,
+		Manifests: f.history, Policies: policies, RootCA: f.rootCA, MeshCA: f.meshCA,
 		LatestTransition: &userapi.LatestTransition{TransitionHash: th, Signature: sig},
 	}, nil
 }
@@ -123,6 +165,8 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	owner, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	ownerPKIX, _ := x509.MarshalPKIXPublicKey(owner.Public())
 	coordinatorPolicy := []byte("[data]\n\"policy.rego\" = \"coordinator\"\n")
 	workloadPolicy := []byte("[data]\n\"policy.rego\" = \"web\"\n")
 	manifest, _ := json.Marshal(map[string]interface{}{
@@ -131,6 +175,7 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 			policyHash(workloadPolicy):    map[string]interface{}{"SANs": []string{"web"}, "WorkloadSecretID": "web"},
 		},
 		"SeedshareOwnerPubKeys": []string{hex.EncodeToString(x509.MarshalPKCS1PublicKey(&seedKey.PublicKey))},
+		"WorkloadOwnerPubKeys":  []string{hex.EncodeToString(ownerPKIX)},
 	})
 	expected, _ := hex.DecodeString(policyHash(coordinatorPolicy))
 	if hostData == nil {
@@ -146,7 +191,6 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 		t.Fatal(err)
 	}
 	go func() { _ = gs.Serve(ln) }()
-	owner, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	var log bytes.Buffer
 	cfg := &Config{
 		Addr: ln.Addr().String(), Manifest: manifest, Policies: [][]byte{coordinatorPolicy, workloadPolicy},
@@ -253,5 +297,56 @@ func TestSetAndVerifyWaitsForTheListener(t *testing.T) {
 	err = SetAndVerify(context.Background(), f.cfg)
 	if err == nil || !strings.Contains(err.Error(), "does not accept connections") || time.Since(start) < 700*time.Millisecond {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}
+
+func TestUpdateAndVerify(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := UpdateAndVerify(context.Background(), f.cfg); err == nil {
+		t.Fatal("UpdateAndVerify passed on a Coordinator without a manifest")
+	}
+	if err := SetAndVerify(context.Background(), f.cfg); err != nil {
+		t.Fatalf("SetAndVerify: %v", err)
+	}
+	if err := UpdateAndVerify(context.Background(), f.cfg); err != nil {
+		t.Fatalf("UpdateAndVerify: %v", err)
+	}
+	if len(f.fake.history) != 2 || !strings.Contains(string(f.fake.history[1]), UpdateSAN) {
+		t.Fatalf("history %q", f.fake.history)
+	}
+}
+
+func TestUpdateAndVerifyFindsAnUnauthorizedUpdate(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := SetAndVerify(context.Background(), f.cfg); err != nil {
+		t.Fatalf("SetAndVerify: %v", err)
+	}
+	f.fake.noAuth = true
+	err := UpdateAndVerify(context.Background(), f.cfg)
+	if err == nil || !strings.Contains(err.Error(), "without a client certificate was accepted") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestUpdatedManifestAddsASANToWorkloadsOnly(t *testing.T) {
+	f := newFixture(t, nil)
+	next, err := UpdatedManifest(f.cfg.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Policies map[string]struct {
+			SANs []string
+			Role string
+		}
+	}
+	if err := json.Unmarshal(next, &m); err != nil {
+		t.Fatal(err)
+	}
+	for hash, entry := range m.Policies {
+		has := len(entry.SANs) > 0 && entry.SANs[len(entry.SANs)-1] == UpdateSAN
+		if has == (entry.Role == "coordinator") {
+			t.Fatalf("policy %s (role %q): SANs %v", hash, entry.Role, entry.SANs)
+		}
 	}
 }

@@ -6,6 +6,7 @@
 //
 //	contrast-conformance set-and-verify -addr HOST:PORT -manifest FILE -policies FILE|DIR[,...]
 //	    -coordinator-hash HEX [-owner-key FILE] [-seedshare-owner-key FILE] [-timeout 60s]
+//	contrast-conformance update-and-verify (the flags of set-and-verify; -owner-key required)
 //	contrast-conformance expect-refused -addr HOST:PORT -coordinator-hash HEX [-owner-key FILE]
 //	contrast-conformance coordinator-policy-hash -manifest FILE
 //	contrast-conformance extract-policies -out DIR FILE.yml...
@@ -16,6 +17,11 @@
 // (RootCA/MeshCA PEM CA certificates; a SeedSharesDoc with one share per seed-share owner)
 // and GetManifests' (history == [manifest], policies == those sent, the same CAs,
 // LatestTransition.TransitionHash == SHA-256(SHA-256(manifest) ‖ 32 zero bytes)).
+//
+// update-and-verify: after set-and-verify on the same Coordinator, sends an update (the manifest
+// with a new SAN for the workloads): PermissionDenied without a client certificate and with a
+// certificate over a stranger's key, accepted with the workload-owner key's self-signed
+// certificate; then GetManifests must show [manifest, update] and the chained transition hash.
 //
 // expect-refused: exits 0 only if the aTLS handshake is refused because HOST_DATA is not
 // -coordinator-hash (the certificate, the evidence encoding and REPORT_DATA must verify).
@@ -65,12 +71,12 @@ func usagef(format string, args ...interface{}) error {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: contrast-conformance set-and-verify|expect-refused|coordinator-policy-hash|extract-policies|free-ports [flags] (-h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: contrast-conformance set-and-verify|update-and-verify|expect-refused|coordinator-policy-hash|extract-policies|free-ports [flags] (-h for flags)")
 		os.Exit(2)
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "set-and-verify", "expect-refused":
+	case "set-and-verify", "update-and-verify", "expect-refused":
 		err = runScenario(cmd, args)
 	case "coordinator-policy-hash":
 		err = coordinatorPolicyHash(args)
@@ -144,10 +150,14 @@ func runScenario(cmd string, args []string) error {
 			return usagef("-seedshare-owner-key %s: %v", *seedKeyPath, err)
 		}
 	}
-	if err := scenario.SetAndVerify(ctx, cfg); err != nil {
+	run := scenario.SetAndVerify
+	if cmd == "update-and-verify" {
+		run = scenario.UpdateAndVerify
+	}
+	if err := run(ctx, cfg); err != nil {
 		return err
 	}
-	fmt.Println("set-and-verify: PASSED")
+	fmt.Printf("%s: PASSED\n", cmd)
 	return nil
 }
 
