@@ -49,6 +49,9 @@ type Config struct {
 	Timeout time.Duration
 	// Log gets one line per step.
 	Log io.Writer
+
+	// listening: the Coordinator accepted a connection already (no more waiting).
+	listening bool
 }
 
 // Failure is a conformance failure: the Coordinator answered, but not as upstream would.
@@ -123,8 +126,11 @@ func (c *Config) dial(ctx context.Context) (*grpc.ClientConn, *atls.Credentials,
 
 // dialAs is dial with key (nil: none) for the client certificate instead of the owner key.
 func (c *Config) dialAs(ctx context.Context, key crypto.Signer) (*grpc.ClientConn, *atls.Credentials, error) {
-	if err := waitListening(ctx, c.Addr, c.Timeout); err != nil {
-		return nil, nil, err
+	if !c.listening {
+		if err := waitListening(ctx, c.Addr, c.Timeout); err != nil {
+			return nil, nil, err
+		}
+		c.listening = true
 	}
 	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: key})
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -245,6 +251,13 @@ func TransitionHash(manifest, previous []byte) []byte {
 	mh := sha256.Sum256(manifest)
 	th := sha256.Sum256(append(mh[:], previous...))
 	return th[:]
+}
+
+// parsePEMCert parses a PEM certificate that checkCA accepted.
+func parsePEMCert(pemBytes []byte) *x509.Certificate {
+	block, _ := pem.Decode(pemBytes)
+	cert, _ := x509.ParseCertificate(block.Bytes)
+	return cert
 }
 
 func checkCA(name string, pemBytes []byte) error {

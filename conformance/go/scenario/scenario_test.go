@@ -41,6 +41,8 @@ type fakeCoordinator struct {
 	wrongPrevious bool
 	dropPolicy    bool
 	noAuth        bool // anyone may update
+	changeRootKey bool // a new root key on update
+	rootKey       *ecdsa.PrivateKey
 
 	mu       sync.Mutex
 	manifest []byte // the latest
@@ -78,6 +80,11 @@ func (f *fakeCoordinator) authorized(ctx context.Context) error {
 func caPEM(t *testing.T, cn string) []byte {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	return caPEMWithKey(t, cn, key)
+}
+
+func caPEMWithKey(t *testing.T, cn string, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
@@ -86,6 +93,24 @@ func caPEM(t *testing.T, cn string) []byte {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// reissue is the root certificate with a new serial, same subject and key (as upstream's CA
+// is rebuilt on every SetManifest from the seed-derived root key).
+func (f *fakeCoordinator) reissue(rootPEM []byte) []byte {
+	block, _ := pem.Decode(rootPEM)
+	cert, _ := x509.ParseCertificate(block.Bytes)
+	if f.changeRootKey {
+		key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		f.rootKey = key
+	}
+	cert.SerialNumber = big.NewInt(time.Now().UnixNano())
+	cert.PublicKey = f.rootKey.Public()
+	der, err := x509.CreateCertificate(rand.Reader, cert, cert, f.rootKey.Public(), f.rootKey)
+	if err != nil {
+		panic(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
@@ -106,6 +131,7 @@ func (f *fakeCoordinator) SetManifest(ctx context.Context, req *userapi.SetManif
 	f.manifest, f.policies = req.GetManifest(), req.GetPolicies()
 	f.history = append(f.history, f.manifest)
 	if update {
+		f.rootCA = f.reissue(f.rootCA)
 		return &userapi.SetManifestResponse{RootCA: f.rootCA, MeshCA: f.meshCA}, nil
 	}
 	doc := &userapi.SeedShareDocument{Salt: make([]byte, 32)}
@@ -182,7 +208,8 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 		hostData = expected
 	}
 	signingKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	fake := &fakeCoordinator{rootCA: caPEM(t, "system:coordinator:root"), meshCA: caPEM(t, "system:coordinator:intermediate"), signingKey: signingKey}
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	fake := &fakeCoordinator{rootKey: rootKey, rootCA: caPEMWithKey(t, "system:coordinator:root", rootKey), meshCA: caPEM(t, "system:coordinator:intermediate"), signingKey: signingKey}
 	srv := &atlstest.Server{HostData: hostData}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(srv.TLSConfig())))
 	userapi.RegisterUserAPIServer(gs, fake)
@@ -348,5 +375,17 @@ func TestUpdatedManifestAddsASANToWorkloadsOnly(t *testing.T) {
 		if has == (entry.Role == "coordinator") {
 			t.Fatalf("policy %s (role %q): SANs %v", hash, entry.Role, entry.SANs)
 		}
+	}
+}
+
+func TestUpdateAndVerifyFindsANewRootKey(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := SetAndVerify(context.Background(), f.cfg); err != nil {
+		t.Fatalf("SetAndVerify: %v", err)
+	}
+	f.fake.changeRootKey = true
+	err := UpdateAndVerify(context.Background(), f.cfg)
+	if err == nil || !strings.Contains(err.Error(), "root CA's key") {
+		t.Fatalf("err = %v", err)
 	}
 }

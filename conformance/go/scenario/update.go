@@ -116,16 +116,23 @@ func UpdateAndVerify(ctx context.Context, c *Config) error {
 	}); err != nil {
 		return failf("the update with the workload-owner key failed: %s", describeStatus(err))
 	}
-	if !bytes.Equal(set.GetRootCA(), before.GetRootCA()) {
-		return failf("the update changed RootCA (it is derived from the seed and must stay)")
+	if err := checkCA("SetManifestResponse.RootCA", set.GetRootCA()); err != nil {
+		return err
 	}
 	if err := checkCA("SetManifestResponse.MeshCA", set.GetMeshCA()); err != nil {
 		return err
 	}
+	// The root key is derived from the seed: the certificate may be issued anew (upstream's
+	// CA is rebuilt on every SetManifest), its key and subject stay.
+	oldRoot, newRoot := parsePEMCert(before.GetRootCA()), parsePEMCert(set.GetRootCA())
+	if !bytes.Equal(oldRoot.RawSubjectPublicKeyInfo, newRoot.RawSubjectPublicKeyInfo) || !bytes.Equal(oldRoot.RawSubject, newRoot.RawSubject) {
+		return failf("the update changed the root CA's key or subject (the root key is derived from the seed and must stay)")
+	}
 	if set.SeedSharesDoc != nil {
 		return failf("the update's SetManifestResponse has a SeedSharesDoc (only the first SetManifest sends one)")
 	}
-	c.logf("  ok: accepted; RootCA unchanged, MeshCA a PEM CA certificate (changed: %v), no SeedSharesDoc", !bytes.Equal(set.GetMeshCA(), before.GetMeshCA()))
+	c.logf("  ok: accepted; root CA key and subject unchanged (certificate re-issued: %v), MeshCA a PEM CA certificate (changed: %v), no SeedSharesDoc",
+		!bytes.Equal(set.GetRootCA(), before.GetRootCA()), !bytes.Equal(set.GetMeshCA(), before.GetMeshCA()))
 
 	c.logf("step: GetManifests after the update")
 	var after *userapi.GetManifestsResponse
