@@ -15,7 +15,11 @@
 //     nonce in standard base64; GetClientCertificate reads it and presents a self-signed
 //     certificate over the workload-owner key (ECDSA P-384), or no certificate.
 //
-// NOT checked: the report's signature against the VCEK and the AMD root of trust (ARK/ASK),
+// Optionally (Options.VerifyReportSignature) the report is rebuilt from the protobuf fields
+// into the ABI's 1184 bytes and its signature checked with the VCEK (or VLEK) that the
+// attestation carries, and that certificate's chain ASK <- ARK as far as present.
+//
+// NOT checked: that the ARK is AMD's (the simulated platform has its own), revocation (CRL),
 // the TCB, the guest policy, the measurement and the rest of the SNP reference values. This is
 // a check of the wire protocol (where the evidence is, how it is encoded and bound to the
 // handshake), not an attestation verifier.
@@ -113,16 +117,20 @@ func refuse(format string, args ...interface{}) error {
 // VerifyServerCertificate checks the server's leaf certificate (rawCerts[0]) and the SEV-SNP
 // evidence in it against the client's nonce and the expected HOST_DATA, and returns the
 // evidence.
-func VerifyServerCertificate(rawCerts [][]byte, nonce, expectedHostData []byte, now time.Time) (*sevsnp.Attestation, error) {
+//
+// With verifySignature, the report's signature and its certificate chain are checked too
+// (VerifyReportSignature; before HOST_DATA, so that a HOST_DATA refusal means everything else
+// verified), and the summary is returned.
+func VerifyServerCertificate(rawCerts [][]byte, nonce, expectedHostData []byte, now time.Time, verifySignature bool) (*sevsnp.Attestation, string, error) {
 	if len(rawCerts) == 0 {
-		return nil, refuse("the server sent no certificate")
+		return nil, "", refuse("the server sent no certificate")
 	}
 	leaf, err := x509.ParseCertificate(rawCerts[0])
 	if err != nil {
-		return nil, refuse("parsing the server's certificate: %v", err)
+		return nil, "", refuse("parsing the server's certificate: %v", err)
 	}
 	if err := checkSelfSigned(leaf, now); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var evidence []byte
 	found := 0
@@ -134,27 +142,33 @@ func VerifyServerCertificate(rawCerts [][]byte, nonce, expectedHostData []byte, 
 	}
 	switch found {
 	case 0:
-		return nil, refuse("the server's certificate has no SEV-SNP attestation extension %v", OIDRawSNPReport)
+		return nil, "", refuse("the server's certificate has no SEV-SNP attestation extension %v", OIDRawSNPReport)
 	case 1:
 	default:
-		return nil, refuse("the server's certificate has %d extensions %v", found, OIDRawSNPReport)
+		return nil, "", refuse("the server's certificate has %d extensions %v", found, OIDRawSNPReport)
 	}
 	var attestation sevsnp.Attestation
 	if err := proto.Unmarshal(evidence, &attestation); err != nil {
-		return nil, refuse("the extension %v is not a sevsnp.Attestation protobuf: %v", OIDRawSNPReport, err)
+		return nil, "", refuse("the extension %v is not a sevsnp.Attestation protobuf: %v", OIDRawSNPReport, err)
 	}
 	report := attestation.GetReport()
 	if report == nil {
-		return nil, refuse("the sevsnp.Attestation has no report")
+		return nil, "", refuse("the sevsnp.Attestation has no report")
 	}
 	want := ReportData(leaf.RawSubjectPublicKeyInfo, nonce)
 	if !bytes.Equal(report.GetReportData(), want) {
-		return nil, refuse("REPORT_DATA %x is not SHA-512(certificate public key ‖ nonce) = %x: the evidence is not bound to this handshake", report.GetReportData(), want)
+		return nil, "", refuse("REPORT_DATA %x is not SHA-512(certificate public key ‖ nonce) = %x: the evidence is not bound to this handshake", report.GetReportData(), want)
+	}
+	summary := "report signature not checked"
+	if verifySignature {
+		if summary, err = VerifyReportSignature(&attestation); err != nil {
+			return nil, "", refuse("%v", err)
+		}
 	}
 	if !bytes.Equal(report.GetHostData(), expectedHostData) {
-		return nil, &HostDataMismatchError{Got: report.GetHostData(), Want: expectedHostData}
+		return nil, "", &HostDataMismatchError{Got: report.GetHostData(), Want: expectedHostData}
 	}
-	return &attestation, nil
+	return &attestation, summary, nil
 }
 
 // checkSelfSigned requires the certificate to be issued by itself, signed by its own key,
@@ -285,6 +299,8 @@ type Handshake struct {
 	Nonce []byte
 	// Evidence is the server's verified evidence.
 	Evidence *sevsnp.Attestation
+	// Signature says what of the report's signature and chain was verified.
+	Signature string
 	// ServerNonce is the server's nonce from the acceptable CAs (nil if no CertificateRequest).
 	ServerNonce []byte
 	// PresentedCertificate tells whether a client certificate was sent.
@@ -299,6 +315,9 @@ type Options struct {
 	OwnerKey crypto.Signer
 	// Now gives the time for certificate checks (time.Now if nil).
 	Now func() time.Time
+	// VerifyReportSignature also checks the report's signature and certificate chain
+	// (VerifyReportSignature).
+	VerifyReportSignature bool
 }
 
 // Config returns the TLS configuration of one aTLS client connection with a fresh nonce, and
@@ -319,12 +338,13 @@ func Config(opts Options) (*tls.Config, *Handshake, error) {
 		// All verification is VerifyPeerCertificate's.
 		InsecureSkipVerify: true, //nolint:gosec
 		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			evidence, err := VerifyServerCertificate(rawCerts, nonce, opts.ExpectedHostData, now())
+			evidence, summary, err := VerifyServerCertificate(rawCerts, nonce, opts.ExpectedHostData, now(), opts.VerifyReportSignature)
 			if err != nil {
 				return err
 			}
 			hs.mu.Lock()
 			hs.Evidence = evidence
+			hs.Signature = summary
 			hs.mu.Unlock()
 			return nil
 		},

@@ -24,6 +24,7 @@ import (
 
 	"contrast-rs/conformance/atls"
 	"contrast-rs/conformance/atls/atlstest"
+	"contrast-rs/conformance/sevsnp"
 )
 
 var coordinatorHash = sha256.Sum256([]byte("coordinator initdata"))
@@ -269,10 +270,10 @@ func TestServerNonceParsesOneCommonName(t *testing.T) {
 }
 
 func TestVerifyServerCertificateDirectly(t *testing.T) {
-	if _, err := atls.VerifyServerCertificate(nil, nil, nil, time.Now()); err == nil {
+	if _, _, err := atls.VerifyServerCertificate(nil, nil, nil, time.Now(), false); err == nil {
 		t.Fatal("no certificate accepted")
 	}
-	if _, err := atls.VerifyServerCertificate([][]byte{{1, 2, 3}}, nil, nil, time.Now()); err == nil {
+	if _, _, err := atls.VerifyServerCertificate([][]byte{{1, 2, 3}}, nil, nil, time.Now(), false); err == nil {
 		t.Fatal("garbage accepted")
 	}
 }
@@ -339,3 +340,89 @@ func TestGRPCCredentialsRunATLS(t *testing.T) {
 }
 
 func bigOne() *big.Int { return big.NewInt(1) }
+
+func TestCpuid1Eax(t *testing.T) {
+	// go-sev-guest's values: Milan B1, Genoa, Turin.
+	for _, c := range []struct {
+		f, m, s byte
+		eax     uint32
+	}{{0x19, 0x01, 0x1, 0x00A00F11}, {0x19, 0x11, 0x1, 0x00A10F11}, {0x1A, 0x02, 0x0, 0x00B00F20}} {
+		if got := atls.Cpuid1Eax(c.f, c.m, c.s); got != c.eax {
+			t.Fatalf("Cpuid1Eax(%#x, %#x, %#x) = %#x, want %#x", c.f, c.m, c.s, got, c.eax)
+		}
+	}
+}
+
+func TestReportBytesLayout(t *testing.T) {
+	r := &sevsnp.Report{
+		Version: 3, Policy: 0x30000, FamilyId: make([]byte, 16), ImageId: make([]byte, 16),
+		ReportData: bytes.Repeat([]byte{0xaa}, 64), Measurement: bytes.Repeat([]byte{0xbb}, 48),
+		HostData: bytes.Repeat([]byte{0xcc}, 32), IdKeyDigest: make([]byte, 48), AuthorKeyDigest: make([]byte, 48),
+		ReportId: make([]byte, 32), ReportIdMa: make([]byte, 32), ChipId: bytes.Repeat([]byte{0xdd}, 64),
+		CurrentMajor: 1, CommittedMinor: 55, Cpuid1EaxFms: 0x00A00F11, Signature: make([]byte, 512),
+	}
+	raw, err := atls.ReportBytes(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		off  int
+		want []byte
+	}{
+		{0x000, []byte{3, 0, 0, 0}}, {0x008, []byte{0, 0, 3, 0}}, {0x050, []byte{0xaa}}, {0x08F, []byte{0xaa, 0xbb}},
+		{0x0BF, []byte{0xbb, 0xcc}}, {0x0DF, []byte{0xcc, 0}}, {0x188, []byte{0x19, 0x01, 0x01}},
+		{0x1A0, []byte{0xdd}}, {0x1DF, []byte{0xdd, 0}}, {0x1EA, []byte{1}}, {0x1ED, []byte{55}},
+	}
+	for _, c := range checks {
+		if got := raw[c.off : c.off+len(c.want)]; !bytes.Equal(got, c.want) {
+			t.Errorf("at %#x: % x, want % x", c.off, got, c.want)
+		}
+	}
+	if len(raw) != 1184 {
+		t.Fatalf("%d bytes", len(raw))
+	}
+	r.ChipId = r.ChipId[:63]
+	if _, err := atls.ReportBytes(r); err == nil {
+		t.Fatal("a 63-byte chip_id accepted")
+	}
+	r.ChipId, r.Version = make([]byte, 64), 2
+	if _, err := atls.ReportBytes(r); err == nil {
+		t.Fatal("cpuid1eax_fms accepted in a version-2 report")
+	}
+}
+
+func TestHandshakeVerifiesTheReportSignature(t *testing.T) {
+	opts := atls.Options{ExpectedHostData: coordinatorHash[:], VerifyReportSignature: true}
+	hs, _, err := handshake(t, &atlstest.Server{HostData: coordinatorHash[:], Sign: true}, opts)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if !strings.Contains(hs.Signature, "verifies with the VCEK, signed by the ASK, signed by the self-signed ARK") {
+		t.Fatalf("summary %q", hs.Signature)
+	}
+	cases := map[string]struct {
+		srv  *atlstest.Server
+		want string
+	}{
+		"no VCEK":                {&atlstest.Server{}, "no VCEK certificate"},
+		"tampered after signing": {&atlstest.Server{Sign: true, TamperAfterSigning: true}, "does not verify"},
+		"VCEK not from the ASK":  {&atlstest.Server{Sign: true, BreakChain: true}, "not signed by the ASK"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			c.srv.HostData = coordinatorHash[:]
+			_, _, err := handshake(t, c.srv, opts)
+			var verr *atls.VerificationError
+			if !errors.As(err, &verr) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+	// The signature is checked before HOST_DATA: a refusal for HOST_DATA means it verified.
+	other := sha256.Sum256([]byte("other"))
+	_, _, err = handshake(t, &atlstest.Server{HostData: other[:], Sign: true, TamperAfterSigning: true}, opts)
+	var mismatch *atls.HostDataMismatchError
+	if err == nil || errors.As(err, &mismatch) {
+		t.Fatalf("err = %v, want a signature refusal before HOST_DATA", err)
+	}
+}

@@ -45,6 +45,9 @@ type Config struct {
 	OwnerKey crypto.Signer
 	// SeedshareOwnerKey, if set, decrypts the seed share for its public key.
 	SeedshareOwnerKey *rsa.PrivateKey
+	// VerifyReportSignature checks the report's signature and chain in every handshake
+	// (atls.VerifyReportSignature).
+	VerifyReportSignature bool
 	// Timeout bounds waiting for the Coordinator to accept connections and each call.
 	Timeout time.Duration
 	// Log gets one line per step.
@@ -132,7 +135,7 @@ func (c *Config) dialAs(ctx context.Context, key crypto.Signer) (*grpc.ClientCon
 		}
 		c.listening = true
 	}
-	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: key})
+	creds := atls.NewCredentials(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: key, VerifyReportSignature: c.VerifyReportSignature})
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	conn, err := grpc.DialContext(ctx, c.Addr,
@@ -152,6 +155,7 @@ func (c *Config) dialAs(ctx context.Context, key crypto.Signer) (*grpc.ClientCon
 	}
 	last := hs[len(hs)-1]
 	c.logf("  aTLS handshake ok: %s", atls.DescribeEvidence(last.Evidence))
+	c.logf("  %s", last.Signature)
 	c.logf("  server nonce received (%d bytes); client certificate presented: %v", len(last.ServerNonce), last.PresentedCertificate)
 	return conn, creds, nil
 }
@@ -362,7 +366,7 @@ func ExpectRefused(ctx context.Context, c *Config) error {
 }
 
 func handshakeOnce(ctx context.Context, c *Config) error {
-	cfg, _, err := atls.Config(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: c.OwnerKey})
+	cfg, _, err := atls.Config(atls.Options{ExpectedHostData: c.ExpectedHostData, OwnerKey: c.OwnerKey, VerifyReportSignature: c.VerifyReportSignature})
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,7 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 	signingKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	rootKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	fake := &fakeCoordinator{rootKey: rootKey, rootCA: caPEMWithKey(t, "system:coordinator:root", rootKey), meshCA: caPEM(t, "system:coordinator:intermediate"), signingKey: signingKey}
-	srv := &atlstest.Server{HostData: hostData}
+	srv := &atlstest.Server{HostData: hostData, Sign: true}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(srv.TLSConfig())))
 	userapi.RegisterUserAPIServer(gs, fake)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -222,6 +222,7 @@ func newFixture(t *testing.T, hostData []byte) *fixture {
 	cfg := &Config{
 		Addr: ln.Addr().String(), Manifest: manifest, Policies: [][]byte{coordinatorPolicy, workloadPolicy},
 		ExpectedHostData: expected, OwnerKey: owner, SeedshareOwnerKey: seedKey, Timeout: 10 * time.Second, Log: &log,
+		VerifyReportSignature: true,
 	}
 	t.Cleanup(func() {
 		gs.Stop()

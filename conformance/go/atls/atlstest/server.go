@@ -41,6 +41,17 @@ type Server struct {
 	SignedByOtherKey bool
 	// CAs overrides the acceptable-CA subjects (default: one CN=base64(nonce)).
 	CAs func(nonce []byte) []*x509.Certificate
+	// Sign signs the report with a VCEK of a test ARK/ASK/VCEK chain, carried in the
+	// attestation (otherwise the signature area is zero and there is no chain).
+	Sign bool
+	// TamperAfterSigning changes the measurement after the report is signed.
+	TamperAfterSigning bool
+	// BreakChain signs the VCEK certificate with a key other than the ASK's.
+	BreakChain bool
+
+	chainOnce sync.Once
+	chain     *Chain
+	chainErr  error
 
 	mu sync.Mutex
 	// ClientCerts are the client certificates seen, one entry per handshake (nil if none).
@@ -147,17 +158,20 @@ func NonceCA(nonce []byte) (*x509.Certificate, error) {
 func Attestation(reportData, hostData []byte) ([]byte, error) {
 	a := &sevsnp.Attestation{
 		Report: &sevsnp.Report{
-			Version:     3,
-			Policy:      0x30000,
-			FamilyId:    make([]byte, 16),
-			ImageId:     make([]byte, 16),
-			ReportData:  reportData,
-			Measurement: make([]byte, 48),
-			HostData:    hostData,
-			IdKeyDigest: make([]byte, 48),
-			ReportId:    make([]byte, 32),
-			ChipId:      make([]byte, 64),
-			Signature:   make([]byte, 512),
+			Version:         3,
+			Policy:          0x30000,
+			FamilyId:        make([]byte, 16),
+			ImageId:         make([]byte, 16),
+			ReportData:      reportData,
+			Measurement:     make([]byte, 48),
+			HostData:        hostData,
+			IdKeyDigest:     make([]byte, 48),
+			ReportId:        make([]byte, 32),
+			ReportIdMa:      make([]byte, 32),
+			AuthorKeyDigest: make([]byte, 48),
+			SignatureAlgo:   1,
+			ChipId:          make([]byte, 64),
+			Signature:       make([]byte, 512),
 		},
 		CertificateChain: &sevsnp.CertificateChain{
 			Extras: map[string][]byte{"00569ee4-e480-4fba-bbf4-45b629901180": []byte("crl")},
@@ -184,7 +198,16 @@ func (s *Server) certificate(clientNonce []byte) (tls.Certificate, error) {
 	if s.WrongReportData {
 		nonce = make([]byte, len(clientNonce))
 	}
-	evidence, err := Attestation(atls.ReportData(spki, nonce), s.HostData)
+	var evidence []byte
+	if s.Sign {
+		s.chainOnce.Do(func() { s.chain, s.chainErr = NewChain(s.BreakChain) })
+		if s.chainErr != nil {
+			return tls.Certificate{}, s.chainErr
+		}
+		evidence, err = s.chain.SignedAttestation(atls.ReportData(spki, nonce), s.HostData, s.TamperAfterSigning)
+	} else {
+		evidence, err = Attestation(atls.ReportData(spki, nonce), s.HostData)
+	}
 	if err != nil {
 		return tls.Certificate{}, err
 	}

@@ -26,8 +26,11 @@
 // expect-refused: exits 0 only if the aTLS handshake is refused because HOST_DATA is not
 // -coordinator-hash (the certificate, the evidence encoding and REPORT_DATA must verify).
 //
-// The SNP report's signature is NOT verified against the VCEK and AMD's roots, and no other
-// reference value is checked: this checks the wire protocol, not the platform.
+// With -verify-report-signature (the default) every handshake also rebuilds the 1184-byte SNP
+// report from the protobuf fields and checks its signature with the VCEK (or VLEK) in the
+// attestation, and that certificate's ASK/ARK chain as far as present. The ARK is NOT compared
+// with AMD's (the simulated platform has its own), no CRL is consulted and no reference value
+// (TCB, measurement, policy) is checked: this checks the wire protocol, not the platform.
 //
 // Exit codes: 0 conforming, 1 not conforming or failed, 2 usage or input error.
 package main
@@ -105,6 +108,7 @@ func runScenario(cmd string, args []string) error {
 	hashHex := fs.String("coordinator-hash", "", "the expected Coordinator policy hash (SNP HOST_DATA), hex")
 	ownerKeyPath := fs.String("owner-key", "", "workload-owner key (PEM, ECDSA P-384) for the client certificate; none if empty")
 	seedKeyPath := fs.String("seedshare-owner-key", "", "seed-share owner key (PEM, RSA) to decrypt its seed share with (optional)")
+	verifySignature := fs.Bool("verify-report-signature", true, "rebuild the SNP report from the protobuf fields and check its signature with the VCEK/VLEK in the attestation, and that certificate's ASK/ARK chain (the ARK is not compared with AMD's)")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the Coordinator to accept connections, and for each call")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
@@ -116,7 +120,7 @@ func runScenario(cmd string, args []string) error {
 	if err != nil || len(hash) != 32 {
 		return usagef("-coordinator-hash must be 64 hex digits")
 	}
-	cfg := &scenario.Config{Addr: *addr, ExpectedHostData: hash, Timeout: *timeout, Log: os.Stdout}
+	cfg := &scenario.Config{Addr: *addr, ExpectedHostData: hash, Timeout: *timeout, Log: os.Stdout, VerifyReportSignature: *verifySignature}
 	if *ownerKeyPath != "" {
 		pemBytes, err := os.ReadFile(*ownerKeyPath)
 		if err != nil {
