@@ -546,7 +546,10 @@ impl ErrorCode {
         }
     }
 
-    fn from_wire(code: &str) -> Self {
+    /// The code named by its wire spelling ([`ErrorCode::as_str`]); an unknown spelling is
+    /// kept as [`ErrorCode::Other`].
+    #[must_use]
+    pub fn from_wire(code: &str) -> Self {
         match code {
             "invalid_argument" => Self::InvalidArgument,
             "invalid_signature" => Self::InvalidSignature,
