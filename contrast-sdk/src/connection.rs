@@ -100,6 +100,7 @@ impl CoordinatorClient {
             channel,
             peer: connected.peer,
             request_timeout: self.request_timeout,
+            max_response_body: self.max_response_body,
         })
     }
 
@@ -186,6 +187,7 @@ pub struct Session {
     channel: AtlsChannel,
     peer: VerifiedPeer,
     request_timeout: Duration,
+    max_response_body: usize,
 }
 
 impl Session {
@@ -238,8 +240,23 @@ impl Session {
     /// connection is [`ClientError::Handshake`] (a TLS alert, e.g. the server refusing our
     /// certificate) or [`ClientError::Protocol`].
     fn classify(&self, method: &'static str, status: tonic::Status) -> ClientError {
-        let from_transport = status.metadata().get(contrast_grpc::ERROR_CODE_METADATA).is_none()
-            && source_is_transport(&status);
+        let ours = status
+            .metadata()
+            .get(contrast_grpc::ERROR_CODE_METADATA)
+            .is_some();
+        // tonic's own refusal of a response over the size limit (no server answers the user or
+        // mesh API with OutOfRange).
+        if !ours && status.code() == tonic::Code::OutOfRange {
+            return ClientError::Protocol {
+                addr: self.addr.clone(),
+                reason: format!(
+                    "the response exceeds the limit of {} bytes: {}",
+                    self.max_response_body,
+                    status.message()
+                ),
+            };
+        }
+        let from_transport = !ours && source_is_transport(&status);
         if from_transport {
             if let Some(reason) = self.channel.tls_error() {
                 return ClientError::Handshake {
