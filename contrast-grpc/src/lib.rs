@@ -26,6 +26,7 @@
 
 pub mod client;
 mod convert;
+mod redact;
 pub mod server;
 mod status;
 
