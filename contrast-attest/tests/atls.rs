@@ -600,7 +600,10 @@ async fn the_client_offers_the_nonce_then_h2_and_gets_h2() {
     let nonce = String::from_utf8(client_config.alpn_protocols[0].clone()).unwrap();
     let hex = nonce.strip_prefix("atls:v1:nonce:").unwrap();
     assert_eq!(hex.len(), 64);
-    assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
     assert_eq!(client_config.alpn_protocols[1], b"h2");
     let outcome = connect(client_config, server_config).await;
     assert!(server_slot.error().is_none(), "{:?}", server_slot.error());

@@ -174,11 +174,12 @@ pub async fn serve<A, S>(
                 context,
                 remote,
             });
-            let requests = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                request.extensions_mut().insert(Arc::clone(&connection));
-                let mut service = service.clone();
-                service.call(request)
-            });
+            let requests =
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    request.extensions_mut().insert(Arc::clone(&connection));
+                    let mut service = service.clone();
+                    service.call(request)
+                });
             let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))

@@ -124,7 +124,9 @@ mod tests {
             ErrorCode::PermissionDenied
         );
         assert_eq!(
-            error_code(&Status::failed_precondition("coordinator is in recovery mode")),
+            error_code(&Status::failed_precondition(
+                "coordinator is in recovery mode"
+            )),
             ErrorCode::Other("failed_precondition".into())
         );
     }

@@ -104,10 +104,10 @@ mod tests {
     use contrast_core::api::{ApiLatestTransition, GetManifestsResponse};
     use contrast_core::history::latest_transition_hash;
     use contrast_core::manifest::{GuestPolicy, Manifest, PolicyEntry, ReferenceValues, Role};
-    use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
     use contrast_sdk::contrast_grpc::server::{Acceptor, Limits};
     use contrast_sdk::contrast_grpc::userapi;
     use contrast_sdk::contrast_grpc::userapi::user_api_server::{UserApi, UserApiServer};
+    use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
     use rand_core::{OsRng, RngCore};
     use tokio::net::TcpListener;
 

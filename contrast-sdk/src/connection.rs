@@ -85,9 +85,10 @@ impl CoordinatorClient {
     /// [`ClientError::Connect`], [`ClientError::Timeout`] (`"connect"` or `"handshake"`),
     /// [`ClientError::Attestation`], [`ClientError::Handshake`].
     pub async fn connect(&self) -> Result<Session, ClientError> {
-        let connected = contrast_grpc::client::connect(&self.addr, &self.atls, self.connect_timeout)
-            .await
-            .map_err(ClientError::from)?;
+        let connected =
+            contrast_grpc::client::connect(&self.addr, &self.atls, self.connect_timeout)
+                .await
+                .map_err(ClientError::from)?;
         let channel = connected.channel;
         let origin = channel.origin();
         Ok(Session {

@@ -75,9 +75,9 @@ mod deployment;
 mod error;
 
 pub use connection::{Attested, CoordinatorClient, MAX_RESPONSE_BODY, Session};
+/// The transport and the generated gRPC code, for callers that need more than [`Session`].
+pub use contrast_grpc;
 pub use deployment::{
     DeploymentError, VerifiedDeployment, coordinator_validator, verify_deployment,
 };
 pub use error::ClientError;
-/// The transport and the generated gRPC code, for callers that need more than [`Session`].
-pub use contrast_grpc;

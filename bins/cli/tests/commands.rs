@@ -524,10 +524,7 @@ fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifests
 /// A Coordinator stand-in that passes attestation (the simulated platform signs its reports
 /// for the Coordinator's HOST_DATA, as the real one's) and answers every request with `body`:
 /// what a data owner would see from a Coordinator whose history was tampered with.
-fn serve_history(
-    ws: &Workspace,
-    history: contrast_core::api::GetManifestsResponse,
-) -> AtlsStub {
+fn serve_history(ws: &Workspace, history: contrast_core::api::GetManifestsResponse) -> AtlsStub {
     let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
     let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
         .unwrap()

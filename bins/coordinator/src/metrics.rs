@@ -242,9 +242,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "contrast_coordinator_requests_total{path=\"/attest\",status=\"200\"} 1"
-            ),
+            text.contains("contrast_coordinator_requests_total{path=\"/attest\",status=\"200\"} 1"),
             "{text}"
         );
     }

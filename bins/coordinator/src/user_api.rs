@@ -95,9 +95,8 @@ fn caller<T>(request: &Request<T>) -> Option<VerifiedPeer> {
 }
 
 fn remote<T>(request: &Request<T>) -> String {
-    connection::<(), T>(request).map_or_else(String::new, |c: &Arc<Connection<()>>| {
-        c.remote.to_string()
-    })
+    connection::<(), T>(request)
+        .map_or_else(String::new, |c: &Arc<Connection<()>>| c.remote.to_string())
 }
 
 impl UserApi {

@@ -273,13 +273,21 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(None)
         .set_manifest(&set_request(next.clone(), &next_workloads))
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // A key that is not an owner's.
     let result = coordinator
         .user_client(Some(owner_atls_key(&stranger_key())))
         .set_manifest(&set_request(next.clone(), &next_workloads))
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // Changing the seed-share owners.
     let mut changed: serde_json::Value = serde_json::from_slice(&next).unwrap();
     changed["SeedshareOwnerPubKeys"] = serde_json::json!([]);
@@ -290,7 +298,11 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
             &next_workloads,
         ))
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("seedshare"), "{result:?}");
     // A stale expected previous transition.
     let mut stale = set_request(next.clone(), &next_workloads);
@@ -299,13 +311,21 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&stale)
         .await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::ManifestConflict);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::ManifestConflict,
+    );
     // An invalid manifest.
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(b"{\"Policies\": 5}".to_vec(), &next_workloads))
         .await;
-    assert_refused(&result, tonic::Code::InvalidArgument, ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     assert_eq!(
         snapshot(&state_dir),
         before,
@@ -327,7 +347,11 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(next, &next_workloads))
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("disabled"), "{result:?}");
     assert_eq!(snapshot(&state_dir), before);
     drop(first);
@@ -348,7 +372,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     // Recovery mode: user calls and /attest refuse with upstream's codes, the mesh API does
     // not even complete a handshake.
     let result = coordinator.user_client(None).get_manifests().await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::NeedsRecovery);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NeedsRecovery,
+    );
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(
@@ -356,7 +384,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
             &workloads,
         ))
         .await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::NeedsRecovery);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NeedsRecovery,
+    );
     let (status, body) = http_post(
         &coordinator.evidence,
         "/attest",
@@ -381,13 +413,21 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         force: false,
     };
     let result = coordinator.user_client(None).recover(&recover).await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // … or a workload owner's is not enough …
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .recover(&recover)
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // … and the right seed: a malformed one …
     let seedshare_key =
         || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
@@ -397,7 +437,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .user_client(Some(seedshare_key()))
         .recover(&short_salt)
         .await;
-    assert_refused(&result, tonic::Code::InvalidArgument, ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     // … or another one.
     let mut wrong = recover.clone();
     wrong.seed = Zeroizing::new(vec![1; 64]);
@@ -405,7 +449,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .user_client(Some(seedshare_key()))
         .recover(&wrong)
         .await;
-    assert_refused(&result, tonic::Code::PermissionDenied, ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("do not match"), "{result:?}");
     assert_eq!(coordinator.readiness(), 503);
 
@@ -419,7 +467,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .user_client(Some(seedshare_key()))
         .recover(&recover)
         .await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::AlreadyRecovered);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::AlreadyRecovered,
+    );
 
     // A certificate issued after recovery verifies against the root from before.
     let root = dir.path().join("after");
@@ -598,8 +650,15 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
     assert_eq!(coordinator.readiness(), 503, "nothing was set");
     // Nothing set yet: no history to read, nothing to recover.
     let result = coordinator.user_client(None).get_manifests().await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::NoManifest);
-    assert!(format!("{result:?}").contains("no manifest configured"), "{result:?}");
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
+    assert!(
+        format!("{result:?}").contains("no manifest configured"),
+        "{result:?}"
+    );
     let result = coordinator
         .user_client(Some(
             contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap(),
@@ -610,19 +669,34 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
             force: false,
         })
         .await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::NoManifest);
-    assert!(format!("{result:?}").contains("no state to recover from"), "{result:?}");
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
+    assert!(
+        format!("{result:?}").contains("no state to recover from"),
+        "{result:?}"
+    );
     // A manifest that is not JSON.
     let result = coordinator
         .user_client(None)
         .set_manifest(&set_request(b"not json".to_vec(), &workloads))
         .await;
-    assert_refused(&result, tonic::Code::InvalidArgument, ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     // A manifest missing a policy blob is refused.
     let mut request = set_request(manifest(&workloads, default_owner_keys()), &workloads);
     request.policies.pop();
     let result = coordinator.user_client(None).set_manifest(&request).await;
-    assert_refused(&result, tonic::Code::InvalidArgument, ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     assert!(
         format!("{result:?}").contains("no policy provided"),
         "{result:?}"
@@ -693,11 +767,18 @@ async fn the_atls_listeners_negotiate_h2_and_refuse_http11() {
     config.alpn_protocols.push(b"http/1.1".to_vec());
     let error = handshake(config).await.unwrap_err();
     assert!(
-        error.to_string().to_lowercase().contains("application protocol")
+        error
+            .to_string()
+            .to_lowercase()
+            .contains("application protocol")
             || error.to_string().contains("NoApplicationProtocol"),
         "{error}"
     );
     // The listener still serves gRPC.
     let result = coordinator.user_client(None).get_manifests().await;
-    assert_refused(&result, tonic::Code::FailedPrecondition, ErrorCode::NoManifest);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
 }

@@ -338,7 +338,10 @@ fn refusal_reason_is_logged_and_max_attempts_ends_the_run() {
         .find(|l| l["fields"]["message"] == "mesh certificate request failed; retrying")
         .unwrap_or_else(|| panic!("no retry line in {stderr}"));
     let logged = retry["fields"]["error"].as_str().unwrap();
-    assert!(logged.contains("PermissionDenied (permission_denied)"), "{logged}");
+    assert!(
+        logged.contains("PermissionDenied (permission_denied)"),
+        "{logged}"
+    );
     assert!(logged.contains(reason), "{logged}");
     let last = lines.last().unwrap();
     assert_eq!(last["level"], "ERROR");
