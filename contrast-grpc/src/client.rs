@@ -17,7 +17,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rand_core::OsRng;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -127,8 +127,9 @@ pub async fn connect(
                 alpn.map(|p| String::from_utf8_lossy(&p).into_owned())
             )));
         }
+        // One TLS record and system call per h2 flush, not per frame (see the server's).
         let io = TokioIo::new(RecordingIo {
-            inner: tls,
+            inner: BufWriter::with_capacity(crate::server::WRITE_BUFFER, tls),
             tls_error: tls_error.clone(),
         });
         http2::Builder::new(TokioExecutor::new())
