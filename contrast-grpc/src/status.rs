@@ -7,6 +7,23 @@
 //! checked, and additionally names the fine-grained code in the response metadata key
 //! [`ERROR_CODE_METADATA`] so that our clients can still tell `needs_recovery` from
 //! `manifest_conflict`; upstream's clients ignore the key.
+//!
+//! | situation | our code | gRPC code |
+//! |---|---|---|
+//! | stale / restarted (`coordinator is in recovery mode`) | `needs_recovery` | FailedPrecondition |
+//! | no manifest yet; `Recover` with nothing persisted | `no_manifest` | FailedPrecondition |
+//! | `Recover` when already active, or while ready peers exist | `already_recovered` | FailedPrecondition |
+//! | lost compare-and-swap, stale `PreviousTransitionHash` | `manifest_conflict` | FailedPrecondition |
+//! | manifest not JSON or invalid, bad seed or salt | `invalid_argument` | InvalidArgument |
+//! | no or wrong client key, updates disabled, seed-share owners changed, not a seed-share owner, policy not in manifest, role not `coordinator`, attestation refused | `permission_denied` | PermissionDenied |
+//! | a detached signature that does not verify | `invalid_signature` | PermissionDenied |
+//! | store or other internal failure | `internal` | Internal |
+//!
+//! Where upstream answers less specifically, ours says what the caller did wrong: a policy
+//! missing for a manifest hash is `InvalidArgument` (upstream: `Internal`), a seed that does
+//! not verify the signed head on `Recover` is `PermissionDenied` (upstream: `Unknown`), and the
+//! mesh API's refusals carry their codes (upstream: `Unknown` for all but the policy and role
+//! checks).
 
 use contrast_core::api::ErrorCode;
 use tonic::metadata::MetadataValue;
