@@ -212,8 +212,11 @@ async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() 
         let output = run_initializer(&coordinator, &workload, &root, &args);
         assert!(!output.status.success(), "{name} must be refused");
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        // Upstream's code for a refused attestation, with the failed check as the message.
         assert!(
-            stderr.contains("attestation refused") && stderr.contains(expected),
+            stderr.contains("attestation refused")
+                && stderr.contains("permissiondenied")
+                && stderr.contains(expected),
             "{name}: {stderr}"
         );
         assert!(!root.join("done").exists());
