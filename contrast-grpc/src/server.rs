@@ -17,7 +17,10 @@ use contrast_attest::{AtlsError, PeerSlot, VerifiedPeer};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::BufWriter;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -45,6 +48,70 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// write into a TLS record and a `writev`. Buffered, the frames written in one poll leave in
 /// one record and one system call (8% fewer `writev` per attestation under load).
 pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
+
+/// The server's side of a connection: flushes are held back until the client has sent
+/// something, so h2's SETTINGS leave together with the ACK of the client's SETTINGS in one TLS
+/// record instead of two. A client sends its preface first and never waits for ours (RFC 9113
+/// §3.4), so holding ours back until its preface arrived delays nothing.
+struct FlushAfterFirstRead<T> {
+    inner: T,
+    read: bool,
+}
+
+impl<T> FlushAfterFirstRead<T> {
+    fn new(inner: T) -> Self {
+        Self { inner, read: false }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FlushAfterFirstRead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.read = true;
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterFirstRead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.read {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// Connection limits of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +260,10 @@ pub async fn serve<A, S>(
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW)
                 .serve_connection(
-                    TokioIo::new(BufWriter::with_capacity(WRITE_BUFFER, tls)),
+                    TokioIo::new(FlushAfterFirstRead::new(BufWriter::with_capacity(
+                        WRITE_BUFFER,
+                        tls,
+                    ))),
                     requests,
                 );
             match tokio::time::timeout(limits.connection_timeout, watcher.watch(http)).await {
