@@ -164,7 +164,7 @@ async fn server_attests_to_client_and_unknown_host_data_is_left_to_the_caller() 
     let outcome = connect(client_config, server_config).await;
     assert!(server_slot.error().is_none(), "{:?}", server_slot.error());
     assert!(outcome.server.is_ok(), "{:?}", outcome.server);
-    assert_eq!(outcome.client.unwrap(), b"http/1.1");
+    assert_eq!(outcome.client.unwrap(), b"h2");
     outcome.server.unwrap();
 
     // HOST_DATA is random (in no manifest): the handshake succeeds and exposes it.
@@ -211,7 +211,7 @@ async fn mutual_atls_each_side_appraises_the_other() {
         .config(&mut OsRng)
         .unwrap();
     let outcome = connect(client_config, server_config).await;
-    assert_eq!(outcome.client.unwrap(), b"http/1.1");
+    assert_eq!(outcome.client.unwrap(), b"h2");
     outcome.server.unwrap();
 
     assert_eq!(attested(&client_slot).host_data, server_guest.host_data);
@@ -315,7 +315,7 @@ async fn deferred_rejection_completes_the_handshake_and_keeps_the_error() {
         .unwrap();
     let outcome = connect(client_config, server_config).await;
     // Both sides complete: the application is left to refuse, with the reason in the slot.
-    assert_eq!(outcome.client.unwrap(), b"http/1.1");
+    assert_eq!(outcome.client.unwrap(), b"h2");
     outcome.server.unwrap();
     assert!(server_slot.peer().is_none(), "a rejected client is no peer");
     assert_measurement_mismatch(&server_slot.error().unwrap());
@@ -589,23 +589,47 @@ async fn server_rejects_another_atls_version() {
 }
 
 #[tokio::test]
-async fn a_client_offering_only_h2_gets_h2() {
+async fn the_client_offers_the_nonce_then_h2_and_gets_h2() {
     let measurement = random::<48>();
     let (server_config, server_slot) = AtlsServer::new(Some(issuer(&guest(measurement))))
+        .config(&mut OsRng)
+        .unwrap();
+    let (client_config, _) = AtlsClient::new(validator(measurement))
+        .config(&mut OsRng)
+        .unwrap();
+    // Exactly upstream's offer: the nonce entry, then h2.
+    assert_eq!(client_config.alpn_protocols.len(), 2);
+    let nonce = String::from_utf8(client_config.alpn_protocols[0].clone()).unwrap();
+    let hex = nonce.strip_prefix("atls:v1:nonce:").unwrap();
+    assert_eq!(hex.len(), 64);
+    assert!(
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    assert_eq!(client_config.alpn_protocols[1], b"h2");
+    let outcome = connect(client_config, server_config).await;
+    assert!(server_slot.error().is_none(), "{:?}", server_slot.error());
+    assert_eq!(outcome.client.unwrap(), b"h2");
+    outcome.server.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_offering_only_http11_is_refused() {
+    let measurement = random::<48>();
+    let (server_config, _) = AtlsServer::new(Some(issuer(&guest(measurement))))
         .config(&mut OsRng)
         .unwrap();
     let (mut client_config, _) = AtlsClient::new(validator(measurement))
         .config(&mut OsRng)
         .unwrap();
-    // Keep the nonce entry, drop HTTP/1.1: a client that speaks only h2 still connects.
-    client_config
-        .alpn_protocols
-        .retain(|protocol| protocol.as_slice() != contrast_attest::atls::ALPN_HTTP11);
-    assert_eq!(client_config.alpn_protocols.len(), 2);
+    // The nonce entry stays (else the nonce is missing), h2 is replaced by HTTP/1.1.
+    client_config.alpn_protocols.truncate(1);
+    client_config.alpn_protocols.push(b"http/1.1".to_vec());
     let outcome = connect(client_config, server_config).await;
-    assert!(server_slot.error().is_none(), "{:?}", server_slot.error());
-    assert_eq!(outcome.client.unwrap(), b"h2");
-    outcome.server.unwrap();
+    // rustls: "peer doesn't support any known protocol" (NoApplicationProtocol).
+    let error = outcome.server.unwrap_err();
+    assert!(error.to_string().contains("known protocol"), "{error}");
+    assert!(outcome.client.is_err());
 }
 
 fn unix_now() -> contrast_attest::UnixTime {

@@ -1,9 +1,12 @@
-//! Request and response bodies of the network API (see `ARCHITECTURE.md`, "Network API").
+//! Typed requests and responses of the network API (see `ARCHITECTURE.md`, "Network API").
 //!
-//! The API between our own binaries is ours: HTTP/1.1 and h2, JSON bodies, binary fields as
-//! standard base64 with padding. Where upstream Contrast has an HTTP equivalent (`/attest`,
-//! `/capabilities`, `/v1/manifest`, the error body), field names and encodings follow it so that
-//! upstream clients keep working. The `/attest` report data is byte-compatible with upstream.
+//! The user API (1313) and mesh API (7777) are upstream's gRPC services (`contrast-grpc`
+//! converts their protobuf messages to and from the typed requests here, which the
+//! Coordinator's core takes). The evidence API (`/attest`, `/capabilities`, 1314) is plain
+//! HTTP with JSON bodies as upstream's: binary fields as standard base64 with padding, field
+//! names and the error body as upstream's. The `/attest` report data is byte-compatible with
+//! upstream. The JSON encodings of the other types serve files (e.g. `seed-shares.json`) and
+//! tools.
 //!
 //! Secret-bearing fields (seed, workload secret, mesh CA key) are [`Zeroizing`] and are never
 //! printed by `Debug`.
@@ -29,18 +32,9 @@ pub const MANIFEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Length of the client nonce in `/attest`.
 pub const ATTEST_NONCE_SIZE: usize = 32;
 
-/// Paths of the endpoints.
+/// Paths of the evidence API's endpoints (the user and mesh APIs are gRPC:
+/// `contrast_grpc::method`).
 pub mod path {
-    /// `POST`: set a manifest (user API).
-    pub const SET_MANIFEST: &str = "/v1/manifest";
-    /// `GET`: the manifest history (user API).
-    pub const GET_MANIFESTS: &str = "/v1/manifests";
-    /// `POST`: recover with a seed share (user API).
-    pub const RECOVER: &str = "/v1/recover";
-    /// `POST`: obtain a mesh certificate (mesh API).
-    pub const MESH_CERT: &str = "/v1/mesh/cert";
-    /// `POST`: peer recovery (mesh API, role `coordinator` only).
-    pub const MESH_RECOVER: &str = "/v1/mesh/recover";
     /// `POST`: attestation evidence for a nonce (evidence API, upstream-compatible).
     pub const ATTEST: &str = "/attest";
     /// `GET`: supported API versions (evidence API).
@@ -152,7 +146,7 @@ pub mod base64_serde {
     }
 }
 
-/// `POST /v1/manifest` request.
+/// `UserAPI/SetManifest` request.
 ///
 /// The first set needs no authorisation. A later set is authorised by the caller's client
 /// certificate (an owner key of the current manifest) or by a detached workload-owner
@@ -181,7 +175,7 @@ pub struct SetManifestRequest {
     pub signature: Option<Vec<u8>>,
 }
 
-/// `POST /v1/manifest` response.
+/// `UserAPI/SetManifest` response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetManifestResponse {
     /// Version of the Coordinator that answered.
@@ -252,7 +246,7 @@ impl From<SeedSharesDoc> for crate::seedshare::SeedShareDocument {
     }
 }
 
-/// `GET /v1/manifests` response: the whole history and the signed head.
+/// `UserAPI/GetManifests` response: the whole history and the signed head.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetManifestsResponse {
     /// Version of the Coordinator that answered.
@@ -305,7 +299,7 @@ impl ApiLatestTransition {
     }
 }
 
-/// `POST /v1/recover` request (authorised by the seed-share owner's client certificate).
+/// `UserAPI/Recover` request (authorised by the seed-share owner's client certificate).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoverRequest {
     /// The decrypted seed.
@@ -329,16 +323,11 @@ impl fmt::Debug for RecoverRequest {
     }
 }
 
-/// `POST /v1/recover` response (empty on success).
+/// `UserAPI/Recover` response (empty on success).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoverResponse {}
 
-/// `POST /v1/mesh/cert` request. The workload's key and evidence travel in the mutual aTLS
-/// handshake, so the body is empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MeshCertRequest {}
-
-/// `POST /v1/mesh/cert` response: what the initializer writes to the shared volume.
+/// `MeshAPI/NewMeshCert` response: what the initializer writes to the shared volume.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeshCertResponse {
     /// Mesh CA certificate, PEM.
@@ -366,11 +355,7 @@ impl fmt::Debug for MeshCertResponse {
     }
 }
 
-/// `POST /v1/mesh/recover` request (peer recovery; the caller is authenticated by the handshake).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MeshRecoverRequest {}
-
-/// `POST /v1/mesh/recover` response: what a ready peer hands to a recovering one.
+/// `MeshAPI/Recover` response: what a ready peer hands to a recovering one.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeshRecoverResponse {
     /// The seed.
@@ -551,7 +536,10 @@ impl ErrorCode {
         }
     }
 
-    fn from_wire(code: &str) -> Self {
+    /// The code named by its wire spelling ([`ErrorCode::as_str`]); an unknown spelling is
+    /// kept as [`ErrorCode::Other`].
+    #[must_use]
+    pub fn from_wire(code: &str) -> Self {
         match code {
             "invalid_argument" => Self::InvalidArgument,
             "invalid_signature" => Self::InvalidSignature,

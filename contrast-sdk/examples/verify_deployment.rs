@@ -96,7 +96,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::collections::BTreeMap;
-    use std::convert::Infallible;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
@@ -105,14 +104,12 @@ mod tests {
     use contrast_core::api::{ApiLatestTransition, GetManifestsResponse};
     use contrast_core::history::latest_transition_hash;
     use contrast_core::manifest::{GuestPolicy, Manifest, PolicyEntry, ReferenceValues, Role};
+    use contrast_sdk::contrast_grpc::server::{Acceptor, Limits};
+    use contrast_sdk::contrast_grpc::userapi;
+    use contrast_sdk::contrast_grpc::userapi::user_api_server::{UserApi, UserApiServer};
     use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
-    use http_body_util::Full;
-    use hyper::body::{Bytes, Incoming};
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
     use rand_core::{OsRng, RngCore};
     use tokio::net::TcpListener;
-    use tokio_rustls::TlsAcceptor;
 
     use super::*;
 
@@ -123,6 +120,55 @@ mod tests {
         snp: 8,
         microcode: 209,
     };
+
+    /// The simulated Coordinator's connections: aTLS with its issuer.
+    struct Coordinator(AtlsServer);
+
+    impl Acceptor for Coordinator {
+        type Context = ();
+
+        fn name(&self) -> &'static str {
+            "user"
+        }
+
+        fn configure(
+            &self,
+        ) -> Option<(
+            rustls::ServerConfig,
+            Arc<contrast_attest::atls::PeerSlot>,
+            (),
+        )> {
+            let (config, slot) = self.0.config(&mut OsRng).ok()?;
+            Some((config, slot, ()))
+        }
+    }
+
+    /// Answers `GetManifests` with a fixed history.
+    struct History(userapi::GetManifestsResponse);
+
+    #[tonic::async_trait]
+    impl UserApi for History {
+        async fn set_manifest(
+            &self,
+            _: tonic::Request<userapi::SetManifestRequest>,
+        ) -> Result<tonic::Response<userapi::SetManifestResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("read-only"))
+        }
+
+        async fn get_manifests(
+            &self,
+            _: tonic::Request<userapi::GetManifestsRequest>,
+        ) -> Result<tonic::Response<userapi::GetManifestsResponse>, tonic::Status> {
+            Ok(tonic::Response::new(self.0.clone()))
+        }
+
+        async fn recover(
+            &self,
+            _: tonic::Request<userapi::RecoverRequest>,
+        ) -> Result<tonic::Response<userapi::RecoverResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("read-only"))
+        }
+    }
 
     fn pem_certificate() -> Vec<u8> {
         let key = AtlsKey::generate_p256().unwrap();
@@ -190,34 +236,19 @@ mod tests {
                 signature: vec![0x30, 0x00],
             },
         };
-        let body = Bytes::from(serde_json::to_vec(&response).unwrap());
-
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (config, _slot) = server.config(&mut OsRng).unwrap();
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = TlsAcceptor::from(Arc::new(config)).accept(tcp).await else {
-                        return;
-                    };
-                    let service = service_fn(move |_: hyper::Request<Incoming>| {
-                        let body = body.clone();
-                        async move {
-                            let mut response = hyper::Response::new(Full::new(body));
-                            response.headers_mut().insert(
-                                hyper::header::CONTENT_TYPE,
-                                hyper::header::HeaderValue::from_static("application/json"),
-                            );
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
+            let _stop = stop;
+            contrast_sdk::contrast_grpc::server::serve(
+                listener,
+                Arc::new(Coordinator(server)),
+                UserApiServer::new(History(response.into())),
+                Limits::default(),
+                shutdown,
+            )
+            .await;
         });
         (addr, expected)
     }

@@ -151,8 +151,8 @@ fn evidence_oid(arcs: &[u64]) -> Result<ObjectIdentifier, DeploymentError> {
 ///
 /// # Errors
 /// [`ClientError::Connect`], [`ClientError::Timeout`], [`ClientError::Protocol`] for transport
-/// failures; [`ClientError::Api`] when the Coordinator answers with an error (412 when it has
-/// no manifest or needs recovery).
+/// failures; [`ClientError::Evidence`] when the Coordinator answers with an error (412 when it
+/// has no manifest or needs recovery).
 pub async fn fetch_attestation(
     addr: &str,
     nonce: &[u8; ATTEST_NONCE_SIZE],
@@ -210,11 +210,12 @@ pub async fn fetch_attestation(
                     String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned(),
                 )
             });
-            return Err(ClientError::Api {
+            return Err(ClientError::Evidence {
                 addr: addr.to_owned(),
-                path: path::ATTEST.to_owned(),
+                path: path::ATTEST,
                 status,
-                error,
+                code: error.code,
+                message: error.error,
             });
         }
         Ok(body.to_vec())

@@ -1,44 +1,26 @@
-//! One attested HTTP connection to the Coordinator (HTTP/1.1 or HTTP/2, as the aTLS handshake
-//! negotiated), and the client that opens them.
+//! One attested gRPC connection to the Coordinator (user API or mesh API, over aTLS), and the
+//! client that opens them. The transport is `contrast_grpc`'s.
 
-use std::error::Error as StdError;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use contrast_attest::atls::{AtlsClient, VerifiedPeer};
 use contrast_core::api::{
-    ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertRequest, MeshCertResponse,
-    MeshRecoverRequest, MeshRecoverResponse, RecoverRequest, RecoverResponse, SetManifestRequest,
-    SetManifestResponse, path,
+    GetManifestsResponse, MeshCertResponse, MeshRecoverResponse, RecoverRequest, RecoverResponse,
+    SetManifestRequest, SetManifestResponse,
 };
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rand_core::OsRng;
-use rustls::pki_types::ServerName;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
-use zeroize::Zeroizing;
+use contrast_grpc::client::{AtlsChannel, ConnectError, TransportError};
+use contrast_grpc::meshapi::mesh_api_client::MeshApiClient;
+use contrast_grpc::userapi::user_api_client::UserApiClient;
+use contrast_grpc::{meshapi, method, userapi};
 
 use super::ClientError;
-use contrast_attest::atls::{ALPN_HTTP11, AtlsClient, PeerSlot, VerifiedPeer, atls_error_from_io};
 
-/// Largest response body accepted by default (a `GetManifests` response carries the whole
+/// Largest response message accepted by default (a `GetManifests` response carries the whole
 /// history and every policy, so it can be large).
-pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
+pub const MAX_RESPONSE_BODY: usize = contrast_grpc::MAX_RESPONSE;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of a non-JSON error body is kept as the message.
-const ERROR_BODY_EXCERPT: usize = 512;
 
 /// A response together with the Coordinator that sent it, as our validator appraised it.
 #[derive(Clone, Debug)]
@@ -63,7 +45,7 @@ pub struct CoordinatorClient {
 impl CoordinatorClient {
     /// A client for `addr` (`host:port`, e.g. `coordinator:1313` or `[::1]:7777`) using `atls`
     /// (its validator appraises the Coordinator; its issuer and key answer a mutual-aTLS
-    /// request). Timeouts: 10 s to connect and 10 s for the handshake, 30 s per request.
+    /// request). Timeouts: 10 s to connect and 10 s for the handshake, 30 s per call.
     pub fn new(addr: impl Into<String>, atls: AtlsClient) -> Self {
         Self {
             addr: addr.into(),
@@ -75,7 +57,7 @@ impl CoordinatorClient {
     }
 
     /// Sets the timeouts: `connect` bounds the TCP connect and, separately, the TLS and
-    /// HTTP handshake; `request` bounds each request including its response body.
+    /// HTTP/2 handshake; `request` bounds each call including its response.
     #[must_use]
     pub fn with_timeouts(mut self, connect: Duration, request: Duration) -> Self {
         self.connect_timeout = connect;
@@ -83,7 +65,7 @@ impl CoordinatorClient {
         self
     }
 
-    /// Sets the largest accepted response body (default [`MAX_RESPONSE_BODY`]).
+    /// Sets the largest accepted response message (default [`MAX_RESPONSE_BODY`]).
     #[must_use]
     pub fn with_max_response_body(mut self, limit: usize) -> Self {
         self.max_response_body = limit;
@@ -97,84 +79,36 @@ impl CoordinatorClient {
     }
 
     /// Opens one attested connection: TCP (with `TCP_NODELAY`), the aTLS handshake (the
-    /// server is appraised here), then HTTP/1.1 or HTTP/2, whichever the server chose from our
-    /// ALPN offer.
+    /// server is appraised here; ALPN `[atls:v1:nonce:<hex>, h2]`), then HTTP/2.
     ///
     /// # Errors
     /// [`ClientError::Connect`], [`ClientError::Timeout`] (`"connect"` or `"handshake"`),
-    /// [`ClientError::Attestation`], [`ClientError::Handshake`], [`ClientError::Protocol`].
+    /// [`ClientError::Attestation`], [`ClientError::Handshake`].
     pub async fn connect(&self) -> Result<Session, ClientError> {
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| self.timeout("connect", self.connect_timeout))?
-            .map_err(|source| ClientError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        // Without it each handshake flight waits for the peer's delayed ACK.
-        tcp.set_nodelay(true)
-            .map_err(|source| ClientError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        let (config, slot) = self
-            .atls
-            .config(&mut OsRng)
-            .map_err(|e| ClientError::Handshake {
-                addr: self.addr.clone(),
-                reason: format!("cannot build the tls configuration: {e}"),
-            })?;
-        let connector = TlsConnector::from(Arc::new(config));
-        let tls_error = TlsErrorSlot::default();
-        let handshake = async {
-            let tls = connector
-                .connect(server_name(&self.addr), tcp)
+        let connected =
+            contrast_grpc::client::connect(&self.addr, &self.atls, self.connect_timeout)
                 .await
-                .map_err(|e| self.handshake_error(&e, &slot))?;
-            let http11 = tls.get_ref().1.alpn_protocol() == Some(ALPN_HTTP11);
-            let io = TokioIo::new(RecordingIo {
-                inner: tls,
-                tls_error: tls_error.clone(),
-            });
-            let classify = |e: hyper::Error| classify_hyper_error(&self.addr, &e, &tls_error);
-            if http11 {
-                let (sender, connection) = http1::handshake(io).await.map_err(classify)?;
-                Ok((
-                    Sender::Http1(tokio::sync::Mutex::new(sender)),
-                    drive(connection),
-                ))
-            } else {
-                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
-                    .await
-                    .map_err(classify)?;
-                Ok((Sender::Http2(sender), drive(connection)))
-            }
-        };
-        let (sender, driver) = tokio::time::timeout(self.connect_timeout, handshake)
-            .await
-            .map_err(|_| self.timeout("handshake", self.connect_timeout))??;
-        let Some(peer) = slot.peer() else {
-            driver.abort();
-            return Err(ClientError::Handshake {
-                addr: self.addr.clone(),
-                reason: "the handshake finished without verifying the server's certificate".into(),
-            });
-        };
+                .map_err(ClientError::from)?;
+        let channel = connected.channel;
+        let origin = channel.origin();
         Ok(Session {
             addr: self.addr.clone(),
-            sender,
-            peer,
+            user: UserApiClient::with_origin(channel.clone(), origin.clone())
+                .max_decoding_message_size(self.max_response_body)
+                .max_encoding_message_size(contrast_grpc::USER_API_MAX_REQUEST),
+            mesh: MeshApiClient::with_origin(channel.clone(), origin)
+                .max_decoding_message_size(self.max_response_body),
+            channel,
+            peer: connected.peer,
             request_timeout: self.request_timeout,
             max_response_body: self.max_response_body,
-            tls_error,
-            driver,
         })
     }
 
-    /// `POST /v1/manifest` on a new connection.
+    /// `UserAPI/SetManifest` on a new connection.
     ///
     /// # Errors
-    /// See [`CoordinatorClient::connect`] and [`Session::call`].
+    /// See [`CoordinatorClient::connect`] and [`Session::set_manifest`].
     pub async fn set_manifest(
         &self,
         request: &SetManifestRequest,
@@ -184,20 +118,20 @@ impl CoordinatorClient {
         Ok(session.attested(value))
     }
 
-    /// `GET /v1/manifests` on a new connection.
+    /// `UserAPI/GetManifests` on a new connection.
     ///
     /// # Errors
-    /// See [`CoordinatorClient::connect`] and [`Session::call`].
+    /// See [`CoordinatorClient::connect`] and [`Session::get_manifests`].
     pub async fn get_manifests(&self) -> Result<Attested<GetManifestsResponse>, ClientError> {
         let session = self.connect().await?;
         let value = session.get_manifests().await?;
         Ok(session.attested(value))
     }
 
-    /// `POST /v1/recover` on a new connection.
+    /// `UserAPI/Recover` on a new connection.
     ///
     /// # Errors
-    /// See [`CoordinatorClient::connect`] and [`Session::call`].
+    /// See [`CoordinatorClient::connect`] and [`Session::recover`].
     pub async fn recover(
         &self,
         request: &RecoverRequest,
@@ -207,222 +141,54 @@ impl CoordinatorClient {
         Ok(session.attested(value))
     }
 
-    /// `POST /v1/mesh/cert` on a new connection.
+    /// `MeshAPI/NewMeshCert` on a new connection.
     ///
     /// # Errors
-    /// See [`CoordinatorClient::connect`] and [`Session::call`].
+    /// See [`CoordinatorClient::connect`] and [`Session::mesh_cert`].
     pub async fn mesh_cert(&self) -> Result<Attested<MeshCertResponse>, ClientError> {
         let session = self.connect().await?;
         let value = session.mesh_cert().await?;
         Ok(session.attested(value))
     }
 
-    /// `POST /v1/mesh/recover` on a new connection.
+    /// `MeshAPI/Recover` on a new connection.
     ///
     /// # Errors
-    /// See [`CoordinatorClient::connect`] and [`Session::call`].
+    /// See [`CoordinatorClient::connect`] and [`Session::mesh_recover`].
     pub async fn mesh_recover(&self) -> Result<Attested<MeshRecoverResponse>, ClientError> {
         let session = self.connect().await?;
         let value = session.mesh_recover().await?;
         Ok(session.attested(value))
     }
+}
 
-    fn timeout(&self, stage: &'static str, after: Duration) -> ClientError {
-        ClientError::Timeout {
-            addr: self.addr.clone(),
-            stage,
-            after,
-        }
-    }
-
-    fn handshake_error(&self, error: &std::io::Error, slot: &PeerSlot) -> ClientError {
-        let addr = self.addr.clone();
-        match (atls_error_from_io(error), slot.error()) {
-            // Our verifier refused the server; the slot holds the same error, shareable.
-            (Some(_), Some(source)) => ClientError::Attestation { addr, source },
-            (Some(inner), None) => ClientError::Handshake {
-                addr,
-                reason: inner.to_string(),
-            },
-            // Our own side failed to produce its attested certificate (mutual aTLS).
-            (None, Some(ours)) => ClientError::Handshake {
-                addr,
-                reason: format!("this side could not present its attestation: {ours}"),
-            },
-            (None, None) => ClientError::Handshake {
-                addr,
-                reason: error.to_string(),
+impl From<ConnectError> for ClientError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::Connect { addr, source } => Self::Connect { addr, source },
+            ConnectError::Timeout { addr, stage, after } => Self::Timeout { addr, stage, after },
+            ConnectError::Attestation { addr, source } => Self::Attestation { addr, source },
+            ConnectError::Handshake { addr, reason } => Self::Handshake { addr, reason },
+            other => Self::Handshake {
+                addr: String::new(),
+                reason: other.to_string(),
             },
         }
     }
 }
 
-/// A TLS failure surfacing through hyper (e.g. the server's alert refusing our certificate,
-/// which TLS 1.3 delivers after the client's handshake has finished) is a handshake error;
-/// anything else is an HTTP-level one. hyper's HTTP/2 errors do not keep the I/O error's
-/// type, so the TLS error is taken from what [`RecordingIo`] saw on the stream.
-fn classify_hyper_error(addr: &str, error: &hyper::Error, tls_error: &TlsErrorSlot) -> ClientError {
-    if let Some(reason) = tls_error.get() {
-        return ClientError::Handshake {
-            addr: addr.to_owned(),
-            reason,
-        };
-    }
-    ClientError::Protocol {
-        addr: addr.to_owned(),
-        reason: error_chain(error),
-    }
-}
-
-/// Runs a connection's I/O until it closes or the [`Session`] is dropped.
-fn drive<C>(connection: C) -> JoinHandle<()>
-where
-    C: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(error = %error, "coordinator connection closed with an error");
-        }
-    })
-}
-
-/// The request half of a session's connection.
-#[derive(Debug)]
-enum Sender {
-    /// One request at a time; the lock orders concurrent calls.
-    Http1(tokio::sync::Mutex<http1::SendRequest<Full<Bytes>>>),
-    /// Multiplexed; each call sends on a clone.
-    Http2(http2::SendRequest<Full<Bytes>>),
-}
-
-/// The first TLS error seen on a connection's stream.
-#[derive(Clone, Debug, Default)]
-struct TlsErrorSlot(Arc<Mutex<Option<String>>>);
-
-impl TlsErrorSlot {
-    fn get(&self) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn record(&self, error: &std::io::Error) {
-        let tls = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if let Some(tls) = tls {
-            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if slot.is_none() {
-                *slot = Some(tls.to_string());
-            }
-        }
-    }
-}
-
-/// The TLS stream, recording TLS errors for [`classify_hyper_error`].
-struct RecordingIo<T> {
-    inner: T,
-    tls_error: TlsErrorSlot,
-}
-
-impl<T> RecordingIo<T> {
-    fn observe<R>(&self, result: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
-        if let Poll::Ready(Err(error)) = &result {
-            self.tls_error.record(error);
-        }
-        result
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for RecordingIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.observe(result)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for RecordingIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.observe(result)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.observe(result)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.observe(result)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.observe(result)
-    }
-}
-
-fn error_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(current) = source {
-        let part = current.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = current.source();
-    }
-    text
-}
-
-/// The host part of `host:port` (brackets of an IPv6 literal removed) as a TLS server name;
-/// the aTLS verifier ignores it, so an unusable host falls back to `127.0.0.1`.
-fn server_name(addr: &str) -> ServerName<'static> {
-    let host = if let Some(rest) = addr.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(host, _)| host)
-    } else {
-        addr.rsplit_once(':').map_or(addr, |(host, _)| host)
-    };
-    ServerName::try_from(host.to_owned())
-        .unwrap_or_else(|_| ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
-}
-
-/// One attested HTTP connection: every call is answered by the peer appraised in its
-/// handshake ([`Session::peer`]). Dropping the session closes the connection.
+/// One attested gRPC connection: every call is answered by the peer appraised in its
+/// handshake ([`Session::peer`]). Calls may run concurrently (HTTP/2 streams). Dropping the
+/// session closes the connection.
 #[derive(Debug)]
 pub struct Session {
     addr: String,
-    sender: Sender,
+    user: UserApiClient<AtlsChannel>,
+    mesh: MeshApiClient<AtlsChannel>,
+    channel: AtlsChannel,
     peer: VerifiedPeer,
     request_timeout: Duration,
     max_response_body: usize,
-    tls_error: TlsErrorSlot,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
 }
 
 impl Session {
@@ -441,213 +207,163 @@ impl Session {
         }
     }
 
-    /// Sends `request` as JSON (`GET` and `HEAD` send no body) to `path` and decodes a 200
-    /// answer as `Resp`.
-    ///
-    /// # Errors
-    /// [`ClientError::Api`] for a non-200 answer, [`ClientError::Timeout`] (`"request"`),
-    /// [`ClientError::Protocol`] (including a body over the limit), [`ClientError::Handshake`]
-    /// (a TLS alert during the exchange), [`ClientError::Decode`].
-    pub async fn call<Req, Resp>(
+    /// A generated user API client on this session's connection (for calls this type has no
+    /// method for).
+    #[must_use]
+    pub fn user_api(&self) -> UserApiClient<AtlsChannel> {
+        self.user.clone()
+    }
+
+    /// A generated mesh API client on this session's connection.
+    #[must_use]
+    pub fn mesh_api(&self) -> MeshApiClient<AtlsChannel> {
+        self.mesh.clone()
+    }
+
+    /// Runs one call within the request timeout and classifies its failure.
+    async fn run<T>(
         &self,
-        method: Method,
-        path: &str,
-        request: &Req,
-    ) -> Result<Resp, ClientError>
-    where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
-    {
-        let body = if method == Method::GET || method == Method::HEAD {
-            Vec::new()
-        } else {
-            serde_json::to_vec(request).map_err(|e| ClientError::Decode {
-                what: short_type_name::<Req>(),
-                reason: format!("cannot encode the request: {e}"),
-            })?
-        };
-        let mut builder = Request::builder().method(method);
-        builder = match self.sender {
-            // HTTP/1.1 sends the URI as given: origin form, the authority in `Host`.
-            Sender::Http1(_) => builder.uri(path).header(HOST, self.addr.as_str()),
-            Sender::Http2(_) => builder.uri(format!("https://{}{path}", self.addr)),
-        };
-        if !body.is_empty() {
-            builder = builder.header(CONTENT_TYPE, "application/json");
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.protocol(format!("cannot build the request for {path}: {e}")))?;
-        let (status, body) = tokio::time::timeout(self.request_timeout, self.exchange(request))
-            .await
-            .map_err(|_| ClientError::Timeout {
+        method: &'static str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ClientError> {
+        match tokio::time::timeout(self.request_timeout, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.classify(method, status)),
+            Err(_) => Err(ClientError::Timeout {
                 addr: self.addr.clone(),
                 stage: "request",
                 after: self.request_timeout,
-            })??;
-        if status == StatusCode::OK {
-            return serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
-                what: short_type_name::<Resp>(),
-                reason: e.to_string(),
-            });
+            }),
         }
-        let error = serde_json::from_slice::<ErrorResponse>(&body).unwrap_or_else(|_| {
-            let excerpt = body.get(..ERROR_BODY_EXCERPT).unwrap_or(&body);
-            ErrorResponse {
-                version: String::new(),
-                status_code: status.as_u16(),
-                code: ErrorCode::Other(format!("http_{}", status.as_u16())),
-                error: String::from_utf8_lossy(excerpt).into_owned(),
+    }
+
+    /// A status the server sent is [`ClientError::Api`]; one tonic made from a broken
+    /// connection is [`ClientError::Handshake`] (a TLS alert, e.g. the server refusing our
+    /// certificate) or [`ClientError::Protocol`].
+    fn classify(&self, method: &'static str, status: tonic::Status) -> ClientError {
+        let ours = status
+            .metadata()
+            .get(contrast_grpc::ERROR_CODE_METADATA)
+            .is_some();
+        // tonic's own refusal of a response over the size limit (no server answers the user or
+        // mesh API with OutOfRange).
+        if !ours && status.code() == tonic::Code::OutOfRange {
+            return ClientError::Protocol {
+                addr: self.addr.clone(),
+                reason: format!(
+                    "the response exceeds the limit of {} bytes: {}",
+                    self.max_response_body,
+                    status.message()
+                ),
+            };
+        }
+        let from_transport = !ours && source_is_transport(&status);
+        if from_transport {
+            if let Some(reason) = self.channel.tls_error() {
+                return ClientError::Handshake {
+                    addr: self.addr.clone(),
+                    reason,
+                };
             }
-        });
-        Err(ClientError::Api {
+            return ClientError::Protocol {
+                addr: self.addr.clone(),
+                reason: status.message().to_owned(),
+            };
+        }
+        if let Some(reason) = self.channel.tls_error() {
+            return ClientError::Handshake {
+                addr: self.addr.clone(),
+                reason,
+            };
+        }
+        ClientError::Api {
             addr: self.addr.clone(),
-            path: path.to_owned(),
-            status: status.as_u16(),
-            error,
-        })
-    }
-
-    async fn exchange(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), ClientError> {
-        let classify = |e: hyper::Error| classify_hyper_error(&self.addr, &e, &self.tls_error);
-        let response = match &self.sender {
-            Sender::Http1(sender) => {
-                let mut sender = sender.lock().await;
-                sender.ready().await.map_err(classify)?;
-                sender.send_request(request).await.map_err(classify)?
-            }
-            Sender::Http2(sender) => {
-                let mut sender = sender.clone();
-                sender.ready().await.map_err(classify)?;
-                sender.send_request(request).await.map_err(classify)?
-            }
-        };
-        let status = response.status();
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(declared) = declared
-            && declared > self.max_response_body as u64
-        {
-            return Err(self.too_large(declared));
-        }
-        let mut body = response.into_body();
-        // Responses may carry secrets (workload secret, seed, mesh CA key): the copy we
-        // assemble is wiped when dropped.
-        let mut collected = Zeroizing::new(Vec::new());
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| classify_hyper_error(&self.addr, &e, &self.tls_error))?;
-            if let Ok(data) = frame.into_data() {
-                if collected.len().saturating_add(data.len()) > self.max_response_body {
-                    return Err(
-                        self.too_large((collected.len() as u64).saturating_add(data.len() as u64))
-                    );
-                }
-                collected.extend_from_slice(&data);
-            }
-        }
-        Ok((status, collected))
-    }
-
-    fn too_large(&self, size: u64) -> ClientError {
-        self.protocol(format!(
-            "the response body ({size} bytes or more) exceeds the limit of {} bytes",
-            self.max_response_body
-        ))
-    }
-
-    fn protocol(&self, reason: String) -> ClientError {
-        ClientError::Protocol {
-            addr: self.addr.clone(),
-            reason,
+            method,
+            status: status.code(),
+            code: contrast_grpc::error_code(&status),
+            message: status.message().to_owned(),
         }
     }
 
-    /// `POST /v1/manifest`.
+    /// `UserAPI/SetManifest`.
     ///
     /// # Errors
-    /// See [`Session::call`].
+    /// [`ClientError::Api`] for the server's refusal, [`ClientError::Timeout`] (`"request"`),
+    /// [`ClientError::Protocol`], [`ClientError::Handshake`] (a TLS alert during the call).
     pub async fn set_manifest(
         &self,
         request: &SetManifestRequest,
     ) -> Result<SetManifestResponse, ClientError> {
-        self.call(Method::POST, path::SET_MANIFEST, request).await
+        let mut client = self.user.clone();
+        let request = userapi::SetManifestRequest::from(request.clone());
+        self.run(method::SET_MANIFEST, client.set_manifest(request))
+            .await
+            .map(Into::into)
     }
 
-    /// `GET /v1/manifests`.
+    /// `UserAPI/GetManifests`.
     ///
     /// # Errors
-    /// See [`Session::call`].
+    /// As [`Session::set_manifest`].
     pub async fn get_manifests(&self) -> Result<GetManifestsResponse, ClientError> {
-        self.call(Method::GET, path::GET_MANIFESTS, &()).await
+        let mut client = self.user.clone();
+        self.run(
+            method::GET_MANIFESTS,
+            client.get_manifests(userapi::GetManifestsRequest {}),
+        )
+        .await
+        .map(Into::into)
     }
 
-    /// `POST /v1/recover`.
+    /// `UserAPI/Recover`.
     ///
     /// # Errors
-    /// See [`Session::call`].
+    /// As [`Session::set_manifest`].
     pub async fn recover(&self, request: &RecoverRequest) -> Result<RecoverResponse, ClientError> {
-        self.call(Method::POST, path::RECOVER, request).await
+        let mut client = self.user.clone();
+        let request = userapi::RecoverRequest::from(request.clone());
+        self.run(method::USER_RECOVER, client.recover(request))
+            .await
+            .map(|_| RecoverResponse {})
     }
 
-    /// `POST /v1/mesh/cert`.
+    /// `MeshAPI/NewMeshCert`.
     ///
     /// # Errors
-    /// See [`Session::call`].
+    /// As [`Session::set_manifest`].
     pub async fn mesh_cert(&self) -> Result<MeshCertResponse, ClientError> {
-        self.call(Method::POST, path::MESH_CERT, &MeshCertRequest {})
-            .await
+        let mut client = self.mesh.clone();
+        self.run(
+            method::NEW_MESH_CERT,
+            client.new_mesh_cert(meshapi::NewMeshCertRequest {}),
+        )
+        .await
+        .map(Into::into)
     }
 
-    /// `POST /v1/mesh/recover`.
+    /// `MeshAPI/Recover`.
     ///
     /// # Errors
-    /// See [`Session::call`].
+    /// As [`Session::set_manifest`].
     pub async fn mesh_recover(&self) -> Result<MeshRecoverResponse, ClientError> {
-        self.call(Method::POST, path::MESH_RECOVER, &MeshRecoverRequest {})
-            .await
+        let mut client = self.mesh.clone();
+        self.run(
+            method::MESH_RECOVER,
+            client.recover(meshapi::RecoverRequest {}),
+        )
+        .await
+        .map(Into::into)
     }
 }
 
-fn short_type_name<T: ?Sized>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    full.rsplit("::").next().unwrap_or(full)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_name_is_the_host_part() {
-        assert_eq!(
-            server_name("coordinator.default:7777"),
-            ServerName::try_from("coordinator.default").unwrap_or_else(|_| unreachable!())
-        );
-        assert_eq!(
-            server_name("[::1]:1313"),
-            ServerName::try_from("::1").unwrap_or_else(|_| unreachable!())
-        );
-        assert_eq!(
-            server_name("127.0.0.1:1313"),
-            ServerName::try_from("127.0.0.1").unwrap_or_else(|_| unreachable!())
-        );
-        assert_eq!(
-            server_name("bad host!:1"),
-            ServerName::try_from("127.0.0.1").unwrap_or_else(|_| unreachable!())
-        );
+/// Whether tonic made `status` from a failure of the connection rather than receiving it.
+fn source_is_transport(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(current) = source {
+        if current.is::<TransportError>() || current.is::<hyper::Error>() {
+            return true;
+        }
+        source = current.source();
     }
-
-    #[test]
-    fn type_names_are_short() {
-        assert_eq!(
-            short_type_name::<SetManifestResponse>(),
-            "SetManifestResponse"
-        );
-    }
+    false
 }

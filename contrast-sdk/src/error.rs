@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use contrast_core::api::{ErrorCode, ErrorResponse};
+use contrast_core::api::ErrorCode;
 
 use contrast_attest::atls::AtlsError;
 
@@ -49,30 +49,49 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
-    /// The server answered with an error: its status and `ErrorResponse`. A non-200 answer
-    /// whose body is not an `ErrorResponse` (e.g. from a proxy) gets the code
-    /// `ErrorCode::Other("http_<status>")` and the start of the body as its message.
-    #[error("the coordinator at {addr} refused {path} with status {status}: {error}")]
+    /// The server refused the call: its gRPC status code (upstream's), our fine-grained
+    /// [`ErrorCode`] (from the `contrast-error-code` metadata; from the gRPC code alone for a
+    /// server that does not send it) and its message.
+    #[error("the coordinator at {addr} refused {method} with {status:?} ({code}): {message}")]
     Api {
         /// The address, `host:port`.
         addr: String,
+        /// The full gRPC method name.
+        method: &'static str,
+        /// The gRPC status code.
+        status: tonic::Code,
+        /// The Coordinator's error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The evidence API (`/attest`, plain HTTP) answered with an error: its HTTP status and
+    /// upstream's error body (`{"version", "error", "status_code"}`). A body that is not one
+    /// (e.g. from a proxy) gets the code `ErrorCode::Other("http_<status>")` and the start of
+    /// the body as its message.
+    #[error("the coordinator at {addr} refused {path} with status {status} ({code}): {message}")]
+    Evidence {
+        /// The address, `host:port`.
+        addr: String,
         /// The request path.
-        path: String,
+        path: &'static str,
         /// The HTTP status.
         status: u16,
+        /// The Coordinator's error code.
+        code: ErrorCode,
         /// The server's explanation.
-        error: ErrorResponse,
+        message: String,
     },
-    /// HTTP (HTTP/1.1 or h2) failed after the handshake (connection reset, protocol violation,
+    /// The gRPC exchange failed after the handshake (connection reset, protocol violation,
     /// oversized response).
-    #[error("http exchange with the coordinator at {addr} failed: {reason}")]
+    #[error("grpc exchange with the coordinator at {addr} failed: {reason}")]
     Protocol {
         /// The address, `host:port`.
         addr: String,
         /// What failed.
         reason: String,
     },
-    /// A response body (or a request body we built) that is not the expected JSON.
+    /// A response that is not what was expected.
     #[error("cannot decode {what}: {reason}")]
     Decode {
         /// The type that was expected.
@@ -86,7 +105,7 @@ impl ClientError {
     /// Whether the same call may succeed later without the caller changing anything: the
     /// Coordinator is unreachable, slow, refused the handshake (starting, or in recovery
     /// mode), the connection broke, or it answered with a state another party resolves
-    /// (`needs_recovery`, `no_manifest`) or a gateway/unavailable status (502, 503, 504).
+    /// (`needs_recovery`, `no_manifest`) or `Unavailable`.
     /// A failed attestation, a refusal (`permission_denied`, `invalid_argument`, ...) and an
     /// undecodable response are final.
     #[must_use]
@@ -96,19 +115,33 @@ impl ClientError {
             | Self::Timeout { .. }
             | Self::Handshake { .. }
             | Self::Protocol { .. } => true,
-            Self::Api { status, error, .. } => {
-                matches!(error.code, ErrorCode::NeedsRecovery | ErrorCode::NoManifest)
+            Self::Api { status, code, .. } => {
+                matches!(code, ErrorCode::NeedsRecovery | ErrorCode::NoManifest)
+                    || *status == tonic::Code::Unavailable
+            }
+            Self::Evidence { status, code, .. } => {
+                matches!(code, ErrorCode::NeedsRecovery | ErrorCode::NoManifest)
                     || matches!(status, 502..=504)
             }
             Self::Attestation { .. } | Self::Decode { .. } => false,
         }
     }
 
-    /// The server's error code, for an [`ClientError::Api`] error.
+    /// The server's error code, for an [`ClientError::Api`] or [`ClientError::Evidence`]
+    /// error.
     #[must_use]
     pub fn api_code(&self) -> Option<&ErrorCode> {
         match self {
-            Self::Api { error, .. } => Some(&error.code),
+            Self::Api { code, .. } | Self::Evidence { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The gRPC status code, for an [`ClientError::Api`] error.
+    #[must_use]
+    pub fn grpc_code(&self) -> Option<tonic::Code> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -43,7 +43,7 @@
 //! # One connection, one attestation
 //!
 //! [`CoordinatorClient::connect`] opens a TCP connection (with `TCP_NODELAY`), runs the aTLS
-//! handshake with a fresh per-connection config from the [`AtlsClient`](contrast_attest::AtlsClient), and speaks HTTP/2 over
+//! handshake with a fresh per-connection config from the [`AtlsClient`](contrast_attest::AtlsClient), and speaks gRPC (HTTP/2) over
 //! it ([`Session`]). The server's certificate is appraised during the handshake; the result (the
 //! [`VerifiedPeer`](contrast_attest::VerifiedPeer)) stays with the session, and every typed call made through it is answered by
 //! exactly that appraised peer. The conveniences on [`CoordinatorClient`] open one connection per
@@ -53,8 +53,8 @@
 //!
 //! [`ClientError`] says at which stage a call failed: connecting, the handshake (our validator
 //! refused the server: [`ClientError::Attestation`] with the failed check; anything else:
-//! [`ClientError::Handshake`]), the server's refusal ([`ClientError::Api`], with the code and
-//! message of its `ErrorResponse`), the HTTP exchange, or the response body.
+//! [`ClientError::Handshake`]), the server's refusal ([`ClientError::Api`], with the gRPC status code, our
+//! fine-grained error code and the message), the gRPC exchange, or the response.
 //! [`ClientError::is_retryable`] tells transient failures from final ones.
 //!
 //! # What a data owner can check, and what not
@@ -75,7 +75,7 @@
 
 //!
 //! Used by the `initializer` (mesh certificate) and the `contrast` CLI (set, verify, recover) as
-//! well as by third-party applications. This crate does the I/O (TCP, TLS, HTTP); every check it
+//! well as by third-party applications. This crate does the I/O (TCP, TLS, gRPC); every check it
 //! runs is the pure code of `contrast-attest` and `contrast-core`.
 
 #![forbid(unsafe_code)]
@@ -89,9 +89,9 @@ pub use attestation::{
     MAX_ATTEST_RESPONSE, VerifiedAttestation, fetch_attestation, validate_attestation,
 };
 pub use connection::{Attested, CoordinatorClient, MAX_RESPONSE_BODY, Session};
+/// The transport and the generated gRPC code, for callers that need more than [`Session`].
+pub use contrast_grpc;
 pub use deployment::{
     DeploymentError, VerifiedDeployment, coordinator_validator, verify_deployment,
 };
 pub use error::ClientError;
-/// HTTP methods for [`Session::call`].
-pub use hyper::Method;

@@ -1,33 +1,31 @@
-//! The Coordinator client against an in-test HTTP server over aTLS on 127.0.0.1 (simulated
-//! SEV-SNP): typed round trips, the server's refusals, our validator's refusal, connection and
+//! The Coordinator client against in-test gRPC servers (contrast-grpc's acceptor with fake
+//! user and mesh API implementations) over aTLS on 127.0.0.1 (simulated SEV-SNP): typed round
+//! trips, the server's refusals with gRPC codes, our validator's refusal, connection and
 //! handshake failures, and the response size limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use contrast_attest::atls::PeerSlot;
 use contrast_attest::atls::{AtlsClient, AtlsError, AtlsServer, AtlsValidator, Issuer};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Error, Product, TcbVersion, Verifier};
 use contrast_core::api::{
-    ApiLatestTransition, ErrorCode, ErrorResponse, GetManifestsResponse, MeshCertResponse,
-    SetManifestRequest, SetManifestResponse, path,
+    ApiLatestTransition, ErrorCode, GetManifestsResponse, MeshCertResponse, SetManifestRequest,
+    SetManifestResponse,
 };
 use contrast_core::manifest::GuestPolicy;
-use contrast_sdk::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY, Method};
+use contrast_grpc::meshapi::mesh_api_server::{MeshApi, MeshApiServer};
+use contrast_grpc::server::{Acceptor, Limits};
+use contrast_grpc::userapi::user_api_server::{UserApi, UserApiServer};
+use contrast_grpc::{meshapi, userapi};
+use contrast_sdk::{ClientError, CoordinatorClient, MAX_RESPONSE_BODY};
 use contrast_sim::SimulatedIssuer;
 use contrast_sim::{SimulatedGuest, SimulatedPlatform};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand_core::{OsRng, RngCore};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroizing;
 
 const TCB: TcbVersion = TcbVersion {
@@ -79,117 +77,157 @@ fn validator(measurement: [u8; 48]) -> AtlsValidator {
     ))
 }
 
-/// What the server saw of one request.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    version: hyper::Version,
-    /// `Host` (HTTP/1.1) or the URI's authority (HTTP/2).
-    authority: Option<String>,
-    path: String,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> (StatusCode, Vec<u8>) + Send + Sync>;
-
-/// A test server: HTTP over aTLS (HTTP/1.1 or HTTP/2, as negotiated, like the Coordinator),
-/// one fresh config per connection; records requests and each connection's peer slot.
-struct TestServer {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+/// Per connection: a fresh aTLS config (optionally with another ALPN list); records the slots.
+struct TestAcceptor {
+    atls: AtlsServer,
+    alpn: Option<Vec<Vec<u8>>>,
     slots: Arc<Mutex<Vec<Arc<PeerSlot>>>>,
 }
 
-async fn serve(atls: AtlsServer, handler: Handler) -> TestServer {
-    serve_alpn(atls, handler, None).await
+impl Acceptor for TestAcceptor {
+    type Context = ();
+
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn configure(&self) -> Option<(rustls::ServerConfig, Arc<PeerSlot>, ())> {
+        let (mut config, slot) = self.atls.config(&mut OsRng).unwrap();
+        if let Some(alpn) = &self.alpn {
+            config.alpn_protocols.clone_from(alpn);
+        }
+        self.slots.lock().unwrap().push(Arc::clone(&slot));
+        Some((config, slot, ()))
+    }
 }
 
-/// [`serve`], with the server's ALPN list replaced by `alpn` when given.
-async fn serve_alpn(atls: AtlsServer, handler: Handler, alpn: Option<Vec<Vec<u8>>>) -> TestServer {
+/// A fake Coordinator: canned answers per method; records the requests it decoded.
+#[derive(Clone, Default)]
+struct Fake {
+    set: Option<Result<userapi::SetManifestResponse, Status>>,
+    get: Option<Result<userapi::GetManifestsResponse, Status>>,
+    recover: Option<Result<userapi::RecoverResponse, Status>>,
+    mesh_cert: Option<Result<meshapi::NewMeshCertResponse, Status>>,
+    seen_set: Arc<Mutex<Vec<userapi::SetManifestRequest>>>,
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+fn answer<T: Clone>(
+    canned: &Option<Result<T, Status>>,
+    calls: &Mutex<Vec<&'static str>>,
+    method: &'static str,
+) -> Result<Response<T>, Status> {
+    calls.lock().unwrap().push(method);
+    canned
+        .clone()
+        .unwrap_or_else(|| Err(Status::unimplemented(method)))
+        .map(Response::new)
+}
+
+#[tonic::async_trait]
+impl UserApi for Fake {
+    async fn set_manifest(
+        &self,
+        request: Request<userapi::SetManifestRequest>,
+    ) -> Result<Response<userapi::SetManifestResponse>, Status> {
+        self.seen_set.lock().unwrap().push(request.into_inner());
+        answer(&self.set, &self.calls, "SetManifest")
+    }
+
+    async fn get_manifests(
+        &self,
+        _: Request<userapi::GetManifestsRequest>,
+    ) -> Result<Response<userapi::GetManifestsResponse>, Status> {
+        answer(&self.get, &self.calls, "GetManifests")
+    }
+
+    async fn recover(
+        &self,
+        _: Request<userapi::RecoverRequest>,
+    ) -> Result<Response<userapi::RecoverResponse>, Status> {
+        answer(&self.recover, &self.calls, "Recover")
+    }
+}
+
+#[tonic::async_trait]
+impl MeshApi for Fake {
+    async fn new_mesh_cert(
+        &self,
+        _: Request<meshapi::NewMeshCertRequest>,
+    ) -> Result<Response<meshapi::NewMeshCertResponse>, Status> {
+        answer(&self.mesh_cert, &self.calls, "NewMeshCert")
+    }
+
+    async fn recover(
+        &self,
+        _: Request<meshapi::RecoverRequest>,
+    ) -> Result<Response<meshapi::RecoverResponse>, Status> {
+        answer(&None, &self.calls, "MeshRecover")
+    }
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    fake: Fake,
+    slots: Arc<Mutex<Vec<Arc<PeerSlot>>>>,
+}
+
+impl TestServer {
+    fn calls(&self) -> Vec<&'static str> {
+        self.fake.calls.lock().unwrap().clone()
+    }
+}
+
+/// Serves `fake`'s user API (or, with `mesh`, its mesh API) over aTLS.
+async fn serve_with(
+    atls: AtlsServer,
+    fake: Fake,
+    alpn: Option<Vec<Vec<u8>>>,
+    mesh: bool,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let slots = Arc::new(Mutex::new(Vec::new()));
-    let (seen_task, slots_task) = (Arc::clone(&seen), Arc::clone(&slots));
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let (mut config, slot) = atls.config(&mut OsRng).unwrap();
-            if let Some(alpn) = &alpn {
-                config.alpn_protocols.clone_from(alpn);
-            }
-            slots_task.lock().unwrap().push(slot);
-            let acceptor = TlsAcceptor::from(Arc::new(config));
-            let handler = Arc::clone(&handler);
-            let seen = Arc::clone(&seen_task);
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let handler = Arc::clone(&handler);
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes().to_vec();
-                        let request = Seen {
-                            method: parts.method,
-                            version: parts.version,
-                            authority: parts
-                                .headers
-                                .get(hyper::header::HOST)
-                                .map(|v| v.to_str().unwrap().to_owned())
-                                .or_else(|| parts.uri.authority().map(ToString::to_string)),
-                            path: parts.uri.path().to_owned(),
-                            content_type: parts
-                                .headers
-                                .get(hyper::header::CONTENT_TYPE)
-                                .map(|v| v.to_str().unwrap().to_owned()),
-                            body,
-                        };
-                        let (status, body) = handler(&request);
-                        seen.lock().unwrap().push(request);
-                        let response = Response::builder()
-                            .status(status)
-                            .header(hyper::header::CONTENT_TYPE, "application/json")
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                if tls.get_ref().1.alpn_protocol() == Some(b"http/1.1") {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                } else {
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                }
-            });
-        }
+    let acceptor = Arc::new(TestAcceptor {
+        atls,
+        alpn,
+        slots: Arc::clone(&slots),
     });
-    TestServer { addr, seen, slots }
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let limits = Limits::default();
+    if mesh {
+        let service = MeshApiServer::new(fake.clone());
+        tokio::spawn(async move {
+            let _stop = _stop;
+            contrast_grpc::server::serve(listener, acceptor, service, limits, shutdown).await;
+        });
+    } else {
+        let service = UserApiServer::new(fake.clone());
+        tokio::spawn(async move {
+            let _stop = _stop;
+            contrast_grpc::server::serve(listener, acceptor, service, limits, shutdown).await;
+        });
+    }
+    TestServer { addr, fake, slots }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap()
-}
-
-fn error_body(code: ErrorCode, message: &str) -> (StatusCode, Vec<u8>) {
-    let body = ErrorResponse::new(code, message);
-    (StatusCode::from_u16(body.status_code).unwrap(), json(&body))
+async fn serve(atls: AtlsServer, fake: Fake) -> TestServer {
+    serve_with(atls, fake, None, false).await
 }
 
 fn set_manifest_response() -> SetManifestResponse {
     SetManifestResponse {
-        version: "test".into(),
+        version: String::new(),
         root_ca: b"root pem".to_vec(),
         mesh_ca: b"mesh pem".to_vec(),
         seed_shares_doc: None,
+    }
+}
+
+fn set_ok() -> Fake {
+    Fake {
+        set: Some(Ok(set_manifest_response().into())),
+        ..Fake::default()
     }
 }
 
@@ -208,16 +246,11 @@ async fn typed_round_trip_over_one_attested_session() {
             signature: vec![1, 2],
         },
     };
-    let manifests_body = json(&manifests);
-    let server = serve(
-        AtlsServer::new(Some(issuer(&server_guest))),
-        Arc::new(move |seen: &Seen| match seen.path.as_str() {
-            path::SET_MANIFEST => (StatusCode::OK, json(&set_manifest_response())),
-            path::GET_MANIFESTS => (StatusCode::OK, manifests_body.clone()),
-            _ => error_body(ErrorCode::InvalidArgument, "unexpected path"),
-        }),
-    )
-    .await;
+    let fake = Fake {
+        get: Some(Ok(manifests.clone().into())),
+        ..set_ok()
+    };
+    let server = serve(AtlsServer::new(Some(issuer(&server_guest))), fake).await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
         AtlsClient::new(validator(measurement)),
@@ -240,23 +273,13 @@ async fn typed_round_trip_over_one_attested_session() {
     assert_eq!(session.get_manifests().await.unwrap(), manifests);
     drop(session);
 
-    let seen = server.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2);
-    // Our client offers HTTP/1.1 and the server prefers it; the authority goes in `Host`.
-    for request in &seen {
-        assert_eq!(request.version, hyper::Version::HTTP_11);
-        assert_eq!(request.authority, Some(server.addr.to_string()));
-    }
-    assert_eq!(seen[0].method, Method::POST);
-    assert_eq!(seen[0].path, "/v1/manifest");
-    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
-    assert_eq!(
-        serde_json::from_slice::<SetManifestRequest>(&seen[0].body).unwrap(),
-        request
-    );
-    assert_eq!(seen[1].method, Method::GET);
-    assert_eq!(seen[1].path, "/v1/manifests");
-    assert!(seen[1].body.is_empty());
+    assert_eq!(server.calls(), ["SetManifest", "GetManifests"]);
+    // The server decoded exactly our request (PreviousTransitionHash as field 3).
+    let seen = server.fake.seen_set.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(SetManifestRequest::from(seen[0].clone()), request);
+    assert_eq!(seen[0].previous_transition_hash, vec![3; 32]);
+    assert!(seen[0].signature.is_empty());
     // Both calls went over the one connection.
     assert_eq!(server.slots.lock().unwrap().len(), 1);
 
@@ -267,22 +290,13 @@ async fn typed_round_trip_over_one_attested_session() {
         attested.peer.attestation.unwrap().host_data,
         server_guest.host_data
     );
+    assert_eq!(server.slots.lock().unwrap().len(), 2);
 }
 
-/// Two calls at once on one session, against a server whose ALPN list is `alpn`; returns
-/// the HTTP version each request arrived with.
-async fn concurrent_calls_on_one_session(alpn: Option<Vec<Vec<u8>>>) -> Vec<hyper::Version> {
+#[tokio::test]
+async fn concurrent_calls_share_one_http2_connection() {
     let measurement = random::<48>();
-    let server_guest = guest(measurement);
-    let server = serve_alpn(
-        AtlsServer::new(Some(issuer(&server_guest))),
-        Arc::new(|seen: &Seen| match seen.path.as_str() {
-            path::SET_MANIFEST => (StatusCode::OK, json(&set_manifest_response())),
-            _ => error_body(ErrorCode::InvalidArgument, "unexpected path"),
-        }),
-        alpn,
-    )
-    .await;
+    let server = serve(AtlsServer::new(Some(issuer(&guest(measurement)))), set_ok()).await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
         AtlsClient::new(validator(measurement)),
@@ -302,34 +316,17 @@ async fn concurrent_calls_on_one_session(alpn: Option<Vec<Vec<u8>>>) -> Vec<hype
     assert_eq!(second.unwrap(), set_manifest_response());
     drop(session);
     assert_eq!(server.slots.lock().unwrap().len(), 1, "one connection");
-    let seen = server.seen.lock().unwrap().clone();
-    for request in &seen {
-        assert_eq!(request.authority, Some(server.addr.to_string()));
-    }
-    seen.iter().map(|request| request.version).collect()
-}
-
-#[tokio::test]
-async fn concurrent_calls_on_one_http11_session_take_turns() {
-    let versions = concurrent_calls_on_one_session(None).await;
-    assert_eq!(versions, [hyper::Version::HTTP_11; 2]);
-}
-
-#[tokio::test]
-async fn a_server_that_speaks_only_h2_gets_http2() {
-    // Upstream's servers negotiate only `h2`; the client follows the server's choice.
-    let versions = concurrent_calls_on_one_session(Some(vec![b"h2".to_vec()])).await;
-    assert_eq!(versions, [hyper::Version::HTTP_2; 2]);
+    assert_eq!(server.calls().len(), 2);
 }
 
 #[tokio::test]
 async fn a_server_without_a_common_application_protocol_is_a_handshake_error() {
     let measurement = random::<48>();
-    let server_guest = guest(measurement);
-    let server = serve_alpn(
-        AtlsServer::new(Some(issuer(&server_guest))),
-        Arc::new(|_: &Seen| (StatusCode::OK, Vec::new())),
-        Some(vec![b"spdy/3".to_vec()]),
+    let server = serve_with(
+        AtlsServer::new(Some(issuer(&guest(measurement)))),
+        set_ok(),
+        Some(vec![b"http/1.1".to_vec()]),
+        false,
     )
     .await;
     let client = CoordinatorClient::new(
@@ -341,11 +338,11 @@ async fn a_server_without_a_common_application_protocol_is_a_handshake_error() {
         panic!("expected a handshake error, got {error:?}");
     };
     assert!(reason.contains("NoApplicationProtocol"), "{reason}");
-    assert!(server.seen.lock().unwrap().is_empty());
+    assert!(server.calls().is_empty());
 }
 
 #[tokio::test]
-async fn mutual_atls_mesh_cert_and_empty_body_request() {
+async fn mutual_atls_mesh_cert() {
     let server_measurement = random::<48>();
     let client_measurement = random::<48>();
     let client_guest = guest(client_measurement);
@@ -355,11 +352,16 @@ async fn mutual_atls_mesh_cert_and_empty_body_request() {
         root_ca_cert: b"root".to_vec(),
         workload_secret: Zeroizing::new(vec![0x5a; 64]),
     };
-    let body = json(&response);
-    let server = serve(
+    let fake = Fake {
+        mesh_cert: Some(Ok(response.clone().into())),
+        ..Fake::default()
+    };
+    let server = serve_with(
         AtlsServer::new(Some(issuer(&guest(server_measurement))))
             .with_client_validator(validator(client_measurement)),
-        Arc::new(move |_: &Seen| (StatusCode::OK, body.clone())),
+        fake,
+        None,
+        true,
     )
     .await;
     // The initializer's configuration: no validator, its own issuer.
@@ -370,9 +372,7 @@ async fn mutual_atls_mesh_cert_and_empty_body_request() {
     let attested = client.mesh_cert().await.unwrap();
     assert_eq!(attested.value, response);
     assert!(attested.peer.attestation.is_none());
-    let seen = server.seen.lock().unwrap().clone();
-    assert_eq!(seen[0].path, "/v1/mesh/cert");
-    assert_eq!(seen[0].body, b"{}");
+    assert_eq!(server.calls(), ["NewMeshCert"]);
     let slot = Arc::clone(&server.slots.lock().unwrap()[0]);
     assert_eq!(
         slot.peer().unwrap().attestation.unwrap().host_data,
@@ -383,10 +383,16 @@ async fn mutual_atls_mesh_cert_and_empty_body_request() {
 #[tokio::test]
 async fn server_refusing_our_attestation_is_a_handshake_error() {
     let measurement = random::<48>();
-    let server = serve(
+    let fake = Fake {
+        mesh_cert: Some(Err(Status::internal("must not be reached"))),
+        ..Fake::default()
+    };
+    let server = serve_with(
         AtlsServer::new(Some(issuer(&guest(measurement))))
             .with_client_validator(validator(random::<48>())),
-        Arc::new(|_: &Seen| (StatusCode::OK, b"{}".to_vec())),
+        fake,
+        None,
+        true,
     )
     .await;
     let client = CoordinatorClient::new(
@@ -395,7 +401,7 @@ async fn server_refusing_our_attestation_is_a_handshake_error() {
             .with_issuer(issuer(&guest(random::<48>()))),
     );
     let error = client.mesh_cert().await.unwrap_err();
-    // TLS 1.3: the server's alert arrives with the first request, and is still classified as
+    // TLS 1.3: the server's alert arrives with the first call, and is still classified as
     // a handshake failure.
     match &error {
         ClientError::Handshake { addr, reason } => {
@@ -405,111 +411,91 @@ async fn server_refusing_our_attestation_is_a_handshake_error() {
         other => panic!("expected a handshake error, got {other:?}"),
     }
     assert!(error.is_retryable());
+    assert!(server.calls().is_empty());
 }
 
 #[tokio::test]
-async fn api_errors_keep_code_and_message() {
+async fn refusals_keep_the_grpc_code_our_code_and_the_message() {
     let measurement = random::<48>();
-    let server = serve(
-        AtlsServer::new(Some(issuer(&guest(measurement)))),
-        Arc::new(|seen: &Seen| match seen.path.as_str() {
-            path::MESH_CERT => error_body(
-                ErrorCode::PermissionDenied,
-                "policy hash 00ff not found in manifest",
-            ),
-            path::GET_MANIFESTS => (
-                StatusCode::IM_A_TEAPOT,
-                br#"{"status_code":418,"code":"teapot","error":"short and stout"}"#.to_vec(),
-            ),
-            path::RECOVER => {
-                error_body(ErrorCode::NeedsRecovery, "coordinator is in recovery mode")
-            }
-            _ => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                b"upstream unavailable".to_vec(),
-            ),
-        }),
-    )
-    .await;
+    let fake = Fake {
+        // Ours: upstream's code plus our code in the metadata.
+        set: Some(Err(contrast_grpc::status(
+            &ErrorCode::ManifestConflict,
+            "coordinator state was updated concurrently",
+        ))),
+        recover: Some(Err(contrast_grpc::status(
+            &ErrorCode::NeedsRecovery,
+            "coordinator is in recovery mode",
+        ))),
+        // Upstream's: the gRPC code alone.
+        get: Some(Err(Status::failed_precondition("no manifest configured"))),
+        ..Fake::default()
+    };
+    let server = serve(AtlsServer::new(Some(issuer(&guest(measurement)))), fake).await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
         AtlsClient::new(validator(measurement)),
     );
+    let session = client.connect().await.unwrap();
 
-    let error = client.mesh_cert().await.unwrap_err();
+    let request = SetManifestRequest {
+        manifest: b"{}".to_vec(),
+        policies: vec![],
+        previous_transition_hash: None,
+        signature: None,
+    };
+    let error = session.set_manifest(&request).await.unwrap_err();
     match &error {
         ClientError::Api {
-            path,
+            method,
             status,
-            error,
+            code,
+            message,
             ..
         } => {
-            assert_eq!(path, "/v1/mesh/cert");
-            assert_eq!(*status, 403);
-            assert_eq!(error.code, ErrorCode::PermissionDenied);
-            assert_eq!(error.error, "policy hash 00ff not found in manifest");
+            assert_eq!(*method, "/edgelesssys.contrast.userapi.UserAPI/SetManifest");
+            assert_eq!(*status, Code::FailedPrecondition);
+            assert_eq!(*code, ErrorCode::ManifestConflict);
+            assert_eq!(message, "coordinator state was updated concurrently");
         }
         other => panic!("expected an api error, got {other:?}"),
     }
-    assert_eq!(error.api_code(), Some(&ErrorCode::PermissionDenied));
     assert!(!error.is_retryable());
     assert!(
         error
             .to_string()
-            .contains("refused /v1/mesh/cert with status 403"),
+            .contains("refused /edgelesssys.contrast.userapi.UserAPI/SetManifest with FailedPrecondition (manifest_conflict)"),
         "{error}"
     );
 
-    let error = client.get_manifests().await.unwrap_err();
-    assert_eq!(error.api_code(), Some(&ErrorCode::Other("teapot".into())));
-
-    let session = client.connect().await.unwrap();
-    let error = session
-        .call::<_, serde_json::Value>(Method::POST, path::RECOVER, &serde_json::json!({}))
-        .await
-        .unwrap_err();
+    let recover = contrast_core::api::RecoverRequest {
+        seed: Zeroizing::new(vec![1; 64]),
+        salt: vec![2; 32],
+        force: false,
+    };
+    let error = session.recover(&recover).await.unwrap_err();
     assert_eq!(error.api_code(), Some(&ErrorCode::NeedsRecovery));
+    assert_eq!(error.grpc_code(), Some(Code::FailedPrecondition));
     assert!(error.is_retryable());
 
-    // A non-JSON error body (e.g. from a proxy) keeps the status and the text.
-    let error = session
-        .call::<_, serde_json::Value>(Method::POST, "/elsewhere", &serde_json::json!({}))
-        .await
-        .unwrap_err();
-    match &error {
-        ClientError::Api { status, error, .. } => {
-            assert_eq!(*status, 503);
-            assert_eq!(error.code, ErrorCode::Other("http_503".into()));
-            assert_eq!(error.error, "upstream unavailable");
-        }
-        other => panic!("expected an api error, got {other:?}"),
-    }
-    assert!(error.is_retryable());
-}
-
-#[tokio::test]
-async fn undecodable_success_body_is_a_decode_error() {
-    let measurement = random::<48>();
-    let server = serve(
-        AtlsServer::new(Some(issuer(&guest(measurement)))),
-        Arc::new(|_: &Seen| (StatusCode::OK, br#"{"root_ca":"!!"}"#.to_vec())),
-    )
-    .await;
-    let client = CoordinatorClient::new(
-        server.addr.to_string(),
-        AtlsClient::new(validator(measurement)),
+    let error = session.get_manifests().await.unwrap_err();
+    assert_eq!(
+        error.api_code(),
+        Some(&ErrorCode::Other("failed_precondition".into()))
     );
-    match client.get_manifests().await.unwrap_err() {
-        ClientError::Decode { what, .. } => assert_eq!(what, "GetManifestsResponse"),
-        other => panic!("expected a decode error, got {other:?}"),
-    }
+    assert_eq!(error.grpc_code(), Some(Code::FailedPrecondition));
+
+    // A method the server does not implement.
+    let error = session.mesh_cert().await.unwrap_err();
+    assert_eq!(error.grpc_code(), Some(Code::Unimplemented));
+    assert_eq!(server.slots.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn server_failing_our_validator_is_an_attestation_error() {
     let server = serve(
         AtlsServer::new(Some(issuer(&guest(random::<48>())))),
-        Arc::new(|_: &Seen| (StatusCode::OK, b"{}".to_vec())),
+        set_ok(),
     )
     .await;
     let client = CoordinatorClient::new(
@@ -536,7 +522,7 @@ async fn server_failing_our_validator_is_an_attestation_error() {
         "{error}"
     );
     // Nothing was sent to the unattested server.
-    assert!(server.seen.lock().unwrap().is_empty());
+    assert!(server.calls().is_empty());
 }
 
 #[tokio::test]
@@ -599,37 +585,29 @@ async fn silent_server_times_out_in_the_handshake() {
 #[tokio::test]
 async fn oversized_responses_are_refused() {
     let measurement = random::<48>();
-    let server = serve(
-        AtlsServer::new(Some(issuer(&guest(measurement)))),
-        Arc::new(|seen: &Seen| match seen.path.as_str() {
-            "/huge" => (StatusCode::OK, vec![b' '; MAX_RESPONSE_BODY + 1]),
-            _ => (StatusCode::OK, vec![b' '; 2048]),
-        }),
-    )
-    .await;
+    let manifests = GetManifestsResponse {
+        version: String::new(),
+        manifests: vec![vec![b' '; 2048]],
+        policies: vec![],
+        root_ca: vec![],
+        mesh_ca: vec![],
+        latest_transition: ApiLatestTransition {
+            transition_hash: vec![7; 32],
+            signature: vec![],
+        },
+    };
+    let fake = Fake {
+        get: Some(Ok(manifests.clone().into())),
+        ..Fake::default()
+    };
+    let server = serve(AtlsServer::new(Some(issuer(&guest(measurement)))), fake).await;
     let client = CoordinatorClient::new(
         server.addr.to_string(),
         AtlsClient::new(validator(measurement)),
     );
-    let session = client.connect().await.unwrap();
-    let error = session
-        .call::<_, serde_json::Value>(Method::POST, "/huge", &())
-        .await
-        .unwrap_err();
-    match &error {
-        ClientError::Protocol { reason, .. } => assert!(
-            reason.contains(&format!("exceeds the limit of {MAX_RESPONSE_BODY} bytes")),
-            "{reason}"
-        ),
-        other => panic!("expected a protocol error, got {other:?}"),
-    }
-
+    assert_eq!(MAX_RESPONSE_BODY, 32 * 1024 * 1024);
     let small = client.clone().with_max_response_body(1024);
-    let session = small.connect().await.unwrap();
-    let error = session
-        .call::<_, serde_json::Value>(Method::POST, "/small", &())
-        .await
-        .unwrap_err();
+    let error = small.get_manifests().await.unwrap_err();
     match &error {
         ClientError::Protocol { reason, .. } => {
             assert!(
@@ -639,12 +617,6 @@ async fn oversized_responses_are_refused() {
         }
         other => panic!("expected a protocol error, got {other:?}"),
     }
-    // Within the limit the same body is accepted (2048 spaces are not JSON: a decode error).
-    let session = client.connect().await.unwrap();
-    assert!(matches!(
-        session
-            .call::<_, serde_json::Value>(Method::POST, "/small", &())
-            .await,
-        Err(ClientError::Decode { what: "Value", .. })
-    ));
+    // Within the default limit the same answer is accepted.
+    assert_eq!(client.get_manifests().await.unwrap().value, manifests);
 }

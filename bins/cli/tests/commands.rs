@@ -524,22 +524,19 @@ fn fetch_history(ws: &Workspace, addr: &str) -> contrast_core::api::GetManifests
 /// A Coordinator stand-in that passes attestation (the simulated platform signs its reports
 /// for the Coordinator's HOST_DATA, as the real one's) and answers every request with `body`:
 /// what a data owner would see from a Coordinator whose history was tampered with.
-fn serve_history(ws: &Workspace, body: Vec<u8>) -> AtlsStub {
+fn serve_history(ws: &Workspace, history: contrast_core::api::GetManifestsResponse) -> AtlsStub {
     let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
     let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
         .unwrap()
         .try_into()
         .unwrap();
     let issuer = env.issuer(env.guest([0x5a; 64], host_data).unwrap());
-    let body = bytes::Bytes::from(body);
+    let history = contrast_grpc::userapi::GetManifestsResponse::from(history);
     AtlsStub::start(
         "127.0.0.1:0".parse().unwrap(),
         contrast_attest::AtlsServer::new(Some(issuer)),
-        Arc::new(move |_path, _slot| {
-            hyper::Response::builder()
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(http_body_util::Full::new(body.clone()))
-                .unwrap()
+        Arc::new(move |_method, _slot| {
+            contrast_testkit::atls_stub::Answer::Manifests(history.clone())
         }),
     )
     .unwrap()
@@ -578,7 +575,7 @@ fn verify_refuses_a_rolled_back_and_a_truncated_history() {
     let mut truncated = fetch_history(&ws, &c);
     assert_eq!(truncated.manifests.len(), 2);
     truncated.manifests.remove(0);
-    let impostor = serve_history(&ws, serde_json::to_vec(&truncated).unwrap());
+    let impostor = serve_history(&ws, truncated.clone());
     let output = verify(&ws, &impostor.addr().to_string());
     assert_exit(&output, 6);
     assert!(

@@ -1,31 +1,25 @@
-//! Serving HTTP: the aTLS listeners (HTTP/1.1 or HTTP/2 over attested TLS, as ALPN negotiated:
-//! HTTP/1.1 when the client offers it, which our clients do, else h2) and the plain listeners
-//! (HTTP/1.1), request limits and timeouts, JSON bodies and error responses.
+//! Serving plain HTTP/1.1 (the evidence API and the ops port): request limits and timeouts,
+//! JSON bodies and error responses. The aTLS listeners speak gRPC (`contrast_grpc::server`).
 //!
-//! Every accepted connection gets its own task. aTLS connections build their rustls config per
-//! connection (the nonce is per connection), finish the handshake within the handshake timeout
-//! and live at most the connection timeout, so a stalled client costs a task and a socket for a
-//! bounded time and never blocks others.
+//! Every accepted connection gets its own task and lives at most the connection timeout, so a
+//! stalled client costs a task and a socket for a bounded time and never blocks others.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use contrast_attest::atls::ALPN_HTTP11;
-use contrast_attest::{AtlsError, PeerSlot, VerifiedPeer};
 use contrast_core::api::{ErrorCode, ErrorResponse};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 /// Response bodies are always complete JSON (or text for metrics).
 pub(crate) type Response = http::Response<Full<Bytes>>;
@@ -34,7 +28,7 @@ pub(crate) type Response = http::Response<Full<Bytes>>;
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long a graceful shutdown waits for open connections.
-pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+pub(crate) const SHUTDOWN_GRACE: Duration = contrast_grpc::server::SHUTDOWN_GRACE;
 
 /// An API refusal: upstream's error code, the HTTP status and the explanation.
 #[derive(Debug, Clone)]
@@ -245,110 +239,6 @@ pub(crate) struct Limits {
     pub(crate) handshake_timeout: Duration,
     /// A connection is closed after this, whatever it is doing.
     pub(crate) connection_timeout: Duration,
-}
-
-/// What one aTLS connection learned in its handshake.
-#[derive(Debug)]
-pub(crate) struct Connection<C> {
-    /// The client's certificate, verified (and appraised, on the mesh API).
-    pub(crate) peer: Option<VerifiedPeer>,
-    /// Why the client's attestation was refused (mesh API with deferred rejection).
-    pub(crate) rejection: Option<Arc<AtlsError>>,
-    /// What the service captured when the connection was configured (e.g. the state).
-    pub(crate) context: C,
-    /// The client's address.
-    pub(crate) remote: SocketAddr,
-}
-
-/// A service behind an aTLS listener.
-pub(crate) trait AtlsService: Send + Sync + 'static {
-    /// Captured per connection by [`AtlsService::configure`].
-    type Context: Send + Sync + 'static;
-
-    /// The listener's name in logs and metrics.
-    fn name(&self) -> &'static str;
-
-    /// The rustls config for one connection, or `None` to refuse the connection (closed
-    /// before the handshake).
-    fn configure(&self) -> Option<(rustls::ServerConfig, Arc<PeerSlot>, Self::Context)>;
-
-    /// Records a finished handshake (metrics).
-    fn handshake_done(&self, elapsed: Duration, ok: bool);
-
-    /// Answers one request.
-    fn handle(
-        self: Arc<Self>,
-        connection: Arc<Connection<Self::Context>>,
-        request: http::Request<Incoming>,
-    ) -> impl Future<Output = Response> + Send;
-}
-
-/// Accepts aTLS connections until `shutdown` turns true, then drains them for at most
-/// [`SHUTDOWN_GRACE`].
-pub(crate) async fn serve_atls<S: AtlsService>(
-    listener: TcpListener,
-    service: Arc<S>,
-    limits: Limits,
-    shutdown: watch::Receiver<bool>,
-) {
-    let name = service.name();
-    accept_loop(listener, name, shutdown, |tcp, remote, watcher| {
-        let Some((config, slot, context)) = service.configure() else {
-            tracing::debug!(listener = name, %remote, "connection refused: no state to serve");
-            return;
-        };
-        let service = Arc::clone(&service);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let acceptor = TlsAcceptor::from(Arc::new(config));
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    service.handshake_done(started.elapsed(), false);
-                    let reason = slot
-                        .error()
-                        .map_or_else(|| error.to_string(), |e| e.to_string());
-                    tracing::info!(listener = name, %remote, reason, "handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    service.handshake_done(started.elapsed(), false);
-                    tracing::info!(listener = name, %remote, timeout = ?limits.handshake_timeout, "handshake timed out");
-                    return;
-                }
-            };
-            service.handshake_done(started.elapsed(), true);
-            let connection = Arc::new(Connection {
-                peer: slot.peer(),
-                rejection: slot.error(),
-                context,
-                remote,
-            });
-            let http11 = tls.get_ref().1.alpn_protocol() == Some(ALPN_HTTP11);
-            let io = TokioIo::new(tls);
-            let requests = hyper::service::service_fn(move |request| {
-                let service = Arc::clone(&service);
-                let connection = Arc::clone(&connection);
-                async move {
-                    Ok::<_, std::convert::Infallible>(service.handle(connection, request).await)
-                }
-            });
-            if http11 {
-                let http = http1_server(limits).serve_connection(io, requests);
-                serve_until_done(name, remote, limits, watcher.watch(http)).await;
-            } else {
-                let http = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .keep_alive_interval(Some(Duration::from_secs(15)))
-                    .max_concurrent_streams(64)
-                    .serve_connection(io, requests);
-                serve_until_done(name, remote, limits, watcher.watch(http)).await;
-            }
-        });
-    })
-    .await;
 }
 
 /// A service behind a plain HTTP/1.1 listener.

@@ -7,8 +7,9 @@
 //!
 //! This binary is wiring: flags, listeners, signals, logging and metrics. The state machine and
 //! every request rule are the library `contrast_coordinator`; the modules here adapt it to the
-//! listeners: [`user_api`] (1313), [`mesh_api`] (7777), [`evidence_api`] (1314), [`ops`] (9102);
-//! [`http`] is the serving machinery, [`recovery`] the peer-recovery transport, [`peers`]
+//! listeners: [`user_api`] (1313) and [`mesh_api`] (7777), upstream's gRPC services served by
+//! `contrast_grpc::server`, [`evidence_api`] (1314), [`ops`] (9102);
+//! [`http`] is the plain HTTP serving machinery, [`recovery`] the peer-recovery transport, [`peers`]
 //! replica discovery, [`metrics`] the Prometheus metrics.
 
 #![forbid(unsafe_code)]
@@ -40,7 +41,7 @@ use rand_core::OsRng;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-use crate::http::{Limits, serve_atls, serve_plain};
+use crate::http::{Limits, serve_plain};
 use crate::metrics::Metrics;
 use crate::peers::{Peers, StaticPeer};
 
@@ -97,10 +98,10 @@ enum CrlMode {
     after_long_help = EXAMPLES
 )]
 struct Args {
-    /// User API (aTLS; set manifest, get manifests, recover).
+    /// User API (gRPC over aTLS; set manifest, get manifests, recover).
     #[arg(long, default_value_t = any_addr(USER_API_PORT), env = "CONTRAST_USER_ADDR")]
     user_addr: SocketAddr,
-    /// Mesh API (mutual aTLS; workload certificates, peer recovery).
+    /// Mesh API (gRPC over mutual aTLS; workload certificates, peer recovery).
     #[arg(long, default_value_t = any_addr(MESH_API_PORT), env = "CONTRAST_MESH_ADDR")]
     mesh_addr: SocketAddr,
     /// Evidence API (plain HTTP; POST /attest, GET /capabilities).
@@ -132,8 +133,9 @@ struct Args {
     /// How often a Coordinator in recovery tries its peers.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     recovery_interval: Duration,
-    /// A TLS handshake must finish within this.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// A TLS handshake (and a plain HTTP request's headers) must finish within this
+    /// (upstream's aTLS server handshake timeout).
+    #[arg(long, default_value = "25s", value_parser = parse_duration)]
     handshake_timeout: Duration,
     /// Any connection is closed after this.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
@@ -336,16 +338,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(serve_atls(
+    let grpc_limits = contrast_grpc::server::Limits {
+        handshake_timeout: args.handshake_timeout,
+        connection_timeout: args.connection_timeout,
+    };
+    servers.spawn(contrast_grpc::server::serve(
         user,
-        Arc::new(user_api::UserApi::new(Arc::clone(&coordinator))),
-        limits,
+        Arc::new(user_api::UserAcceptor::new(Arc::clone(&coordinator))),
+        user_api::UserApi::service(Arc::clone(&coordinator)),
+        grpc_limits,
         shutdown.clone(),
     ));
-    servers.spawn(serve_atls(
+    servers.spawn(contrast_grpc::server::serve(
         mesh,
-        Arc::new(mesh_api::MeshApi::new(Arc::clone(&coordinator))),
-        limits,
+        Arc::new(mesh_api::MeshAcceptor::new(Arc::clone(&coordinator))),
+        mesh_api::MeshApi::service(Arc::clone(&coordinator)),
+        grpc_limits,
         shutdown.clone(),
     ));
     servers.spawn(serve_plain(

@@ -1,32 +1,32 @@
-//! The mesh API (port 7777): mutual aTLS. The client's report is appraised against the
-//! reference values of the manifest in force when the connection is accepted; connections are
-//! refused outright (before the handshake) when there is no active state.
+//! The mesh API (port 7777): upstream's `meshapi.MeshAPI` over mutual aTLS. The client's report
+//! is appraised against the reference values of the manifest in force when the connection is
+//! accepted; connections are refused outright (before the handshake) when there is no active
+//! state.
 //!
-//! - `POST /v1/mesh/cert`: HOST_DATA must be a `Policies` key; the client's TLS key gets a mesh
+//! - `NewMeshCert`: HOST_DATA must be a `Policies` key; the client's TLS key gets a mesh
 //!   certificate with the policy's SANs, the report's claims and the workload-secret ID, and the
 //!   response carries the workload secret.
-//! - `POST /v1/mesh/recover`: for peers whose policy has the `coordinator` role: seed, salt,
-//!   mesh CA key and the manifest in force.
+//! - `Recover`: for peers whose policy has the `coordinator` role: seed, salt, mesh CA key and
+//!   the manifest in force.
 //!
 //! A client whose attestation fails appraisal still completes the handshake (the rejection is
-//! deferred) and gets a 403 naming the failed check on every request, so it can log why.
+//! deferred) and gets `PermissionDenied` naming the failed check on every call, so it can log
+//! why.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use contrast_attest::PeerSlot;
 use contrast_attest::atls::AtlsServer;
 use contrast_coordinator::{MeshClient, State};
-use contrast_core::api::{MeshCertResponse, path};
-use http::Method;
-use hyper::body::Incoming;
+use contrast_grpc::meshapi::mesh_api_server::{MeshApi as MeshApiService, MeshApiServer};
+use contrast_grpc::server::{Acceptor, Connection, connection};
+use contrast_grpc::{meshapi, method};
 use rand_core::OsRng;
+use tonic::{Request, Response, Status};
 
 use crate::Coordinator;
-use crate::http::{ApiError, AtlsService, Connection, Response, json, read_body};
-
-/// Mesh requests carry no data; anything larger than this is not ours.
-const MESH_BODY_LIMIT: usize = 1024;
+use crate::user_api::refusal;
 
 /// The mesh API service.
 #[derive(Debug)]
@@ -35,13 +35,27 @@ pub(crate) struct MeshApi {
 }
 
 impl MeshApi {
-    /// The mesh API of `coordinator`.
+    /// The tonic service, with the mesh API's (small) request size limit.
+    pub(crate) fn service(coordinator: Arc<Coordinator>) -> MeshApiServer<Self> {
+        MeshApiServer::new(Self { coordinator })
+            .max_decoding_message_size(contrast_grpc::MESH_API_MAX_REQUEST)
+    }
+}
+
+/// Configures the mesh API's connections: no active state, no handshake.
+#[derive(Debug)]
+pub(crate) struct MeshAcceptor {
+    coordinator: Arc<Coordinator>,
+}
+
+impl MeshAcceptor {
+    /// The acceptor of `coordinator`'s mesh API.
     pub(crate) fn new(coordinator: Arc<Coordinator>) -> Self {
         Self { coordinator }
     }
 }
 
-impl AtlsService for MeshApi {
+impl Acceptor for MeshAcceptor {
     type Context = Arc<State>;
 
     fn name(&self) -> &'static str {
@@ -67,98 +81,105 @@ impl AtlsService for MeshApi {
     fn handshake_done(&self, elapsed: Duration, ok: bool) {
         self.coordinator.metrics.handshake("mesh", elapsed, ok);
     }
-
-    async fn handle(
-        self: Arc<Self>,
-        connection: Arc<Connection<Arc<State>>>,
-        request: http::Request<Incoming>,
-    ) -> Response {
-        let path = request.uri().path().to_owned();
-        let method = request.method().clone();
-        let endpoint = if path == path::MESH_RECOVER {
-            "peer"
-        } else {
-            "mesh"
-        };
-        let result = match (path.as_str(), &method) {
-            (path::MESH_CERT | path::MESH_RECOVER, &Method::POST) => {
-                // The body is empty by protocol; read it (bounded) so the stream completes.
-                match read_body(request.into_body(), MESH_BODY_LIMIT).await {
-                    Ok(_) if path == path::MESH_CERT => self.mesh_cert(&connection),
-                    Ok(_) => self.mesh_recover(&connection),
-                    Err(error) => Err((error, "bad_request")),
-                }
-            }
-            (path::MESH_CERT | path::MESH_RECOVER, _) => Err((
-                ApiError::method_not_allowed(&method, &path, "POST"),
-                "bad_request",
-            )),
-            _ => Err((ApiError::not_found(&path), "bad_request")),
-        };
-        let response = match result {
-            Ok(response) => {
-                self.coordinator.metrics.attestation(endpoint, None);
-                response
-            }
-            Err((error, reason)) => {
-                tracing::warn!(
-                    path,
-                    remote = %connection.remote,
-                    reason,
-                    %error,
-                    "mesh API request refused"
-                );
-                self.coordinator.metrics.attestation(endpoint, Some(reason));
-                error.response()
-            }
-        };
-        self.coordinator
-            .metrics
-            .request(&path, response.status().as_u16());
-        response
-    }
 }
 
-type Refusal = (ApiError, &'static str);
-
-/// The core's refusal as the API error and its metrics label.
-fn refusal(error: contrast_coordinator::Error) -> Refusal {
-    let reason = error.reason();
-    (ApiError::from(error), reason)
-}
+type Refusal = (Status, &'static str);
 
 impl MeshApi {
     fn client(connection: &Connection<Arc<State>>) -> MeshClient<'_> {
         MeshClient::from_handshake(connection.peer.as_ref(), connection.rejection.as_ref())
     }
 
-    fn mesh_cert(&self, connection: &Connection<Arc<State>>) -> Result<Response, Refusal> {
-        let issued = self
+    /// Answers one call: `endpoint` names it in the attestation metrics.
+    fn answer<Req, T>(
+        &self,
+        request: &Request<Req>,
+        method: &'static str,
+        endpoint: &'static str,
+        handle: impl FnOnce(&Connection<Arc<State>>) -> Result<T, Refusal>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let result = match connection::<Arc<State>, Req>(request) {
+            Some(connection) => handle(connection).inspect_err(|(status, reason)| {
+                tracing::warn!(
+                    method,
+                    remote = %connection.remote,
+                    reason,
+                    message = status.message(),
+                    "mesh API request refused"
+                );
+            }),
+            None => Err((Status::internal("no connection state"), "internal")),
+        };
+        let metrics = &self.coordinator.metrics;
+        match result {
+            Ok(value) => {
+                metrics.attestation(endpoint, None);
+                metrics.call(method, tonic::Code::Ok, started.elapsed());
+                Ok(Response::new(value))
+            }
+            Err((status, reason)) => {
+                metrics.attestation(endpoint, Some(reason));
+                metrics.call(method, status.code(), started.elapsed());
+                Err(status)
+            }
+        }
+    }
+
+    fn mesh_cert(
+        &self,
+        connection: &Connection<Arc<State>>,
+    ) -> Result<meshapi::NewMeshCertResponse, Refusal> {
+        let mut issued = self
             .coordinator
             .core
             .mesh_certificate(&connection.context, Self::client(connection))
-            .map_err(refusal)?;
+            .map_err(|e| (refusal(&e), e.reason()))?;
         tracing::info!(
             remote = %connection.remote,
             host_data = %hex::encode(issued.host_data),
             common_name = issued.common_name,
             "mesh certificate issued"
         );
-        Ok(json(&MeshCertResponse {
+        Ok(meshapi::NewMeshCertResponse {
             mesh_ca_cert: issued.mesh_ca_pem.into_bytes(),
             cert_chain: issued.cert_chain_pem.into_bytes(),
             root_ca_cert: issued.root_ca_pem.into_bytes(),
-            workload_secret: issued.workload_secret,
-        }))
+            workload_secret: std::mem::take(&mut *issued.workload_secret),
+        })
     }
 
-    fn mesh_recover(&self, connection: &Connection<Arc<State>>) -> Result<Response, Refusal> {
+    fn peer_recover(
+        &self,
+        connection: &Connection<Arc<State>>,
+    ) -> Result<meshapi::RecoverResponse, Refusal> {
         let answer = self
             .coordinator
             .core
             .peer_recovery_answer(&connection.context, Self::client(connection))
-            .map_err(refusal)?;
+            .map_err(|e| (refusal(&e), e.reason()))?;
         tracing::info!(remote = %connection.remote, "handing the state to a recovering peer");
-        Ok(json(&answer))
+        Ok(answer.into())
+    }
+}
+
+#[tonic::async_trait]
+impl MeshApiService for MeshApi {
+    async fn new_mesh_cert(
+        &self,
+        request: Request<meshapi::NewMeshCertRequest>,
+    ) -> Result<Response<meshapi::NewMeshCertResponse>, Status> {
+        self.answer(&request, method::NEW_MESH_CERT, "mesh", |c| {
+            self.mesh_cert(c)
+        })
+    }
+
+    async fn recover(
+        &self,
+        request: Request<meshapi::RecoverRequest>,
+    ) -> Result<Response<meshapi::RecoverResponse>, Status> {
+        self.answer(&request, method::MESH_RECOVER, "peer", |c| {
+            self.peer_recover(c)
+        })
     }
 }

@@ -38,6 +38,22 @@ pub(crate) struct RequestLabels {
     pub(crate) status: String,
 }
 
+/// Labels of a gRPC call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CallLabels {
+    /// The full gRPC method name (one of `contrast_grpc::method`).
+    pub(crate) method: &'static str,
+    /// The gRPC status code's name (`ok`, `permission_denied`, ...).
+    pub(crate) code: &'static str,
+}
+
+/// Labels of a gRPC call's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct MethodLabels {
+    /// The full gRPC method name (one of `contrast_grpc::method`).
+    pub(crate) method: &'static str,
+}
+
 /// The Coordinator's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -45,6 +61,8 @@ pub(crate) struct Metrics {
     attestations: Family<AttestationLabels, Counter>,
     handshakes: Family<ListenerLabels, Histogram>,
     requests: Family<RequestLabels, Counter>,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
     generation: Gauge,
 }
 
@@ -75,8 +93,22 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "contrast_coordinator_requests",
-            "API requests by path and status",
+            "Plain HTTP API requests (evidence API) by path and status",
             requests.clone(),
+        );
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_grpc_calls",
+            "gRPC calls (user and mesh API) by method and status code",
+            calls.clone(),
+        );
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(
+            handshake_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "contrast_coordinator_grpc_call_seconds",
+            "gRPC call latency (handler) by method",
+            latency.clone(),
         );
         let generation = Gauge::default();
         registry.register(
@@ -89,6 +121,8 @@ impl Metrics {
             attestations,
             handshakes,
             requests,
+            calls,
+            latency,
             generation,
         }
     }
@@ -129,6 +163,20 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a gRPC call and records its latency. `method` is one of `contrast_grpc::method`
+    /// (a fixed set, so the label cardinality is bounded).
+    pub(crate) fn call(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+        self.calls
+            .get_or_create(&CallLabels {
+                method,
+                code: contrast_grpc::code_name(code),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels { method })
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// Sets the manifest generation.
     pub(crate) fn set_generation(&self, generation: usize) {
         self.generation
@@ -160,9 +208,26 @@ mod tests {
         metrics.attestation("mesh", None);
         metrics.attestation("mesh", Some("unknown_host_data"));
         metrics.handshake("mesh", Duration::from_millis(3), true);
-        metrics.request("/v1/mesh/cert", 200);
+        metrics.request("/attest", 200);
+        metrics.call(
+            contrast_grpc::method::NEW_MESH_CERT,
+            tonic::Code::PermissionDenied,
+            Duration::from_millis(1),
+        );
         metrics.set_generation(2);
         let text = metrics.encode();
+        assert!(
+            text.contains(
+                "contrast_coordinator_grpc_calls_total{method=\"/meshapi.MeshAPI/NewMeshCert\",code=\"permission_denied\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "contrast_coordinator_grpc_call_seconds_count{method=\"/meshapi.MeshAPI/NewMeshCert\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "contrast_coordinator_attestations_total{endpoint=\"mesh\",result=\"denied\",reason=\"unknown_host_data\"} 1"
         ), "{text}");
@@ -177,9 +242,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "contrast_coordinator_requests_total{path=\"/v1/mesh/cert\",status=\"200\"} 1"
-            ),
+            text.contains("contrast_coordinator_requests_total{path=\"/attest\",status=\"200\"} 1"),
             "{text}"
         );
     }

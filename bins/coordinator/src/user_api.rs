@@ -1,32 +1,29 @@
-//! The user API (port 1313): server-attested TLS; the client certificate, when present, is the
-//! caller's owner key.
+//! The user API (port 1313): upstream's `edgelesssys.contrast.userapi.UserAPI` over
+//! server-attested TLS; the client certificate, when present, is the caller's owner key.
 //!
-//! - `POST /v1/manifest`: the first set creates the seed and returns the seed shares; later
-//!   sets must be authorised by a workload owner of the manifest in force (client key, or a
-//!   detached signature over the next transition), may not change the seed-share owners, and
-//!   rotate the mesh CA.
-//! - `GET /v1/manifests`: the history, the CAs and the signed head.
-//! - `POST /v1/recover`: a seed-share owner hands back seed and salt after a restart.
+//! - `SetManifest`: the first set creates the seed and returns the seed shares; later sets
+//!   must be authorised by a workload owner of the manifest in force (client key, or a detached
+//!   signature over the next transition), may not change the seed-share owners, and rotate the
+//!   mesh CA.
+//! - `GetManifests`: the history, the CAs and the signed head.
+//! - `Recover`: a seed-share owner hands back seed and salt after a restart.
+//!
+//! Refusals carry upstream's gRPC code and the core's explanation ([`refusal`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use contrast_attest::atls::AtlsServer;
 use contrast_attest::{PeerSlot, VerifiedPeer};
 use contrast_coordinator::State;
-use contrast_core::api::{
-    ApiLatestTransition, GetManifestsResponse, MANIFEST_BODY_LIMIT, RecoverRequest,
-    RecoverResponse, SeedSharesDoc, SetManifestRequest, SetManifestResponse, path,
-};
-use http::Method;
-use hyper::body::Incoming;
+use contrast_core::api::{ApiLatestTransition, GetManifestsResponse, SeedSharesDoc};
+use contrast_grpc::server::{Acceptor, Connection, connection};
+use contrast_grpc::userapi::user_api_server::{UserApi as UserApiService, UserApiServer};
+use contrast_grpc::{method, userapi};
 use rand_core::OsRng;
+use tonic::{Request, Response, Status};
 
 use crate::Coordinator;
-use crate::http::{ApiError, AtlsService, Connection, Response, json, read_json};
-
-/// Body limit of `POST /v1/recover` (seed, salt and a flag).
-const RECOVER_BODY_LIMIT: usize = 64 * 1024;
 
 /// The user API service.
 #[derive(Debug)]
@@ -39,9 +36,28 @@ impl UserApi {
     pub(crate) fn new(coordinator: Arc<Coordinator>) -> Self {
         Self { coordinator }
     }
+
+    /// The tonic service, with the user API's request size limit.
+    pub(crate) fn service(coordinator: Arc<Coordinator>) -> UserApiServer<Self> {
+        UserApiServer::new(Self::new(coordinator))
+            .max_decoding_message_size(contrast_grpc::USER_API_MAX_REQUEST)
+    }
 }
 
-impl AtlsService for UserApi {
+/// Configures the user API's connections.
+#[derive(Debug)]
+pub(crate) struct UserAcceptor {
+    coordinator: Arc<Coordinator>,
+}
+
+impl UserAcceptor {
+    /// The acceptor of `coordinator`'s user API.
+    pub(crate) fn new(coordinator: Arc<Coordinator>) -> Self {
+        Self { coordinator }
+    }
+}
+
+impl Acceptor for UserAcceptor {
     type Context = ();
 
     fn name(&self) -> &'static str {
@@ -61,83 +77,141 @@ impl AtlsService for UserApi {
     fn handshake_done(&self, elapsed: Duration, ok: bool) {
         self.coordinator.metrics.handshake("user", elapsed, ok);
     }
+}
 
-    async fn handle(
-        self: Arc<Self>,
-        connection: Arc<Connection<()>>,
-        request: http::Request<Incoming>,
-    ) -> Response {
-        let path = request.uri().path().to_owned();
-        let method = request.method().clone();
-        let caller = connection.peer.as_ref();
-        let result = match (path.as_str(), &method) {
-            (path::SET_MANIFEST, &Method::POST) => self.set_manifest(request, caller).await,
-            (path::GET_MANIFESTS, &Method::GET) => self.get_manifests().await,
-            (path::RECOVER, &Method::POST) => self.recover(request, caller).await,
-            (path::SET_MANIFEST | path::RECOVER, _) => {
-                Err(ApiError::method_not_allowed(&method, &path, "POST"))
-            }
-            (path::GET_MANIFESTS, _) => Err(ApiError::method_not_allowed(&method, &path, "GET")),
-            _ => Err(ApiError::not_found(&path)),
-        };
-        let response = result.unwrap_or_else(|error| {
-            tracing::info!(path, remote = %connection.remote, %error, "user API request refused");
-            error.response()
-        });
-        self.coordinator
-            .metrics
-            .request(&path, response.status().as_u16());
-        response
+/// The core's refusal as a gRPC status with upstream's code; internal failures are logged in
+/// full.
+pub(crate) fn refusal(error: &contrast_coordinator::Error) -> Status {
+    let code = error.code();
+    if code == contrast_core::api::ErrorCode::Internal {
+        tracing::error!(%error, "internal error");
     }
+    contrast_grpc::status(&code, error.to_string())
+}
+
+/// The caller's verified client certificate, if it sent one.
+fn caller<T>(request: &Request<T>) -> Option<VerifiedPeer> {
+    connection::<(), T>(request).and_then(|connection| connection.peer.clone())
+}
+
+fn remote<T>(request: &Request<T>) -> String {
+    connection::<(), T>(request)
+        .map_or_else(String::new, |c: &Arc<Connection<()>>| c.remote.to_string())
 }
 
 impl UserApi {
-    async fn set_manifest(
+    /// Records the call's metrics and logs a refusal.
+    fn observe<T>(
         &self,
-        request: http::Request<Incoming>,
-        caller: Option<&VerifiedPeer>,
-    ) -> Result<Response, ApiError> {
+        method: &'static str,
+        remote: &str,
+        started: Instant,
+        result: Result<T, Status>,
+    ) -> Result<Response<T>, Status> {
+        let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
+        self.coordinator
+            .metrics
+            .call(method, code, started.elapsed());
+        match result {
+            Ok(value) => Ok(Response::new(value)),
+            Err(status) => {
+                tracing::info!(method, remote, code = ?status.code(), message = status.message(), "user API request refused");
+                Err(status)
+            }
+        }
+    }
+
+    async fn set(
+        &self,
+        caller: Option<VerifiedPeer>,
+        request: userapi::SetManifestRequest,
+    ) -> Result<userapi::SetManifestResponse, Status> {
         let core = &self.coordinator.core;
-        // Refused before the body is read.
-        core.manifest_settable().await?;
-        let body: SetManifestRequest = read_json(request, MANIFEST_BODY_LIMIT).await?;
+        // The state rules come first (as upstream: stale before a malformed manifest).
+        core.manifest_settable().await.map_err(|e| refusal(&e))?;
         let set = core
-            .set_manifest(body, caller.map(|peer| peer.spki_der.as_slice()))
-            .await?;
+            .set_manifest(
+                request.into(),
+                caller.as_ref().map(|peer| peer.spki_der.as_slice()),
+            )
+            .await
+            .map_err(|e| refusal(&e))?;
         self.coordinator
             .metrics
             .set_generation(set.state.generation());
-        Ok(json(&SetManifestResponse {
-            version: crate::http::VERSION.to_owned(),
+        Ok(userapi::SetManifestResponse {
             root_ca: set.state.root_ca().pem.clone().into_bytes(),
             mesh_ca: set.state.mesh_ca().pem.clone().into_bytes(),
-            seed_shares_doc: set.seed_shares.as_ref().map(SeedSharesDoc::from),
-        }))
+            seed_shares_doc: set
+                .seed_shares
+                .as_ref()
+                .map(|shares| SeedSharesDoc::from(shares).into()),
+        })
     }
 
-    async fn get_manifests(&self) -> Result<Response, ApiError> {
-        let state = self.coordinator.core.manifests().await?;
-        Ok(json(&manifests_response(&state)))
+    async fn get(&self) -> Result<userapi::GetManifestsResponse, Status> {
+        let state = self
+            .coordinator
+            .core
+            .manifests()
+            .await
+            .map_err(|e| refusal(&e))?;
+        Ok(manifests_response(&state).into())
+    }
+
+    async fn recover_state(
+        &self,
+        caller: Option<VerifiedPeer>,
+        request: userapi::RecoverRequest,
+    ) -> Result<userapi::RecoverResponse, Status> {
+        let core = &self.coordinator.core;
+        core.recoverable().await.map_err(|e| refusal(&e))?;
+        let state = core
+            .recover(
+                request.into(),
+                caller.as_ref().map(|peer| peer.spki_der.as_slice()),
+            )
+            .await
+            .map_err(|e| refusal(&e))?;
+        self.coordinator.metrics.set_generation(state.generation());
+        Ok(userapi::RecoverResponse {})
+    }
+}
+
+#[tonic::async_trait]
+impl UserApiService for UserApi {
+    async fn set_manifest(
+        &self,
+        request: Request<userapi::SetManifestRequest>,
+    ) -> Result<Response<userapi::SetManifestResponse>, Status> {
+        let started = Instant::now();
+        let (caller, remote) = (caller(&request), remote(&request));
+        let result = self.set(caller, request.into_inner()).await;
+        self.observe(method::SET_MANIFEST, &remote, started, result)
+    }
+
+    async fn get_manifests(
+        &self,
+        request: Request<userapi::GetManifestsRequest>,
+    ) -> Result<Response<userapi::GetManifestsResponse>, Status> {
+        let started = Instant::now();
+        let remote = remote(&request);
+        let result = self.get().await;
+        self.observe(method::GET_MANIFESTS, &remote, started, result)
     }
 
     async fn recover(
         &self,
-        request: http::Request<Incoming>,
-        caller: Option<&VerifiedPeer>,
-    ) -> Result<Response, ApiError> {
-        let core = &self.coordinator.core;
-        // Refused before the body is read.
-        core.recoverable().await?;
-        let body: RecoverRequest = read_json(request, RECOVER_BODY_LIMIT).await?;
-        let state = core
-            .recover(body, caller.map(|peer| peer.spki_der.as_slice()))
-            .await?;
-        self.coordinator.metrics.set_generation(state.generation());
-        Ok(json(&RecoverResponse {}))
+        request: Request<userapi::RecoverRequest>,
+    ) -> Result<Response<userapi::RecoverResponse>, Status> {
+        let started = Instant::now();
+        let (caller, remote) = (caller(&request), remote(&request));
+        let result = self.recover_state(caller, request.into_inner()).await;
+        self.observe(method::USER_RECOVER, &remote, started, result)
     }
 }
 
-/// The `GET /v1/manifests` body for `state` (also served to peers' data owners).
+/// The `GetManifests` answer for `state` (also the history `/attest` binds).
 pub(crate) fn manifests_response(state: &State) -> GetManifestsResponse {
     let history = state.history();
     GetManifestsResponse {

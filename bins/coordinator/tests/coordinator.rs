@@ -40,13 +40,24 @@ async fn set_first_manifest(
         .unwrap()
 }
 
-fn api_code(result: &Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
+/// Asserts that the call was refused with upstream's gRPC code `grpc` and our error code
+/// `code` (from the `contrast-error-code` metadata).
+#[track_caller]
+fn assert_refused(
+    result: &Result<impl std::fmt::Debug, ClientError>,
+    grpc: tonic::Code,
+    code: ErrorCode,
+) {
     match result {
-        Err(error) => error
-            .api_code()
-            .cloned()
-            .unwrap_or_else(|| panic!("expected an API error, got {error:?}")),
-        Ok(value) => panic!("expected an API error, got {value:?}"),
+        Err(ClientError::Api {
+            status,
+            code: found,
+            ..
+        }) => {
+            assert_eq!(*status, grpc, "{result:?}");
+            assert_eq!(*found, code, "{result:?}");
+        }
+        other => panic!("expected a refusal {grpc:?}/{code}, got {other:?}"),
     }
 }
 
@@ -201,8 +212,11 @@ async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() 
         let output = run_initializer(&coordinator, &workload, &root, &args);
         assert!(!output.status.success(), "{name} must be refused");
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        // Upstream's code for a refused attestation, with the failed check as the message.
         assert!(
-            stderr.contains("attestation refused") && stderr.contains(expected),
+            stderr.contains("attestation refused")
+                && stderr.contains("permissiondenied")
+                && stderr.contains(expected),
             "{name}: {stderr}"
         );
         assert!(!root.join("done").exists());
@@ -216,15 +230,29 @@ async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() 
         &["--max-attempts", "1"],
     );
     assert!(!output.status.success());
+    // Upstream's code for a policy that is not in the manifest, and our message.
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("not found in manifest"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("not found in manifest") && stderr.contains("PermissionDenied"),
+        "{stderr}"
     );
     let (status, metrics) = http_get(&coordinator.ops, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(
         metrics.contains("reason=\"unknown_host_data\"} 1"),
+        "{metrics}"
+    );
+    // Per-method call metrics, labelled with the gRPC method and code.
+    assert!(
+        metrics.contains(
+            "contrast_coordinator_grpc_calls_total{method=\"/meshapi.MeshAPI/NewMeshCert\",code=\"permission_denied\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "contrast_coordinator_grpc_calls_total{method=\"/edgelesssys.contrast.userapi.UserAPI/SetManifest\",code=\"ok\"} 1"
+        ),
         "{metrics}"
     );
 }
@@ -248,13 +276,21 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(None)
         .set_manifest(&set_request(next.clone(), &next_workloads))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // A key that is not an owner's.
     let result = coordinator
         .user_client(Some(owner_atls_key(&stranger_key())))
         .set_manifest(&set_request(next.clone(), &next_workloads))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     // Changing the seed-share owners.
     let mut changed: serde_json::Value = serde_json::from_slice(&next).unwrap();
     changed["SeedshareOwnerPubKeys"] = serde_json::json!([]);
@@ -265,7 +301,11 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
             &next_workloads,
         ))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("seedshare"), "{result:?}");
     // A stale expected previous transition.
     let mut stale = set_request(next.clone(), &next_workloads);
@@ -274,13 +314,21 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&stale)
         .await;
-    assert_eq!(api_code(&result), ErrorCode::ManifestConflict);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::ManifestConflict,
+    );
     // An invalid manifest.
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(b"{\"Policies\": 5}".to_vec(), &next_workloads))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     assert_eq!(
         snapshot(&state_dir),
         before,
@@ -302,7 +350,11 @@ async fn updates_are_authorised_and_refusals_change_nothing() {
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(next, &next_workloads))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("disabled"), "{result:?}");
     assert_eq!(snapshot(&state_dir), before);
     drop(first);
@@ -323,7 +375,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     // Recovery mode: user calls and /attest refuse with upstream's codes, the mesh API does
     // not even complete a handshake.
     let result = coordinator.user_client(None).get_manifests().await;
-    assert_eq!(api_code(&result), ErrorCode::NeedsRecovery);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NeedsRecovery,
+    );
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .set_manifest(&set_request(
@@ -331,7 +387,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
             &workloads,
         ))
         .await;
-    assert_eq!(api_code(&result), ErrorCode::NeedsRecovery);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NeedsRecovery,
+    );
     let (status, body) = http_post(
         &coordinator.evidence,
         "/attest",
@@ -349,27 +409,54 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
     );
     assert!(!output.status.success());
 
-    // Recovery needs the seed-share owner's key …
+    // Recovery needs the seed-share owner's key: none …
     let recover = RecoverRequest {
         seed: Zeroizing::new(seed.to_vec()),
         salt: shares.salt.clone(),
         force: false,
     };
+    let result = coordinator.user_client(None).recover(&recover).await;
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
+    // … or a workload owner's is not enough …
     let result = coordinator
         .user_client(Some(owner_atls_key(&owners().workload)))
         .recover(&recover)
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
-    // … and the right seed.
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
+    // … and the right seed: a malformed one …
     let seedshare_key =
         || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
+    let mut short_salt = recover.clone();
+    short_salt.salt = vec![1; 5];
+    let result = coordinator
+        .user_client(Some(seedshare_key()))
+        .recover(&short_salt)
+        .await;
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
+    // … or another one.
     let mut wrong = recover.clone();
     wrong.seed = Zeroizing::new(vec![1; 64]);
     let result = coordinator
         .user_client(Some(seedshare_key()))
         .recover(&wrong)
         .await;
-    assert_eq!(api_code(&result), ErrorCode::PermissionDenied);
+    assert_refused(
+        &result,
+        tonic::Code::PermissionDenied,
+        ErrorCode::PermissionDenied,
+    );
     assert!(format!("{result:?}").contains("do not match"), "{result:?}");
     assert_eq!(coordinator.readiness(), 503);
 
@@ -383,7 +470,11 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         .user_client(Some(seedshare_key()))
         .recover(&recover)
         .await;
-    assert_eq!(api_code(&result), ErrorCode::AlreadyRecovered);
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::AlreadyRecovered,
+    );
 
     // A certificate issued after recovery verifies against the root from before.
     let root = dir.path().join("after");
@@ -560,11 +651,55 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
         "{result:?}"
     );
     assert_eq!(coordinator.readiness(), 503, "nothing was set");
+    // Nothing set yet: no history to read, nothing to recover.
+    let result = coordinator.user_client(None).get_manifests().await;
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
+    assert!(
+        format!("{result:?}").contains("no manifest configured"),
+        "{result:?}"
+    );
+    let result = coordinator
+        .user_client(Some(
+            contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap(),
+        ))
+        .recover(&RecoverRequest {
+            seed: Zeroizing::new(vec![1; 64]),
+            salt: vec![2; 32],
+            force: false,
+        })
+        .await;
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
+    assert!(
+        format!("{result:?}").contains("no state to recover from"),
+        "{result:?}"
+    );
+    // A manifest that is not JSON.
+    let result = coordinator
+        .user_client(None)
+        .set_manifest(&set_request(b"not json".to_vec(), &workloads))
+        .await;
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     // A manifest missing a policy blob is refused.
     let mut request = set_request(manifest(&workloads, default_owner_keys()), &workloads);
     request.policies.pop();
     let result = coordinator.user_client(None).set_manifest(&request).await;
-    assert_eq!(api_code(&result), ErrorCode::InvalidArgument);
+    assert_refused(
+        &result,
+        tonic::Code::InvalidArgument,
+        ErrorCode::InvalidArgument,
+    );
     assert!(
         format!("{result:?}").contains("no policy provided"),
         "{result:?}"
@@ -600,50 +735,53 @@ fn sigterm_drains_and_exits_cleanly() {
     );
 }
 
-/// Our client negotiates HTTP/1.1; a client offering only h2 on the same aTLS listener is
-/// served over HTTP/2.
+/// ALPN as upstream: our client offers `[atls:v1:nonce:<hex>, h2]` and the Coordinator selects
+/// h2; a client offering HTTP/1.1 instead of h2 is refused in the handshake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_offering_only_h2_is_served_over_http2() {
-    use http_body_util::{BodyExt, Empty};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-
+async fn the_atls_listeners_negotiate_h2_and_refuse_http11() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
-    let (mut config, slot) = AtlsClient::new(coordinator_validator())
+    let handshake = |config: rustls::ClientConfig| {
+        let addr = coordinator.user.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(
+                    rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                    tcp,
+                )
+                .await
+        }
+    };
+    let (config, slot) = AtlsClient::new(coordinator_validator())
         .config(&mut rand_core::OsRng)
         .unwrap();
-    config
-        .alpn_protocols
-        .retain(|protocol| protocol.as_slice() != contrast_attest::atls::ALPN_HTTP11);
-    let tcp = tokio::net::TcpStream::connect(&coordinator.user)
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    assert_eq!(config.alpn_protocols.len(), 2);
+    assert!(config.alpn_protocols[0].starts_with(b"atls:v1:nonce:"));
+    assert_eq!(config.alpn_protocols[1], b"h2");
+    let tls = handshake(config).await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    assert!(slot.error().is_none(), "{:?}", slot.error());
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::get(format!(
-        "https://{}{}",
-        coordinator.user,
-        contrast_core::api::path::GET_MANIFESTS
-    ))
-    .body(Empty::<bytes::Bytes>::new())
-    .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.version(), http::Version::HTTP_2);
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let body = String::from_utf8_lossy(&body);
-    assert_eq!(status, 412, "{body}");
-    assert!(body.contains("no manifest"), "{body}");
+    assert!(slot.peer().is_some(), "{:?}", slot.error());
+
+    let (mut config, _) = AtlsClient::new(coordinator_validator())
+        .config(&mut rand_core::OsRng)
+        .unwrap();
+    config.alpn_protocols.truncate(1);
+    config.alpn_protocols.push(b"http/1.1".to_vec());
+    let error = handshake(config).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .to_lowercase()
+            .contains("application protocol")
+            || error.to_string().contains("NoApplicationProtocol"),
+        "{error}"
+    );
+    // The listener still serves gRPC.
+    let result = coordinator.user_client(None).get_manifests().await;
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::NoManifest,
+    );
 }

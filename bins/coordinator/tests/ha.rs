@@ -159,6 +159,12 @@ async fn recover_each_other_and_resolve_races(
         assert!(won <= 1, "round {round}: both updates won");
         for result in outcomes.iter().filter_map(|r| r.as_ref().err()) {
             let code = result.api_code().cloned();
+            // Both are upstream's FailedPrecondition (lost compare-and-swap, stale replica).
+            assert_eq!(
+                result.grpc_code(),
+                Some(tonic::Code::FailedPrecondition),
+                "round {round}: {result:?}"
+            );
             assert!(
                 matches!(
                     code,
@@ -273,6 +279,7 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
     let refused = client().recover(&recover).await;
     let error = refused.unwrap_err();
     assert_eq!(error.api_code(), Some(&ErrorCode::AlreadyRecovered));
+    assert_eq!(error.grpc_code(), Some(tonic::Code::FailedPrecondition));
     assert!(
         error
             .to_string()

@@ -1,4 +1,4 @@
-//! The built `initializer` in simulated mode against an in-test mesh API (HTTP/2 over mutual
+//! The built `initializer` in simulated mode against an in-test mesh API (gRPC over mutual
 //! aTLS on 127.0.0.1, appraising the initializer with the environment's reference values).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,15 +11,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Verifier};
-use contrast_core::api::{ErrorCode, ErrorResponse, MeshCertResponse};
-use contrast_testkit::atls_stub::AtlsStub;
+use contrast_core::api::{ErrorCode, MeshCertResponse};
+use contrast_testkit::atls_stub::{Answer, AtlsStub};
 use contrast_testkit::fixtures::environment;
 use contrast_testkit::net::free_port;
-use http_body_util::Full;
-use hyper::{Response, StatusCode};
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
@@ -34,7 +31,7 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-type Handler = Arc<dyn Fn(&PeerSlot) -> (StatusCode, Vec<u8>) + Send + Sync>;
+type Handler = Arc<dyn Fn(&PeerSlot) -> Answer + Send + Sync>;
 
 /// The fake mesh API: per connection a fresh aTLS config requiring the initializer's
 /// attestation; records each connection's peer slot.
@@ -61,16 +58,12 @@ impl MeshServer {
         let stub = AtlsStub::start(
             addr,
             atls,
-            Arc::new(move |path: &str, slot: &PeerSlot| {
-                let (status, body) = if path == "/v1/mesh/cert" {
+            Arc::new(move |method: &str, slot: &PeerSlot| {
+                if method == contrast_grpc::method::NEW_MESH_CERT {
                     handler(slot)
                 } else {
-                    (StatusCode::NOT_FOUND, Vec::new())
-                };
-                Response::builder()
-                    .status(status)
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap()
+                    Answer::Refuse(tonic::Status::unimplemented(method.to_owned()))
+                }
             }),
         )
         .unwrap();
@@ -93,7 +86,7 @@ fn certificate_response(secret: Vec<u8>) -> Handler {
             root_ca_cert: ROOT_CA.as_bytes().to_vec(),
             workload_secret: Zeroizing::new(secret.clone()),
         };
-        (StatusCode::OK, serde_json::to_vec(&response).unwrap())
+        Answer::MeshCert(response.into())
     })
 }
 
@@ -322,8 +315,7 @@ fn retries_while_the_coordinator_is_down_and_succeeds_once_it_is_up() {
 fn refusal_reason_is_logged_and_max_attempts_ends_the_run() {
     let reason = "policy hash 1234 not found in manifest";
     let server = MeshServer::start(Arc::new(move |_: &PeerSlot| {
-        let body = ErrorResponse::new(ErrorCode::PermissionDenied, reason);
-        (StatusCode::FORBIDDEN, serde_json::to_vec(&body).unwrap())
+        Answer::Refuse(contrast_grpc::status(&ErrorCode::PermissionDenied, reason))
     }));
     let pod = Pod::new();
     let (status, stderr) = Initializer::spawn(
@@ -346,7 +338,10 @@ fn refusal_reason_is_logged_and_max_attempts_ends_the_run() {
         .find(|l| l["fields"]["message"] == "mesh certificate request failed; retrying")
         .unwrap_or_else(|| panic!("no retry line in {stderr}"));
     let logged = retry["fields"]["error"].as_str().unwrap();
-    assert!(logged.contains("status 403"), "{logged}");
+    assert!(
+        logged.contains("PermissionDenied (permission_denied)"),
+        "{logged}"
+    );
     assert!(logged.contains(reason), "{logged}");
     let last = lines.last().unwrap();
     assert_eq!(last["level"], "ERROR");

@@ -9,12 +9,10 @@
 //!
 //! # On the wire
 //!
-//! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before the
-//!   application protocols `http/1.1` and `h2`; the server takes the first entry starting with
-//!   `atls`, rejects other versions ([`nonce_from_alpn`]), and negotiates `http/1.1` when it is offered,
-//!   else `h2`. A connection carries one fresh
-//!   attestation and a request or two, for which HTTP/1.1 needs fewer writes and less framing
-//!   than HTTP/2's preface, settings and acknowledgements.
+//! - Client nonce: ALPN entry `atls:v1:nonce:<64 lowercase hex>`, offered before the one
+//!   application protocol `h2` (exactly upstream's offer); the server takes the first entry
+//!   starting with `atls`, rejects other versions ([`nonce_from_alpn`]), and selects `h2`
+//!   (gRPC); a client that does not offer `h2` is refused.
 //! - TLS 1.2 or 1.3 (upstream's minimum is 1.2); between two aTLS peers TLS 1.3 with
 //!   AES-128-GCM/SHA-256 ([`crypto_provider`]); no session tickets and no resumption, since a
 //!   resumed session would carry no fresh attestation.
@@ -77,12 +75,11 @@ pub use verify::{AtlsValidator, AttestedPeer, VerifiedPeer, verify_certificate};
 const NONCE_LEN: usize = 32;
 /// The ALPN prefix of the client nonce (protocol version 1).
 const ALPN_NONCE_PREFIX: &str = "atls:v1:nonce:";
-/// HTTP/2, negotiated for a client that does not offer [`ALPN_HTTP11`].
-const ALPN_H2: &[u8] = b"h2";
-/// HTTP/1.1, the application protocol the server prefers and our client offers first.
-pub const ALPN_HTTP11: &[u8] = b"http/1.1";
-/// The application protocols both sides list, in preference order (the server's order decides).
-const APPLICATION_PROTOCOLS: [&[u8]; 2] = [ALPN_HTTP11, ALPN_H2];
+/// HTTP/2, the only application protocol (gRPC), as upstream: the client offers exactly
+/// `[atls:v1:nonce:<hex>, h2]`, the server selects `h2` and refuses a client without it.
+pub const ALPN_H2: &[u8] = b"h2";
+/// The application protocols both sides list.
+const APPLICATION_PROTOCOLS: [&[u8]; 1] = [ALPN_H2];
 /// Subject and issuer CN of every aTLS certificate.
 const CERT_COMMON_NAME: &str = "Contrast";
 /// The certificate is valid from `now` minus this to `now` plus this.

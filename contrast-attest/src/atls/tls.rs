@@ -296,7 +296,7 @@ impl AtlsServer {
     }
 
     /// A config for one connection: a fresh server nonce (sent as the single acceptable-CA
-    /// name), ALPN `http/1.1` preferred over `h2`, no session tickets or session cache (aTLS
+    /// name), ALPN `h2` only (a client offering no `h2` is refused), no session tickets or session cache (aTLS
     /// never resumes), and the slot its client verifier fills.
     ///
     /// # Errors
@@ -327,7 +327,7 @@ impl AtlsServer {
                 .map_err(rustls_build)?
                 .with_client_cert_verifier(verifier)
                 .with_cert_resolver(resolver);
-        // Server preference decides: HTTP/1.1 when offered, else h2.
+        // gRPC: h2 only; rustls refuses a client whose offer does not include it.
         config.alpn_protocols = APPLICATION_PROTOCOLS.map(<[u8]>::to_vec).to_vec();
         // A resumed session would carry no fresh attestation: issue no tickets, keep no sessions.
         config.send_tls13_tickets = 0;
@@ -521,7 +521,7 @@ impl AtlsClient {
     }
 
     /// A config for one connection: a fresh client nonce offered as
-    /// `atls:v1:nonce:<hex>` followed by `http/1.1` and `h2`, resumption disabled, and the slot
+    /// `atls:v1:nonce:<hex>` followed by `h2`, resumption disabled, and the slot
     /// its server verifier fills.
     ///
     /// # Errors

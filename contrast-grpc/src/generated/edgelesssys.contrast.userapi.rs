@@ -77,6 +77,7 @@ pub struct LatestTransition {
     pub signature: ::prost::alloc::vec::Vec<u8>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct RecoverRequest {
     /// 64 bytes
     #[prost(bytes = "vec", tag = "1")]

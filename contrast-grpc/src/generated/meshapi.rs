@@ -2,6 +2,7 @@
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct NewMeshCertRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct NewMeshCertResponse {
     /// PEM
     #[prost(bytes = "vec", tag = "1")]
@@ -19,6 +20,7 @@ pub struct NewMeshCertResponse {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RecoverRequest {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct RecoverResponse {
     /// 64 bytes
     #[prost(bytes = "vec", tag = "1")]

@@ -4,7 +4,7 @@
 //! with one workload per simulated initializer, then runs N concurrent simulated initializers
 //! (each its own chip, hence its own VCEK, and a fresh P-256 key per attestation) against the
 //! mesh API. Every attestation is a new TCP connection, a fresh mutual aTLS handshake with a
-//! freshly signed report, and a `POST /v1/mesh/cert`. Reports throughput, latency
+//! freshly signed report, and a `MeshAPI/NewMeshCert`. Reports throughput, latency
 //! percentiles, errors by reason, the Coordinator's memory, and the throughput as a fraction
 //! of a per-attestation cost floor measured in the same run (see `floor.rs`).
 //!
@@ -50,11 +50,11 @@ Scenarios:
           update's completion, so p99 is the time until (almost) every workload has its new
           certificate.
   mixed   steady, plus --data-owners data owners in a loop: attest the Coordinator on the
-          user API, GET /v1/manifests, verify the deployment (transition chain, policies).
+          user API, UserAPI/GetManifests, verify the deployment (transition chain, policies).
   recovery  history scale: set a first manifest, then apply distinct manifest updates through
           the user API (workload-owner key) until the history has each of --history-sizes
           entries; at each size kill -9 the Coordinator, restart it over the same state
-          directory and time process start -> /probe/startup 200 -> POST /v1/recover accepted
+          directory and time process start -> /probe/startup 200 -> UserAPI/Recover accepted
           (seed-share owner key, seed decrypted from the first set's shares) -> /probe/readiness
           200. Reports each part, the ratios between the sizes and the cost per entry. No
           initializers and no floor.
@@ -285,7 +285,7 @@ struct Setup {
     workloads: Vec<Workload>,
     owner: WorkloadOwnerPrivateKey,
     seedshare_owner: SeedshareOwnerPrivateKey,
-    /// The seed-share owner key, PKCS#8 DER (the aTLS client key of `POST /v1/recover`).
+    /// The seed-share owner key, PKCS#8 DER (the aTLS client key of `UserAPI/Recover`).
     seedshare_pkcs8: Zeroizing<Vec<u8>>,
 }
 
@@ -689,7 +689,7 @@ async fn scenario(
 }
 
 /// One attestation by the initializer of `chip`: a fresh P-256 key, a fresh connection and
-/// mutual aTLS handshake, `POST /v1/mesh/cert`.
+/// mutual aTLS handshake, `MeshAPI/NewMeshCert`.
 async fn attest(mesh: &str, chip: &Arc<dyn Issuer>) -> Result<(), (String, String)> {
     let key = Arc::new(AtlsKey::generate_p256().map_err(|e| ("key".to_owned(), e.to_string()))?);
     let client = CoordinatorClient::new(

@@ -5,7 +5,7 @@
 //! real user API (aTLS with the owner key, on one attested connection) until the history has
 //! each of `--history-sizes` entries. At each size the Coordinator is killed with SIGKILL and
 //! started again over the same state directory, and the way back is timed: process start →
-//! `/probe/startup` 200 → `POST /v1/recover` accepted (seed-share owner key; seed and salt
+//! `/probe/startup` 200 → `UserAPI/Recover` accepted (seed-share owner key; seed and salt
 //! decrypted from the first set's seed shares, as `contrast recover` does) →
 //! `/probe/readiness` 200. The recovered Coordinator then takes the next updates, so the
 //! history of the larger size includes the smaller one.
@@ -27,7 +27,7 @@ use crate::coordinator::{CoordinatorProcess, cpu_time, status_bytes};
 use crate::stats::{Summary, Tally};
 use crate::{Args, Scenario, Setup, Workload, progress};
 
-/// The largest `GET /v1/manifests` answer accepted (the client's default is 32 MiB).
+/// The largest `UserAPI/GetManifests` answer accepted (the client's default is 32 MiB).
 const MAX_HISTORY_BODY: usize = 1 << 30;
 
 /// The owner's connection is replaced after this: the Coordinator closes any connection after
@@ -42,7 +42,7 @@ pub(crate) struct RecoveryReport {
     workloads: u32,
     /// Size of the last manifest set, bytes (each manifest has the same shape).
     manifest_bytes: usize,
-    /// The first set (`POST /v1/manifest` without history), milliseconds.
+    /// The first set (`UserAPI/SetManifest` without history), milliseconds.
     first_set_ms: f64,
     /// Growth of the history up to each size.
     build: Vec<BuildPhase>,
@@ -57,7 +57,7 @@ pub(crate) struct RecoveryReport {
 struct BuildPhase {
     from_entries: u64,
     to_entries: u64,
-    /// The updates (`POST /v1/manifest`), one after the other on one attested connection
+    /// The updates (`UserAPI/SetManifest`), one after the other on one attested connection
     /// (replaced every 50 s: the Coordinator closes connections after 120 s). The wall time
     /// includes those reconnections; the latencies do not.
     updates: Summary,
@@ -66,7 +66,7 @@ struct BuildPhase {
 /// One kill -9, restart and recovery. Times are wall clock, milliseconds.
 #[derive(Debug, Serialize)]
 struct Restart {
-    /// Manifests in the history, as `GET /v1/manifests` serves them once ready.
+    /// Manifests in the history, as `UserAPI/GetManifests` serves them once ready.
     history_entries: u64,
     /// The restarted process.
     coordinator_pid: u32,
@@ -75,7 +75,7 @@ struct Restart {
     /// The recover connection: TCP and the aTLS handshake, in which the client appraises the
     /// Coordinator's report and presents the seed-share owner key.
     recover_handshake_ms: f64,
-    /// `POST /v1/recover` on that connection until its 200: the Coordinator checks the key,
+    /// `UserAPI/Recover` on that connection until its 200: the Coordinator checks the key,
     /// derives the keys from the seed, loads and verifies the whole history, rebuilds its
     /// state.
     recover_request_ms: f64,
@@ -302,7 +302,7 @@ fn restart_and_recover(
     let fetched = Instant::now();
     let history = runtime
         .block_on(history_client(&process.user, manifest)?.get_manifests())
-        .context("GET /v1/manifests after recovery")?;
+        .context("UserAPI/GetManifests after recovery")?;
     let get_manifests = fetched.elapsed();
     let entries = history.value.manifests.len() as u64;
 
@@ -336,7 +336,7 @@ fn check_history(
 ) -> Result<()> {
     let history = runtime
         .block_on(history_client(&process.user, manifest)?.get_manifests())
-        .context("GET /v1/manifests after recovery")?;
+        .context("UserAPI/GetManifests after recovery")?;
     let served = &history.value.manifests;
     if served.len() as u64 != size {
         bail!(
@@ -419,7 +419,7 @@ pub(crate) fn print_text(report: &RecoveryReport) {
         );
         println!(
             "  coordinator CPU to ready {:.0} ms (recover call {:.0} ms), VmRSS at ready {:.1} \
-             MiB; GET /v1/manifests after ready: {} manifests in {:.1} ms",
+             MiB; UserAPI/GetManifests after ready: {} manifests in {:.1} ms",
             r.coordinator_cpu_ms,
             r.recover_cpu_ms,
             r.rss_at_ready_mib,

@@ -149,7 +149,7 @@ pub(crate) fn reason(error: &ClientError) -> String {
         ClientError::Timeout { stage, .. } => format!("timeout_{stage}"),
         ClientError::Attestation { .. } => "attestation".into(),
         ClientError::Handshake { .. } => "handshake".into(),
-        ClientError::Api { error, .. } => format!("api_{}", error.code.as_str()),
+        ClientError::Api { code, .. } => format!("api_{}", code.as_str()),
         ClientError::Protocol { .. } => "protocol".into(),
         ClientError::Decode { .. } => "decode".into(),
         _ => "other".into(),
