@@ -785,3 +785,79 @@ async fn the_atls_listeners_negotiate_h2_and_refuse_http11() {
         ErrorCode::NoManifest,
     );
 }
+
+/// A data owner verifies the running Coordinator through upstream's `/attest` with the SDK:
+/// online, then offline from the saved answer; the answer is bound to its nonce and to the
+/// history, so a replay under another nonce and an outdated answer after an update are caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_owner_verifies_the_coordinator_through_attest() {
+    use contrast_core::manifest::ManifestDocument;
+    use contrast_sdk::{DeploymentError, fetch_attestation, validate_attestation};
+    let now = || contrast_attest::UnixTime::from(std::time::SystemTime::now());
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let nonce = [0x4e; 32];
+
+    // No manifest yet: upstream's 412, with our code.
+    match fetch_attestation(&coordinator.evidence, &nonce).await {
+        Err(ClientError::Evidence {
+            status: 412,
+            code: ErrorCode::NoManifest,
+            ..
+        }) => {}
+        other => panic!("expected 412 no_manifest, got {other:?}"),
+    }
+
+    let workloads = [Workload::new("web"), Workload::new("db")];
+    let first = set_first_manifest(&coordinator, &workloads).await;
+    let expected = ManifestDocument::parse(manifest(&workloads, default_owner_keys())).unwrap();
+    let body = fetch_attestation(&coordinator.evidence, &nonce)
+        .await
+        .unwrap();
+    let verified = validate_attestation(&nonce, &body, now()).unwrap();
+    verified.deployment.check_latest_is(&expected).unwrap();
+    assert_eq!(verified.root_ca, first.value.root_ca);
+    assert_eq!(verified.mesh_ca, first.value.mesh_ca);
+    assert_eq!(
+        verified.coordinator.host_data,
+        coordinator_workload().host_data()
+    );
+    assert_eq!(
+        verified.policies.len(),
+        3,
+        "the coordinator's and both workloads'"
+    );
+
+    // The saved answer under another nonce is a replay.
+    match validate_attestation(&[0x4f; 32], &body, now()) {
+        Err(DeploymentError::Evidence { reason }) => {
+            assert!(reason.contains("report data"), "{reason}");
+        }
+        other => panic!("expected a refused replay, got {other:?}"),
+    }
+
+    // After an update the old answer still verifies (it is genuine) but no longer shows the
+    // manifest in force; a fresh one does.
+    let updated = manifest(&workloads[..1], default_owner_keys());
+    coordinator
+        .user_client(Some(owner_atls_key(&owners().workload)))
+        .set_manifest(&set_request(updated.clone(), &workloads[..1]))
+        .await
+        .unwrap();
+    let current = ManifestDocument::parse(updated).unwrap();
+    let old = validate_attestation(&nonce, &body, now()).unwrap();
+    assert!(matches!(
+        old.deployment.check_latest_is(&current),
+        Err(DeploymentError::UnexpectedManifest { .. })
+    ));
+    let body = fetch_attestation(&coordinator.evidence, &nonce)
+        .await
+        .unwrap();
+    let fresh = validate_attestation(&nonce, &body, now()).unwrap();
+    fresh.deployment.check_latest_is(&current).unwrap();
+    assert_eq!(fresh.deployment.manifests.len(), 2);
+    fresh
+        .deployment
+        .check_extends(&verified.deployment.latest_transition_hash)
+        .unwrap();
+}
