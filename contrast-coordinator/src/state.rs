@@ -182,6 +182,19 @@ pub enum Tampering {
     },
 }
 
+impl Tampering {
+    /// A short, stable label for metrics: `foreign_head`, `rollback`, `undecodable`, `deleted`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ForeignHead { .. } => "foreign_head",
+            Self::Rollback { .. } => "rollback",
+            Self::Undecodable { .. } => "undecodable",
+            Self::Deleted { .. } => "deleted",
+        }
+    }
+}
+
 /// What the store's head means for the held state ([`crate::Coordinator::observe_head`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -33,7 +33,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use contrast_attest::{CrlPolicy, Issuer};
-use contrast_coordinator::{Options, OsEntropy, SystemClock};
+use contrast_coordinator::{HeadObservation, Options, OsEntropy, SystemClock};
 use contrast_core::api::{EVIDENCE_API_PORT, MESH_API_PORT, OPS_PORT, USER_API_PORT};
 use contrast_core::duration::parse_duration;
 use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
@@ -439,8 +439,12 @@ async fn watch_history(coordinator: Arc<Coordinator>) {
                     if let Err(error) = value {
                         tracing::warn!(%error, "reading transitions/latest");
                     }
-                    if let Err(error) = core.observe_head().await {
-                        tracing::warn!(%error, "checking the stored head");
+                    match core.observe_head().await {
+                        Ok(HeadObservation::Tampered(tampering)) => {
+                            coordinator.metrics.tampering(tampering.kind());
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "checking the stored head"),
                     }
                 }
             }

@@ -54,6 +54,13 @@ pub(crate) struct MethodLabels {
     pub(crate) method: &'static str,
 }
 
+/// Labels of a tampered store head.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TamperingLabels {
+    /// `contrast_coordinator::Tampering::kind` (`foreign_head`, `rollback`, ...).
+    pub(crate) kind: &'static str,
+}
+
 /// The Coordinator's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -64,6 +71,7 @@ pub(crate) struct Metrics {
     calls: Family<CallLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
     generation: Gauge,
+    tampering: Family<TamperingLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -116,6 +124,12 @@ impl Metrics {
             "Number of manifests in the history (0 until the first set or recovery)",
             generation.clone(),
         );
+        let tampering = Family::<TamperingLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_history_tampering",
+            "Store heads no replica can have written (the Coordinator stops serving), by kind",
+            tampering.clone(),
+        );
         Self {
             registry,
             attestations,
@@ -124,7 +138,15 @@ impl Metrics {
             calls,
             latency,
             generation,
+            tampering,
         }
+    }
+
+    /// Counts a tampered store head.
+    pub(crate) fn tampering(&self, kind: &'static str) {
+        self.tampering
+            .get_or_create(&TamperingLabels { kind })
+            .inc();
     }
 
     /// Counts an attestation outcome.

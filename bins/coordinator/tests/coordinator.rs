@@ -861,3 +861,94 @@ async fn a_data_owner_verifies_the_coordinator_through_attest() {
         .check_extends(&verified.deployment.latest_transition_hash)
         .unwrap();
 }
+
+/// Issue 19, item 1 (reproduced first): an attacker with write access to the store writes a
+/// self-consistent history under its own seed into the store of a running Coordinator and
+/// recovers it with that seed's share. The Coordinator judges the head tampering (not signed
+/// with its history key): it stops being ready, counts it, refuses the attacker's recovery and
+/// keeps its own state; once the store holds its head again, it serves as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attacker_history_written_into_the_store_does_not_take_over() {
+    use contrast_core::manifest::ManifestDocument;
+    use contrast_store::{FileStore, FileStoreOptions, HistoryStore, Key, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let coordinator = CoordinatorProcess::start(&state_dir, &[]);
+    let workloads = [Workload::new("web")];
+    let first = set_first_manifest(&coordinator, &workloads).await;
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+
+    // The attacker's history: its seed, a manifest giving its own workload a place.
+    let store = FileStore::open(&state_dir, FileStoreOptions::default())
+        .await
+        .unwrap();
+    let own_head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    let history = HistoryStore::new(store.clone());
+    let attacker = SeedEngine::new(&[0xa5; 64], &[0x5a; 32]).unwrap();
+    let evil = [Workload::new("evil")];
+    let attacker_manifest = ManifestDocument::parse(manifest(&evil, None)).unwrap();
+    let current = history.latest_unverified().await.unwrap();
+    history
+        .update(
+            current.as_ref(),
+            &attacker_manifest,
+            &policies(&evil),
+            None,
+            attacker.history_signing_key(),
+            &mut rand_core::OsRng,
+        )
+        .await
+        .unwrap();
+
+    coordinator.wait_for("/probe/readiness", 503, Duration::from_secs(10));
+    let result = coordinator.user_client(None).get_manifests().await;
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::HistoryTampered,
+    );
+    assert!(
+        format!("{result:?}").contains("not signed by this coordinator's history key"),
+        "{result:?}"
+    );
+    let (_, metrics) = http_get(&coordinator.ops, "/metrics").unwrap();
+    assert!(
+        metrics.contains("contrast_coordinator_history_tampering_total{kind=\"foreign_head\"}"),
+        "{metrics}"
+    );
+    // The attacker's seed does not recover it.
+    let seedshare_key =
+        contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();
+    let result = coordinator
+        .user_client(Some(seedshare_key))
+        .recover(&RecoverRequest {
+            seed: Zeroizing::new(vec![0xa5; 64]),
+            salt: vec![0x5a; 32],
+            force: true,
+        })
+        .await;
+    assert_refused(
+        &result,
+        tonic::Code::FailedPrecondition,
+        ErrorCode::HistoryTampered,
+    );
+    // No workload gets a certificate meanwhile, the attacker's least of all.
+    let output = run_initializer(
+        &coordinator,
+        &evil[0],
+        &dir.path().join("evil"),
+        &["--max-attempts", "1"],
+    );
+    assert!(!output.status.success());
+
+    // The store repaired: the Coordinator serves its own history again.
+    let tampered = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    store
+        .compare_and_swap(&Key::latest_transition(), &tampered, &own_head)
+        .await
+        .unwrap();
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(10));
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 1);
+    assert_eq!(history.value.root_ca, first.value.root_ca);
+}
