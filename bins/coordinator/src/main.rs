@@ -110,6 +110,11 @@ struct Args {
     /// Probes and /metrics (plain HTTP).
     #[arg(long, default_value_t = any_addr(OPS_PORT), env = "CONTRAST_OPS_ADDR")]
     ops_addr: SocketAddr,
+    /// Serve Prometheus metrics on the ops port's /metrics (off by default, as upstream: the
+    /// port is plain HTTP and unauthenticated). Any value of CONTRAST_METRICS but 0/false/no/off
+    /// turns it on.
+    #[arg(long, env = "CONTRAST_METRICS")]
+    metrics: bool,
     /// Where the history is kept.
     #[arg(long, value_enum, default_value = "file")]
     store: StoreKind,
@@ -166,6 +171,8 @@ pub(crate) struct Coordinator {
     core: Core,
     issuer: Arc<dyn Issuer>,
     metrics: Metrics,
+    /// Whether `/metrics` is served (`--metrics`).
+    serve_metrics: bool,
     /// Listeners are up and the first recovery attempt is over (startup probe).
     started: AtomicBool,
 }
@@ -325,6 +332,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ),
         issuer,
         metrics: Metrics::new(),
+        serve_metrics: args.metrics,
         started: AtomicBool::new(false),
     });
 

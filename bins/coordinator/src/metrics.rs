@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use contrast_core::api;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,8 +33,9 @@ pub(crate) struct ListenerLabels {
 /// Labels of an API request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
-    /// The endpoint path.
-    pub(crate) path: String,
+    /// The route: one of the evidence API's paths, or `other` (never the raw request path,
+    /// which the client chooses: labels stay a fixed set).
+    pub(crate) path: &'static str,
     /// The response status code.
     pub(crate) status: String,
 }
@@ -177,9 +179,13 @@ impl Metrics {
 
     /// Counts a request.
     pub(crate) fn request(&self, path: &str, status: u16) {
+        let route = [api::path::ATTEST, api::path::CAPABILITIES]
+            .into_iter()
+            .find(|known| *known == path)
+            .unwrap_or("other");
         self.requests
             .get_or_create(&RequestLabels {
-                path: path.to_owned(),
+                path: route,
                 status: status.to_string(),
             })
             .inc();

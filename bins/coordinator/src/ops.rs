@@ -5,7 +5,7 @@
 //! - `/probe/liveness`: as startup, and the store must answer.
 //! - `/probe/readiness`: 200 only while active (not uninitialized, not in recovery, not stale):
 //!   only ready Coordinators are endpoints of the `coordinator-ready` Service that workloads use.
-//! - `/metrics`.
+//! - `/metrics`, only with `--metrics` (`CONTRAST_METRICS`), as upstream.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -61,10 +61,16 @@ impl PlainService for Ops {
                 Ok(phase) => probe(false, phase.name()),
                 Err(error) => probe(false, &format!("store unreachable: {error}")),
             },
-            "/metrics" => text(
+            "/metrics" if self.coordinator.serve_metrics => text(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 self.coordinator.metrics.encode(),
+            ),
+            "/metrics" => text(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "metrics are off: start the coordinator with --metrics (or CONTRAST_METRICS=1)\n"
+                    .to_owned(),
             ),
             other => ApiError::not_found(other).response(),
         }

@@ -185,7 +185,7 @@ async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initializers_the_manifest_does_not_allow_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &["--metrics"]);
     let workload = Workload::new("web");
     coordinator
         .user_client(None)
@@ -873,7 +873,7 @@ async fn an_attacker_history_written_into_the_store_does_not_take_over() {
     use contrast_store::{FileStore, FileStoreOptions, HistoryStore, Key, Store};
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let coordinator = CoordinatorProcess::start(&state_dir, &[]);
+    let coordinator = CoordinatorProcess::start(&state_dir, &["--metrics"]);
     let workloads = [Workload::new("web")];
     let first = set_first_manifest(&coordinator, &workloads).await;
     coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
@@ -951,4 +951,46 @@ async fn an_attacker_history_written_into_the_store_does_not_take_over() {
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
     assert_eq!(history.value.manifests.len(), 1);
     assert_eq!(history.value.root_ca, first.value.root_ca);
+}
+
+/// Issue 19, item 6 (reproduced first): metrics are off unless asked for, as upstream; when on,
+/// request paths chosen by clients never become labels, so a flood of odd paths (long, with a
+/// `"`) neither grows the exposition nor breaks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_opt_in_and_their_labels_a_fixed_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = CoordinatorProcess::start(&dir.path().join("quiet"), &[]);
+    let (status, body) = http_get(&quiet.ops, "/metrics").unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("--metrics"), "{body}");
+    drop(quiet);
+
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &["--metrics"]);
+    for i in 0..300 {
+        let path = format!("/probe{i}-{}\"x", "a".repeat(200));
+        let _ = http_get(&coordinator.evidence, &path);
+    }
+    let _ = http_get(&coordinator.evidence, "/attest");
+    let (status, metrics) = http_get(&coordinator.ops, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let requests: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("contrast_coordinator_requests_total{"))
+        .collect();
+    assert!(
+        requests
+            .contains(&"contrast_coordinator_requests_total{path=\"other\",status=\"404\"} 300"),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .contains(&"contrast_coordinator_requests_total{path=\"/attest\",status=\"405\"} 1"),
+        "{requests:?}"
+    );
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        !metrics.contains("aaaa"),
+        "no client-chosen text in the exposition"
+    );
+    assert!(metrics.len() < 20_000, "{} bytes", metrics.len());
 }

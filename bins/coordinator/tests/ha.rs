@@ -194,7 +194,7 @@ fn peer_flag(peer: &CoordinatorProcess) -> String {
 async fn peers_without_the_coordinator_role_or_with_another_measurement_get_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
-    let active = CoordinatorProcess::start(&state_dir, &[]);
+    let active = CoordinatorProcess::start(&state_dir, &["--metrics"]);
     let web = Workload::new("web");
     let first = active
         .user_client(None)
