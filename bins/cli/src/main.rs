@@ -44,6 +44,9 @@ pub enum ExitStatus {
     /// `verify`: the history the Coordinator sent does not verify on its own (a manifest was
     /// changed, removed or reordered, or the head does not match the manifests).
     InconsistentHistory,
+    /// `verify`: the Coordinator's root CA key is not the one seen last: it was re-initialised
+    /// (a new seed), deliberately or not.
+    RootChanged,
 }
 
 impl ExitStatus {
@@ -58,6 +61,7 @@ impl ExitStatus {
             Self::HistoryNotExtending => 4,
             Self::AttestationRefused => 5,
             Self::InconsistentHistory => 6,
+            Self::RootChanged => 7,
         }
     }
 }

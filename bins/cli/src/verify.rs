@@ -1,7 +1,8 @@
 //! `contrast verify`: as a data owner, attest the Coordinator against the local manifest, fetch
 //! its history, check it, write upstream's flat `verify/` layout, and require the newest
 //! manifest to be the local one. Beyond upstream: the head seen last is remembered in
-//! `verify/latest-transition` and the next history must extend it.
+//! `verify/latest-transition` and the next history must extend it, and the root CA's key (from
+//! the seed, stable across updates and recoveries) seen last must not change.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,12 @@ Verify the Coordinator as a data owner.
    must be present, the CAs must be certificates.
    A history that does not verify is refused (exit 6).
 3. If verify/latest-transition holds the head seen by an earlier run, the new history must
-   contain it: otherwise the history was rolled back or forked (exit 4).
+   contain it: otherwise the history was rolled back or forked (exit 4). If
+   verify/coordinator-root-ca.pem holds the root CA seen by an earlier run, the new root CA
+   must have the same key: otherwise the Coordinator was re-initialised with a new seed, so
+   every workload secret changed and the old seed shares recover nothing (exit 7). Setting
+   the same manifest again gives the same head, so only the root key tells. --accept-reset
+   accepts a deliberate reset and pins the new root and head.
 4. The verify/ directory is written (0755, files 0644): coordinator-root-ca.pem, mesh-ca.pem,
    manifest.<i>.json (0 = oldest), initdata.<hexdigest>.toml per policy, latest-transition
    (hex of the head).
@@ -48,10 +54,13 @@ Exit codes:
   3  the newest manifest at the Coordinator differs from the local manifest
   4  the history does not extend the head in verify/latest-transition (rolled back or forked)
   5  the Coordinator's attestation was refused (the failed check is printed)
-  6  the Coordinator's history is inconsistent: a manifest was changed, removed or reordered";
+  6  the Coordinator's history is inconsistent: a manifest was changed, removed or reordered
+  7  the Coordinator's root CA key changed since the last verify (re-initialised)";
 
 /// The file that remembers the head seen last.
 pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
+/// The root CA seen last (upstream's file name); its key is pinned.
+pub const ROOT_CA_FILE: &str = "coordinator-root-ca.pem";
 
 /// Flags of `contrast verify`.
 // The doc comments of these flags are their `--help` text, written for a terminal: `<workspace>`
@@ -68,6 +77,10 @@ pub struct VerifyArgs {
     /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Accept that the Coordinator was re-initialised since the last verify (a new root CA key
+    /// and a new history): pin the new root and head instead of refusing (exit 7 or 4).
+    #[arg(long)]
+    pub accept_reset: bool,
 }
 
 /// Runs `contrast verify`.
@@ -98,7 +111,27 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
 
     let dir = workspace.path(workspace::VERIFY_DIR);
     let head_file = dir.join(LATEST_TRANSITION_FILE);
-    let previous = read_previous_head(&head_file)?;
+    let root_file = dir.join(ROOT_CA_FILE);
+    let previous_root = read_previous_root_key(&root_file)?;
+    let root = root_key(&response.root_ca)?;
+    if let Some(previous_root) = &previous_root
+        && *previous_root != root
+        && !args.accept_reset
+    {
+        return Err(Failure {
+            status: ExitStatus::RootChanged,
+            message: format!(
+                "the coordinator's root CA key is not the one seen last (in {}): the \
+                 coordinator was re-initialised with a new seed, so every workload secret and \
+                 the mesh CA changed and the old seed shares recover nothing; if you reset it \
+                 deliberately, run again with --accept-reset, else do not trust it; nothing \
+                 was written",
+                root_file.display()
+            ),
+        }
+        .into());
+    }
+    let previous = read_previous_head(&head_file)?.filter(|_| !args.accept_reset);
     if let Some(previous) = &previous
         && let Err(error) = deployment.check_extends(previous)
     {
@@ -118,7 +151,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
 
     create_dir(&dir)?;
     let mut written = vec![
-        write_public(&dir.join("coordinator-root-ca.pem"), &response.root_ca)?,
+        write_public(&root_file, &response.root_ca)?,
         write_public(&dir.join("mesh-ca.pem"), &response.mesh_ca)?,
     ];
     for (index, manifest) in response.manifests.iter().enumerate() {
@@ -178,9 +211,39 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             "manifests": response.manifests.len(),
             "latest_transition": head,
             "previous_transition": previous.map(hex::encode),
+            "root_changed": previous_root.is_some_and(|previous| previous != root),
             "verify_dir": dir,
             "written": written,
         }),
+    })
+}
+
+/// The SubjectPublicKeyInfo (DER) of a PEM certificate.
+fn root_key(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use der::{DecodePem as _, Encode as _};
+    let cert = x509_cert::Certificate::from_pem(pem)
+        .map_err(|error| anyhow!("the root CA is not a PEM certificate: {error}"))?;
+    cert.tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|error| anyhow!("the root CA's key does not encode: {error}"))
+}
+
+/// The root CA key pinned in `path`, or `None` when the file does not exist.
+fn read_previous_root_key(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let pem = match fs::read(path) {
+        Ok(pem) => pem,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(error).with_context(|| format!("could not read {}", path.display()));
+        }
+    };
+    root_key(&pem).map(Some).with_context(|| {
+        format!(
+            "{} does not hold the root CA seen last; restore it, or remove it to accept the \
+             coordinator's root as new",
+            path.display()
+        )
     })
 }
 

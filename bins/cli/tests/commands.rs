@@ -606,3 +606,49 @@ fn verify_refuses_a_rolled_back_and_a_truncated_history() {
     );
     assert_eq!(read(&ws.path("verify/latest-transition")), seen);
 }
+
+/// Issue 19, item 5 (reproduced first): wiping the store and setting the same manifest bytes
+/// gives the same head, so the head pin alone let `verify` pass while the root CA key, every
+/// workload secret and recoverability changed. The root key is pinned too: exit 7, nothing
+/// written, until a deliberate reset is accepted.
+#[test]
+fn verify_refuses_a_reinitialised_coordinator_unless_the_reset_is_accepted() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    coordinator.spawn();
+    let c = coordinator.user.clone();
+    let [app, coordinator_yml] = ws.yamls();
+    let set = || {
+        contrast(
+            &ws.dir,
+            &["set", "-c", &c, "--timeout", "30s", &app, &coordinator_yml],
+        )
+    };
+    assert_exit(&set(), 0);
+    assert_exit(&contrast(&ws.dir, &["verify", "-c", &c]), 0);
+    let head = read(&ws.path("verify/latest-transition"));
+    let root = read(&ws.path("verify/coordinator-root-ca.pem"));
+
+    // Wiped and set again with the same manifest: the same head, a new seed.
+    coordinator.process.take().unwrap().kill9().unwrap();
+    std::fs::remove_dir_all(&coordinator.state).unwrap();
+    coordinator.spawn();
+    assert_exit(&set(), 0);
+    let output = contrast(&ws.dir, &["verify", "-c", &c]);
+    assert_exit(&output, 7);
+    assert!(
+        stderr(&output).contains("re-initialised") && stderr(&output).contains("--accept-reset"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(read(&ws.path("verify/latest-transition")), head);
+    assert_eq!(read(&ws.path("verify/coordinator-root-ca.pem")), root);
+
+    // A deliberate reset is accepted once, then pinned.
+    assert_exit(
+        &contrast(&ws.dir, &["verify", "-c", &c, "--accept-reset"]),
+        0,
+    );
+    assert_ne!(read(&ws.path("verify/coordinator-root-ca.pem")), root);
+    assert_exit(&contrast(&ws.dir, &["verify", "-c", &c]), 0);
+}
