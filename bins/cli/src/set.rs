@@ -35,7 +35,9 @@ Set the manifest at the Coordinator.
    policies before anything is sent. The client key is the workload owner key (needed for
    updates; a missing file is fine for the first set).
 3. While the Coordinator is unreachable or not ready, the call is retried every second until
-   --timeout.
+   --timeout. A first set (the Coordinator has no manifest yet) declares that there is no
+   previous transition, so a retry of a first set whose answer was lost cannot silently become
+   an update: set fails and says that the seed shares were lost and what to do.
 4. coordinator-root-ca.pem and mesh-ca.pem are written to the workspace, and on the first set
    seed-shares.json (the seed encrypted to every seed-share owner key).";
 
@@ -106,19 +108,46 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| workspace.path(workspace::WORKLOAD_OWNER_KEY_FILE));
     let key = load_workload_owner_atls_key(&key_path)?;
     let client = attested_client(&args.coordinator, &manifest, key)?;
+    let runtime = runtime()?;
+    let first = runtime
+        .block_on(has_no_manifest(&client, args.timeout))
+        .map_err(|error| client_failure(error, &args.coordinator))?;
+    // A first set declares "no previous transition": if its answer is lost and it is sent
+    // again, the second one is a conflict, not an update that returns no seed shares.
     let request = SetManifestRequest {
         manifest: manifest.raw().to_vec(),
         policies: policies.into_values().collect(),
-        previous_transition_hash: None,
+        previous_transition_hash: first.then(|| vec![0; 32]),
         signature: None,
     };
-    let runtime = runtime()?;
+    let attempts = std::cell::Cell::new(0usize);
     let response = runtime
         .block_on(with_retries("setting the manifest", args.timeout, || {
+            attempts.set(attempts.get() + 1);
             client.set_manifest(&request)
         }))
-        .map_err(|error| client_failure(error, &args.coordinator))?
+        .map_err(|error| {
+            if first && error.api_code() == Some(&ErrorCode::ManifestConflict) {
+                first_set_conflict(attempts.get(), &args.coordinator)
+            } else {
+                client_failure(error, &args.coordinator)
+            }
+        })?
         .value;
+    let recoverable = manifest
+        .manifest()
+        .seedshare_owner_pub_keys
+        .as_ref()
+        .is_some_and(|keys| !keys.is_empty());
+    if first && recoverable && response.seed_shares_doc.is_none() {
+        bail!(
+            "the coordinator at {} answered the first set without seed shares although the \
+             manifest names seed-share owners: nobody holds this deployment's seed, so it \
+             cannot be recovered after a restart; reset the coordinator (wipe its store) and \
+             set the manifest again",
+            args.coordinator
+        );
+    }
 
     workspace.create_dir()?;
     let mut written = vec![
@@ -346,6 +375,65 @@ where
                 return Err(error);
             }
         }
+    }
+}
+
+/// Whether the Coordinator has no manifest yet (so this set is the first), asked before
+/// anything is sent; waits like every call while it is unreachable or in recovery.
+async fn has_no_manifest(
+    client: &CoordinatorClient,
+    timeout: Duration,
+) -> Result<bool, ClientError> {
+    let answer = with_retries(
+        "asking the coordinator for its manifests",
+        timeout,
+        || async {
+            match client.get_manifests().await {
+                Ok(_) => Ok(false),
+                Err(error) if is_no_manifest(&error) => Ok(true),
+                Err(error) => Err(error),
+            }
+        },
+    )
+    .await?;
+    Ok(answer)
+}
+
+/// `GetManifests` refused because no manifest is set: our code, or upstream's status and
+/// message (an upstream Coordinator sends no `contrast-error-code`).
+fn is_no_manifest(error: &ClientError) -> bool {
+    match error {
+        ClientError::Api {
+            code,
+            status,
+            message,
+            ..
+        } => {
+            *code == ErrorCode::NoManifest
+                || (*status == tonic::Code::FailedPrecondition
+                    && message.contains("no manifest configured"))
+        }
+        _ => false,
+    }
+}
+
+/// A first set refused as a conflict: an earlier attempt whose answer was lost most likely set
+/// the manifest (and its seed shares were in that answer), or someone else set one meanwhile.
+fn first_set_conflict(attempts: usize, addr: &str) -> anyhow::Error {
+    if attempts > 1 {
+        anyhow!(
+            "the first set was sent {attempts} times because an answer did not arrive, and the \
+             coordinator at {addr} now has a manifest: an earlier attempt most likely set it, \
+             and the seed shares were in the lost answer. Nobody holds this deployment's seed, \
+             so it cannot be recovered after a restart. Check with `contrast verify`; to get \
+             seed shares, reset the coordinator (wipe its store) and set the manifest again"
+        )
+    } else {
+        anyhow!(
+            "the coordinator at {addr} got its first manifest from someone else meanwhile; \
+             check it with `contrast verify`, and update it with the workload owner key if you \
+             are its owner"
+        )
     }
 }
 

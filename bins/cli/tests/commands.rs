@@ -259,7 +259,7 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     std::io::BufRead::read_line(&mut set_stderr, &mut first_line).unwrap();
     assert!(
         first_line
-            .starts_with("setting the manifest: attempt 1 failed, retrying in 1s: cannot connect"),
+            .starts_with("asking the coordinator for its manifests: attempt 1 failed, retrying in 1s: cannot connect"),
         "{first_line}"
     );
     coordinator.spawn();
@@ -651,4 +651,75 @@ fn verify_refuses_a_reinitialised_coordinator_unless_the_reset_is_accepted() {
     );
     assert_ne!(read(&ws.path("verify/coordinator-root-ca.pem")), root);
     assert_exit(&contrast(&ws.dir, &["verify", "-c", &c]), 0);
+}
+
+/// Issue 19, item 4 (reproduced first): the answer to the first set is lost, the CLI sends it
+/// again, and the Coordinator (which did set it) refuses the retry as a conflict because the
+/// first set declares "no previous transition". The CLI fails loudly, says the seed shares
+/// were lost and what to do, and writes no seed-shares.json; before, the retry became an update
+/// and the CLI exited 0 without seed shares.
+#[test]
+fn a_first_set_whose_answer_was_lost_fails_loudly() {
+    use contrast_grpc::method;
+    use tonic::Status;
+    let ws = Workspace::generate();
+    let env = contrast_tee::SimulatedEnvironment::load(&ws.path("sim")).unwrap();
+    let host_data: [u8; 32] = hex::decode(ws.host_data("coordinator"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let issuer = env.issuer(env.guest([0x5b; 64], host_data).unwrap());
+    let sets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&sets);
+    let stub = AtlsStub::start(
+        "127.0.0.1:0".parse().unwrap(),
+        contrast_attest::AtlsServer::new(Some(issuer)),
+        Arc::new(move |called, _slot| {
+            use contrast_testkit::atls_stub::Answer;
+            let refuse = |code: &contrast_core::api::ErrorCode, message: &str| {
+                Answer::Refuse(contrast_grpc::status(code, message))
+            };
+            if called == method::GET_MANIFESTS {
+                return refuse(
+                    &contrast_core::api::ErrorCode::NoManifest,
+                    "no manifest configured",
+                );
+            }
+            assert_eq!(called, method::SET_MANIFEST);
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                // The set landed, but its answer is lost on the way.
+                Answer::Refuse(Status::unavailable("connection reset"))
+            } else {
+                refuse(
+                    &contrast_core::api::ErrorCode::ManifestConflict,
+                    "updating Coordinator state: the expected previous transition is not the head",
+                )
+            }
+        }),
+    )
+    .unwrap();
+    let [app, coordinator_yml] = ws.yamls();
+    let addr = stub.addr().to_string();
+    let output = contrast(
+        &ws.dir,
+        &[
+            "set",
+            "-c",
+            &addr,
+            "--timeout",
+            "30s",
+            &app,
+            &coordinator_yml,
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_eq!(sets.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let message = stderr(&output);
+    assert!(
+        message.contains("sent 2 times")
+            && message.contains("seed shares were in the lost answer")
+            && message.contains("reset the coordinator"),
+        "{message}"
+    );
+    assert!(!ws.path("seed-shares.json").exists());
 }
