@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::atls::AtlsKey;
-use contrast_core::api::RecoverRequest;
+use contrast_core::api::{ErrorCode, RecoverRequest};
 use contrast_core::duration::parse_duration;
 use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
@@ -118,7 +118,21 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
             args.timeout,
             || client.recover(&request),
         ))
-        .map_err(|error| set::client_failure(error, &args.coordinator))?;
+        .map_err(|error| {
+            if error.api_code() == Some(&ErrorCode::PermissionDenied) {
+                // Not only the key: a seed of another deployment is refused the same way.
+                anyhow::Error::new(error).context(format!(
+                    "the coordinator at {} refused the recovery: either {} is not a seed-share \
+                     owner key of its stored manifest, or the seed in {} is not this \
+                     deployment's (the coordinator's message says which)",
+                    args.coordinator,
+                    key_path.display(),
+                    seed_path.display()
+                ))
+            } else {
+                set::client_failure(error, &args.coordinator)
+            }
+        })?;
     Ok(Outcome {
         status: ExitStatus::Ok,
         human: format!("the coordinator at {} is recovered\n", args.coordinator),

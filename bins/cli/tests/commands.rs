@@ -723,3 +723,41 @@ fn a_first_set_whose_answer_was_lost_fails_loudly() {
     );
     assert!(!ws.path("seed-shares.json").exists());
 }
+
+/// Issue 19, item 10: a seed of another deployment, sent with the right seed-share owner key,
+/// is refused, and the CLI no longer says only that the Coordinator "refused our key".
+#[test]
+fn recover_with_another_deployments_seed_names_the_seed() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    coordinator.spawn();
+    let c = coordinator.user.clone();
+    let [app, coordinator_yml] = ws.yamls();
+    assert_exit(
+        &contrast(
+            &ws.dir,
+            &["set", "-c", &c, "--timeout", "30s", &app, &coordinator_yml],
+        ),
+        0,
+    );
+    coordinator.kill9_and_restart();
+    // A share for the same owner key, of another seed.
+    let owners = ws
+        .manifest()
+        .manifest()
+        .seedshare_owner_pub_keys
+        .clone()
+        .unwrap();
+    let other =
+        contrast_core::seedshare::encrypt_seed_shares(&[0x42; 64], &[0x24; 32], &owners).unwrap();
+    std::fs::write(ws.path("seed-shares.json"), other.to_json().unwrap()).unwrap();
+    let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 1);
+    let message = stderr(&output);
+    assert!(
+        message.contains("is not this deployment's")
+            && message.contains("seed-shares.json")
+            && message.contains("do not match this Coordinator's history"),
+        "{message}"
+    );
+}
