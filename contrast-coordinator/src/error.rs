@@ -35,6 +35,25 @@ pub enum Error {
     /// refuses to serve until the store holds its head again.
     #[error("coordinator refuses to serve: {0}; restore transitions/latest from a backup")]
     Tampered(#[source] crate::state::Tampering),
+    /// The recovery's `history_contains` is not a 32-byte hash.
+    #[error("history_contains is {found} bytes, expected 32")]
+    HistoryContainsLength {
+        /// Its length.
+        found: usize,
+    },
+    /// The stored history does not contain the transition the recovering caller saw earlier:
+    /// the store was rolled back. Nothing was recovered.
+    #[error(
+        "refusing to recover: the stored history (head {}) does not contain the transition {} you saw earlier, so the store was rolled back; restore it, or recover without that check to accept the older history",
+        hex::encode(.head),
+        hex::encode(.required)
+    )]
+    RolledBack {
+        /// The transition the caller saw earlier.
+        required: [u8; 32],
+        /// The stored head.
+        head: [u8; 32],
+    },
     /// A recovery of a stale state brought another seed than the one it holds.
     #[error(
         "the seed does not belong to this coordinator's deployment: a stale coordinator recovers only with the seed it holds"
@@ -175,11 +194,12 @@ impl Error {
         match self {
             Self::NoManifest | Self::NothingToRecover => ErrorCode::NoManifest,
             Self::NeedsRecovery => ErrorCode::NeedsRecovery,
-            Self::Tampered(_) => ErrorCode::HistoryTampered,
+            Self::Tampered(_) | Self::RolledBack { .. } => ErrorCode::HistoryTampered,
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => ErrorCode::AlreadyRecovered,
             Self::ManifestParse(_)
             | Self::ManifestInvalid(_)
             | Self::PreviousTransitionLength { .. }
+            | Self::HistoryContainsLength { .. }
             | Self::MissingPolicy(_)
             | Self::SeedShares(_)
             | Self::SeedOrSalt(_)
@@ -221,7 +241,7 @@ impl Error {
             Self::Internal { .. } => "internal",
             Self::NoManifest | Self::NothingToRecover => "no_manifest",
             Self::NeedsRecovery => "needs_recovery",
-            Self::Tampered(_) => "tampered",
+            Self::Tampered(_) | Self::RolledBack { .. } => "tampered",
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => "already_recovered",
             Self::Conflict
             | Self::TransitionMismatch(_)
@@ -237,6 +257,7 @@ impl Error {
             Self::ManifestParse(_)
             | Self::ManifestInvalid(_)
             | Self::PreviousTransitionLength { .. }
+            | Self::HistoryContainsLength { .. }
             | Self::MissingPolicy(_)
             | Self::SeedShares(_)
             | Self::SeedOrSalt(_) => "invalid_argument",

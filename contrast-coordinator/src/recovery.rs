@@ -97,7 +97,7 @@ impl<S: Store, P> Coordinator<S, P> {
         };
         let state = self
             .guard
-            .reset(old.as_ref(), async |manifest: &ManifestDocument| {
+            .reset(old.as_ref(), None, async |manifest: &ManifestDocument| {
                 // Read without verification: at least it must be a valid manifest before its
                 // reference values decide which peer is trusted with the seed.
                 manifest

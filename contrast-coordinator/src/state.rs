@@ -295,6 +295,18 @@ pub(crate) enum ResetError<E> {
     /// The recovery brings another seed than the one the held (stale) state was built from.
     #[error("the recovered seed is not the one this coordinator holds")]
     DifferentSeed,
+    /// The verified history does not contain the transition the caller required.
+    #[error(
+        "the stored history (head {}) does not contain the transition {} seen earlier: it was rolled back",
+        hex::encode(.head),
+        hex::encode(.required)
+    )]
+    RolledBack {
+        /// The transition the caller saw earlier.
+        required: Hash,
+        /// The stored head.
+        head: Hash,
+    },
 }
 
 impl<E> ResetError<E> {
@@ -310,6 +322,7 @@ impl<E> ResetError<E> {
             Self::Manifest { index, reason } => ResetError::Manifest { index, reason },
             Self::Replaced => ResetError::Replaced,
             Self::DifferentSeed => ResetError::DifferentSeed,
+            Self::RolledBack { required, head } => ResetError::RolledBack { required, head },
         })
     }
 }
@@ -494,10 +507,12 @@ impl<S: Store> Guard<S> {
     /// Recovers from the stored history (upstream's `ResetState`): reads the head without
     /// verifying it, lets `authorize` inspect that head's manifest and produce the seed engine
     /// and mesh key, verifies the whole history with the derived key, requires the verified
-    /// head to be the one read before, and swaps the state in if it is still `old`.
+    /// head to be the one read before (and the history to contain `must_contain`, when given), and
+    /// swaps the state in if it is still `old`.
     pub(crate) async fn reset<E>(
         &self,
         old: Option<&Arc<State>>,
+        must_contain: Option<&Hash>,
         authorize: impl AsyncFnOnce(&ManifestDocument) -> Result<Recovered, E>,
     ) -> Result<Arc<State>, ResetError<E>> {
         let unverified = self
@@ -554,6 +569,18 @@ impl<S: Store> Guard<S> {
                 }
             }
             view.manifests.push(raw.to_vec());
+        }
+        // A caller that saw a transition earlier recovers only a history that contains it: a
+        // store rolled back to an older, validly signed head is refused before anything changes.
+        if let Some(must_contain) = must_contain
+            && !contrast_core::history::rebuild_chain(&view.manifests)
+                .iter()
+                .any(|transition| transition.hash() == *must_contain)
+        {
+            return Err(ResetError::RolledBack {
+                required: *must_contain,
+                head: history.head.transition_hash,
+            });
         }
         policy_hashes.sort_unstable();
         policy_hashes.dedup();

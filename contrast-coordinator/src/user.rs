@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use contrast_ca::MeshCaKey;
 use contrast_core::api::{RecoverRequest, SetManifestRequest};
-use contrast_core::history::HistoryError;
+use contrast_core::history::{Hash, HistoryError};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::{
     WorkloadOwnerPublicKey, authorize_recovery, authorize_update_by_key,
@@ -165,6 +165,13 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
                 return Err(Error::ReadyPeers { peers });
             }
         }
+        let required: Option<Hash> = request
+            .history_contains
+            .as_deref()
+            .map(|hash| {
+                Hash::try_from(hash).map_err(|_| Error::HistoryContainsLength { found: hash.len() })
+            })
+            .transpose()?;
         let caller_pkcs1 = caller_spki.ok_or(Error::NoRecoveryKey).and_then(|spki| {
             contrast_core::owner::rsa_pkcs1_from_spki(spki).map_err(|e| Error::RecoveryKeyNotRsa {
                 reason: e.to_string(),
@@ -173,24 +180,28 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
 
         let state = self
             .guard
-            .reset(old.as_ref(), async |manifest: &ManifestDocument| {
-                authorize_recovery(
-                    manifest
-                        .manifest()
-                        .seedshare_owner_pub_keys
-                        .as_deref()
-                        .unwrap_or_default(),
-                    &caller_pkcs1,
-                )
-                .map_err(Error::Unauthorized)?;
-                let seed_engine =
-                    SeedEngine::new(&request.seed, &request.salt).map_err(Error::SeedOrSalt)?;
-                Ok(Recovered {
-                    seed_engine: Arc::new(seed_engine),
-                    // User recovery cannot know the old mesh key: workloads must re-attest.
-                    mesh_key: MeshCaKey::generate(&mut self.guard.rng()),
-                })
-            })
+            .reset(
+                old.as_ref(),
+                required.as_ref(),
+                async |manifest: &ManifestDocument| {
+                    authorize_recovery(
+                        manifest
+                            .manifest()
+                            .seedshare_owner_pub_keys
+                            .as_deref()
+                            .unwrap_or_default(),
+                        &caller_pkcs1,
+                    )
+                    .map_err(Error::Unauthorized)?;
+                    let seed_engine =
+                        SeedEngine::new(&request.seed, &request.salt).map_err(Error::SeedOrSalt)?;
+                    Ok(Recovered {
+                        seed_engine: Arc::new(seed_engine),
+                        // User recovery cannot know the old mesh key: workloads must re-attest.
+                        mesh_key: MeshCaKey::generate(&mut self.guard.rng()),
+                    })
+                },
+            )
             .await
             .map_err(|error| match error.split() {
                 Ok(failure) => reset_error(failure),
@@ -296,6 +307,7 @@ pub(crate) fn reset_error(error: ResetError<std::convert::Infallible>) -> Error 
         ResetError::HeadMoved { read, verified } => Error::HeadMoved { read, verified },
         ResetError::Replaced => Error::Replaced,
         ResetError::DifferentSeed => Error::DifferentSeed,
+        ResetError::RolledBack { required, head } => Error::RolledBack { required, head },
         other => Error::internal("recovering the state", other),
     }
 }

@@ -1414,3 +1414,54 @@ async fn a_replayed_first_set_declaring_no_previous_transition_is_a_conflict() {
         first.state.latest()
     );
 }
+
+#[tokio::test]
+async fn user_recovery_refuses_a_history_without_the_transition_the_caller_saw() {
+    // Issue 19 item 2: the store's head is rolled back to an older, validly signed one while
+    // the Coordinator is down; the seed-share owner, who saw the newer head, recovers.
+    let (store, peers, core1, deployment, set) = initialized().await;
+    let old_head = store.get(&Key::latest_transition()).await.unwrap().unwrap();
+    let update = core1
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    let seen = update.state.latest().transition_hash;
+    replace_head(&store, &old_head).await;
+    let restarted = core(&store, &peers, 2);
+    let shares = set.seed_shares.unwrap();
+
+    let mut request = deployment.recover_request(&shares, false);
+    request.history_contains = Some(seen.to_vec());
+    let error = restarted
+        .recover(request.clone(), Some(&deployment.seedshare_spki))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::RolledBack { required, head }
+            if required == seen && head == set.state.latest().transition_hash),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::HistoryTampered);
+    assert_eq!(
+        phase_name(&restarted.phase().await.unwrap()),
+        "needs-recovery"
+    );
+
+    request.history_contains = Some(vec![1; 31]);
+    let error = restarted
+        .recover(request.clone(), Some(&deployment.seedshare_spki))
+        .await
+        .unwrap_err();
+    assert_code(&error, ErrorCode::InvalidArgument);
+
+    // Knowingly accepting the older history, or having seen only it, recovers.
+    request.history_contains = Some(set.state.latest().transition_hash.to_vec());
+    let state = restarted
+        .recover(request, Some(&deployment.seedshare_spki))
+        .await
+        .unwrap();
+    assert_eq!(state.generation(), 1);
+}

@@ -311,6 +311,10 @@ pub struct RecoverRequest {
     /// Recover even though ready peers exist.
     #[serde(default)]
     pub force: bool,
+    /// A transition hash the caller saw earlier (contrast-rs extension): recover only if the
+    /// stored history contains it, so a rolled-back store is refused before anything changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_contains: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RecoverRequest {
@@ -319,13 +323,28 @@ impl fmt::Debug for RecoverRequest {
             .field("seed", &"<redacted>")
             .field("salt", &crate::hexstring::encode(&self.salt))
             .field("force", &self.force)
+            .field(
+                "history_contains",
+                &self
+                    .history_contains
+                    .as_deref()
+                    .map(crate::hexstring::encode),
+            )
             .finish()
     }
 }
 
-/// `UserAPI/Recover` response (empty on success).
+/// `UserAPI/Recover` response: what the Coordinator recovered to (contrast-rs extension;
+/// empty from an upstream Coordinator).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecoverResponse {}
+pub struct RecoverResponse {
+    /// The transition hash of the recovered head (empty from an upstream Coordinator).
+    #[serde(default, with = "base64_serde")]
+    pub latest_transition_hash: Vec<u8>,
+    /// The number of manifests in the recovered history (0 from an upstream Coordinator).
+    #[serde(default)]
+    pub generation: u64,
+}
 
 /// `MeshAPI/NewMeshCert` response: what the initializer writes to the shared volume.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -730,6 +749,7 @@ mod tests {
             seed: Zeroizing::new(vec![0x42; 64]),
             salt: vec![],
             force: false,
+            history_contains: None,
         };
         assert!(!format!("{request:?}").contains("4242"));
     }

@@ -133,6 +133,7 @@ impl From<api::RecoverRequest> for userapi::RecoverRequest {
             seed: take(&mut request.seed),
             salt: request.salt,
             force: request.force,
+            history_contains: request.history_contains.unwrap_or_default(),
         }
     }
 }
@@ -143,6 +144,26 @@ impl From<userapi::RecoverRequest> for api::RecoverRequest {
             seed: Zeroizing::new(request.seed),
             salt: request.salt,
             force: request.force,
+            // proto3 bytes: empty means absent.
+            history_contains: Some(request.history_contains).filter(|hash| !hash.is_empty()),
+        }
+    }
+}
+
+impl From<api::RecoverResponse> for userapi::RecoverResponse {
+    fn from(response: api::RecoverResponse) -> Self {
+        Self {
+            latest_transition_hash: response.latest_transition_hash,
+            generation: response.generation,
+        }
+    }
+}
+
+impl From<userapi::RecoverResponse> for api::RecoverResponse {
+    fn from(response: userapi::RecoverResponse) -> Self {
+        Self {
+            latest_transition_hash: response.latest_transition_hash,
+            generation: response.generation,
         }
     }
 }

@@ -20,6 +20,7 @@ impl fmt::Debug for userapi::RecoverRequest {
             .field("seed", &Redacted(self.seed.len()))
             .field("salt", &self.salt)
             .field("force", &self.force)
+            .field("history_contains", &self.history_contains)
             .finish()
     }
 }
@@ -59,6 +60,7 @@ mod tests {
             seed: vec![0xab; 64],
             salt: vec![1; 32],
             force: true,
+            history_contains: vec![],
         };
         let mesh = meshapi::NewMeshCertResponse {
             workload_secret: vec![0xab; 64],

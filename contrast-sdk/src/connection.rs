@@ -324,7 +324,7 @@ impl Session {
         let request = userapi::RecoverRequest::from(request.clone());
         self.run(method::USER_RECOVER, client.recover(request))
             .await
-            .map(|_| RecoverResponse {})
+            .map(RecoverResponse::from)
     }
 
     /// `MeshAPI/NewMeshCert`.

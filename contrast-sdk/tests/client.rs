@@ -472,6 +472,7 @@ async fn refusals_keep_the_grpc_code_our_code_and_the_message() {
         seed: Zeroizing::new(vec![1; 64]),
         salt: vec![2; 32],
         force: false,
+        history_contains: None,
     };
     let error = session.recover(&recover).await.unwrap_err();
     assert_eq!(error.api_code(), Some(&ErrorCode::NeedsRecovery));

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::set::{self, DEFAULT_TIMEOUT};
 use crate::workspace::{self, Workspace};
-use crate::{ExitStatus, GlobalArgs, Outcome};
+use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
 
 /// Shown by `contrast recover --help`.
 pub const LONG_ABOUT: &str = "\
@@ -27,7 +27,11 @@ Recover a Coordinator that restarted and waits for its seed (recovery mode).
    policies; the seed-share owner key is the client key (the Coordinator checks it against the
    manifest's seed-share owners).
 3. The seed and salt are sent. --force recovers even when ready peers exist (normally a
-   Coordinator recovers from its peers by itself).";
+   Coordinator recovers from its peers by itself).
+4. If verify/latest-transition holds the head an earlier `contrast verify` saw, the
+   Coordinator recovers only a history that contains it: a store rolled back to an older head
+   is refused before anything changes (exit 4). --accept-rollback recovers the older history
+   knowingly. The recovered head and generation are printed.";
 
 /// Shown after the flags.
 pub const AFTER_LONG_HELP: &str = "\
@@ -40,6 +44,7 @@ Exit codes:
   0  the Coordinator is recovered
   1  error (the message says what went wrong and what to do)
   2  usage error
+  4  the stored history does not contain the head verify/latest-transition holds (rolled back)
   5  the Coordinator's attestation was refused (the failed check is printed)";
 
 /// Flags of `contrast recover`.
@@ -64,6 +69,10 @@ pub struct RecoverArgs {
     /// Recover even when ready peers exist.
     #[arg(long)]
     pub force: bool,
+    /// Recover even if the stored history does not contain the head an earlier `contrast
+    /// verify` saw (verify/latest-transition): accept a rolled-back history knowingly.
+    #[arg(long)]
+    pub accept_rollback: bool,
     /// How long to retry while the Coordinator is unreachable, e.g. 30s or 3m.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
@@ -108,18 +117,40 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
         seed,
         salt: shares.salt.clone(),
         force: args.force,
+        history_contains: None,
+    };
+    let seen_file = workspace
+        .path(workspace::VERIFY_DIR)
+        .join(crate::verify::LATEST_TRANSITION_FILE);
+    let seen = crate::verify::read_previous_head(&seen_file)?.filter(|_| !args.accept_rollback);
+    let request = RecoverRequest {
+        history_contains: seen.map(|hash| hash.to_vec()),
+        ..request
     };
 
     let manifest = set::load_manifest(&manifest_path)?;
     let client = set::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
-    set::runtime()?
+    let recovered = set::runtime()?
         .block_on(set::with_retries(
             "recovering the coordinator",
             args.timeout,
             || client.recover(&request),
         ))
         .map_err(|error| {
-            if error.api_code() == Some(&ErrorCode::PermissionDenied) {
+            if error.api_code() == Some(&ErrorCode::HistoryTampered) {
+                Failure {
+                    status: ExitStatus::HistoryNotExtending,
+                    message: format!(
+                        "{error}\nthe coordinator at {} was not recovered: its store holds an \
+                         older history than the head in {} (seen by an earlier verify). \
+                         Restore the store from a backup; --accept-rollback recovers the older \
+                         history knowingly (workloads removed since then are admitted again)",
+                        args.coordinator,
+                        seen_file.display()
+                    ),
+                }
+                .into()
+            } else if error.api_code() == Some(&ErrorCode::PermissionDenied) {
                 // Not only the key: a seed of another deployment is refused the same way.
                 anyhow::Error::new(error).context(format!(
                     "the coordinator at {} refused the recovery: either {} is not a seed-share \
@@ -132,20 +163,35 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
             } else {
                 set::client_failure(error, &args.coordinator)
             }
-        })?;
+        })?
+        .value;
+    let head = hex::encode(&recovered.latest_transition_hash);
+    let mut human = format!("the coordinator at {} is recovered\n", args.coordinator);
+    if recovered.latest_transition_hash.is_empty() {
+        human.push_str(
+            "  it does not report what it recovered to (an upstream Coordinator): run `contrast \
+             verify` to check its history\n",
+        );
+    } else {
+        human.push_str(&format!(
+            "  head {head}, {} manifest(s) in its history\n",
+            recovered.generation
+        ));
+    }
     Ok(Outcome {
         status: ExitStatus::Ok,
-        human: format!("the coordinator at {} is recovered\n", args.coordinator),
+        human,
         json: serde_json::json!({
             "coordinator": args.coordinator,
             "recovered": true,
             "force": args.force,
+            "latest_transition": (!head.is_empty()).then_some(head),
+            "generation": recovered.generation,
+            "checked_against": seen.map(hex::encode),
         }),
     })
 }
 
-/// The seed-share owner key at `path` (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY` PEM),
-/// for decrypting and as the aTLS client key.
 pub fn load_seedshare_owner_key(
     path: &Path,
 ) -> anyhow::Result<(SeedshareOwnerPrivateKey, AtlsKey)> {

@@ -248,7 +248,7 @@ fn read_previous_root_key(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 }
 
 /// The head in `path` (hex), or `None` when the file does not exist.
-fn read_previous_head(path: &Path) -> anyhow::Result<Option<Hash>> {
+pub fn read_previous_head(path: &Path) -> anyhow::Result<Option<Hash>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -587,14 +587,34 @@ fn verify_refuses_a_rolled_back_and_a_truncated_history() {
     assert_eq!(read(&ws.path("verify/latest-transition")), seen);
 
     // Rolled back: the store's head is replaced by the older head, which is validly signed.
-    // The restarted Coordinator, recovered by the seed-share owner, serves the shorter
-    // history; it does not contain the head this data owner saw last: exit 4.
+    // The seed-share owner's recover checks the head its verify saw: the Coordinator refuses
+    // to recover the shorter history (exit 4) and stays in recovery mode.
     std::fs::write(&head_file, &first_signed_head).unwrap();
     coordinator.kill9_and_restart();
-    assert_exit(
-        &contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]),
-        0,
+    let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 4);
+    assert!(
+        stderr(&output).contains("rolled back")
+            && stderr(&output).contains("was not recovered")
+            && stderr(&output).contains("--accept-rollback"),
+        "{}",
+        stderr(&output)
     );
+    // Accepted knowingly, it recovers the older history, and says which.
+    let output = contrast(
+        &ws.dir,
+        &["recover", "-c", &c, "--timeout", "30s", "--accept-rollback"],
+    );
+    assert_exit(&output, 0);
+    // The stored head is the transition hash followed by its signature.
+    let first_head_hex = hex::encode(&first_signed_head[..32]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(&first_head_hex)
+            && String::from_utf8_lossy(&output.stdout).contains("1 manifest(s)"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // A data owner's verify still refuses the rolled-back history.
     assert_eq!(fetch_history(&ws, &c).manifests.len(), 1);
     let output = verify(&ws, &c);
     assert_exit(&output, 4);

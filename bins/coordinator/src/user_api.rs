@@ -174,7 +174,10 @@ impl UserApi {
             .await
             .map_err(|e| refusal(&e))?;
         self.coordinator.metrics.set_generation(state.generation());
-        Ok(userapi::RecoverResponse {})
+        Ok(userapi::RecoverResponse {
+            latest_transition_hash: state.latest().transition_hash.to_vec(),
+            generation: u64::try_from(state.generation()).unwrap_or(u64::MAX),
+        })
     }
 }
 

@@ -414,6 +414,7 @@ async fn a_restarted_coordinator_needs_recovery_and_keeps_its_root() {
         seed: Zeroizing::new(seed.to_vec()),
         salt: shares.salt.clone(),
         force: false,
+        history_contains: None,
     };
     let result = coordinator.user_client(None).recover(&recover).await;
     assert_refused(
@@ -670,6 +671,7 @@ async fn the_first_manifest_is_validated_and_a_wrong_coordinator_is_not_trusted(
             seed: Zeroizing::new(vec![1; 64]),
             salt: vec![2; 32],
             force: false,
+            history_contains: None,
         })
         .await;
     assert_refused(
@@ -925,6 +927,7 @@ async fn an_attacker_history_written_into_the_store_does_not_take_over() {
             seed: Zeroizing::new(vec![0xa5; 64]),
             salt: vec![0x5a; 32],
             force: true,
+            history_contains: None,
         })
         .await;
     assert_refused(

@@ -258,6 +258,7 @@ async fn peers_without_the_coordinator_role_or_with_another_measurement_get_noth
         seed: zeroize::Zeroizing::new(seed.to_vec()),
         salt: shares.salt.clone(),
         force: false,
+        history_contains: None,
     };
     let key =
         || contrast_attest::atls::AtlsKey::rsa_from_pkcs8_der(&owners().seedshare_pkcs8).unwrap();

@@ -217,6 +217,7 @@ impl Deployment {
             seed: share.decrypt(&self.seedshare_owner).unwrap(),
             salt: shares.salt.clone(),
             force,
+            history_contains: None,
         }
     }
 }

@@ -88,9 +88,23 @@ pub struct RecoverRequest {
     /// Recover even if recovered peers are available.
     #[prost(bool, tag = "3")]
     pub force: bool,
+    /// contrast-rs extension (not in upstream's message; upstream Coordinators skip it): a
+    /// 32-byte transition hash the caller saw earlier. The Coordinator recovers only if the
+    /// stored history contains it, so a rolled-back store is refused before anything changes.
+    #[prost(bytes = "vec", tag = "4")]
+    pub history_contains: ::prost::alloc::vec::Vec<u8>,
 }
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct RecoverResponse {}
+/// Upstream's message is empty; contrast-rs Coordinators report what they recovered to
+/// (upstream clients skip the fields).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RecoverResponse {
+    /// The transition hash of the recovered head.
+    #[prost(bytes = "vec", tag = "1")]
+    pub latest_transition_hash: ::prost::alloc::vec::Vec<u8>,
+    /// The number of manifests in the recovered history.
+    #[prost(uint64, tag = "2")]
+    pub generation: u64,
+}
 /// Generated client implementations.
 pub mod user_api_client {
     #![allow(

@@ -178,6 +178,7 @@ pub(crate) fn run(
             .context("decrypting the seed share")?,
         salt: shares.salt.clone(),
         force: false,
+        history_contains: None,
     };
 
     let mut entries = 1;
