@@ -35,6 +35,19 @@ pub enum Error {
     /// refuses to serve until the store holds its head again.
     #[error("coordinator refuses to serve: {0}; restore transitions/latest from a backup")]
     Tampered(#[source] crate::state::Tampering),
+    /// A mesh request on a connection accepted under a state that is no longer in force (a
+    /// manifest was set or recovered since): decided under the current manifest only after the
+    /// client reconnects and is appraised against it.
+    #[error(
+        "the manifest in force changed since this connection was attested (accepted under generation {accepted}, now {}); reconnect to be attested against it",
+        .current.map_or_else(|| "none".to_owned(), |generation| generation.to_string())
+    )]
+    ConnectionOutdated {
+        /// The generation the connection was accepted under.
+        accepted: usize,
+        /// The generation in force now, if any.
+        current: Option<usize>,
+    },
     /// The recovery's `history_contains` is not a 32-byte hash.
     #[error("history_contains is {found} bytes, expected 32")]
     HistoryContainsLength {
@@ -194,6 +207,7 @@ impl Error {
         match self {
             Self::NoManifest | Self::NothingToRecover => ErrorCode::NoManifest,
             Self::NeedsRecovery => ErrorCode::NeedsRecovery,
+            Self::ConnectionOutdated { .. } => ErrorCode::ManifestConflict,
             Self::Tampered(_) | Self::RolledBack { .. } => ErrorCode::HistoryTampered,
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => ErrorCode::AlreadyRecovered,
             Self::ManifestParse(_)
@@ -241,6 +255,7 @@ impl Error {
             Self::Internal { .. } => "internal",
             Self::NoManifest | Self::NothingToRecover => "no_manifest",
             Self::NeedsRecovery => "needs_recovery",
+            Self::ConnectionOutdated { .. } => "outdated",
             Self::Tampered(_) | Self::RolledBack { .. } => "tampered",
             Self::AlreadyRecovered | Self::ReadyPeers { .. } => "already_recovered",
             Self::Conflict

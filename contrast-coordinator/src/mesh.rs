@@ -93,12 +93,39 @@ fn admit<'c>(state: &'c State, client: MeshClient<'c>) -> Result<Admitted<'c>, E
 }
 
 impl<S: Store, P> Coordinator<S, P> {
+    /// Whether `accepted` (the state a mesh connection was accepted under) is still the state
+    /// in force, and serving.
+    fn still_in_force(&self, accepted: &State) -> Result<(), Error> {
+        let current = self.guard.current();
+        if !current
+            .as_ref()
+            .is_some_and(|now| std::ptr::eq(Arc::as_ptr(now), accepted))
+        {
+            return Err(Error::ConnectionOutdated {
+                accepted: accepted.generation(),
+                current: current.map(|now| now.generation()),
+            });
+        }
+        if let Some(tampering) = accepted.tampering() {
+            return Err(Error::Tampered(tampering));
+        }
+        if accepted.is_stale() {
+            return Err(Error::NeedsRecovery);
+        }
+        Ok(())
+    }
+
     /// Issues a mesh certificate to `client` under `state` (the state its connection was
     /// accepted under; upstream's `NewMeshCert`): the client must be appraised and its
     /// `HOST_DATA` a `Policies` key; the certificate carries the policy's SANs, the report's
     /// claims and the workload-secret ID, for the client's TLS key.
     ///
+    /// Every request is decided under the state in force at that moment: if another manifest
+    /// was set since the connection was accepted, or the state went stale or found tampering,
+    /// the request is refused (the client reconnects and is appraised under the new manifest).
+    ///
     /// # Errors
+    /// [`Error::ConnectionOutdated`], [`Error::NeedsRecovery`], [`Error::Tampered`],
     /// [`Error::AttestationRefused`], [`Error::NoClientCertificate`], [`Error::NoAttestation`],
     /// [`Error::UnknownHostData`], [`Error::Certificate`], [`Error::Internal`].
     pub fn mesh_certificate(
@@ -106,6 +133,7 @@ impl<S: Store, P> Coordinator<S, P> {
         state: &State,
         client: MeshClient<'_>,
     ) -> Result<MeshCertificate, Error> {
+        self.still_in_force(state)?;
         let Admitted {
             attested,
             spki_der,
@@ -158,6 +186,7 @@ impl<S: Store, P> Coordinator<S, P> {
         state: &State,
         client: MeshClient<'_>,
     ) -> Result<MeshRecoverResponse, Error> {
+        self.still_in_force(state)?;
         let Admitted { entry, .. } = admit(state, client)?;
         if entry.role != Role::Coordinator {
             return Err(Error::RoleNotAllowed {

@@ -159,7 +159,7 @@ async fn an_update_by_an_owner_key_rotates_the_mesh_ca_and_keeps_the_root() {
     assert_ne!(skid(second.state.mesh_ca()), skid(first.state.mesh_ca()));
     assert_eq!(
         bytes(&seed_of(&core, &second.state, &deployment).seed),
-        bytes(&seed_of(&core, &first.state, &deployment).seed)
+        bytes(&seed_engine_seed(&deployment, &first))
     );
     assert_eq!(second.state.history().manifests.len(), 2);
     let served = core.manifests().await.unwrap();
@@ -739,13 +739,17 @@ async fn only_a_coordinator_role_gets_the_state_for_peer_recovery() {
 }
 
 #[tokio::test]
-async fn a_mesh_request_across_an_update_is_served_under_the_state_it_was_accepted_under() {
-    let (_, _, core, deployment, first) = initialized().await;
+async fn a_mesh_request_across_an_update_is_decided_under_the_manifest_in_force() {
+    // Issue 19 item 3 (reproduced first): a connection accepted under the first manifest kept
+    // getting certificates and its secret after an update removed its policy.
+    let (_, _, core, deployment, _) = initialized().await;
     // The connection was accepted under the first manifest…
     let accepted = core.active().unwrap();
     let backend = &deployment.workloads[2];
     let peer = handshake(&accepted, backend, MEASUREMENT).unwrap();
-    // …then an update removes the backend.
+    core.mesh_certificate(&accepted, MeshClient::Verified(&peer))
+        .unwrap();
+    // …then an update removes the backend: the open connection gets nothing more.
     let second = core
         .set_manifest(
             deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
@@ -753,10 +757,24 @@ async fn a_mesh_request_across_an_update_is_served_under_the_state_it_was_accept
         )
         .await
         .unwrap();
-    let issued = core
+    let error = core
         .mesh_certificate(&accepted, MeshClient::Verified(&peer))
-        .unwrap();
-    assert_eq!(issued.mesh_ca_pem, first.state.mesh_ca().pem);
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::ConnectionOutdated {
+                accepted: 1,
+                current: Some(2)
+            }
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::ManifestConflict);
+    let error = core
+        .peer_recovery_answer(&accepted, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(matches!(error, Error::ConnectionOutdated { .. }), "{error}");
     // A connection accepted now is under the new manifest, which refuses the backend.
     let now = core.active().unwrap();
     assert!(Arc::ptr_eq(&now, &second.state));
@@ -765,6 +783,37 @@ async fn a_mesh_request_across_an_update_is_served_under_the_state_it_was_accept
         .mesh_certificate(&now, MeshClient::Verified(&peer))
         .unwrap_err();
     assert!(matches!(error, Error::UnknownHostData { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_stale_or_tampered_state_serves_no_mesh_request() {
+    let (store, first, second, deployment, _) = two_replicas().await;
+    let accepted = second.active().unwrap();
+    let peer = handshake(&accepted, &deployment.workloads[0], MEASUREMENT).unwrap();
+    first
+        .set_manifest(
+            deployment.request(&deployment.manifest_for(&deployment.workloads[..2])),
+            Some(&deployment.owner_spki()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.observe_head().await.unwrap(), HeadObservation::Stale);
+    let error = second
+        .mesh_certificate(&accepted, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+
+    let accepted = first.active().unwrap();
+    let peer = handshake(&accepted, &deployment.workloads[0], MEASUREMENT).unwrap();
+    replace_head(&store, b"garbage").await;
+    assert!(matches!(
+        first.observe_head().await.unwrap(),
+        HeadObservation::Tampered(_)
+    ));
+    let error = first
+        .mesh_certificate(&accepted, MeshClient::Verified(&peer))
+        .unwrap_err();
+    assert!(matches!(error, Error::Tampered(_)), "{error}");
 }
 
 // ---- staleness and peer recovery ------------------------------------------------------------
