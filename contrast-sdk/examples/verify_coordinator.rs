@@ -125,7 +125,7 @@ mod tests {
     use contrast_core::api::{AttestRequest, AttestResponse, attest_report_data};
     use contrast_core::history::latest_transition_hash;
     use contrast_testkit::fixtures::{
-        Workload, coordinator_workload, environment, manifest, policies,
+        Workload, coordinator_workload, environment, manifest, pem_certificate, policies,
     };
     use http_body_util::{BodyExt, Full};
     use hyper::body::{Bytes, Incoming};
@@ -134,18 +134,6 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-
-    fn pem_certificate() -> Vec<u8> {
-        let key = contrast_attest::atls::AtlsKey::generate_p256().unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap();
-        let der =
-            contrast_attest::atls::AtlsCertificate::build(&key, None, now, &mut OsRng).unwrap();
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
-            .unwrap()
-            .into_bytes()
-    }
 
     /// A stand-in evidence API on loopback: a simulated VM with HOST_DATA `host_data` answering
     /// `/attest` over a one-manifest history, as a Coordinator does. Returns its address and the

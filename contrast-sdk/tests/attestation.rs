@@ -7,26 +7,16 @@
 use std::time::{Duration, SystemTime};
 
 use contrast_attest::UnixTime;
-use contrast_attest::atls::{AtlsCertificate, AtlsKey};
 use contrast_core::api::{AttestResponse, attest_report_data};
 use contrast_core::history::latest_transition_hash;
 use contrast_core::manifest::ManifestDocument;
 use contrast_sdk::{DeploymentError, validate_attestation};
-use contrast_testkit::fixtures::{Workload, coordinator_workload, environment, manifest, policies};
+use contrast_testkit::fixtures::{
+    Workload, coordinator_workload, environment, manifest, pem_certificate, policies,
+};
 use rand_core::{OsRng, RngCore};
 
 const NONCE: [u8; 32] = [0x5a; 32];
-
-fn pem_certificate() -> Vec<u8> {
-    let key = AtlsKey::generate_p256().unwrap();
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap();
-    let der = AtlsCertificate::build(&key, None, now, &mut OsRng).unwrap();
-    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
-        .unwrap()
-        .into_bytes()
-}
 
 fn now() -> UnixTime {
     UnixTime::from(SystemTime::now())

@@ -97,6 +97,11 @@ pub fn rsa2048_pkcs8() -> Vec<u8> {
 
 /// PKCS#8 DER as a `PRIVATE KEY` PEM document (64-character lines).
 pub fn pkcs8_pem(der: &[u8]) -> String {
+    pem("PRIVATE KEY", der)
+}
+
+/// `der` as a PEM document with `label` (64-character lines).
+pub fn pem(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let lines: Vec<&str> = body
         .as_bytes()
@@ -104,9 +109,20 @@ pub fn pkcs8_pem(der: &[u8]) -> String {
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
     format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
         lines.join("\n")
     )
+}
+
+/// A fresh self-signed certificate (PEM), valid now: a stand-in for a CA certificate where only
+/// its bytes matter (bound into report data, compared).
+pub fn pem_certificate() -> Vec<u8> {
+    let key = contrast_attest::atls::AtlsKey::generate_p256().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let der = contrast_attest::atls::AtlsCertificate::build(&key, None, now, &mut OsRng).unwrap();
+    pem("CERTIFICATE", &der).into_bytes()
 }
 
 /// Keys of the test's owners (RSA generation is slow in debug builds: once per binary).
