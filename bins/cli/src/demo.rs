@@ -103,43 +103,41 @@ struct Demo {
 }
 
 /// Under `cargo run` (which sets `CARGO`), builds the `coordinator` and `initializer` binaries
-/// next to this one, with their `simulated` feature, when they are missing or were built
-/// without it, in the same profile, so that `cargo run --release --bin contrast -- demo` works
-/// on a fresh clone. Outside cargo nothing is built.
-fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
-    let missing: Vec<&str> = ["coordinator", "initializer"]
-        .into_iter()
-        .filter(|name| !contrast_tee::binary_has_simulated_tee(&contrast.with_file_name(name)))
-        .collect();
+/// next to this one, with their `simulated` feature, in the same profile, so that `cargo run
+/// --release --bin contrast -- demo` works on a fresh clone and never runs binaries older than
+/// the code (cargo does nothing when they are fresh). Outside cargo nothing is built.
+fn build_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
     };
-    if missing.is_empty() {
-        return Ok(());
-    }
+    let names = ["coordinator", "initializer"];
     let release = contrast
         .parent()
         .and_then(|dir| dir.file_name())
         .is_some_and(|profile| profile == "release");
-    eprintln!(
-        "building {} with the simulated platform ({} profile) for the demo; this takes a few \
-         minutes the first time",
-        missing.join(" and "),
-        if release { "release" } else { "dev" }
-    );
+    if names
+        .iter()
+        .any(|name| !contrast_tee::binary_has_simulated_tee(&contrast.with_file_name(name)))
+    {
+        eprintln!(
+            "building coordinator and initializer with the simulated platform ({} profile) for \
+             the demo; this takes a few minutes the first time",
+            if release { "release" } else { "dev" }
+        );
+    }
     let mut command = std::process::Command::new(cargo);
-    command.arg("build");
+    command.args(["build", "--quiet"]);
     if release {
         command.arg("--release");
     }
-    for name in &missing {
+    for name in names {
         command.args(["-p", name, "--features", &format!("{name}/simulated")]);
     }
     let status = command
         .status()
         .context("running cargo to build the demo's binaries")?;
     if !status.success() {
-        bail!("cargo build of {} failed ({status})", missing.join(" and "));
+        bail!("cargo build of coordinator and initializer failed ({status})");
     }
     Ok(())
 }
@@ -147,7 +145,7 @@ fn build_missing_siblings(contrast: &std::path::Path) -> anyhow::Result<()> {
 /// Runs `contrast demo`.
 pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let contrast = std::env::current_exe().context("cannot find the contrast binary itself")?;
-    build_missing_siblings(&contrast)?;
+    build_siblings(&contrast)?;
     let sibling = |name: &str| -> anyhow::Result<PathBuf> {
         let path = contrast.with_file_name(name);
         if !path.is_file() {
