@@ -20,7 +20,7 @@ type Source = Box<dyn std::error::Error + Send + Sync>;
 #[non_exhaustive]
 pub enum Error {
     /// No manifest has been set yet.
-    #[error("no manifest configured")]
+    #[error("{}", contrast_core::api::NO_MANIFEST_MESSAGE)]
     NoManifest,
     /// A history exists but this Coordinator does not hold its seed (or it is stale).
     #[error("coordinator is in recovery mode")]

@@ -29,6 +29,10 @@ pub const OPS_PORT: u16 = 9102;
 pub const ATTEST_BODY_LIMIT: usize = 1024;
 /// Largest accepted manifest-setting request body, as upstream.
 pub const MANIFEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Upstream's message when no manifest is set yet (GetManifests, `/attest`): clients of an
+/// upstream Coordinator, which sends no `contrast-error-code`, recognise the state by it.
+pub const NO_MANIFEST_MESSAGE: &str = "no manifest configured";
+
 /// Length of the client nonce in `/attest`.
 pub const ATTEST_NONCE_SIZE: usize = 32;
 

@@ -99,7 +99,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
-    use contrast_attest::atls::{AtlsCertificate, AtlsKey, AtlsServer};
+    use contrast_attest::atls::AtlsServer;
     use contrast_attest::{Product, TcbVersion};
     use contrast_core::api::{ApiLatestTransition, GetManifestsResponse};
     use contrast_core::history::latest_transition_hash;
@@ -108,6 +108,7 @@ mod tests {
     use contrast_sdk::contrast_grpc::userapi;
     use contrast_sdk::contrast_grpc::userapi::user_api_server::{UserApi, UserApiServer};
     use contrast_sim::{SimulatedGuest, SimulatedIssuer, SimulatedPlatform};
+    use contrast_testkit::fixtures::pem_certificate;
     use rand_core::{OsRng, RngCore};
     use tokio::net::TcpListener;
 
@@ -168,17 +169,6 @@ mod tests {
         ) -> Result<tonic::Response<userapi::RecoverResponse>, tonic::Status> {
             Err(tonic::Status::unimplemented("read-only"))
         }
-    }
-
-    fn pem_certificate() -> Vec<u8> {
-        let key = AtlsKey::generate_p256().unwrap();
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap();
-        let der = AtlsCertificate::build(&key, None, now, &mut OsRng).unwrap();
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der)
-            .unwrap()
-            .into_bytes()
     }
 
     /// A simulated deployment: the manifest a data owner expects, and a Coordinator (an aTLS

@@ -411,7 +411,7 @@ fn is_no_manifest(error: &ClientError) -> bool {
         } => {
             *code == ErrorCode::NoManifest
                 || (*status == tonic::Code::FailedPrecondition
-                    && message.contains("no manifest configured"))
+                    && message.contains(contrast_core::api::NO_MANIFEST_MESSAGE))
         }
         _ => false,
     }

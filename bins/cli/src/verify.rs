@@ -231,12 +231,8 @@ fn root_key(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// The root CA key pinned in `path`, or `None` when the file does not exist.
 fn read_previous_root_key(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
-    let pem = match fs::read(path) {
-        Ok(pem) => pem,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(error).with_context(|| format!("could not read {}", path.display()));
-        }
+    let Some(pem) = read_pin(path)? else {
+        return Ok(None);
     };
     root_key(&pem).map(Some).with_context(|| {
         format!(
@@ -247,15 +243,22 @@ fn read_previous_root_key(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     })
 }
 
+/// The contents of a pin file under `verify/`, or `None` when it does not exist (nothing was
+/// seen yet).
+fn read_pin(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
 /// The head in `path` (hex), or `None` when the file does not exist.
 pub fn read_previous_head(path: &Path) -> anyhow::Result<Option<Hash>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(error).with_context(|| format!("could not read {}", path.display()));
-        }
+    let Some(text) = read_pin(path)? else {
+        return Ok(None);
     };
+    let text = String::from_utf8_lossy(&text);
     let bytes = hex::decode(text.trim()).ok();
     let hash = bytes
         .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
