@@ -1,8 +1,9 @@
 //! Conversions between the Coordinator's typed requests and responses
 //! ([`contrast_core::api`]) and the protobuf messages on the wire.
 //!
-//! Secrets (seed, mesh CA key, workload secret) are moved, not copied, between the two; the
-//! core's types wipe them on drop, the prost messages cannot.
+//! Secrets (seed, mesh CA key, workload secret) are moved, not copied, between the two; both
+//! sides wipe them on drop (the core's types hold them in `Zeroizing`, the prost messages have a
+//! wiping `Drop`, `secret.rs`). Fields of a message with `Drop` are taken, not moved out.
 
 use contrast_core::api;
 use zeroize::Zeroizing;
@@ -139,13 +140,14 @@ impl From<api::RecoverRequest> for userapi::RecoverRequest {
 }
 
 impl From<userapi::RecoverRequest> for api::RecoverRequest {
-    fn from(request: userapi::RecoverRequest) -> Self {
+    fn from(mut request: userapi::RecoverRequest) -> Self {
         Self {
-            seed: Zeroizing::new(request.seed),
-            salt: request.salt,
+            seed: Zeroizing::new(std::mem::take(&mut request.seed)),
+            salt: std::mem::take(&mut request.salt),
             force: request.force,
             // proto3 bytes: empty means absent.
-            history_contains: Some(request.history_contains).filter(|hash| !hash.is_empty()),
+            history_contains: Some(std::mem::take(&mut request.history_contains))
+                .filter(|hash| !hash.is_empty()),
         }
     }
 }
@@ -180,12 +182,12 @@ impl From<api::MeshCertResponse> for meshapi::NewMeshCertResponse {
 }
 
 impl From<meshapi::NewMeshCertResponse> for api::MeshCertResponse {
-    fn from(response: meshapi::NewMeshCertResponse) -> Self {
+    fn from(mut response: meshapi::NewMeshCertResponse) -> Self {
         Self {
-            mesh_ca_cert: response.mesh_ca_cert,
-            cert_chain: response.cert_chain,
-            root_ca_cert: response.root_ca_cert,
-            workload_secret: Zeroizing::new(response.workload_secret),
+            mesh_ca_cert: std::mem::take(&mut response.mesh_ca_cert),
+            cert_chain: std::mem::take(&mut response.cert_chain),
+            root_ca_cert: std::mem::take(&mut response.root_ca_cert),
+            workload_secret: Zeroizing::new(std::mem::take(&mut response.workload_secret)),
         }
     }
 }
@@ -202,12 +204,12 @@ impl From<api::MeshRecoverResponse> for meshapi::RecoverResponse {
 }
 
 impl From<meshapi::RecoverResponse> for api::MeshRecoverResponse {
-    fn from(response: meshapi::RecoverResponse) -> Self {
+    fn from(mut response: meshapi::RecoverResponse) -> Self {
         Self {
-            seed: Zeroizing::new(response.seed),
-            salt: response.salt,
-            mesh_ca_key: Zeroizing::new(response.mesh_ca_key),
-            latest_manifest: response.latest_manifest,
+            seed: Zeroizing::new(std::mem::take(&mut response.seed)),
+            salt: std::mem::take(&mut response.salt),
+            mesh_ca_key: Zeroizing::new(std::mem::take(&mut response.mesh_ca_key)),
+            latest_manifest: std::mem::take(&mut response.latest_manifest),
         }
     }
 }

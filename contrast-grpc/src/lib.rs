@@ -26,7 +26,7 @@
 
 pub mod client;
 mod convert;
-mod redact;
+mod secret;
 pub mod server;
 mod status;
 

@@ -92,8 +92,8 @@ fn generate(root: &Path, unit: &Unit, out: &Path) -> Result<(), String> {
             .build_server(true)
             .build_transport(false)
             .emit_rerun_if_changed(false)
-            // Messages carrying secrets get a redacting Debug by hand (contrast-grpc's
-            // `redact.rs`), so a logged request never prints a seed or key.
+            // Messages carrying secrets get a redacting Debug and a wiping Drop by hand (contrast-grpc's
+            // `secret.rs`): a logged request never prints a seed or key, a dropped one leaves none behind.
             .skip_debug(SECRET_MESSAGES)
             .out_dir(out)
             .compile_fds(fds)
