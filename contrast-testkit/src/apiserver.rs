@@ -31,7 +31,13 @@
 //! the kubelet's readiness probe, and [`requests`](FakeApiServer::requests)
 //! logs what was asked. [`SilentServer`] accepts connections and never answers.
 //!
-//! Not reproduced: TLS, other resources and API groups, server-side apply and PATCH,
+//! For tests that set up a cluster through the API, so that the same code runs against a real
+//! server: `POST` of pods (nothing schedules them), `PATCH pods/<name>/status` as merge or
+//! strategic merge patch (the kubelet's part), and `POST`/`GET` of `apps/v1` StatefulSets
+//! (nothing controls them).
+//!
+//! Not reproduced: TLS, other resources and API groups, server-side apply, PATCH other than
+//! pod status,
 //! `generateName`, finalizers and graceful deletion, `resourceVersionMatch`, set-based label
 //! selectors, protobuf beyond the ConfigMaps `kubectl create` sends, aggregated discovery, admission, real RBAC rules, immutable ConfigMaps,
 //! periodic bookmarks and the real server's watch cache sizes.
@@ -93,6 +99,7 @@ struct State {
     next_uid: u64,
     configmaps: BTreeMap<String, Value>,
     pods: BTreeMap<String, Value>,
+    statefulsets: BTreeMap<String, Value>,
     /// Events after `compacted`, oldest first.
     history: Vec<Event>,
     compacted: u64,
@@ -413,10 +420,15 @@ fn bad_request(message: &str) -> Response<Body> {
 }
 
 fn invalid(name: &str, message: &str) -> Response<Body> {
+    invalid_object("ConfigMap", name, message)
+}
+
+/// 422 Invalid for an object of `kind`, worded as the real server's.
+fn invalid_object(kind: &str, name: &str, message: &str) -> Response<Body> {
     failure(
         422,
         "Invalid",
-        &format!("ConfigMap \"{name}\" is invalid: {message}"),
+        &format!("{kind} \"{name}\" is invalid: {message}"),
         Some(name),
     )
 }
@@ -473,7 +485,11 @@ async fn handle(
         Err(error) => return Ok(bad_request(&format!("reading the body: {error}"))),
     };
 
-    let body = if body.is_empty() || content_type.starts_with("application/json") {
+    let body = if body.is_empty()
+        || content_type.starts_with("application/json")
+        || content_type.starts_with(MERGE_PATCH)
+        || content_type.starts_with(STRATEGIC_MERGE_PATCH)
+    {
         body
     } else if content_type.starts_with("application/vnd.kubernetes.protobuf") {
         // kubectl sends built-in types as protobuf.
@@ -535,6 +551,24 @@ async fn handle(
             delete_configmap(&shared, name)
         }
         (Method::GET, ["api", "v1", "namespaces", _, "pods"]) => list_pods(&shared, &query),
+        (Method::POST, ["api", "v1", "namespaces", _, "pods"]) => create_pod(&shared, &body),
+        (Method::PATCH, ["api", "v1", "namespaces", _, "pods", name, "status"]) => {
+            patch_pod_status(&shared, name, &content_type, &body)
+        }
+        (_, ["apis", "apps", "v1", "namespaces", namespace, ..])
+            if *namespace != shared.namespace =>
+        {
+            forbidden(&method, &segments, "system:serviceaccount:test:coordinator")
+        }
+        (Method::POST, ["apis", "apps", "v1", "namespaces", _, "statefulsets"]) => {
+            create_statefulset(&shared, &body)
+        }
+        (Method::GET, ["apis", "apps", "v1", "namespaces", _, "statefulsets", name]) => {
+            match shared.lock().statefulsets.get(*name) {
+                Some(statefulset) => full(StatusCode::OK, statefulset),
+                None => not_found("statefulsets.apps", name),
+            }
+        }
         (Method::GET, ["api", "v1", "namespaces", _, "pods", name]) => {
             match shared.lock().pods.get(*name) {
                 Some(pod) => full(StatusCode::OK, pod),
@@ -764,6 +798,158 @@ fn list_pods(shared: &Shared, query: &BTreeMap<String, String>) -> Response<Body
             "items": items,
         }),
     )
+}
+
+/// `PATCH` bodies: RFC 7386 JSON merge patch, and Kubernetes' strategic merge patch.
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+
+/// Creates a pod as the API server does: name and metadata checked, `uid`, `resourceVersion`
+/// and `creationTimestamp` set, `status` from the body or `Pending`. Nothing schedules or runs
+/// it; [`patch_pod_status`] plays the kubelet.
+fn create_pod(shared: &Shared, body: &Bytes) -> Response<Body> {
+    let mut pod = match parse_body(body) {
+        Ok(pod) => pod,
+        Err(response) => return response,
+    };
+    let Some(name) = pod["metadata"]["name"].as_str().map(str::to_owned) else {
+        return invalid_object(
+            "Pod",
+            "",
+            "metadata.name: Required value: name or generateName is required",
+        );
+    };
+    if pod["spec"]["containers"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        return invalid_object("Pod", &name, "spec.containers: Required value");
+    }
+    let mut state = shared.lock();
+    if state.pods.contains_key(&name) {
+        return failure(
+            409,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+            Some(&name),
+        );
+    }
+    let version = state.next_version();
+    let uid = state.next_uid();
+    pod["kind"] = json!("Pod");
+    pod["apiVersion"] = json!("v1");
+    pod["metadata"]["namespace"] = json!(shared.namespace);
+    pod["metadata"]["uid"] = json!(uid);
+    pod["metadata"]["resourceVersion"] = json!(version.to_string());
+    pod["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+    if pod["status"].is_null() {
+        pod["status"] = json!({"phase": "Pending"});
+    }
+    state.pods.insert(name, pod.clone());
+    full(StatusCode::CREATED, &pod)
+}
+
+/// `PATCH pods/<name>/status`: only `status` changes. A merge patch replaces lists whole; a
+/// strategic merge patch merges `status.conditions` by `type`, as the real server's pod schema
+/// says.
+fn patch_pod_status(
+    shared: &Shared,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Response<Body> {
+    let strategic = content_type.starts_with(STRATEGIC_MERGE_PATCH);
+    if !strategic && !content_type.starts_with(MERGE_PATCH) {
+        return failure(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH}"
+            ),
+            None,
+        );
+    }
+    let patch = match parse_body(body) {
+        Ok(patch) => patch,
+        Err(response) => return response,
+    };
+    let mut state = shared.lock();
+    let version = state.next_version();
+    let Some(pod) = state.pods.get_mut(name) else {
+        return not_found("pods", name);
+    };
+    let mut status = pod["status"].take();
+    let mut status_patch = patch["status"].clone();
+    if strategic && let Some(conditions) = status_patch.get_mut("conditions").map(Value::take) {
+        let mut merged = status["conditions"].as_array().cloned().unwrap_or_default();
+        for condition in conditions.as_array().into_iter().flatten() {
+            match merged
+                .iter_mut()
+                .find(|existing| existing["type"] == condition["type"])
+            {
+                Some(existing) => merge_patch(existing, condition),
+                None => merged.push(condition.clone()),
+            }
+        }
+        status_patch["conditions"] = Value::Array(merged);
+    }
+    merge_patch(&mut status, &status_patch);
+    pod["status"] = status;
+    pod["metadata"]["resourceVersion"] = json!(version.to_string());
+    full(StatusCode::OK, pod)
+}
+
+/// RFC 7386: objects merge key by key, `null` deletes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    for (key, value) in fields {
+        if value.is_null() {
+            if let Some(object) = target.as_object_mut() {
+                object.remove(key);
+            }
+        } else {
+            merge_patch(&mut target[key.as_str()], value);
+        }
+    }
+}
+
+/// Creates a StatefulSet object (nothing controls it): the owner of pods and ConfigMaps.
+fn create_statefulset(shared: &Shared, body: &Bytes) -> Response<Body> {
+    let mut statefulset = match parse_body(body) {
+        Ok(statefulset) => statefulset,
+        Err(response) => return response,
+    };
+    let Some(name) = statefulset["metadata"]["name"].as_str().map(str::to_owned) else {
+        return invalid_object(
+            "StatefulSet.apps",
+            "",
+            "metadata.name: Required value: name or generateName is required",
+        );
+    };
+    let mut state = shared.lock();
+    if state.statefulsets.contains_key(&name) {
+        return failure(
+            409,
+            "AlreadyExists",
+            &format!("statefulsets.apps \"{name}\" already exists"),
+            Some(&name),
+        );
+    }
+    let version = state.next_version();
+    let uid = state.next_uid();
+    statefulset["kind"] = json!("StatefulSet");
+    statefulset["apiVersion"] = json!("apps/v1");
+    statefulset["metadata"]["namespace"] = json!(shared.namespace);
+    statefulset["metadata"]["uid"] = json!(uid);
+    statefulset["metadata"]["resourceVersion"] = json!(version.to_string());
+    state.statefulsets.insert(name, statefulset.clone());
+    full(StatusCode::CREATED, &statefulset)
 }
 
 // ---------------------------------------------------------------- ConfigMaps

@@ -1,11 +1,12 @@
 //! High availability: three Coordinators sharing one store recover each other. The same
 //! scenario runs on a file store (static peers) and on ConfigMaps of an in-process Kubernetes
-//! API server (peers discovered through pod objects).
+//! API server (peers discovered through pod objects) and, when `CONTRAST_TEST_KUBECONFIG`
+//! names a kubeconfig, of a real one (the test creates the pod objects and plays their
+//! kubelet; the Coordinators run as local processes).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use contrast_core::api::{ErrorCode, SetManifestRequest};
@@ -13,6 +14,10 @@ use contrast_testkit::apiserver::FakeApiServer;
 use contrast_testkit::fixtures::*;
 use contrast_testkit::net::*;
 use contrast_testkit::process::CoordinatorProcess;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 const INTERVAL: &str = "200ms";
@@ -344,40 +349,220 @@ async fn recovery_from_a_peer_at_another_head_fails_safely() {
 
 const NAMESPACE: &str = "contrast";
 const TOKEN: &str = "coordinator-service-account-token";
+/// Names the kubeconfig of a real cluster to run the ConfigMap scenario against as well.
+const REAL_KUBECONFIG: &str = "CONTRAST_TEST_KUBECONFIG";
+/// The StatefulSet the replicas' pods and the store's ConfigMaps belong to.
+const STATEFULSET: &str = "coordinator";
+/// Labels a namespace this test created on a real cluster (left behind only by a crash).
+const TEST_NAMESPACE_LABEL: &str = "contrast-ha-test";
 
-/// Plays the kubelet for the replicas' pods: a readiness probe every 100 ms sets each pod's
-/// `Ready` condition. Stops when dropped.
+/// Where the replicas' pod objects live: the in-process fake API server, or a fresh namespace
+/// of the real cluster named by [`REAL_KUBECONFIG`]. Setup and the kubelet's part (pod IP,
+/// `Ready`) go through the API with the real `kube` client in both cases, so the fake run
+/// exercises what a real run does.
+struct Cluster {
+    client: kube::Client,
+    namespace: String,
+    kubeconfig: std::path::PathBuf,
+    fake: Option<Arc<FakeApiServer>>,
+}
+
+impl Cluster {
+    async fn fake(dir: &std::path::Path) -> Cluster {
+        let server = Arc::new(FakeApiServer::start(NAMESPACE, TOKEN).await);
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+                 contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: coordinator\n\
+                 current-context: fake\nusers:\n- name: coordinator\n  user:\n    token: {TOKEN}\n",
+                server.url()
+            ),
+        )
+        .unwrap();
+        Cluster {
+            client: client_from_kubeconfig(&kubeconfig).await,
+            namespace: NAMESPACE.to_owned(),
+            kubeconfig,
+            fake: Some(server),
+        }
+    }
+
+    /// A fresh namespace of the real cluster, or `None` (saying why) without one.
+    async fn real() -> Option<Cluster> {
+        let Some(path) = std::env::var_os(REAL_KUBECONFIG) else {
+            println!(
+                "skipping the HA scenario against a real API server: set {REAL_KUBECONFIG} to a kubeconfig to run it"
+            );
+            return None;
+        };
+        let kubeconfig = std::path::PathBuf::from(path);
+        let client = client_from_kubeconfig(&kubeconfig).await;
+        let namespace = format!("contrast-ha-test-{}", std::process::id());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let object: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": namespace, "labels": {TEST_NAMESPACE_LABEL: "true"}},
+        }))
+        .unwrap();
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        Some(Cluster {
+            client,
+            namespace,
+            kubeconfig,
+            fake: None,
+        })
+    }
+
+    /// Creates the (empty) StatefulSet that owns the pods and the ConfigMaps; its uid. Its
+    /// selector matches none of the pods, so a real StatefulSet controller neither adopts nor
+    /// deletes them, while the garbage collector sees a live owner.
+    async fn create_statefulset(&self) -> String {
+        let statefulsets: Api<StatefulSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let labels = json!({"contrast-ha-test/owner-only": "true"});
+        let object: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": STATEFULSET},
+            "spec": {
+                "replicas": 0,
+                "serviceName": STATEFULSET,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "coordinator", "image": "registry.invalid/none"}]},
+                },
+            },
+        }))
+        .unwrap();
+        let created = statefulsets
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+        created.metadata.uid.unwrap()
+    }
+
+    /// Creates a pod object that nothing runs (its node selector matches no node); the test's
+    /// processes play it, [`Cluster::set_pod_status`] plays its kubelet.
+    async fn create_pod(
+        &self,
+        name: &str,
+        labels: serde_json::Value,
+        annotations: serde_json::Value,
+        owner_uid: Option<&str>,
+    ) {
+        let owners: Vec<serde_json::Value> = owner_uid
+            .map(|uid| {
+                json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": STATEFULSET,
+                       "uid": uid, "controller": false, "blockOwnerDeletion": false})
+            })
+            .into_iter()
+            .collect();
+        let object: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels, "annotations": annotations,
+                         "ownerReferences": owners},
+            "spec": {
+                "nodeSelector": {"contrast-ha-test/no-such-node": "true"},
+                "containers": [{"name": "coordinator", "image": "registry.invalid/none"}],
+            },
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+
+    /// The kubelet's status update: the pod's IP, `Running`, and its `Ready` condition (a
+    /// strategic merge patch, so other conditions are kept).
+    async fn set_pod_status(&self, name: &str, ip: &str, ready: bool) {
+        let patch = json!({"status": {
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+        }});
+        self.pods()
+            .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .unwrap();
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn configmap(&self, name: &str) -> ConfigMap {
+        Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
+            .get(name)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.fake.is_some() {
+            return;
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace = self.namespace.clone();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                if let Err(error) = namespaces
+                    .delete(&namespace, &DeleteParams::default())
+                    .await
+                {
+                    eprintln!("could not delete the test namespace {namespace}: {error}");
+                }
+            });
+        });
+    }
+}
+
+async fn client_from_kubeconfig(path: &std::path::Path) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Plays the kubelet for the replicas' pods: a readiness probe every 100 ms, and a status
+/// patch through the API when the answer changes. Stops when dropped.
 struct Kubelet {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Kubelet {
-    fn start(server: Arc<FakeApiServer>, pods: Vec<(String, String)>) -> Kubelet {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                for (pod, ops) in &pods {
-                    let ready = http_get(ops, "/probe/readiness").is_ok_and(|(s, _)| s == 200);
-                    server.set_pod_ready(pod, ready);
+    /// `pods`: pod name, pod IP and the replica's ops address (the readiness probe).
+    fn start(cluster: Arc<Cluster>, pods: Vec<(String, String, String)>) -> Kubelet {
+        let task = tokio::spawn(async move {
+            let mut reported: Vec<Option<bool>> = vec![None; pods.len()];
+            loop {
+                for (i, (pod, ip, ops)) in pods.iter().enumerate() {
+                    let ops = ops.clone();
+                    let ready = tokio::task::spawn_blocking(move || {
+                        http_get(&ops, "/probe/readiness").is_ok_and(|(s, _)| s == 200)
+                    })
+                    .await
+                    .unwrap();
+                    if reported[i] != Some(ready) {
+                        cluster.set_pod_status(pod, ip, ready).await;
+                        reported[i] = Some(ready);
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Kubelet {
-            stop,
-            thread: Some(thread),
-        }
+        Kubelet { task }
     }
 }
 
 impl Drop for Kubelet {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.task.abort();
     }
 }
 
@@ -387,102 +572,118 @@ impl Drop for Kubelet {
 /// a cluster every pod has its own IP (127.0.0.2–4) and all serve the mesh API on one port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_configmaps_find_each_other_through_pods() {
-    let server = Arc::new(FakeApiServer::start(NAMESPACE, TOKEN).await);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: coordinator\n\
-             current-context: fake\nusers:\n- name: coordinator\n  user:\n    token: {TOKEN}\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    let statefulset_uid = "0d7c5e1a-0000-4000-8000-00000000c0de";
-    let owner = json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "coordinator",
-        "uid": statefulset_uid, "controller": true, "blockOwnerDeletion": true}]);
+    let cluster = Cluster::fake(dir.path()).await;
+    replicas_on_configmaps(cluster, dir.path()).await;
+}
+
+/// The ConfigMap scenario against the real cluster of [`REAL_KUBECONFIG`], in a fresh
+/// namespace deleted afterwards; skipped (saying so) without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_configmaps_of_a_real_api_server() {
+    let Some(cluster) = Cluster::real().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    replicas_on_configmaps(cluster, dir.path()).await;
+}
+
+async fn replicas_on_configmaps(cluster: Cluster, dir: &std::path::Path) {
+    let cluster = Arc::new(cluster);
+    let statefulset_uid = cluster.create_statefulset().await;
     let mesh_port = free_port();
     // A ready pod that is not a Coordinator must never be asked for secrets.
-    server.add_labelled_pod(
-        "web-0",
-        json!([]),
-        json!({"app.kubernetes.io/name": "web"}),
-        json!({"contrast.edgeless.systems/pod-role": "coordinator"}),
-        Some("127.0.0.9"),
-    );
-    server.set_pod_ready("web-0", true);
+    cluster
+        .create_pod(
+            "web-0",
+            json!({"app.kubernetes.io/name": "web"}),
+            json!({"contrast.edgeless.systems/pod-role": "coordinator"}),
+            None,
+        )
+        .await;
+    cluster.set_pod_status("web-0", "127.0.0.9", true).await;
 
     let env = [(
         "KUBECONFIG".to_owned(),
-        kubeconfig.to_str().unwrap().to_owned(),
+        cluster.kubeconfig.to_str().unwrap().to_owned(),
     )];
     let mut pods = Vec::new();
-    let replicas: Vec<CoordinatorProcess> = (0..3)
-        .map(|i| {
-            let pod = format!("coordinator-{i}");
-            let ip = format!("127.0.0.{}", i + 2);
-            server.add_labelled_pod(
+    let mut replicas = Vec::new();
+    for i in 0..3 {
+        let pod = format!("coordinator-{i}");
+        let ip = format!("127.0.0.{}", i + 2);
+        cluster
+            .create_pod(
                 &pod,
-                owner.clone(),
                 json!({"app.kubernetes.io/name": "coordinator"}),
                 json!({"contrast.edgeless.systems/pod-role": "coordinator"}),
-                Some(&ip),
-            );
-            let local = |port: u16| format!("127.0.0.1:{port}");
-            let addrs = [
-                local(free_port()),
-                format!("{ip}:{mesh_port}"),
-                local(free_port()),
-                local(free_port()),
-            ];
-            let replica = CoordinatorProcess::start_with(
-                &dir.path().join(&pod),
-                addrs,
-                &coordinator_workload(),
-                &[
-                    "--store",
-                    "kubernetes",
-                    "--namespace",
-                    NAMESPACE,
-                    "--pod-name",
-                    &pod,
-                    "--recovery-interval",
-                    INTERVAL,
-                ],
-                &env,
-                true,
-            );
-            pods.push((pod, replica.ops.clone()));
-            replica
-        })
-        .collect();
-    let _kubelet = Kubelet::start(Arc::clone(&server), pods);
+                Some(&statefulset_uid),
+            )
+            .await;
+        cluster.set_pod_status(&pod, &ip, false).await;
+        let local = |port: u16| format!("127.0.0.1:{port}");
+        let addrs = [
+            local(free_port()),
+            format!("{ip}:{mesh_port}"),
+            local(free_port()),
+            local(free_port()),
+        ];
+        let replica = CoordinatorProcess::start_with(
+            &dir.join(&pod),
+            addrs,
+            &coordinator_workload(),
+            &[
+                "--store",
+                "kubernetes",
+                "--namespace",
+                &cluster.namespace,
+                "--pod-name",
+                &pod,
+                "--recovery-interval",
+                INTERVAL,
+            ],
+            &env,
+            true,
+        );
+        pods.push((pod, ip, replica.ops.clone()));
+        replicas.push(replica);
+    }
+    let kubelet = Kubelet::start(Arc::clone(&cluster), pods);
 
-    recover_each_other_and_resolve_races(dir.path(), replicas, 10).await;
+    recover_each_other_and_resolve_races(dir, replicas, 10).await;
+    drop(kubelet);
 
-    // The history is in ConfigMaps owned by the StatefulSet, and discovery listed pods.
-    let head = server
-        .configmap("contrast-store-transitions-latest")
-        .expect("the signed head is a ConfigMap");
+    // The history is in ConfigMaps owned by the StatefulSet.
+    let head = cluster.configmap("contrast-store-transitions-latest").await;
+    let owner = &head
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()[0];
     assert_eq!(
-        head["metadata"]["ownerReferences"][0]["uid"],
-        json!(statefulset_uid)
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("StatefulSet", STATEFULSET, statefulset_uid.as_str())
     );
     assert_eq!(
-        head["metadata"]["labels"]["app.kubernetes.io/managed-by"],
-        json!("contrast.edgeless.systems")
+        head.metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("app.kubernetes.io/managed-by"))
+            .map(String::as_str),
+        Some("contrast.edgeless.systems")
     );
+    if let Some(server) = &cluster.fake {
+        // Discovery listed pods by label (only the fake logs requests).
+        assert!(
+            server.requests().iter().any(|r| r
+                .starts_with(&format!("GET /api/v1/namespaces/{NAMESPACE}/pods?"))
+                && r.contains("labelSelector=app.kubernetes.io%2Fname%3Dcoordinator")),
+            "no pod listing by label: {:?}",
+            server.requests()
+        );
+    }
     assert!(
-        server.requests().iter().any(|r| r
-            .starts_with(&format!("GET /api/v1/namespaces/{NAMESPACE}/pods?"))
-            && r.contains("labelSelector=app.kubernetes.io%2Fname%3Dcoordinator")),
-        "no pod listing by label: {:?}",
-        server.requests()
-    );
-    assert!(
-        !std::fs::read_dir(dir.path())
+        !std::fs::read_dir(dir)
             .unwrap()
             .filter_map(Result::ok)
             .any(|entry| entry
