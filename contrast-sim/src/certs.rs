@@ -21,6 +21,7 @@ use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+use super::crl::vcek_serial;
 use super::pss::{PssSignature, RsaKey, Trailer};
 use super::{SIMULATED_ORGANIZATION, SimError};
 use contrast_attest::chain::AmdExtension;
@@ -39,7 +40,7 @@ const ID_AT_O: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 const ID_AT_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// AMD's serial numbers: ARK, ASK per product.
-fn serials(product: Product) -> (u32, u32) {
+pub(crate) fn serials(product: Product) -> (u32, u32) {
     match product {
         Product::Milan => (0x10000, 0x10001),
         Product::Genoa => (0x20000, 0x20002),
@@ -256,8 +257,8 @@ pub(crate) struct VcekSubject<'a> {
     pub(crate) not_before_unix: u64,
 }
 
-/// The VCEK, signed by the ASK: serial 0, no standard extensions, AMD's extensions in AMD's
-/// order for the product.
+/// The VCEK, signed by the ASK: a serial per chip and TCB (`crl::vcek_serial`; AMD's are 0),
+/// no standard extensions, AMD's extensions in AMD's order for the product.
 pub(crate) fn build_vcek(ask: &RsaKey, vcek: &VcekSubject<'_>) -> Result<Vec<u8>, SimError> {
     let product = vcek.product;
     let issuer = amd_style_name(&ask_common_name(product)).map_err(encoding("the ask name"))?;
@@ -269,7 +270,12 @@ pub(crate) fn build_vcek(ask: &RsaKey, vcek: &VcekSubject<'_>) -> Result<Vec<u8>
         Profile::Manual {
             issuer: Some(issuer),
         },
-        SerialNumber::from(0u32),
+        SerialNumber::new(&vcek_serial(
+            product,
+            vcek.chip_id,
+            &vcek.tcb.to_bytes(product),
+        ))
+        .map_err(encoding("the vcek serial"))?,
         validity(
             vcek.not_before_unix,
             VCEK_VALIDITY_YEARS,

@@ -45,6 +45,19 @@ pub enum SimError {
     /// Signing the report failed.
     #[error("could not sign the attestation report with the vcek key")]
     ReportSigning,
+    /// The ARK could not sign a CRL.
+    #[error("could not sign the crl with the ark key")]
+    CrlSigning,
+    /// A CRL's dates are out of order.
+    #[error(
+        "the crl's nextUpdate ({next_update}) is not after its thisUpdate ({this_update}), unix seconds"
+    )]
+    CrlDates {
+        /// thisUpdate, unix seconds.
+        this_update: u64,
+        /// nextUpdate, unix seconds.
+        next_update: u64,
+    },
     /// A file needed by [`super::SimulatedPlatform::load`] is missing.
     #[error("simulated platform file {name} is missing")]
     MissingFile {

@@ -19,7 +19,7 @@
 //! |---|---|---|---|---|---|
 //! | ARK | RSA-4096, e = 65537 | itself | 0x10000 / 0x20000 / 0x30000 | 25 years | KeyUsage keyCertSign+cRLSign (critical), SKI, BasicConstraints CA (critical), CRL DP |
 //! | ASK | RSA-4096 | ARK | 0x10001 / 0x20002 / 0x30001 | 25 years | SKI, AKI, BasicConstraints CA pathlen 0 (critical), KeyUsage keyCertSign (critical), CRL DP |
-//! | VCEK | EC P-384 | ASK | 0 | 7 years | the AMD extensions under 1.3.6.1.4.1.3704.1 only |
+//! | VCEK | EC P-384 | ASK | per chip and TCB (AMD's: 0) | 7 years | the AMD extensions under 1.3.6.1.4.1.3704.1 only |
 //!
 //! Every signature is RSASSA-PSS with SHA-384, MGF1-SHA-384, salt length 48, and the
 //! AlgorithmIdentifier parameters are encoded as AMD encodes them: the CA certificates carry an
@@ -30,8 +30,21 @@
 //! the PrintableString country) with `O=contrast-rs simulated platform` and the CA common names
 //! `SIM-ARK-{product}` / `SIM-SEV-{product}`, so a simulated certificate can never be mistaken
 //! for AMD's. The leaf keeps AMD's `CN=SEV-VCEK`, which is how verifiers tell a VCEK from a VLEK.
-//! The CRL distribution point names a host under `.invalid` (RFC 2606): the simulation publishes
-//! no CRL.
+//! The CRL distribution point names a host under `.invalid` (RFC 2606); the CRL itself comes from
+//! [`SimulatedPlatform::crl`].
+//!
+//! One deliberate difference: AMD's VCEKs all carry serial 0 (AMD revokes ASKs, not single
+//! VCEKs), a simulated VCEK has a serial derived from product, chip and TCB
+//! ([`SimulatedPlatform::vcek_serial`]), so one chip's VCEK can be revoked alone.
+//!
+//! # The CRL ([`SimulatedPlatform::crl`])
+//!
+//! As AMD's `/vcek/v1/{product}/crl`: version 2, signed by the ARK with RSASSA-PSS SHA-384
+//! (parameters without the trailer field), the ARK's name as issuer, UTCTime thisUpdate and
+//! nextUpdate, revoked entries (serial, date) without extensions, and the CRL extensions AKI
+//! (the ARK's key identifier) then CRL number. The caller chooses the dates, the number and
+//! what is revoked ([`CrlContents`]): the ASK ([`SimulatedPlatform::ask_serial`], as AMD
+//! revokes) or one VCEK.
 //!
 //! VCEK extensions, each non-critical, values DER-encoded as AMD does (INTEGER `02 01 xx`, or
 //! `02 02 00 xx` from 0x80; IA5String; hwID as the raw bytes with no inner TLV):
@@ -75,12 +88,14 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod crl;
 mod error;
 mod guest;
 mod issuer;
 mod platform;
 mod pss;
 
+pub use crl::{CrlContents, Revocation};
 pub use error::SimError;
 pub use guest::{Cpuid, FirmwareVersion, SimulatedEvidence, SimulatedGuest, default_cpuid};
 pub use issuer::SimulatedIssuer;

@@ -19,6 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::SimError;
 use super::certs::{self, VcekSubject};
+use super::crl::CrlContents;
 use super::files;
 use super::pss::RsaKey;
 use contrast_attest::{Product, TcbVersion};
@@ -177,6 +178,37 @@ impl SimulatedPlatform {
     #[must_use]
     pub fn ask_der(&self) -> &[u8] {
         &self.ask_der
+    }
+
+    /// The ASK's serial number, big-endian (AMD's: 0x10001 / 0x20002 / 0x30001), to revoke it
+    /// in a [`crl`](Self::crl) as AMD would.
+    #[must_use]
+    pub fn ask_serial(&self) -> Vec<u8> {
+        let (_, serial) = certs::serials(self.product);
+        serial
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect()
+    }
+
+    /// The serial number of the VCEK of chip `chip_id` at `tcb` (what [`vcek_for`](Self::vcek_for)
+    /// issues), big-endian, to revoke that one VCEK in a [`crl`](Self::crl). Unlike AMD's
+    /// VCEKs (all serial 0), each simulated chip and TCB has its own.
+    #[must_use]
+    pub fn vcek_serial(&self, chip_id: &[u8; 64], tcb: TcbVersion) -> Vec<u8> {
+        crate::crl::vcek_serial(self.product, chip_id, &tcb.to_bytes(self.product))
+    }
+
+    /// The CRL of this platform's ARK, in AMD's layout (`crate::crl`), signed now: the KDS's
+    /// `/vcek/v1/{product}/crl` of the simulation. Its RSASSA-PSS salt is random, so every
+    /// call returns different bytes.
+    ///
+    /// # Errors
+    /// [`SimError::CrlDates`] if `next_update` is not after `this_update`, [`SimError::Time`]
+    /// for a date X.509 cannot hold, [`SimError::CrlSigning`] or [`SimError::Encoding`].
+    pub fn crl(&self, contents: &CrlContents) -> Result<Vec<u8>, SimError> {
+        crate::crl::build_crl(self.product, &self.ark, contents)
     }
 
     /// The CA chain in AMD KDS `cert_chain` form: PEM of the ASK, then the ARK.

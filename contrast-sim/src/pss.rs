@@ -167,6 +167,13 @@ impl spki::EncodePublicKey for SpkiDer {
 /// A raw RSASSA-PSS signature (modulus length bytes).
 pub(crate) struct PssSignature(Vec<u8>);
 
+impl PssSignature {
+    /// The signature bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl spki::SignatureBitStringEncoding for PssSignature {
     fn to_bitstring(&self) -> der::Result<BitString> {
         BitString::from_bytes(&self.0)

@@ -334,7 +334,16 @@ fn certificate_structure_mirrors_amd() {
         ] {
             let (t, a) = (&ours.tbs_certificate, &amd.tbs_certificate);
             assert_eq!(t.version, a.version, "{product:?} {role}");
-            assert_eq!(t.serial_number, a.serial_number, "{product:?} {role}");
+            if role == "vcek" {
+                // A serial per chip and TCB (AMD's VCEKs are all 0): one can be revoked alone.
+                assert_eq!(
+                    t.serial_number.as_bytes(),
+                    platform.vcek_serial(&chip_id(product, 1), tcb_for(product)),
+                    "{product:?} vcek"
+                );
+            } else {
+                assert_eq!(t.serial_number, a.serial_number, "{product:?} {role}");
+            }
             assert_eq!(
                 extension_layout(ours),
                 extension_layout(amd),
@@ -1175,4 +1184,259 @@ fn dump_for_openssl() {
         std::fs::write(dir.join("report.bin"), report).unwrap();
     }
     println!("wrote {}", root.display());
+}
+
+// ---------------------------------------------------------------- CRL
+
+fn at(unix: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix)
+}
+
+fn crl_contents(revoked: Vec<sim::Revocation>) -> sim::CrlContents {
+    sim::CrlContents {
+        revoked,
+        this_update: at(NOT_BEFORE_UNIX + 86_400),
+        next_update: at(NOT_BEFORE_UNIX + 40 * 86_400),
+        number: 9,
+    }
+}
+
+fn verified_chain(product: Product, chip: &[u8; 64]) -> contrast_attest::chain::VerifiedChain {
+    use contrast_attest::chain::{ChainCertificates, LeafKind, TrustAnchor, verify_chain};
+    let platform = platform(product);
+    let vcek = platform.vcek_for(chip, tcb_for(product)).unwrap();
+    verify_chain(
+        &TrustAnchor::Pinned {
+            ark_der_sha256: platform.ark_fingerprint(),
+            product,
+        },
+        LeafKind::Vcek,
+        &ChainCertificates {
+            ark: Some(platform.ark_der()),
+            intermediate: Some(platform.ask_der()),
+            leaf: &vcek,
+        },
+        contrast_attest::UnixTime::from_secs(NOT_BEFORE_UNIX + 2 * 86_400),
+    )
+    .unwrap()
+}
+
+fn amd_crl(name: &str) -> x509_cert::crl::CertificateList {
+    let der = std::fs::read(format!("{SHARED}/crl/{name}")).unwrap();
+    x509_cert::crl::CertificateList::from_der(&der).unwrap()
+}
+
+/// Field by field as AMD's: version 2, the PSS parameters without trailer (the same bytes as
+/// the signature field), the name layout, UTCTime dates, the AKI then the CRL number (neither
+/// critical), revoked entries without extensions; the AKI is the ARK's key identifier.
+#[test]
+fn crl_structure_mirrors_amds() {
+    for (product, amd_name) in [
+        (Product::Milan, "milan_crl9.der"),
+        (Product::Genoa, "genoa_crl4.der"),
+    ] {
+        let platform = platform(product);
+        let revoked = vec![sim::Revocation {
+            serial: platform.ask_serial(),
+            revoked_at: at(NOT_BEFORE_UNIX + 3600),
+        }];
+        let ours = x509_cert::crl::CertificateList::from_der(
+            &platform.crl(&crl_contents(revoked)).unwrap(),
+        )
+        .unwrap();
+        let amd = amd_crl(amd_name);
+        let (t, a) = (&ours.tbs_cert_list, &amd.tbs_cert_list);
+        assert_eq!(t.version, a.version, "{product:?}");
+        assert_eq!(
+            ours.signature_algorithm.to_der().unwrap(),
+            amd.signature_algorithm.to_der().unwrap(),
+            "{product:?} signature algorithm"
+        );
+        assert_eq!(t.signature, ours.signature_algorithm);
+        assert_eq!(name_layout(&t.issuer).len(), name_layout(&a.issuer).len());
+        for (field, ours, amd) in [
+            ("thisUpdate", t.this_update, a.this_update),
+            ("nextUpdate", t.next_update.unwrap(), a.next_update.unwrap()),
+        ] {
+            assert_eq!(
+                std::mem::discriminant(&ours),
+                std::mem::discriminant(&amd),
+                "{product:?} {field} time type"
+            );
+        }
+        let layout = |extensions: &Option<Vec<x509_cert::ext::Extension>>| {
+            extensions
+                .iter()
+                .flatten()
+                .map(|e| (e.extn_id, e.critical))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(layout(&t.crl_extensions), layout(&a.crl_extensions));
+        let aki = &t.crl_extensions.as_ref().unwrap()[0];
+        let ark = parse(platform.ark_der());
+        let ski = ark
+            .tbs_certificate
+            .extensions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+            .unwrap();
+        // AKI = SEQUENCE { [0] keyIdentifier }, SKI = OCTET STRING keyIdentifier.
+        assert!(
+            aki.extn_value
+                .as_bytes()
+                .ends_with(&ski.extn_value.as_bytes()[2..]),
+            "{product:?} the AKI names the ARK's key"
+        );
+        let entry = &t.revoked_certificates.as_ref().unwrap()[0];
+        assert!(entry.crl_entry_extensions.is_none());
+        if let Some(amd_entry) = a.revoked_certificates.as_ref().and_then(|r| r.first()) {
+            assert_eq!(
+                std::mem::discriminant(&entry.revocation_date),
+                std::mem::discriminant(&amd_entry.revocation_date)
+            );
+        }
+    }
+}
+
+/// The production verifier accepts the CRL under the simulated chain, and refuses exactly the
+/// certificates it lists: one chip's VCEK (named with its serial), or the ASK (every chip).
+#[test]
+fn crl_verifies_and_revokes_one_vcek_or_the_ask() {
+    use contrast_attest::chain::{CertRole, CrlPolicy, RevocationStatus, check_revocation};
+    let product = Product::Milan;
+    let platform = platform(product);
+    let (revoked_chip, other_chip) = (chip_id(product, 1), chip_id(product, 2));
+    let now = contrast_attest::UnixTime::from_secs(NOT_BEFORE_UNIX + 2 * 86_400);
+    let vcek_serial = platform.vcek_serial(&revoked_chip, tcb_for(product));
+    assert_ne!(
+        vcek_serial,
+        platform.vcek_serial(&other_chip, tcb_for(product))
+    );
+    let revoke = |serial: Vec<u8>| {
+        platform
+            .crl(&crl_contents(vec![sim::Revocation {
+                serial,
+                revoked_at: at(NOT_BEFORE_UNIX + 3600),
+            }]))
+            .unwrap()
+    };
+
+    let vcek_crl = revoke(vcek_serial.clone());
+    let error = check_revocation(
+        Some(&vcek_crl),
+        CrlPolicy::Required,
+        &verified_chain(product, &revoked_chip),
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        contrast_attest::Error::Revoked {
+            role: CertRole::Vcek,
+            serial: vcek_serial
+        }
+    );
+    assert!(matches!(
+        check_revocation(
+            Some(&vcek_crl),
+            CrlPolicy::Required,
+            &verified_chain(product, &other_chip),
+            now
+        ),
+        Ok(RevocationStatus::Checked { .. })
+    ));
+
+    let ask_crl = revoke(platform.ask_serial());
+    for chip in [revoked_chip, other_chip] {
+        assert_eq!(
+            check_revocation(
+                Some(&ask_crl),
+                CrlPolicy::Required,
+                &verified_chain(product, &chip),
+                now
+            )
+            .unwrap_err(),
+            contrast_attest::Error::Revoked {
+                role: CertRole::Ask,
+                serial: vec![0x01, 0x00, 0x01]
+            }
+        );
+    }
+
+    // Past nextUpdate it is stale; another platform's CRL does not verify.
+    let stale = contrast_attest::UnixTime::from_secs(NOT_BEFORE_UNIX + 41 * 86_400);
+    assert!(matches!(
+        check_revocation(
+            Some(&ask_crl),
+            CrlPolicy::Required,
+            &verified_chain(product, &other_chip),
+            stale
+        ),
+        Err(contrast_attest::Error::CrlStale { .. })
+    ));
+    let foreign = self::platform(Product::Genoa)
+        .crl(&crl_contents(Vec::new()))
+        .unwrap();
+    assert!(
+        check_revocation(
+            Some(&foreign),
+            CrlPolicy::Required,
+            &verified_chain(product, &other_chip),
+            now
+        )
+        .is_err()
+    );
+}
+
+/// OpenSSL, not our verifier, checks the CRL's signature against the simulated ARK and reads
+/// the revoked serial.
+#[test]
+fn openssl_verifies_the_simulated_crl() {
+    let platform = platform(Product::Genoa);
+    let chip = chip_id(Product::Genoa, 3);
+    let serial = platform.vcek_serial(&chip, tcb_for(Product::Genoa));
+    let crl = platform
+        .crl(&crl_contents(vec![sim::Revocation {
+            serial: serial.clone(),
+            revoked_at: at(NOT_BEFORE_UNIX + 3600),
+        }]))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (crl_path, ark_path) = (dir.path().join("crl.der"), dir.path().join("ark.pem"));
+    std::fs::write(&crl_path, &crl).unwrap();
+    std::fs::write(
+        &ark_path,
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, platform.ark_der())
+            .unwrap(),
+    )
+    .unwrap();
+    let output = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-in"])
+        .arg(&crl_path)
+        .arg("-CAfile")
+        .arg(&ark_path)
+        .args(["-noout", "-text"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("verify OK"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("Serial Number: {}", hex::encode_upper(&serial))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CN=SIM-ARK-Genoa") || stdout.contains("CN = SIM-ARK-Genoa"));
+}
+
+#[test]
+fn crl_dates_out_of_order_are_refused() {
+    let mut contents = crl_contents(Vec::new());
+    contents.next_update = contents.this_update;
+    assert!(matches!(
+        platform(Product::Milan).crl(&contents),
+        Err(SimError::CrlDates { .. })
+    ));
 }
