@@ -889,27 +889,11 @@ pub fn verify_chain(
     now: UnixTime,
 ) -> Result<VerifiedChain, Error> {
     let product = anchor.product();
-    let ark_der = resolve_ark(anchor, certs.ark)?;
-    let intermediate_role = leaf_kind.issuer_role();
-    let intermediate_der = match (certs.intermediate, anchor) {
-        (Some(der), _) => der,
-        (None, TrustAnchor::Amd(p)) => compiled_in_intermediate(*p, leaf_kind),
-        (None, TrustAnchor::Pinned { .. }) => {
-            return Err(Error::MissingCertificate {
-                role: intermediate_role,
-                product,
-            });
-        }
-    };
     let presented;
-    let issuers = match anchor {
-        TrustAnchor::Amd(p) if intermediate_der == compiled_in_intermediate(*p, leaf_kind) => {
-            compiled_in_issuers(*p, leaf_kind)
-                .as_ref()
-                .map_err(Clone::clone)?
-        }
-        _ => {
-            presented = Issuers::verify(ark_der, intermediate_der, intermediate_role)?;
+    let issuers = match resolve_issuers(anchor, leaf_kind, certs.ark, certs.intermediate)? {
+        ResolvedIssuers::CompiledIn(issuers) => issuers,
+        ResolvedIssuers::Presented(issuers) => {
+            presented = issuers;
             &presented
         }
     };
@@ -983,6 +967,134 @@ pub fn verify_chain(
         leaf_serial: normalize_serial(leaf.cert.tbs_certificate.serial_number.as_bytes()),
         not_before,
         not_after,
+    })
+}
+
+/// The issuers of a chain: the compiled-in ones of an AMD anchor (verified once per process),
+/// or the presented ones, verified now.
+// Lives on the stack for one verification; boxing would add an allocation per chain.
+#[allow(clippy::large_enum_variant)]
+enum ResolvedIssuers<'a> {
+    CompiledIn(&'static Issuers<'static>),
+    Presented(Issuers<'a>),
+}
+
+fn resolve_issuers<'a>(
+    anchor: &TrustAnchor,
+    leaf_kind: LeafKind,
+    ark: Option<&'a [u8]>,
+    intermediate: Option<&'a [u8]>,
+) -> Result<ResolvedIssuers<'a>, Error> {
+    let product = anchor.product();
+    let ark_der = resolve_ark(anchor, ark)?;
+    let intermediate_role = leaf_kind.issuer_role();
+    let intermediate_der = match (intermediate, anchor) {
+        (Some(der), _) => der,
+        (None, TrustAnchor::Amd(p)) => compiled_in_intermediate(*p, leaf_kind),
+        (None, TrustAnchor::Pinned { .. }) => {
+            return Err(Error::MissingCertificate {
+                role: intermediate_role,
+                product,
+            });
+        }
+    };
+    match anchor {
+        TrustAnchor::Amd(p) if intermediate_der == compiled_in_intermediate(*p, leaf_kind) => {
+            compiled_in_issuers(*p, leaf_kind)
+                .as_ref()
+                .map(ResolvedIssuers::CompiledIn)
+                .map_err(Clone::clone)
+        }
+        _ => Issuers::verify(ark_der, intermediate_der, intermediate_role)
+            .map(ResolvedIssuers::Presented),
+    }
+}
+
+/// An ARK and ASK (or ASVK) that verified against an anchor, without a leaf: a KDS
+/// `cert_chain` answer checked before it is used or cached, and what a CRL is checked with
+/// ([`verify_crl_with_issuers`]).
+#[derive(Clone)]
+pub struct VerifiedIssuers {
+    anchor: TrustAnchor,
+    leaf_kind: LeafKind,
+    ark_key: ParsedPublicKey,
+    ark_subject: Name,
+    intermediate_serial: Vec<u8>,
+}
+
+impl fmt::Debug for VerifiedIssuers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedIssuers")
+            .field("anchor", &self.anchor)
+            .field("leaf_kind", &self.leaf_kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedIssuers {
+    /// The anchor the issuers verified against.
+    #[must_use]
+    pub fn anchor(&self) -> TrustAnchor {
+        self.anchor
+    }
+
+    /// The kind of leaf the intermediate issues (VCEK: ASK, VLEK: ASVK).
+    #[must_use]
+    pub fn leaf_kind(&self) -> LeafKind {
+        self.leaf_kind
+    }
+
+    /// The intermediate's serial number (big-endian, no leading zeros), as a CRL lists it.
+    #[must_use]
+    pub fn intermediate_serial(&self) -> &[u8] {
+        &self.intermediate_serial
+    }
+}
+
+/// Verifies ARK → ASK/ASVK at `now`, as [`verify_chain`] does for the issuers of a leaf: the
+/// ARK is the anchor's and self-signed, the intermediate is signed by it, both are CAs within
+/// their validity; for an AMD anchor the intermediate's common name is AMD's.
+///
+/// # Errors
+/// The specific [`Error`] of the first failing check.
+pub fn verify_issuers(
+    anchor: &TrustAnchor,
+    leaf_kind: LeafKind,
+    ark: Option<&[u8]>,
+    intermediate: Option<&[u8]>,
+    now: UnixTime,
+) -> Result<VerifiedIssuers, Error> {
+    let presented;
+    let issuers = match resolve_issuers(anchor, leaf_kind, ark, intermediate)? {
+        ResolvedIssuers::CompiledIn(issuers) => issuers,
+        ResolvedIssuers::Presented(issuers) => {
+            presented = issuers;
+            &presented
+        }
+    };
+    check_validity(&issuers.ark, now)?;
+    check_validity(&issuers.intermediate, now)?;
+    if anchor.is_amd() {
+        let p = anchor.product().name();
+        let expected = match leaf_kind {
+            LeafKind::Vcek => format!("SEV-{p}"),
+            LeafKind::Vlek => format!("SEV-VLEK-{p}"),
+        };
+        check_common_name(&issuers.intermediate, &expected)?;
+    }
+    Ok(VerifiedIssuers {
+        anchor: *anchor,
+        leaf_kind,
+        ark_key: issuers.ark_key.clone(),
+        ark_subject: issuers.ark.subject().clone(),
+        intermediate_serial: normalize_serial(
+            issuers
+                .intermediate
+                .cert
+                .tbs_certificate
+                .serial_number
+                .as_bytes(),
+        ),
     })
 }
 
@@ -1230,6 +1342,28 @@ pub struct VerifiedCrl {
 /// [`Error::CertificateSignatureInvalid`], [`Error::CrlNotYetValid`], [`Error::CrlNoNextUpdate`],
 /// [`Error::CrlStale`].
 pub fn verify_crl(der: &[u8], chain: &VerifiedChain, now: UnixTime) -> Result<VerifiedCrl, Error> {
+    verify_crl_signed_by(der, &chain.ark_key, &chain.ark_subject, now)
+}
+
+/// [`verify_crl`] with the issuers of a `cert_chain` ([`verify_issuers`]) instead of a whole
+/// chain: what a collateral client checks before it caches a CRL.
+///
+/// # Errors
+/// As [`verify_crl`].
+pub fn verify_crl_with_issuers(
+    der: &[u8],
+    issuers: &VerifiedIssuers,
+    now: UnixTime,
+) -> Result<VerifiedCrl, Error> {
+    verify_crl_signed_by(der, &issuers.ark_key, &issuers.ark_subject, now)
+}
+
+fn verify_crl_signed_by(
+    der: &[u8],
+    ark_key: &ParsedPublicKey,
+    ark_subject: &Name,
+    now: UnixTime,
+) -> Result<VerifiedCrl, Error> {
     let parse_err = |e: der::Error| Error::CrlParse {
         reason: e.to_string(),
     };
@@ -1241,9 +1375,9 @@ pub fn verify_crl(der: &[u8], chain: &VerifiedChain, now: UnixTime) -> Result<Ve
             role: CertRole::Crl,
         });
     }
-    if crl.tbs_cert_list.issuer != chain.ark_subject {
+    if crl.tbs_cert_list.issuer != *ark_subject {
         return Err(Error::CrlIssuerMismatch {
-            expected: name_string(&chain.ark_subject),
+            expected: name_string(ark_subject),
             found: name_string(&crl.tbs_cert_list.issuer),
         });
     }
@@ -1252,10 +1386,7 @@ pub fn verify_crl(der: &[u8], chain: &VerifiedChain, now: UnixTime) -> Result<Ve
         issuer: CertRole::Ark,
     };
     let signature = crl.signature.as_bytes().ok_or_else(|| invalid.clone())?;
-    chain
-        .ark_key
-        .verify_sig(tbs, signature)
-        .map_err(|_| invalid)?;
+    ark_key.verify_sig(tbs, signature).map_err(|_| invalid)?;
     let this_update = UnixTime::from(crl.tbs_cert_list.this_update);
     if now < this_update {
         return Err(Error::CrlNotYetValid { this_update, now });

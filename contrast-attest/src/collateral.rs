@@ -46,7 +46,24 @@ pub struct CollateralRequest<'a> {
 /// The public AMD Key Distribution Service, a `base` for [`CollateralRequest::kds_url`].
 pub const KDS_BASE_URL: &str = "https://kdsintf.amd.com";
 
-impl CollateralRequest<'_> {
+impl<'a> CollateralRequest<'a> {
+    /// A request for the collateral of a `leaf_kind` leaf of `product`, for the chip and TCB a
+    /// report names (e.g. to fetch it ahead of verification).
+    #[must_use]
+    pub fn new(
+        product: Product,
+        leaf_kind: LeafKind,
+        chip_id: &'a [u8; 64],
+        reported_tcb: TcbVersion,
+    ) -> Self {
+        Self {
+            product,
+            leaf_kind,
+            chip_id,
+            reported_tcb,
+        }
+    }
+
     /// Where the AMD KDS at `base` (e.g. [`KDS_BASE_URL`]) serves `item` for this request, for a
     /// [`FetchCollateral`] closure:
     ///
@@ -178,6 +195,15 @@ pub fn parse_cert_chain_pem(
     intermediate_role: CertRole,
 ) -> Result<[Vec<u8>; 2], Error> {
     use der::Encode;
+    // x509-cert 0.2.5's `load_pem_chain` computes `len - 1` of the input with trailing line
+    // breaks stripped: empty input underflows (a panic with overflow checks). Refuse it first.
+    if pem.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+        return Err(Error::CertificateParse {
+            role: intermediate_role,
+            reason: "expected 2 certificates (intermediate, ARK), found an empty document"
+                .to_owned(),
+        });
+    }
     let certs =
         x509_cert::Certificate::load_pem_chain(pem).map_err(|e| Error::CertificateParse {
             role: intermediate_role,

@@ -684,3 +684,23 @@ fn tampered_presented_ask_fails_even_after_the_compiled_in_chain_verified() {
         chain::verify_chain(&anchor, LeafKind::Vcek, &presented, v.time).unwrap();
     }
 }
+
+/// An empty KDS answer or cache file is an error, not a panic (x509-cert's `load_pem_chain`
+/// underflows on it; found by the `kds_answer` fuzz target).
+#[test]
+fn an_empty_cert_chain_is_refused() {
+    for empty in [&b""[..], b"\n", b"\r\n\r\n"] {
+        let error =
+            contrast_attest::collateral::parse_cert_chain_pem(empty, CertRole::Ask).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                contrast_attest::Error::CertificateParse {
+                    role: CertRole::Ask,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}
