@@ -98,7 +98,7 @@ mod pss;
 pub use crl::{CrlContents, Revocation};
 pub use error::SimError;
 pub use guest::{Cpuid, FirmwareVersion, SimulatedEvidence, SimulatedGuest, default_cpuid};
-pub use issuer::SimulatedIssuer;
+pub use issuer::{CrlProvider, SimulatedIssuer};
 pub use platform::{SimulatedPlatform, SimulatedPlatformFiles};
 
 /// Organization (O) of every simulated certificate.

@@ -27,7 +27,10 @@ use contrast_attest::atls::Issuer;
 use rand_core::CryptoRngCore;
 
 #[cfg(feature = "simulated")]
-pub use simulated::{LaunchOverrides, SimulatedEnvironment, SimulatedLaunch, SimulatedTcb};
+pub use simulated::{
+    LaunchOverrides, SimulatedEnvironment, SimulatedLaunch, SimulatedRevocation,
+    SimulatedRevocations, SimulatedTcb,
+};
 
 /// What a binary's `--version` line ends with when the binary accepts `--tee simulated` (see
 /// [`binary_version!`]); `contrast demo` looks for it before starting a binary in simulated mode.

@@ -10,6 +10,10 @@
 //!   trusted only where a manifest pins its fingerprint under the `Simulated-SNP` platform.
 //! - `launch.json`: how the confidential VMs are launched ([`SimulatedLaunch`]): product,
 //!   measurement, guest policy and TCB. Manifest reference values derive from it.
+//! - `revocations.json` (optional): what the simulated AMD has revoked ([`SimulatedRevocations`],
+//!   written by [`SimulatedEnvironment::revoke`]). Every simulated document carries a CRL signed
+//!   by the simulated ARK that lists these ([`SimulatedEnvironment::crl`]), as upstream's issuer
+//!   sends AMD's, so verifiers can require one.
 //!
 //! Every process picks its own chip ID (by default a random one), so every simulated VM has its
 //! own VCEK, as on a real cluster of machines.
@@ -17,14 +21,16 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use contrast_attest::atls::Issuer;
 use contrast_attest::{Product, TcbVersion};
 use contrast_core::manifest::{GuestPolicy, SnpReferenceValues};
 use contrast_sim::SimulatedIssuer;
-use contrast_sim::{SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles};
+use contrast_sim::{
+    CrlContents, Revocation, SimulatedGuest, SimulatedPlatform, SimulatedPlatformFiles,
+};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +40,35 @@ use crate::TeeError;
 pub const LAUNCH_FILE: &str = "launch.json";
 /// The subdirectory holding the simulated AMD hierarchy.
 pub const PLATFORM_DIR: &str = "platform";
+/// The file listing the simulated platform's revocations.
+pub const REVOCATIONS_FILE: &str = "revocations.json";
+
+/// How long a simulated CRL is valid (nextUpdate - thisUpdate), as a week of AMD's.
+pub const CRL_VALIDITY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// A simulated CRL is signed anew after this (and when the revocations change).
+const CRL_REFRESH: Duration = Duration::from_secs(60 * 60);
+/// thisUpdate is backdated by this, to tolerate clock skew between simulated machines.
+const CRL_BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// What the simulated AMD has revoked (`revocations.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedRevocations {
+    /// The revoked certificates, oldest first.
+    pub revoked: Vec<SimulatedRevocation>,
+}
+
+/// One revoked certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedRevocation {
+    /// The serial number, lowercase hex (big-endian, no leading zero byte).
+    pub serial: String,
+    /// When it was revoked, seconds since the epoch.
+    pub revoked_at: u64,
+    /// What it is, for people (e.g. `VCEK of chip 5c5c…`).
+    pub what: String,
+}
 
 /// How a simulated confidential VM is launched: what its reports say about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +159,15 @@ pub struct SimulatedEnvironment {
     launch: SimulatedLaunch,
     product: Product,
     measurement: [u8; 48],
+    /// The last CRL signed, shared by every issuer of this environment.
+    crl: Arc<Mutex<Option<SignedCrl>>>,
+}
+
+/// A CRL and what it was signed from.
+struct SignedCrl {
+    der: Vec<u8>,
+    revocations: SimulatedRevocations,
+    signed_at: SystemTime,
 }
 
 impl std::fmt::Debug for SimulatedEnvironment {
@@ -191,6 +235,7 @@ impl SimulatedEnvironment {
             launch,
             product,
             measurement,
+            crl: Arc::default(),
         })
     }
 
@@ -249,6 +294,7 @@ impl SimulatedEnvironment {
             launch,
             product,
             measurement,
+            crl: Arc::default(),
         })
     }
 
@@ -318,11 +364,121 @@ impl SimulatedEnvironment {
         Ok(guest)
     }
 
-    /// An attestation issuer for `guest` on this platform.
+    /// An attestation issuer for `guest` on this platform; its documents carry the current
+    /// CRL ([`SimulatedEnvironment::crl`]).
     #[must_use]
     pub fn issuer(&self, guest: SimulatedGuest) -> Arc<dyn Issuer> {
-        Arc::new(SimulatedIssuer::new(Arc::clone(&self.platform), guest))
+        let environment = self.clone();
+        Arc::new(
+            SimulatedIssuer::new(Arc::clone(&self.platform), guest).with_crl(Arc::new(move || {
+                environment.crl(SystemTime::now()).map_err(|e| {
+                    contrast_sim::SimError::InvalidFile {
+                        name: REVOCATIONS_FILE,
+                        reason: e.to_string(),
+                    }
+                })
+            })),
+        )
     }
+
+    /// What the simulated AMD has revoked (empty without `revocations.json`).
+    ///
+    /// # Errors
+    /// [`TeeError::Io`] or [`TeeError::Invalid`] naming the file.
+    pub fn revocations(&self) -> Result<SimulatedRevocations, TeeError> {
+        let path = self.dir.join(REVOCATIONS_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SimulatedRevocations::default());
+            }
+            Err(source) => return Err(TeeError::Io { path, source }),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| TeeError::Invalid {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Revokes the certificate with `serial` (big-endian) at `now`: it is added to
+    /// `revocations.json` (atomically; a serial already listed is left as it is), and every
+    /// CRL signed from then on lists it. `what` says what it is, for people.
+    ///
+    /// # Errors
+    /// As [`SimulatedEnvironment::revocations`]; [`TeeError::Io`] if the file cannot be
+    /// written.
+    pub fn revoke(&self, serial: &[u8], what: &str, now: SystemTime) -> Result<bool, TeeError> {
+        let mut revocations = self.revocations()?;
+        let serial = hex::encode(serial);
+        if revocations.revoked.iter().any(|r| r.serial == serial) {
+            return Ok(false);
+        }
+        revocations.revoked.push(SimulatedRevocation {
+            serial,
+            revoked_at: unix_seconds(now),
+            what: what.to_owned(),
+        });
+        let path = self.dir.join(REVOCATIONS_FILE);
+        let json = serde_json::to_vec_pretty(&revocations).map_err(|e| TeeError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        contrast_fs::write_atomic(&path, &json, Some(0o644)).map_err(|e| TeeError::Io {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(true)
+    }
+
+    /// The simulated ARK's CRL at `now`: the revocations of `revocations.json`, thisUpdate a
+    /// few minutes before `now`, nextUpdate [`CRL_VALIDITY`] after. The signed CRL is kept and
+    /// handed out again until the revocations change or it is an hour old.
+    ///
+    /// # Errors
+    /// As [`SimulatedEnvironment::revocations`]; [`TeeError::Simulation`] if signing fails.
+    pub fn crl(&self, now: SystemTime) -> Result<Vec<u8>, TeeError> {
+        let revocations = self.revocations()?;
+        let mut cached = self.crl.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signed) = cached.as_ref()
+            && signed.revocations == revocations
+            && now
+                .duration_since(signed.signed_at)
+                .is_ok_and(|age| age < CRL_REFRESH)
+        {
+            return Ok(signed.der.clone());
+        }
+        let revoked = revocations
+            .revoked
+            .iter()
+            .map(|r| {
+                Ok(Revocation {
+                    serial: hex::decode(&r.serial).map_err(|e| TeeError::Invalid {
+                        path: self.dir.join(REVOCATIONS_FILE),
+                        reason: format!("serial {:?} is not hex: {e}", r.serial),
+                    })?,
+                    revoked_at: UNIX_EPOCH + Duration::from_secs(r.revoked_at),
+                })
+            })
+            .collect::<Result<Vec<_>, TeeError>>()?;
+        let der = self.platform.crl(&CrlContents {
+            revoked,
+            this_update: now.checked_sub(CRL_BACKDATE).unwrap_or(now),
+            next_update: now + CRL_VALIDITY,
+            // Increases with every signing, as AMD's does with every issue.
+            number: unix_seconds(now),
+        })?;
+        *cached = Some(SignedCrl {
+            der: der.clone(),
+            revocations,
+            signed_at: now,
+        });
+        Ok(der)
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |duration| duration.as_secs())
 }
 
 /// Deviations from an environment's launch configuration for one VM.
@@ -448,6 +604,97 @@ mod tests {
         let document = env.issuer(guest).issue(&[3; 64]).unwrap();
         let parsed = SnpEvidence::parse(&document).unwrap();
         assert_eq!(parsed.report_data(), [3; 64]);
+    }
+
+    /// Every document carries a CRL the production verifier accepts with the CRL required; a
+    /// VCEK revoked in `revocations.json` is refused by name, the next chip is not.
+    #[test]
+    fn documents_carry_a_crl_and_a_revoked_vcek_is_refused() {
+        use contrast_attest::chain::{CertRole, CrlPolicy, TrustAnchor};
+        use contrast_attest::{Error, RevocationStatus, UnixTime, verify_report};
+        let (_dir, env) = environment();
+        let (revoked_chip, other_chip) = ([0x11; 64], [0x22; 64]);
+        let anchor = TrustAnchor::Pinned {
+            ark_der_sha256: env.platform().ark_fingerprint(),
+            product: Product::Milan,
+        };
+        let now = UnixTime::from_secs(unix_seconds(SystemTime::now()));
+        let verify = |chip: [u8; 64]| {
+            let document = env
+                .issuer(env.guest(chip, [0; 32]).unwrap())
+                .issue(&[3; 64])
+                .unwrap();
+            let evidence = SnpEvidence::parse(&document).unwrap();
+            verify_report(
+                evidence.report(),
+                &evidence,
+                &anchor,
+                now,
+                CrlPolicy::Required,
+                None,
+            )
+            .map(|verified| verified.revocation)
+        };
+        assert!(matches!(
+            verify(revoked_chip),
+            Ok(RevocationStatus::Checked { .. })
+        ));
+
+        let serial = env
+            .platform()
+            .vcek_serial(&revoked_chip, env.launch().tcb.into());
+        assert!(
+            env.revoke(&serial, "VCEK of chip 11…", SystemTime::now())
+                .unwrap()
+        );
+        assert!(
+            !env.revoke(&serial, "again", SystemTime::now()).unwrap(),
+            "a serial is listed once"
+        );
+        assert_eq!(env.revocations().unwrap().revoked.len(), 1);
+        assert_eq!(
+            verify(revoked_chip).unwrap_err(),
+            Error::Revoked {
+                role: CertRole::Vcek,
+                serial
+            }
+        );
+        assert!(verify(other_chip).is_ok());
+        // Another process loading the environment sees the revocation too.
+        let loaded = SimulatedEnvironment::load(env.dir()).unwrap();
+        assert_eq!(loaded.revocations().unwrap(), env.revocations().unwrap());
+    }
+
+    #[test]
+    fn the_crl_is_reused_until_the_revocations_change_or_it_ages() {
+        let (_dir, env) = environment();
+        let now = SystemTime::now();
+        let first = env.crl(now).unwrap();
+        assert_eq!(env.crl(now + Duration::from_secs(60)).unwrap(), first);
+        let aged = env.crl(now + CRL_REFRESH + Duration::from_secs(1)).unwrap();
+        assert_ne!(aged, first);
+        env.revoke(&[1, 2, 3], "test", now).unwrap();
+        assert_ne!(
+            env.crl(now + CRL_REFRESH + Duration::from_secs(2)).unwrap(),
+            aged
+        );
+    }
+
+    #[test]
+    fn a_malformed_revocations_file_is_named() {
+        let (dir, env) = environment();
+        fs::write(dir.path().join(REVOCATIONS_FILE), b"{\"revoked\": 7}").unwrap();
+        match env.crl(SystemTime::now()) {
+            Err(TeeError::Invalid { path, .. }) => {
+                assert_eq!(path, dir.path().join(REVOCATIONS_FILE));
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(
+            env.issuer(env.guest([1; 64], [0; 32]).unwrap())
+                .issue(&[0; 64])
+                .is_err()
+        );
     }
 
     #[test]
