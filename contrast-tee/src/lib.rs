@@ -194,7 +194,8 @@ impl TeeArgs {
     ) -> Result<(Arc<dyn Issuer>, Option<PathBuf>), TeeError> {
         match self.tee {
             TeeKind::Snp => {
-                let issuer = snp::SnpIssuer::open(self.snp_certs_dir.as_deref())?;
+                let issuer =
+                    snp::SnpIssuer::open(self.snp_certs_dir.as_deref(), snp::MissingVcek::Refuse)?;
                 Ok((Arc::new(issuer), None))
             }
             #[cfg(not(feature = "simulated"))]

@@ -25,8 +25,10 @@
 //! them are host-supplied and only *presented*: the verifier's pinned ARK makes them
 //! trustworthy or not. Without a VCEK from either, [`SnpIssuer::open`] fails.
 //!
-//! Gap: the VCEK is not fetched from AMD's KDS at run time (upstream's issuer does so when the
-//! host supplies no certificates). Operators provide `--snp-certs-dir` instead.
+//! Third, collateral the binary fetched (from the KDS, a collateral proxy or a cache, with
+//! `contrast-kds`) and handed in with [`SnpIssuer::supply`]: the VCEK for the chip and TCB of
+//! [`SnpIssuer::chip`], the CA chain and the CRL. The CRL travels in the document (upstream's
+//! extras key) so verifiers can require one; the host's table rarely carries it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -265,11 +267,48 @@ impl DirCertificates {
     }
 }
 
+/// What to do when neither the host's table nor `--snp-certs-dir` has a VCEK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingVcek {
+    /// Refuse to open, saying where a VCEK can come from.
+    Refuse,
+    /// Open: the caller fetches one for [`SnpIssuer::chip`] and hands it in with
+    /// [`SnpIssuer::supply`] (until then, issuing fails naming the gap).
+    Supplied,
+}
+
+/// What this machine's reports say about it: what to fetch collateral for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChipInfo {
+    /// CHIP_ID (all zero if the guest policy masks it).
+    pub chip_id: [u8; 64],
+    /// REPORTED_TCB, the raw 8 bytes (their layout depends on the product).
+    pub reported_tcb_raw: [u8; 8],
+    /// The product the report's CPUID fields name (reports v3 and later), if any.
+    pub cpuid_product: Option<contrast_attest::Product>,
+}
+
+/// Collateral handed in by the caller ([`SnpIssuer::supply`]), used where the host's table and
+/// `--snp-certs-dir` have none. Presented only: the verifier's pinned roots decide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SuppliedCollateral {
+    /// The VCEK for [`SnpIssuer::chip`] (DER).
+    pub vcek: Option<Vec<u8>>,
+    /// The ASK (DER).
+    pub ask: Option<Vec<u8>>,
+    /// The ARK (DER).
+    pub ark: Option<Vec<u8>>,
+    /// The ARK-signed CRL (DER).
+    pub crl: Option<Vec<u8>>,
+}
+
 /// Issues attestation documents from the SEV-SNP guest interface of the kernel.
 #[derive(Debug)]
 pub struct SnpIssuer {
     source: ReportSource,
     dir_certificates: DirCertificates,
+    chip: ChipInfo,
+    supplied: std::sync::RwLock<SuppliedCollateral>,
     /// Serialises requests on a shared configfs-tsm entry.
     entry_lock: Mutex<()>,
 }
@@ -281,7 +320,7 @@ impl SnpIssuer {
     /// # Errors
     /// [`TeeError::Snp`] if neither interface exists or no VCEK is available (see
     /// [`SnpIssuer::with_source`]); [`TeeError::Io`] naming the file that failed.
-    pub fn open(certs_dir: Option<&Path>) -> Result<Self, TeeError> {
+    pub fn open(certs_dir: Option<&Path>, missing_vcek: MissingVcek) -> Result<Self, TeeError> {
         let source = if Path::new(CONFIGFS_TSM_REPORT_ROOT).is_dir() {
             ReportSource::ConfigfsTsm {
                 root: PathBuf::from(CONFIGFS_TSM_REPORT_ROOT),
@@ -295,37 +334,57 @@ impl SnpIssuer {
                  or use --tee simulated --sim-dir DIR"
             )));
         };
-        Self::with_source(source, certs_dir)
+        Self::with_source(source, certs_dir, missing_vcek)
     }
 
     /// An issuer over `source`. Makes one probe request (report data all zero) to check the
-    /// interface and whether the host's certificate table carries the VCEK; if it does not,
-    /// `certs_dir` must hold one.
+    /// interface, learn the chip ([`SnpIssuer::chip`]) and whether the host's certificate table
+    /// carries the VCEK; if neither it nor `certs_dir` has one, `missing_vcek` decides.
     ///
     /// # Errors
-    /// [`TeeError::Snp`] for an unusable interface, a malformed certificate table or
-    /// certificate file, or no VCEK; [`TeeError::Io`] naming the file that failed.
-    pub fn with_source(source: ReportSource, certs_dir: Option<&Path>) -> Result<Self, TeeError> {
+    /// [`TeeError::Snp`] for an unusable interface, a malformed report, certificate table or
+    /// certificate file, or no VCEK under [`MissingVcek::Refuse`]; [`TeeError::Io`] naming the
+    /// file that failed.
+    pub fn with_source(
+        source: ReportSource,
+        certs_dir: Option<&Path>,
+        missing_vcek: MissingVcek,
+    ) -> Result<Self, TeeError> {
         let dir_certificates = certs_dir
             .map(DirCertificates::load)
             .transpose()?
             .unwrap_or_default();
-        let issuer = Self {
+        let mut issuer = Self {
             source,
             dir_certificates,
+            chip: ChipInfo {
+                chip_id: [0; 64],
+                reported_tcb_raw: [0; 8],
+                cpuid_product: None,
+            },
+            supplied: std::sync::RwLock::default(),
             entry_lock: Mutex::new(()),
         };
-        let auxblob = match &issuer.source {
+        let (report, auxblob) = match &issuer.source {
             ReportSource::SevGuestDevice => {
                 open_device()?;
-                Vec::new()
+                (device_report(&[0; 64])?, Vec::new())
             }
-            _ => issuer.request(&[0; 64])?.1,
+            _ => issuer.request(&[0; 64])?,
+        };
+        let unverified = contrast_attest::UnverifiedReport::from_bytes(&report).map_err(|e| {
+            TeeError::Snp(format!("{}: the probe report: {e}", issuer.source_name()))
+        })?;
+        issuer.chip = ChipInfo {
+            chip_id: *unverified.chip_id(),
+            reported_tcb_raw: unverified.reported_tcb_raw(),
+            cpuid_product: unverified.cpuid_product().ok().flatten(),
         };
         let table = host_table(&auxblob)?;
         if table.get(&CertTableEntry::Vcek.guid()).is_none()
             && table.get(&CertTableEntry::Vlek.guid()).is_none()
             && issuer.dir_certificates.vcek.is_none()
+            && missing_vcek == MissingVcek::Refuse
         {
             let tried = match certs_dir {
                 Some(dir) => format!("{} has neither vcek.der nor vcek.pem", dir.display()),
@@ -334,11 +393,26 @@ impl SnpIssuer {
             return Err(TeeError::Snp(format!(
                 "no vcek: the host supplies no certificates with the report ({}) and {tried}; \
                  provide --snp-certs-dir with this chip's vcek.der (from AMD KDS) and ask.pem, \
-                 ark.pem (contrast-rs does not fetch from KDS at run time)",
+                 ark.pem, or let the binary fetch it from the KDS",
                 issuer.source_name()
             )));
         }
         Ok(issuer)
+    }
+
+    /// The chip and TCB this machine's reports name: what collateral to fetch.
+    #[must_use]
+    pub fn chip(&self) -> &ChipInfo {
+        &self.chip
+    }
+
+    /// Hands in collateral for documents whose host table and `--snp-certs-dir` lack it (a
+    /// fetched VCEK and CA chain, a fresh CRL); replaces what was supplied before.
+    pub fn supply(&self, collateral: SuppliedCollateral) {
+        *self
+            .supplied
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = collateral;
     }
 
     /// The source this issuer reads reports from.
@@ -396,18 +470,20 @@ impl SnpIssuer {
         }
         let table = host_table(&auxblob)?;
         let dir = &self.dir_certificates;
+        let supplied = self.supplied.read().unwrap_or_else(PoisonError::into_inner);
         let table_ask = table.get(&CertTableEntry::Ask.guid());
+        let ask = table_ask.or(dir.ask.as_deref()).or(supplied.ask.as_deref());
         let (leaf_kind, leaf, intermediate) = match (
             table.get(&CertTableEntry::Vlek.guid()),
             table.get(&CertTableEntry::Vcek.guid()),
-            dir.vcek.as_deref(),
+            dir.vcek.as_deref().or(supplied.vcek.as_deref()),
         ) {
             (Some(vlek), _, _) => (LeafKind::Vlek, vlek, table_ask),
-            (None, Some(vcek), _) => (LeafKind::Vcek, vcek, table_ask.or(dir.ask.as_deref())),
-            (None, None, Some(vcek)) => (LeafKind::Vcek, vcek, table_ask.or(dir.ask.as_deref())),
+            (None, Some(vcek), _) | (None, None, Some(vcek)) => (LeafKind::Vcek, vcek, ask),
             (None, None, None) => {
                 return Err(TeeError::Snp(format!(
-                    "no vcek: {} supplied no certificates and --snp-certs-dir has none",
+                    "no vcek: {} supplied no certificates, --snp-certs-dir has none and none \
+                     was fetched",
                     self.source_name()
                 )));
             }
@@ -418,9 +494,14 @@ impl SnpIssuer {
             .ark(
                 table
                     .get(&CertTableEntry::Ark.guid())
-                    .or(dir.ark.as_deref()),
+                    .or(dir.ark.as_deref())
+                    .or(supplied.ark.as_deref()),
             )
-            .crl(table.get(&CertTableEntry::Crl.guid()))
+            .crl(
+                table
+                    .get(&CertTableEntry::Crl.guid())
+                    .or(supplied.crl.as_deref()),
+            )
             .encode()
             .map_err(|e| TeeError::Snp(format!("encoding the attestation document: {e}")))
     }
@@ -553,6 +634,7 @@ mod tests {
                 entry: dir.path().to_path_buf(),
             },
             None,
+            MissingVcek::Refuse,
         )
         .unwrap();
         assert_eq!(issuer.oid(), SNP_ATTESTATION_OID);
@@ -595,7 +677,11 @@ mod tests {
             entry: dir.path().to_path_buf(),
         };
 
-        let message = snp_error(SnpIssuer::with_source(entry.clone(), None));
+        let message = snp_error(SnpIssuer::with_source(
+            entry.clone(),
+            None,
+            MissingVcek::Refuse,
+        ));
         assert!(message.contains("provide --snp-certs-dir"), "{message}");
         assert!(
             message.contains("no --snp-certs-dir was given"),
@@ -603,7 +689,11 @@ mod tests {
         );
 
         let certs = tempfile::tempdir().unwrap();
-        let empty = snp_error(SnpIssuer::with_source(entry.clone(), Some(certs.path())));
+        let empty = snp_error(SnpIssuer::with_source(
+            entry.clone(),
+            Some(certs.path()),
+            MissingVcek::Refuse,
+        ));
         assert!(
             empty.contains("has neither vcek.der nor vcek.pem"),
             "{empty}"
@@ -615,7 +705,8 @@ mod tests {
         std::fs::write(certs.path().join("vcek.der"), &evidence.vcek_der).unwrap();
         std::fs::write(certs.path().join("ask.pem"), pem(&evidence.ask_der)).unwrap();
         std::fs::write(certs.path().join("ark.pem"), pem(&evidence.ark_der)).unwrap();
-        let issuer = SnpIssuer::with_source(entry, Some(certs.path())).unwrap();
+        let issuer =
+            SnpIssuer::with_source(entry, Some(certs.path()), MissingVcek::Refuse).unwrap();
         let bytes = issuer.issue(&report_data).unwrap();
         let document = SnpEvidence::parse(&bytes).unwrap();
         assert_eq!(
@@ -631,11 +722,57 @@ mod tests {
                 entry: dir.path().to_path_buf(),
             },
             Some(certs.path()),
+            MissingVcek::Refuse,
         ));
         assert!(
             bad.contains("ark.pem: not a PEM `CERTIFICATE` block"),
             "{bad}"
         );
+    }
+
+    /// Without a VCEK from the host or a directory, the caller may fetch one: the issuer names
+    /// the chip and TCB to fetch for, refuses to issue until collateral is supplied, then puts
+    /// the supplied VCEK, chain and CRL into the document.
+    #[test]
+    fn supplied_collateral_fills_what_the_host_lacks() {
+        let report_data = [0x44; 64];
+        let evidence = guest().evidence(platform(), &report_data).unwrap();
+        let dir = fake_entry(&evidence.report, &[], "sev_guest");
+        let issuer = SnpIssuer::with_source(
+            ReportSource::ConfigfsTsmEntry {
+                entry: dir.path().to_path_buf(),
+            },
+            None,
+            MissingVcek::Supplied,
+        )
+        .unwrap();
+        let chip = issuer.chip();
+        assert_eq!(chip.chip_id, guest().chip_id);
+        assert_eq!(
+            chip.reported_tcb_raw,
+            guest().reported_tcb.to_bytes(Product::Milan)
+        );
+        match issuer.issue(&report_data) {
+            Err(IssueError::Platform { reason }) => {
+                assert!(reason.contains("none was fetched"), "{reason}");
+            }
+            other => panic!("expected a platform error, got {other:?}"),
+        }
+        let crl = b"crl bytes are only presented".to_vec();
+        issuer.supply(SuppliedCollateral {
+            vcek: Some(evidence.vcek_der.clone()),
+            ask: Some(evidence.ask_der.clone()),
+            ark: Some(evidence.ark_der.clone()),
+            crl: Some(crl.clone()),
+        });
+        let document = SnpEvidence::parse(&issuer.issue(&report_data).unwrap()).unwrap();
+        assert_eq!(
+            document.leaf(LeafKind::Vcek),
+            Some(evidence.vcek_der.as_slice())
+        );
+        assert_eq!(document.intermediate(), Some(evidence.ask_der.as_slice()));
+        assert_eq!(document.ark(), Some(evidence.ark_der.as_slice()));
+        assert_eq!(document.crl(), Some(crl.as_slice()));
     }
 
     #[test]
@@ -646,6 +783,7 @@ mod tests {
                 entry: dir.path().to_path_buf(),
             },
             None,
+            MissingVcek::Refuse,
         ));
         assert!(
             message.contains("the configfs-tsm provider is \"tdx_guest\", expected \"sev_guest\""),
@@ -684,13 +822,18 @@ mod tests {
                 entry: dir.path().to_path_buf(),
             },
             None,
+            MissingVcek::Refuse,
         ) {
             Err(TeeError::Io { path, .. }) => assert_eq!(path, dir.path().join("generation")),
             other => panic!("expected TeeError::Io, got {other:?}"),
         }
         // A fresh-entry source whose root does not exist fails at mkdir.
         let root = dir.path().join("no-such-root");
-        match SnpIssuer::with_source(ReportSource::ConfigfsTsm { root: root.clone() }, None) {
+        match SnpIssuer::with_source(
+            ReportSource::ConfigfsTsm { root: root.clone() },
+            None,
+            MissingVcek::Refuse,
+        ) {
             Err(TeeError::Io { path, .. }) => assert!(path.starts_with(&root), "{path:?}"),
             other => panic!("expected TeeError::Io, got {other:?}"),
         }
