@@ -6,6 +6,7 @@ use std::sync::Arc;
 use contrast_attest::CrlPolicy;
 use contrast_store::{HistoryStore, Store};
 
+use crate::admission::UpdateSlots;
 use crate::environment::{Clock, Entropy};
 use crate::error::Error;
 use crate::state::{Guard, HeadObservation, Phase, State};
@@ -53,6 +54,8 @@ impl Options {
 pub struct Coordinator<S, P> {
     pub(crate) guard: Guard<S>,
     pub(crate) peers: P,
+    /// Manifest updates in progress ([`Coordinator::admit_update`]).
+    pub(crate) updates: UpdateSlots,
 }
 
 impl<S, P> std::fmt::Debug for Coordinator<S, P> {
@@ -83,6 +86,7 @@ impl<S: Store, P> Coordinator<S, P> {
                 entropy,
             ),
             peers,
+            updates: UpdateSlots::default(),
         }
     }
 

@@ -152,6 +152,18 @@ pub enum Error {
     /// Another recovery or update replaced the state during a recovery.
     #[error("coordinator state was updated concurrently during recovery")]
     Replaced,
+    /// As many manifest updates of this kind of caller as may be processed at once
+    /// ([`MANIFEST_UPDATES_IN_FLIGHT`](contrast_core::api::MANIFEST_UPDATES_IN_FLIGHT)) are in
+    /// progress; nothing of this request was read.
+    #[error(
+        "another manifest update {} is in progress; nothing of this request was read, retry later",
+        if *.by_owner_key { "by a workload owner's key" } else { "without a workload owner's key" }
+    )]
+    UpdateBusy {
+        /// Whether the caller's TLS key is a workload owner's (the two kinds have their own
+        /// slots).
+        by_owner_key: bool,
+    },
 
     /// The mesh client's attestation was refused in the handshake (rejection deferred so that
     /// the client learns why).
@@ -238,6 +250,7 @@ impl Error {
             | Self::TransitionMismatch(_)
             | Self::HeadMoved { .. }
             | Self::Replaced => ErrorCode::ManifestConflict,
+            Self::UpdateBusy { .. } => ErrorCode::Busy,
             Self::Internal { .. } => ErrorCode::Internal,
         }
     }
@@ -253,6 +266,7 @@ impl Error {
             Self::Certificate(_) => "certificate",
             Self::RoleNotAllowed { .. } => "not_coordinator",
             Self::Internal { .. } => "internal",
+            Self::UpdateBusy { .. } => "busy",
             Self::NoManifest | Self::NothingToRecover => "no_manifest",
             Self::NeedsRecovery => "needs_recovery",
             Self::ConnectionOutdated { .. } => "outdated",

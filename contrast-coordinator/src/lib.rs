@@ -31,6 +31,7 @@
 //!
 //! | request | method | rule |
 //! |---|---|---|
+//! | may a set-manifest request be read | [`Coordinator::admit_update`] | before the body: refuse a key that cannot be authorised when no detached signature can be; at most [`MANIFEST_UPDATES_IN_FLIGHT`](contrast_core::api::MANIFEST_UPDATES_IN_FLIGHT) updates at once |
 //! | set manifest | [`Coordinator::set_manifest`] | first set: new seed and salt, seed shares; later: a workload owner's key or detached signature, seed-share owners unchanged, optional expected previous transition; every set rotates the mesh CA |
 //! | get manifests | [`Coordinator::manifests`] | active only |
 //! | user recovery | [`Coordinator::recover`] | needs recovery or stale; the seed-share owner's RSA key; refused while ready peers exist unless forced; the seed must verify the stored history |
@@ -40,6 +41,7 @@
 //! | evidence | [`Coordinator::attest`] | active only; report data binds nonce, head, root and mesh CA |
 #![forbid(unsafe_code)]
 
+mod admission;
 mod coordinator;
 mod environment;
 mod error;
@@ -49,6 +51,7 @@ mod recovery;
 mod state;
 mod user;
 
+pub use admission::UpdateAdmission;
 pub use coordinator::{Coordinator, Options};
 pub use environment::{Clock, Entropy, OsEntropy, SystemClock};
 pub use error::{Error, PeerRecoveryError};

@@ -7,13 +7,14 @@ use contrast_core::api::{RecoverRequest, SetManifestRequest};
 use contrast_core::history::{Hash, HistoryError};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::{
-    WorkloadOwnerPublicKey, authorize_recovery, authorize_update_by_key,
-    check_seedshare_owners_unchanged, next_transition_hash, verify_update_signature,
+    authorize_recovery, check_seedshare_owners_unchanged, next_transition_hash,
+    verify_update_signature,
 };
 use contrast_core::seed::{Salt, Seed, SeedEngine};
 use contrast_core::seedshare::{SeedShareDocument, encrypt_seed_shares};
 use contrast_store::{HistoryStoreError, Store};
 
+use crate::admission::authorize_by_key;
 use crate::coordinator::Coordinator;
 use crate::error::Error;
 use crate::recovery::PeerDirectory;
@@ -274,14 +275,7 @@ fn authorize_update(
         .map_err(Error::Unauthorized)?;
         return Ok(());
     }
-    let spki = caller_spki.ok_or(Error::NoOwnerCredential)?;
-    let key = WorkloadOwnerPublicKey::from_pkix_der(spki).map_err(Error::NotAnOwnerKey)?;
-    authorize_update_by_key(
-        current.workload_owner_pub_keys.as_deref(),
-        current.workload_owner_key_digests.as_deref(),
-        &key,
-    )
-    .map_err(Error::Unauthorized)
+    authorize_by_key(current, caller_spki)
 }
 
 fn update_error(error: UpdateError) -> Error {

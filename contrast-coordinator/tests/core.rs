@@ -1514,3 +1514,132 @@ async fn user_recovery_refuses_a_history_without_the_transition_the_caller_saw()
         .unwrap();
     assert_eq!(state.generation(), 1);
 }
+
+// ---- admission of manifest updates before their request is read ----------------------------
+
+/// A Coordinator whose manifest in force authorises updates by key digest only (upstream's old
+/// schema): no detached signature can authorise an update.
+async fn initialized_with_key_digests_only() -> (support::Core, Deployment) {
+    let store = MemoryStore::new();
+    let core = core(&store, &TestPeers::default(), 1);
+    let deployment = Deployment::new();
+    let mut manifest = deployment.manifest();
+    manifest.workload_owner_pub_keys = None;
+    manifest.workload_owner_key_digests =
+        Some(vec![hex::encode(deployment.owner.public_key().digest())]);
+    core.set_manifest(deployment.request(&manifest), None)
+        .await
+        .unwrap();
+    (core, deployment)
+}
+
+#[tokio::test]
+async fn a_caller_no_signature_can_authorise_is_refused_before_its_request_is_read() {
+    let (core, deployment) = initialized_with_key_digests_only().await;
+    let stranger = WorkloadOwnerPrivateKey::generate(&mut rand_core::OsRng).unwrap();
+    let stranger_spki = stranger.public_key().pkix_der().to_vec();
+    // The same refusals set_manifest answers for these callers.
+    for (caller, expected) in [
+        (None, "NoOwnerCredential"),
+        (Some(stranger_spki.as_slice()), "NotAnOwner"),
+        (Some(deployment.seedshare_spki.as_slice()), "NotAnOwnerKey"),
+    ] {
+        let admitted = core.admit_update(caller).await.unwrap_err();
+        let set = core
+            .set_manifest(deployment.request(&deployment.manifest()), caller)
+            .await
+            .unwrap_err();
+        assert!(format!("{admitted:?}").contains(expected), "{admitted:?}");
+        assert_eq!(admitted.to_string(), set.to_string());
+        assert_eq!(admitted.code(), set.code());
+        assert_code(&admitted, ErrorCode::PermissionDenied);
+    }
+    // The owner's key is admitted, by key.
+    let admission = core
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap();
+    assert!(admission.by_owner_key());
+}
+
+#[tokio::test]
+async fn a_caller_a_signature_may_authorise_is_admitted_to_be_decided_on_its_request() {
+    // The manifest lists owner public keys (as `contrast generate` writes it): a request
+    // without a key may carry a detached signature, so it must be read.
+    let (_, _, core, deployment, _) = initialized().await;
+    let admission = core.admit_update(None).await.unwrap();
+    assert!(!admission.by_owner_key());
+    drop(admission);
+    // An immutable manifest (no owner keys at all) refuses even the former owner's key.
+    let store = MemoryStore::new();
+    let immutable = support::core(&store, &TestPeers::default(), 1);
+    let mut manifest = deployment.manifest();
+    manifest.workload_owner_pub_keys = None;
+    immutable
+        .set_manifest(deployment.request(&manifest), None)
+        .await
+        .unwrap();
+    let error = immutable
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Unauthorized(AuthorizationError::UpdatesDisabled)
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_updates_are_bounded_per_kind_of_caller_and_a_slot_frees_when_dropped() {
+    let (_, _, core, deployment, _) = initialized().await;
+    let anonymous = core.admit_update(None).await.unwrap();
+    let error = core.admit_update(None).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::UpdateBusy {
+                by_owner_key: false
+            }
+        ),
+        "{error}"
+    );
+    assert_code(&error, ErrorCode::Busy);
+    // A flood without an owner's key does not keep the owner out.
+    let owner = core
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap();
+    let error = core
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::UpdateBusy { by_owner_key: true }),
+        "{error}"
+    );
+    drop(anonymous);
+    drop(owner);
+    let _anonymous = core.admit_update(None).await.unwrap();
+    let _owner = core
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_first_set_is_admitted_without_a_key_and_a_restarted_coordinator_refuses() {
+    let store = MemoryStore::new();
+    let peers = TestPeers::default();
+    let fresh = core(&store, &peers, 1);
+    assert!(!fresh.admit_update(None).await.unwrap().by_owner_key());
+    let (store, peers, _, deployment, _) = initialized().await;
+    let restarted = core(&store, &peers, 2);
+    let error = restarted
+        .admit_update(Some(&deployment.owner_spki()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+}

@@ -29,6 +29,11 @@ pub const OPS_PORT: u16 = 9102;
 pub const ATTEST_BODY_LIMIT: usize = 1024;
 /// Largest accepted manifest-setting request body, as upstream.
 pub const MANIFEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Manifest updates whose requests a Coordinator reads and processes at once: one by a caller
+/// whose TLS key is a workload owner's, one by anybody else (the first set, or an update that
+/// may carry a detached signature). A further update is refused with [`ErrorCode::Busy`] before
+/// its body is read; the refusal is safe to retry.
+pub const MANIFEST_UPDATES_IN_FLIGHT: usize = 2;
 /// Upstream's message when no manifest is set yet (GetManifests, `/attest`): clients of an
 /// upstream Coordinator, which sends no `contrast-error-code`, recognise the state by it.
 pub const NO_MANIFEST_MESSAGE: &str = "no manifest configured";
@@ -519,6 +524,9 @@ pub enum ErrorCode {
     /// The store holds a history head no replica of the deployment can have written; the
     /// Coordinator refuses to serve until the store is repaired (412; contrast-rs only).
     HistoryTampered,
+    /// Too many manifest updates are in progress; nothing of the request was read, retry
+    /// later (503; contrast-rs only).
+    Busy,
     /// Anything else went wrong on the server (500).
     Internal,
     /// A code this version does not know.
@@ -539,6 +547,7 @@ impl ErrorCode {
             Self::ManifestConflict => "manifest_conflict",
             Self::ApiVersionTooOld => "api_version_too_old",
             Self::HistoryTampered => "history_tampered",
+            Self::Busy => "busy",
             Self::Internal => "internal",
             Self::Other(code) => code,
         }
@@ -555,6 +564,7 @@ impl ErrorCode {
             | Self::AlreadyRecovered
             | Self::ManifestConflict
             | Self::HistoryTampered => 412,
+            Self::Busy => 503,
             Self::Internal | Self::Other(_) => 500,
         }
     }
@@ -573,6 +583,7 @@ impl ErrorCode {
             "manifest_conflict" => Self::ManifestConflict,
             "api_version_too_old" => Self::ApiVersionTooOld,
             "history_tampered" => Self::HistoryTampered,
+            "busy" => Self::Busy,
             "internal" => Self::Internal,
             other => Self::Other(other.to_owned()),
         }
@@ -769,6 +780,8 @@ mod tests {
             ErrorCode::AlreadyRecovered,
             ErrorCode::ManifestConflict,
             ErrorCode::ApiVersionTooOld,
+            ErrorCode::HistoryTampered,
+            ErrorCode::Busy,
             ErrorCode::Internal,
         ] {
             let body = ErrorResponse::new(code.clone(), "x");

@@ -1030,6 +1030,15 @@ pub fn authorize_update_by_key(
     }
 }
 
+/// Whether a detached update signature can authorise an update of a manifest whose
+/// `WorkloadOwnerPubKeys` are `current_pub_keys`: only a listed public key can verify one (key
+/// digests cannot). When it cannot, an update is decided by the caller's key alone, before its
+/// request is read.
+#[must_use]
+pub fn signature_may_authorize(current_pub_keys: &[String]) -> bool {
+    !current_pub_keys.is_empty()
+}
+
 /// Verifies a detached update signature (G3) against the current manifest's
 /// `WorkloadOwnerPubKeys` and returns the index of the key that signed.
 ///
@@ -1040,7 +1049,7 @@ pub fn verify_update_signature(
     next_transition_hash: &[u8; 32],
     signature_der: &[u8],
 ) -> Result<usize, AuthorizationError> {
-    if current_pub_keys.is_empty() {
+    if !signature_may_authorize(current_pub_keys) {
         return Err(AuthorizationError::UpdatesDisabled);
     }
     check_ecdsa_signature_der(signature_der).map_err(|e| {

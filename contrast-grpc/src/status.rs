@@ -18,6 +18,7 @@
 //! | manifest not JSON or invalid, bad seed or salt | `invalid_argument` | InvalidArgument |
 //! | no or wrong client key, updates disabled, seed-share owners changed, not a seed-share owner, policy not in manifest, role not `coordinator`, attestation refused | `permission_denied` | PermissionDenied |
 //! | a detached signature that does not verify | `invalid_signature` | PermissionDenied |
+//! | too many manifest updates in progress, nothing read (contrast-rs only; retry) | `busy` | Unavailable |
 //! | store or other internal failure | `internal` | Internal |
 //!
 //! Where upstream answers less specifically, ours says what the caller did wrong: a policy
@@ -49,6 +50,7 @@ pub fn grpc_code(code: &ErrorCode) -> Code {
         | ErrorCode::AlreadyRecovered
         | ErrorCode::ManifestConflict
         | ErrorCode::HistoryTampered => Code::FailedPrecondition,
+        ErrorCode::Busy => Code::Unavailable,
         ErrorCode::Internal => Code::Internal,
         _ => Code::Unknown,
     }
@@ -125,6 +127,7 @@ mod tests {
             (ErrorCode::AlreadyRecovered, Code::FailedPrecondition),
             (ErrorCode::ManifestConflict, Code::FailedPrecondition),
             (ErrorCode::HistoryTampered, Code::FailedPrecondition),
+            (ErrorCode::Busy, Code::Unavailable),
             (ErrorCode::ApiVersionTooOld, Code::PermissionDenied),
             (ErrorCode::Internal, Code::Internal),
             (ErrorCode::Other("teapot".into()), Code::Unknown),

@@ -9,8 +9,16 @@
 //! - `Recover`: a seed-share owner hands back seed and salt after a restart.
 //!
 //! Refusals carry upstream's gRPC code and the core's explanation ([`refusal`]).
+//!
+//! A `SetManifest` request (up to `contrast_grpc::USER_API_MAX_REQUEST`) is admitted before its
+//! body is read ([`AdmitUpdates`], the core's `admit_update`): a caller that cannot be
+//! authorised whatever it sends is refused at once, and only a few updates are read at a time.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use contrast_attest::atls::AtlsServer;
@@ -20,7 +28,10 @@ use contrast_core::api::{ApiLatestTransition, GetManifestsResponse, SeedSharesDo
 use contrast_grpc::server::{Acceptor, Connection, connection};
 use contrast_grpc::userapi::user_api_server::{UserApi as UserApiService, UserApiServer};
 use contrast_grpc::{method, userapi};
+use hyper::body::Incoming;
 use rand_core::OsRng;
+use tonic::body::Body;
+use tonic::codegen::Service;
 use tonic::{Request, Response, Status};
 
 use crate::Coordinator;
@@ -37,10 +48,83 @@ impl UserApi {
         Self { coordinator }
     }
 
-    /// The tonic service, with the user API's request size limit.
-    pub(crate) fn service(coordinator: Arc<Coordinator>) -> UserApiServer<Self> {
-        UserApiServer::new(Self::new(coordinator))
-            .max_decoding_message_size(contrast_grpc::USER_API_MAX_REQUEST)
+    /// The tonic service, with the user API's request size limit, behind the admission of
+    /// manifest updates.
+    pub(crate) fn service(coordinator: Arc<Coordinator>) -> AdmitUpdates<UserApiServer<Self>> {
+        AdmitUpdates {
+            inner: UserApiServer::new(Self::new(Arc::clone(&coordinator)))
+                .max_decoding_message_size(contrast_grpc::USER_API_MAX_REQUEST),
+            coordinator,
+        }
+    }
+}
+
+/// In front of the user API: a `SetManifest` call is first admitted by the core
+/// (`admit_update`, with the caller's TLS key from the connection) and only then handed to the
+/// service, which reads its body; the admission is held until the call is answered. A refusal
+/// is answered without polling the body, with the status the handler would answer (code,
+/// message, `contrast-error-code`). Other calls pass through.
+#[derive(Debug, Clone)]
+pub(crate) struct AdmitUpdates<S> {
+    inner: S,
+    coordinator: Arc<Coordinator>,
+}
+
+impl<S> Service<http::Request<Incoming>> for AdmitUpdates<S>
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Incoming>) -> Self::Future {
+        if request.uri().path() != method::SET_MANIFEST {
+            return Box::pin(self.inner.call(request));
+        }
+        // The clone is ready only after poll_ready: call the one that was polled.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let coordinator = Arc::clone(&self.coordinator);
+        Box::pin(async move {
+            let started = Instant::now();
+            let connection = request.extensions().get::<Arc<Connection<()>>>().cloned();
+            let caller = connection
+                .as_ref()
+                .and_then(|connection| connection.peer.as_ref())
+                .map(|peer| peer.spki_der.as_slice());
+            match coordinator.core.admit_update(caller).await {
+                Ok(admission) => {
+                    let response = inner.call(request).await;
+                    drop(admission);
+                    response
+                }
+                Err(error) => {
+                    let status = refusal(&error);
+                    coordinator.metrics.call(
+                        method::SET_MANIFEST,
+                        status.code(),
+                        started.elapsed(),
+                    );
+                    tracing::info!(
+                        method = method::SET_MANIFEST,
+                        remote = connection.map_or_else(String::new, |c| c.remote.to_string()),
+                        code = ?status.code(),
+                        message = status.message(),
+                        "user API request refused before its body was read"
+                    );
+                    Ok(status.into_http())
+                }
+            }
+        })
     }
 }
 

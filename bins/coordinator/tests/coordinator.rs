@@ -997,3 +997,71 @@ async fn metrics_are_opt_in_and_their_labels_a_fixed_set() {
     );
     assert!(metrics.len() < 20_000, "{} bytes", metrics.len());
 }
+
+/// Sends `request` over a raw gRPC client that encodes messages beyond the user API's limit
+/// (the SDK refuses to), with `key` as the client certificate.
+async fn raw_set_manifest(
+    coordinator: &CoordinatorProcess,
+    key: Option<contrast_attest::atls::AtlsKey>,
+    request: contrast_grpc::userapi::SetManifestRequest,
+) -> tonic::Status {
+    let mut atls = AtlsClient::new(coordinator_validator());
+    if let Some(key) = key {
+        atls = atls.with_key(std::sync::Arc::new(key));
+    }
+    let connected =
+        contrast_grpc::client::connect(&coordinator.user, &atls, Duration::from_secs(30))
+            .await
+            .unwrap();
+    let origin = connected.channel.origin();
+    let mut client = contrast_grpc::userapi::user_api_client::UserApiClient::with_origin(
+        connected.channel,
+        origin,
+    )
+    .max_encoding_message_size(usize::MAX);
+    client.set_manifest(request).await.unwrap_err()
+}
+
+/// Where no detached signature can authorise an update (the manifest in force lists owner key
+/// digests only), a caller without an owner's key is refused before its body is read: a body
+/// beyond the request limit is refused for the caller, not for its size. The owner's oversized
+/// request is read and refused for its size (4 MiB, as grpc-go receives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorised_update_is_refused_before_its_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let workloads = vec![Workload::new("web")];
+    let mut digests_only: serde_json::Value =
+        serde_json::from_slice(&manifest(&workloads, None)).unwrap();
+    digests_only["WorkloadOwnerKeyDigests"] =
+        serde_json::json!([hex::encode(owners().workload.public_key().digest())]);
+    coordinator
+        .user_client(None)
+        .set_manifest(&set_request(
+            serde_json::to_vec(&digests_only).unwrap(),
+            &workloads,
+        ))
+        .await
+        .unwrap();
+
+    let oversized = contrast_grpc::userapi::SetManifestRequest::from(set_request(
+        vec![b' '; contrast_grpc::USER_API_MAX_REQUEST + 1],
+        &workloads,
+    ));
+    let status = raw_set_manifest(&coordinator, None, oversized.clone()).await;
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        contrast_grpc::error_code(&status),
+        ErrorCode::PermissionDenied
+    );
+    let stranger = owner_atls_key(&stranger_key());
+    let status = raw_set_manifest(&coordinator, Some(stranger), oversized.clone()).await;
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // The owner is admitted; its request is read and is too large.
+    let owner = owner_atls_key(&owners().workload);
+    let status = raw_set_manifest(&coordinator, Some(owner), oversized).await;
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // The refusals were counted under the method.
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 1);
+}
