@@ -27,8 +27,11 @@ pub const OPS_PORT: u16 = 9102;
 
 /// Largest accepted `/attest` request body, as upstream.
 pub const ATTEST_BODY_LIMIT: usize = 1024;
-/// Largest accepted manifest-setting request body, as upstream.
-pub const MANIFEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Largest accepted manifest-setting request (manifest and policies), as upstream's gRPC
+/// server receives at most (grpc-go's default receive limit, 4 MiB). With
+/// [`MANIFEST_UPDATES_IN_FLIGHT`] it bounds the memory manifest updates can take (the
+/// Coordinator's memory limit, `contrast generate --coordinator-memory`, is sized by it).
+pub const MANIFEST_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Manifest updates whose requests a Coordinator reads and processes at once: one by a caller
 /// whose TLS key is a workload owner's, one by anybody else (the first set, or an update that
 /// may carry a detached signature). A further update is refused with [`ErrorCode::Busy`] before

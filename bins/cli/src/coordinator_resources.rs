@@ -17,7 +17,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use contrast_core::api::{EVIDENCE_API_PORT, MESH_API_PORT, OPS_PORT, USER_API_PORT};
+use contrast_core::api::{
+    EVIDENCE_API_PORT, MANIFEST_BODY_LIMIT, MANIFEST_UPDATES_IN_FLIGHT, MESH_API_PORT, OPS_PORT,
+    USER_API_PORT,
+};
 use contrast_core::kubernetes::{
     COORDINATOR_NAME, COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, EXPOSE_SERVICE_ANNOTATION,
     NAME_LABEL, POD_ROLE_ANNOTATION,
@@ -27,6 +30,31 @@ use crate::kube::RUNTIME_CLASS;
 
 /// Port of the probe and metrics server.
 pub const PROBE_PORT: i32 = OPS_PORT as i32;
+
+/// Default memory request and limit of the Coordinator (`generate --coordinator-memory`), in
+/// MiB. It must hold the idle Coordinator and the manifest updates it processes at once: at most
+/// [`MANIFEST_UPDATES_IN_FLIGHT`] requests of at most [`MANIFEST_BODY_LIMIT`] are read at a time
+/// (others are refused before their body is read), and decoding one takes up to
+/// [`DECODE_FACTOR`] times its size. 32 MiB idle + 2 × 4 MiB × 9 = 104 MiB, which leaves
+/// [`CONNECTION_HEADROOM_MIB`] for connections and buffers under 128 MiB.
+pub const DEFAULT_COORDINATOR_MEMORY_MIB: usize = 128;
+
+/// The idle Coordinator's peak resident memory, with a margin (measured: 28–29 MiB, debug build
+/// on the simulated platform).
+const IDLE_MIB: usize = 32;
+/// Memory one set-manifest request takes while it is decoded, as a multiple of its size: the
+/// received message, the manifest bytes, the JSON tree the Go decoding rules walk and the typed
+/// manifest (measured: 35 MiB for a 4 MiB manifest of 25 000 small policies, the worst shape).
+const DECODE_FACTOR: usize = 9;
+/// What the default leaves for open connections, TLS and HTTP/2 buffers.
+const CONNECTION_HEADROOM_MIB: usize = 16;
+const _: () = assert!(
+    IDLE_MIB
+        + MANIFEST_UPDATES_IN_FLIGHT * (MANIFEST_BODY_LIMIT / (1024 * 1024)) * DECODE_FACTOR
+        + CONNECTION_HEADROOM_MIB
+        <= DEFAULT_COORDINATOR_MEMORY_MIB,
+    "the default memory limit must hold the manifest updates the Coordinator reads at once"
+);
 
 /// Default container image of the Coordinator.
 pub const DEFAULT_COORDINATOR_IMAGE: &str = "localhost/contrast-rs/coordinator:0.1.0";

@@ -13,7 +13,9 @@ use contrast_core::manifest::{
 };
 use serde_json::json;
 
-use crate::coordinator_resources::{self, CoordinatorOptions, DEFAULT_COORDINATOR_IMAGE};
+use crate::coordinator_resources::{
+    self, CoordinatorOptions, DEFAULT_COORDINATOR_IMAGE, DEFAULT_COORDINATOR_MEMORY_MIB,
+};
 use crate::kube::{self, ConfidentialWorkload};
 use crate::workspace::{self, KeySource, Workspace};
 use crate::{ExitStatus, GlobalArgs, Outcome, UsageError};
@@ -190,8 +192,9 @@ pub struct GenerateArgs {
     /// Image of the Coordinator.
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_COORDINATOR_IMAGE)]
     pub coordinator_image: String,
-    /// Memory request and limit of the Coordinator.
-    #[arg(long, value_name = "QUANTITY", default_value = "128Mi")]
+    /// Memory request and limit of the Coordinator. The default holds the idle Coordinator and
+    /// the two manifest updates of at most 4 MiB it reads at once.
+    #[arg(long, value_name = "QUANTITY", default_value_t = format!("{DEFAULT_COORDINATOR_MEMORY_MIB}Mi"))]
     pub coordinator_memory: String,
     /// Namespace of the Coordinator's resources.
     #[arg(long, value_name = "NAMESPACE", default_value = "default")]

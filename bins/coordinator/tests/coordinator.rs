@@ -998,6 +998,111 @@ async fn metrics_are_opt_in_and_their_labels_a_fixed_set() {
     assert!(metrics.len() < 20_000, "{} bytes", metrics.len());
 }
 
+/// The coordinator's peak resident set (`VmHWM`) in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// A manifest of about `size` bytes that decodes (many policies), as big as the user API takes.
+fn large_manifest(size: usize) -> Vec<u8> {
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&manifest(&[Workload::new("web")], default_owner_keys())).unwrap();
+    let policies = manifest["Policies"].as_object_mut().unwrap();
+    let mut i = 0u64;
+    let mut len = 0;
+    while len < size {
+        let key = hex::encode(contrast_core::sha256(&i.to_le_bytes()));
+        let entry = serde_json::json!({
+            "SANs": [format!("flood-{i}"), "*"],
+            "WorkloadSecretID": format!("default/flood-{i}"),
+            "Role": "",
+        });
+        len += key.len() + entry.to_string().len() + 4;
+        policies.insert(key, entry);
+        i += 1;
+    }
+    serde_json::to_vec(&manifest).unwrap()
+}
+
+/// A flood of large set-manifest requests (unauthorised ones without a key, with a stranger's
+/// key and with a bogus detached signature, and authorised-looking ones with the owner's key)
+/// keeps the Coordinator's peak memory bounded: at most two requests (one by an owner's key,
+/// one by anybody else) are read at once, the others are refused before their body is read.
+///
+/// The bound is the generated memory limit (128 MiB) less the headroom it keeps for
+/// connections: idle (~29 MiB) + 2 × 4 MiB × ~9 (decoding a manifest of many small policies)
+/// ≈ 100 MiB (`contrast generate`'s `DEFAULT_COORDINATOR_MEMORY_MIB`). Before the admission,
+/// 32 such requests of 16 MiB peaked at 604–651 MiB, and of 4 MiB at 182 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_set_manifest_requests_keeps_memory_bounded() {
+    const PER_KIND: usize = 8;
+    const PEAK_BOUND: u64 = 112 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let workloads = vec![Workload::new("web")];
+    set_first_manifest(&coordinator, &workloads).await;
+    let before = peak_rss(coordinator.pid());
+
+    // Just under the user API's request limit, with room for the protobuf framing.
+    let big = set_request(
+        large_manifest(contrast_grpc::USER_API_MAX_REQUEST - 64 * 1024),
+        &workloads,
+    );
+    let mut signed = big.clone();
+    signed.signature = Some(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]);
+    let stranger = stranger_key();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..PER_KIND {
+        for (key, request) in [
+            (None, &big),
+            (Some(owner_atls_key(&stranger)), &big),
+            (None, &signed),
+            (Some(owner_atls_key(&owners().workload)), &big),
+        ] {
+            let client = coordinator.user_client(key);
+            let request = request.clone();
+            calls.spawn(async move { client.set_manifest(&request).await.map(|_| ()) });
+        }
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(result) = calls.join_next().await {
+        let outcome = match result.unwrap() {
+            Ok(()) => "ok".to_owned(),
+            Err(error) => error
+                .grpc_code()
+                .map_or_else(|| format!("{error}"), |code| format!("{code:?}")),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    let peak = peak_rss(coordinator.pid());
+    eprintln!(
+        "peak RSS: {} MiB before the flood, {} MiB after; outcomes {outcomes:?}",
+        before / (1024 * 1024),
+        peak / (1024 * 1024)
+    );
+    assert!(
+        peak < PEAK_BOUND,
+        "peak RSS {} MiB (before the flood {} MiB), outcomes {outcomes:?}",
+        peak / (1024 * 1024),
+        before / (1024 * 1024)
+    );
+    // Still serving, the manifest unchanged.
+    let history = coordinator.user_client(None).get_manifests().await.unwrap();
+    assert_eq!(history.value.manifests.len(), 1);
+}
+
 /// Sends `request` over a raw gRPC client that encodes messages beyond the user API's limit
 /// (the SDK refuses to), with `key` as the client certificate.
 async fn raw_set_manifest(

@@ -69,8 +69,9 @@ pub use reference_values::{
 };
 pub use validate::{ValidationErrors, Violation, ViolationKind};
 
-/// Largest accepted manifest, in bytes (the HTTP body limit).
-pub const MAX_MANIFEST_SIZE: usize = 16 * 1024 * 1024;
+/// Largest accepted manifest, in bytes: the request that carries it
+/// ([`MANIFEST_BODY_LIMIT`](crate::api::MANIFEST_BODY_LIMIT)).
+pub const MAX_MANIFEST_SIZE: usize = crate::api::MANIFEST_BODY_LIMIT;
 
 /// Deepest accepted JSON nesting (objects and arrays). The schema itself needs 5 levels; the
 /// rest is headroom for unknown keys.
