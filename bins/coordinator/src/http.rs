@@ -2,23 +2,24 @@
 //! JSON bodies and error responses. The aTLS listeners speak gRPC (`contrast_grpc::server`).
 //!
 //! Every accepted connection gets its own task and lives at most the connection timeout, so a
-//! stalled client costs a task and a socket for a bounded time and never blocks others.
+//! stalled client costs a task and a socket for a bounded time and never blocks others; a
+//! listener holds at most `Limits::max_connections` (`contrast_grpc::server::accept_loop`, as
+//! the aTLS listeners).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use contrast_core::api::{ErrorCode, ErrorResponse};
+use contrast_grpc::server::{Limits, accept_loop};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Response bodies are always complete JSON (or text for metrics).
@@ -26,9 +27,6 @@ pub(crate) type Response = http::Response<Full<Bytes>>;
 
 /// The version every response names.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// How long a graceful shutdown waits for open connections.
-pub(crate) const SHUTDOWN_GRACE: Duration = contrast_grpc::server::SHUTDOWN_GRACE;
 
 /// An API refusal: upstream's error code, the HTTP status and the explanation.
 #[derive(Debug, Clone)]
@@ -232,15 +230,6 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         .map_err(|error| ApiError::invalid_argument(format!("malformed JSON body: {error}")))
 }
 
-/// Connection limits of one listener.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// The TLS handshake must finish within this.
-    pub(crate) handshake_timeout: Duration,
-    /// A connection is closed after this, whatever it is doing.
-    pub(crate) connection_timeout: Duration,
-}
-
 /// A service behind a plain HTTP/1.1 listener.
 pub(crate) trait PlainService: Send + Sync + 'static {
     /// The listener's name in logs.
@@ -253,25 +242,34 @@ pub(crate) trait PlainService: Send + Sync + 'static {
     ) -> impl Future<Output = Response> + Send;
 }
 
-/// Accepts plain HTTP/1.1 connections until `shutdown` turns true.
+/// Accepts plain HTTP/1.1 connections until `shutdown` turns true; `on_refused` is called for
+/// a connection closed at the connection cap.
 pub(crate) async fn serve_plain<S: PlainService>(
     listener: TcpListener,
     service: Arc<S>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
+    on_refused: impl FnMut(SocketAddr),
 ) {
     let name = service.name();
-    accept_loop(listener, name, shutdown, |tcp, remote, watcher| {
-        let service = Arc::clone(&service);
-        let http = http1_server(limits).serve_connection(
-            TokioIo::new(tcp),
-            hyper::service::service_fn(move |request| {
-                let service = Arc::clone(&service);
-                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
-            }),
-        );
-        tokio::spawn(serve_until_done(name, remote, limits, watcher.watch(http)));
-    })
+    accept_loop(
+        listener,
+        name,
+        limits.max_connections,
+        shutdown,
+        on_refused,
+        |tcp, remote, slot| {
+            let service = Arc::clone(&service);
+            let http = http1_server(limits).serve_connection(
+                TokioIo::new(tcp),
+                hyper::service::service_fn(move |request| {
+                    let service = Arc::clone(&service);
+                    async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+                }),
+            );
+            tokio::spawn(slot.serve(name, remote, limits.connection_timeout, http, None));
+        },
+    )
     .await;
 }
 
@@ -283,62 +281,6 @@ fn http1_server(limits: Limits) -> hyper::server::conn::http1::Builder {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.handshake_timeout);
     builder
-}
-
-/// Accepts connections (with `TCP_NODELAY`) and hands each to `on_connection` until `shutdown`
-/// turns true, then gives the open ones [`SHUTDOWN_GRACE`] to finish.
-async fn accept_loop(
-    listener: TcpListener,
-    name: &'static str,
-    mut shutdown: watch::Receiver<bool>,
-    mut on_connection: impl FnMut(TcpStream, SocketAddr, Watcher),
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        match accepted {
-            Ok((tcp, remote)) => {
-                // Without TCP_NODELAY every handshake waits out a delayed ACK (40 ms on Linux).
-                let _ = tcp.set_nodelay(true);
-                on_connection(tcp, remote, graceful.watcher());
-            }
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = name, %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            listener = name,
-            "connections still open after {SHUTDOWN_GRACE:?}; closing them"
-        );
-    }
-}
-
-/// Serves one connection until it ends or reaches the connection timeout.
-async fn serve_until_done<E: std::fmt::Display>(
-    name: &'static str,
-    remote: SocketAddr,
-    limits: Limits,
-    connection: impl Future<Output = Result<(), E>>,
-) {
-    match tokio::time::timeout(limits.connection_timeout, connection).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::debug!(listener = name, %remote, %error, "connection ended with an error");
-        }
-        Err(_) => {
-            tracing::info!(listener = name, %remote, "connection closed after the connection timeout");
-        }
-    }
 }
 
 #[cfg(test)]

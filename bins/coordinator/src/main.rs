@@ -41,7 +41,7 @@ use rand_core::OsRng;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
-use crate::http::{Limits, serve_plain};
+use crate::http::serve_plain;
 use crate::metrics::Metrics;
 use crate::peers::{Peers, StaticPeer};
 
@@ -145,6 +145,12 @@ struct Args {
     /// Any connection is closed after this.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     connection_timeout: Duration,
+    /// Open connections per listener. Beyond it a new connection is closed as soon as it is
+    /// accepted (logged, counted in contrast_coordinator_connections_refused_total); a
+    /// connection that ends frees its place. A connection whose attestation was refused is
+    /// closed after the refusal is answered.
+    #[arg(long, default_value_t = contrast_grpc::server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// How a missing AMD CRL in a workload's attestation is treated.
     #[arg(long, value_enum, default_value = "best-effort")]
     crl: CrlMode,
@@ -340,28 +346,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mesh = bind(args.mesh_addr, "mesh API")?;
     let evidence = bind(args.evidence_addr, "evidence API")?;
     let ops = bind(args.ops_addr, "probes and metrics")?;
-    let limits = Limits {
+    let limits = contrast_grpc::server::Limits {
         handshake_timeout: args.handshake_timeout,
         connection_timeout: args.connection_timeout,
+        max_connections: args.max_connections,
     };
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    let grpc_limits = contrast_grpc::server::Limits {
-        handshake_timeout: args.handshake_timeout,
-        connection_timeout: args.connection_timeout,
-    };
     servers.spawn(contrast_grpc::server::serve(
         user,
         Arc::new(user_api::UserAcceptor::new(Arc::clone(&coordinator))),
         user_api::UserApi::service(Arc::clone(&coordinator)),
-        grpc_limits,
+        limits,
         shutdown.clone(),
     ));
     servers.spawn(contrast_grpc::server::serve(
         mesh,
         Arc::new(mesh_api::MeshAcceptor::new(Arc::clone(&coordinator))),
         mesh_api::MeshApi::service(Arc::clone(&coordinator)),
-        grpc_limits,
+        limits,
         shutdown.clone(),
     ));
     servers.spawn(serve_plain(
@@ -369,12 +372,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Arc::new(evidence_api::EvidenceApi::new(Arc::clone(&coordinator))),
         limits,
         shutdown.clone(),
+        refused(&coordinator, "evidence"),
     ));
     servers.spawn(serve_plain(
         ops,
         Arc::new(ops::Ops::new(Arc::clone(&coordinator))),
         limits,
         shutdown.clone(),
+        refused(&coordinator, "ops"),
     ));
     let watcher = tokio::spawn(watch_history(Arc::clone(&coordinator)));
 
@@ -416,6 +421,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     while servers.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Counts the connections a plain listener closes at its cap.
+fn refused(
+    coordinator: &Arc<Coordinator>,
+    listener: &'static str,
+) -> impl FnMut(SocketAddr) + use<> {
+    let coordinator = Arc::clone(coordinator);
+    move |_| coordinator.metrics.connection_refused(listener)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

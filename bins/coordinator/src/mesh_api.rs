@@ -81,6 +81,10 @@ impl Acceptor for MeshAcceptor {
     fn handshake_done(&self, elapsed: Duration, ok: bool) {
         self.coordinator.metrics.handshake("mesh", elapsed, ok);
     }
+
+    fn connection_refused(&self) {
+        self.coordinator.metrics.connection_refused("mesh");
+    }
 }
 
 type Refusal = (Status, &'static str);

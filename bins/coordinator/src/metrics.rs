@@ -56,6 +56,13 @@ pub(crate) struct MethodLabels {
     pub(crate) method: &'static str,
 }
 
+/// Labels of a connection closed at its listener's cap.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RefusedLabels {
+    /// `user`, `mesh`, `evidence` or `ops`.
+    pub(crate) listener: &'static str,
+}
+
 /// Labels of a tampered store head.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TamperingLabels {
@@ -74,6 +81,7 @@ pub(crate) struct Metrics {
     latency: Family<MethodLabels, Histogram>,
     generation: Gauge,
     tampering: Family<TamperingLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -132,6 +140,12 @@ impl Metrics {
             "Store heads no replica can have written (the Coordinator stops serving), by kind",
             tampering.clone(),
         );
+        let refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_connections_refused",
+            "Connections closed on accept because their listener was at --max-connections",
+            refused.clone(),
+        );
         Self {
             registry,
             attestations,
@@ -141,7 +155,15 @@ impl Metrics {
             latency,
             generation,
             tampering,
+            refused,
         }
+    }
+
+    /// Counts a connection closed at `listener`'s connection cap.
+    pub(crate) fn connection_refused(&self, listener: &'static str) {
+        self.refused
+            .get_or_create(&RefusedLabels { listener })
+            .inc();
     }
 
     /// Counts a tampered store head.

@@ -161,6 +161,10 @@ impl Acceptor for UserAcceptor {
     fn handshake_done(&self, elapsed: Duration, ok: bool) {
         self.coordinator.metrics.handshake("user", elapsed, ok);
     }
+
+    fn connection_refused(&self) {
+        self.coordinator.metrics.connection_refused("user");
+    }
 }
 
 /// The core's refusal as a gRPC status with upstream's code; internal failures are logged in

@@ -1170,3 +1170,150 @@ async fn an_unauthorised_update_is_refused_before_its_body_is_read() {
     let history = coordinator.user_client(None).get_manifests().await.unwrap();
     assert_eq!(history.value.manifests.len(), 1);
 }
+
+/// Opens `n` TCP connections to `addr` that never speak.
+fn idle_connections(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect()
+}
+
+/// Whether the server closes a fresh connection to `addr` without a word (it is at its cap).
+fn closed_at_once(addr: &str) -> bool {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // A guard against a hang, not a timing assertion: a served connection waits for the
+    // client (a TLS ClientHello, an HTTP request) and never answers on its own.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    match std::io::Read::read(&mut stream, &mut buf) {
+        Ok(0) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
+}
+
+/// Retries `call` until it succeeds (a slot frees once the server has seen a connection end).
+async fn eventually<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    mut call: impl FnMut() -> F,
+) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match call().await {
+            Ok(value) => return value,
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never succeeded: {last:?}");
+}
+
+/// Each listener holds at most --max-connections open connections: the next one is closed as
+/// soon as it is accepted (and counted), others are unaffected, and a connection that ends
+/// frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_caps_its_open_connections() {
+    const CAP: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(
+        &dir.path().join("state"),
+        &[
+            "--max-connections",
+            "4",
+            "--handshake-timeout",
+            "60s",
+            "--metrics",
+        ],
+    );
+    set_first_manifest(&coordinator, &[Workload::new("web")]).await;
+
+    // The aTLS user API: CAP connections that never handshake hold every place.
+    let mut held = idle_connections(&coordinator.user, CAP);
+    assert!(
+        closed_at_once(&coordinator.user),
+        "the user API is at its cap"
+    );
+    assert!(coordinator.user_client(None).get_manifests().await.is_err());
+    // The other listeners have their own places.
+    assert_eq!(
+        http_get(&coordinator.evidence, "/capabilities").unwrap().0,
+        200
+    );
+    // One ends: its place is free again.
+    drop(held.pop());
+    let client = coordinator.user_client(None);
+    eventually(|| client.get_manifests()).await;
+
+    // The plain HTTP evidence API likewise.
+    let mut held_plain = idle_connections(&coordinator.evidence, CAP);
+    assert!(
+        closed_at_once(&coordinator.evidence),
+        "the evidence API is at its cap"
+    );
+    drop(held_plain.pop());
+    eventually(|| async { http_get(&coordinator.evidence, "/capabilities") }).await;
+
+    let (_, metrics) = http_get(&coordinator.ops, "/metrics").unwrap();
+    for listener in ["user", "evidence"] {
+        assert!(
+            metrics.contains(&format!(
+                "contrast_coordinator_connections_refused_total{{listener=\"{listener}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    drop((held, held_plain));
+}
+
+/// A mesh connection whose client's attestation was refused gets the refusal on its first
+/// request and is then closed (GOAWAY), not held for the connection timeout: a second request
+/// on it is not answered by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_attestation_was_refused_is_closed_after_the_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    set_first_manifest(&coordinator, &[Workload::new("web")]).await;
+
+    // A client certificate without attestation: refused in the handshake, told on request.
+    let atls = AtlsClient::new(coordinator_validator())
+        .with_key(std::sync::Arc::new(owner_atls_key(&stranger_key())));
+    let connected =
+        contrast_grpc::client::connect(&coordinator.mesh, &atls, Duration::from_secs(30))
+            .await
+            .unwrap();
+    let origin = connected.channel.origin();
+    let mut client = contrast_grpc::meshapi::mesh_api_client::MeshApiClient::with_origin(
+        connected.channel,
+        origin,
+    );
+    let refusal = client
+        .new_mesh_cert(contrast_grpc::meshapi::NewMeshCertRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::PermissionDenied, "{refusal:?}");
+    assert!(refusal.message().contains("attestation"), "{refusal:?}");
+    // The server shuts the connection down after that answer (GOAWAY; a request already on
+    // its way may still be answered): soon a request on it fails on the closed connection
+    // instead of being answered, well before the 120 s connection timeout.
+    let mut answered = 0;
+    let closed = loop {
+        match client
+            .new_mesh_cert(contrast_grpc::meshapi::NewMeshCertRequest::default())
+            .await
+        {
+            Err(status) if status.code() == tonic::Code::PermissionDenied && answered < 50 => {
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other,
+        }
+    };
+    let status = closed.unwrap_err();
+    assert_ne!(
+        status.code(),
+        tonic::Code::PermissionDenied,
+        "still answered after {answered} requests: {status:?}"
+    );
+    assert!(answered <= 1, "{answered} more requests were answered");
+}
