@@ -43,8 +43,8 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const MAX_CONCURRENT_STREAMS: u32 = 64;
 
 /// Open connections per listener by default ([`Limits::max_connections`]): an idle attested
-/// connection holds ~30 KiB (800 held 23 MB), and at most [`CONNECTION_WINDOW`] of received
-/// bytes the server has not read yet.
+/// connection holds ~30 KiB (800 held 23 MB), and at most the HTTP/2 receive window (256 KiB)
+/// of received bytes the server has not read yet.
 pub const MAX_CONNECTIONS: u32 = 256;
 
 /// The server's receive windows: what a client may send before the server reads it. A
