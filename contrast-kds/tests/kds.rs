@@ -2,12 +2,9 @@
 //! collateral (from the shared vectors) and a simulated platform's, and misbehave on demand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use contrast_attest::chain::{LeafKind, TrustAnchor};
 use contrast_attest::collateral::CollateralRequest;
 use contrast_attest::{Error, Product, TcbVersion, UnixTime, UnverifiedReport};
@@ -16,156 +13,13 @@ use contrast_kds::{
     CacheEntry, ClientConfig, CollateralClient, FailureKind, Item, KdsError, Origin,
 };
 use contrast_sim::{CrlContents, Revocation, SimulatedPlatform};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use contrast_testkit::kds::{Fault, KdsStandIn};
 
 const SHARED: &str = "../../shared/vectors/snp";
 /// 2024-01-01: the simulated hierarchy's not_before.
 const SIM_NOT_BEFORE: u64 = 1_704_067_200;
 /// 2026-07-01: within the real Milan CRL 9 (thisUpdate 2026-06-22, nextUpdate 2026-08-08).
 const AMD_NOW: u64 = 1_782_864_000;
-
-// ---------------------------------------------------------------- stand-ins
-
-/// What a stand-in does with the next request to a path, instead of serving it.
-#[derive(Clone, Debug)]
-enum Fault {
-    Status(u16, Option<&'static str>),
-    Body(Vec<u8>),
-    Delay(Duration),
-}
-
-#[derive(Default)]
-struct State {
-    /// Content by path (without query).
-    routes: HashMap<String, Vec<u8>>,
-    /// Faults by path, used up in order.
-    faults: HashMap<String, VecDeque<Fault>>,
-    /// Every fault applies to every path, forever.
-    always: Option<Fault>,
-    /// Every request, path and query.
-    log: Vec<String>,
-}
-
-/// A KDS (or collateral proxy) on loopback: plain HTTP, content by path, a path prefix
-/// stripped first (a proxy under a sub-path).
-#[derive(Clone)]
-struct StandIn {
-    url: String,
-    prefix: &'static str,
-    state: Arc<Mutex<State>>,
-}
-
-impl StandIn {
-    async fn start(prefix: &'static str) -> StandIn {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{prefix}", listener.local_addr().unwrap());
-        let stand_in = StandIn {
-            url,
-            prefix,
-            state: Arc::default(),
-        };
-        let server = stand_in.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.answer(request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
-        stand_in
-    }
-
-    async fn answer(
-        &self,
-        request: http::Request<hyper::body::Incoming>,
-    ) -> http::Response<Full<Bytes>> {
-        let uri = request.uri();
-        let full = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        let path = uri
-            .path()
-            .strip_prefix(self.prefix)
-            .unwrap_or("")
-            .to_owned();
-        let (fault, content) = {
-            let mut state = self.state.lock().unwrap();
-            state.log.push(full);
-            let fault = state
-                .faults
-                .get_mut(&path)
-                .and_then(VecDeque::pop_front)
-                .or_else(|| state.always.clone());
-            (fault, state.routes.get(&path).cloned())
-        };
-        let respond = |status: u16, body: Vec<u8>| {
-            http::Response::builder()
-                .status(status)
-                .body(Full::new(Bytes::from(body)))
-                .unwrap()
-        };
-        match fault {
-            Some(Fault::Status(status, retry_after)) => {
-                let mut response = respond(status, b"refused".to_vec());
-                if let Some(value) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", value.parse().unwrap());
-                }
-                response
-            }
-            Some(Fault::Body(body)) => respond(200, body),
-            Some(Fault::Delay(delay)) => {
-                tokio::time::sleep(delay).await;
-                respond(200, content.unwrap_or_default())
-            }
-            None => match content {
-                Some(body) => respond(200, body),
-                None => respond(404, b"not found".to_vec()),
-            },
-        }
-    }
-
-    fn serve(&self, path: &str, body: Vec<u8>) {
-        self.state
-            .lock()
-            .unwrap()
-            .routes
-            .insert(path.to_owned(), body);
-    }
-
-    fn fault(&self, path: &str, faults: &[Fault]) {
-        self.state
-            .lock()
-            .unwrap()
-            .faults
-            .entry(path.to_owned())
-            .or_default()
-            .extend(faults.iter().cloned());
-    }
-
-    fn always(&self, fault: Fault) {
-        self.state.lock().unwrap().always = Some(fault);
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.state.lock().unwrap().log.clone()
-    }
-}
 
 // ---------------------------------------------------------------- fixtures
 
@@ -237,13 +91,13 @@ fn vcek_path(chip: &[u8; 64]) -> String {
 }
 
 /// A KDS stand-in serving the simulated platform's collateral for [`CHIP`] at [`tcb`].
-async fn sim_kds() -> StandIn {
-    let kds = StandIn::start("").await;
+async fn sim_kds() -> KdsStandIn {
+    let kds = KdsStandIn::start("").await;
     serve_sim(&kds);
     kds
 }
 
-fn serve_sim(server: &StandIn) {
+fn serve_sim(server: &KdsStandIn) {
     let platform = sim_platform();
     server.serve(&vcek_path(&CHIP), platform.vcek_for(&CHIP, tcb()).unwrap());
     server.serve(
@@ -263,8 +117,8 @@ fn fast_retry() -> RetryPolicy {
 }
 
 fn client(
-    kds: &StandIn,
-    proxy: Option<&StandIn>,
+    kds: &KdsStandIn,
+    proxy: Option<&KdsStandIn>,
     cache: Option<&std::path::Path>,
 ) -> CollateralClient {
     CollateralClient::new(ClientConfig {
@@ -299,7 +153,7 @@ async fn real_amd_collateral_verifies_against_the_compiled_in_roots() {
     let unverified = UnverifiedReport::from_bytes(&report).unwrap();
     let chip = *unverified.chip_id();
     let tcb = unverified.reported_tcb(Product::Milan);
-    let kds = StandIn::start("").await;
+    let kds = KdsStandIn::start("").await;
     kds.serve(
         &vcek_path(&chip),
         std::fs::read(format!("{SHARED}/vcek_milan.der")).unwrap(),
@@ -380,8 +234,8 @@ async fn fetched_collateral_is_cached_and_a_second_call_sends_nothing() {
 
 #[tokio::test]
 async fn the_proxy_gets_the_kds_path_and_query_on_its_own_base() {
-    let kds = StandIn::start("").await;
-    let proxy = StandIn::start("/collateral").await;
+    let kds = KdsStandIn::start("").await;
+    let proxy = KdsStandIn::start("/collateral").await;
     serve_sim(&proxy);
     let collateral = client(&kds, Some(&proxy), None)
         .vcek_collateral(&request(), &sim_anchor(), sim_now())
@@ -402,7 +256,7 @@ async fn the_proxy_gets_the_kds_path_and_query_on_its_own_base() {
 #[tokio::test]
 async fn a_failing_proxy_is_tried_then_skipped_for_the_cooldown() {
     let kds = sim_kds().await;
-    let proxy = StandIn::start("").await;
+    let proxy = KdsStandIn::start("").await;
     proxy.always(Fault::Status(503, None));
     let client = client(&kds, Some(&proxy), None);
     let collateral = client

@@ -8,6 +8,7 @@
 //! - [`net`]: free loopback ports and a raw HTTP/1.1 client for the plain-HTTP ports;
 //! - [`atls_stub`]: a stand-in for a Coordinator over attested TLS that answers what a test
 //!   tells it to;
+//! - [`kds`]: a stand-in for AMD's KDS or a collateral proxy, with faults on demand;
 //! - [`fixtures`]: one simulated SEV-SNP environment per test binary, workloads, owner keys,
 //!   manifests, and convenience constructors of Coordinators on that environment.
 //!
@@ -19,5 +20,6 @@
 pub mod apiserver;
 pub mod atls_stub;
 pub mod fixtures;
+pub mod kds;
 pub mod net;
 pub mod process;
