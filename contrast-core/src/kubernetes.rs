@@ -55,6 +55,12 @@ pub const MANAGED_BY_VALUE: &str = "contrast.edgeless.systems";
 /// the Coordinator's mesh API host (the initializer's `--coordinator`).
 pub const COORDINATOR_HOST_ENV: &str = "COORDINATOR_HOST";
 
+/// The environment variable of the injected initializer container that holds the Coordinator's
+/// identity ([`CoordinatorIdentity::to_json`](crate::coordinator_identity::CoordinatorIdentity::to_json)):
+/// the initializer's `--coordinator-identity`, written by `contrast generate` before the pod's
+/// policy is computed, so the policy pins it and the pod's HOST_DATA binds it.
+pub const COORDINATOR_IDENTITY_ENV: &str = "CONTRAST_COORDINATOR_IDENTITY";
+
 /// Where the injected initializer container mounts the shared volume it writes the workload's
 /// certificates and secret to: the initializer's default `--root`.
 pub const SECRETS_MOUNT_PATH: &str = "/contrast";

@@ -11,6 +11,7 @@
 //!   updates and recovery.
 //! - [`history`]: transitions, the signed head, chain rebuild and history verification.
 //! - [`api`]: request and response bodies of the network API, and its ports.
+//! - [`coordinator_identity`]: what a workload's initializer expects of its Coordinator.
 //! - [`kubernetes`]: the names, labels and annotations Contrast's Kubernetes objects share.
 //! - [`duration`]: the duration syntax of every command-line flag.
 //!
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod coordinator_identity;
 pub mod duration;
 mod gocompat;
 pub mod hexstring;

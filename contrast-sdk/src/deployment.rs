@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use contrast_core::api::GetManifestsResponse;
+use contrast_core::coordinator_identity::{CoordinatorIdentity, IdentityError};
 use contrast_core::history::{HASH_SIZE, Hash, Transition, rebuild_chain};
 use contrast_core::manifest::{Manifest, ManifestDocument};
 use der::DecodePem;
@@ -17,23 +18,14 @@ use contrast_attest::{AtlsValidator, Verifier};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeploymentError {
-    /// The manifest has no SEV-SNP reference values to appraise the Coordinator with.
-    #[error(
-        "the manifest has no sev-snp reference values (ReferenceValues.snp is empty): the coordinator cannot be attested"
-    )]
-    NoReferenceValues,
-    /// The manifest has no `Policies` entry with role `coordinator`.
-    #[error(
-        "the manifest has no policy with role \"coordinator\": the coordinator's HOST_DATA cannot be checked"
-    )]
-    NoCoordinatorPolicy,
-    /// A coordinator policy key is not 64 hex digits.
-    #[error("coordinator policy key {key:?} is not a 32-byte hex hash: {reason}")]
-    InvalidCoordinatorPolicyHash {
-        /// The `Policies` key.
-        key: String,
-        /// What is wrong with it.
-        reason: String,
+    /// The manifest does not name a Coordinator that can be attested: no SEV-SNP reference
+    /// values, no policy with role `coordinator`, or a coordinator policy key that is not a
+    /// hash.
+    #[error("the coordinator cannot be attested: {source}")]
+    CoordinatorIdentity {
+        /// What is missing or wrong.
+        #[from]
+        source: IdentityError,
     },
     /// The history is empty.
     #[error("the coordinator returned an empty manifest history")]
@@ -117,41 +109,38 @@ pub enum DeploymentError {
     },
 }
 
-/// The validator for attesting the Coordinator of `manifest`: the manifest's SEV-SNP reference
-/// values, HOST_DATA restricted to the manifest's coordinator policy hashes
+/// The validator for attesting the Coordinator of `manifest`: [`identity_validator`] of the
+/// manifest's [`CoordinatorIdentity`] (its SEV-SNP reference values, HOST_DATA one of its
+/// coordinator policy hashes).
+///
+/// # Errors
+/// [`DeploymentError::CoordinatorIdentity`]: the manifest has no SEV-SNP reference values, no
+/// coordinator policy, or a coordinator policy key that is not a hash.
+pub fn coordinator_validator(manifest: &Manifest) -> Result<AtlsValidator, DeploymentError> {
+    Ok(identity_validator(&CoordinatorIdentity::from_manifest(
+        manifest,
+    )?))
+}
+
+/// The validator that accepts only the Coordinator `identity` describes: its SEV-SNP reference
+/// values, HOST_DATA restricted to its policy hashes
 /// ([`AppraisalPolicy::expected_host_data`]), the strict default policy otherwise, except that
 /// the CRL is checked only when the attestation document carries one
 /// ([`CrlPolicy::BestEffort`]): neither the SEV-SNP issuer nor the simulated platform ships a
 /// CRL in the document, and a revoked certificate still fails. Callers that supply a CRL can
 /// build their own validator with [`CrlPolicy::Required`].
 ///
-/// # Errors
-/// [`DeploymentError::NoReferenceValues`], [`DeploymentError::NoCoordinatorPolicy`],
-/// [`DeploymentError::InvalidCoordinatorPolicyHash`].
-pub fn coordinator_validator(manifest: &Manifest) -> Result<AtlsValidator, DeploymentError> {
-    if manifest.reference_values.snp.is_empty() {
-        return Err(DeploymentError::NoReferenceValues);
-    }
-    let host_data = manifest
-        .coordinator_policy_hashes()
-        .map(|key| {
-            contrast_core::hexstring::decode_array::<32>(key).map_err(|e| {
-                DeploymentError::InvalidCoordinatorPolicyHash {
-                    key: key.to_owned(),
-                    reason: e.to_string(),
-                }
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if host_data.is_empty() {
-        return Err(DeploymentError::NoCoordinatorPolicy);
-    }
-    Ok(AtlsValidator::new(Verifier::new(
-        &manifest.reference_values.snp,
+/// The one rule for attesting a Coordinator: a data owner gets the identity from the manifest
+/// it expects ([`coordinator_validator`]), a workload's initializer from its pod's environment
+/// (`contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV`).
+#[must_use]
+pub fn identity_validator(identity: &CoordinatorIdentity) -> AtlsValidator {
+    AtlsValidator::new(Verifier::new(
+        identity.snp_reference_values(),
         AppraisalPolicy::default()
             .with_crl(CrlPolicy::BestEffort)
-            .with_expected_host_data(Some(host_data)),
-    )))
+            .with_expected_host_data(Some(identity.policy_hashes().to_vec())),
+    ))
 }
 
 /// A `GetManifests` response that passed [`verify_deployment`].
@@ -508,13 +497,17 @@ mod tests {
             .retain(|key, _| key != &hex::encode(coordinator));
         assert!(matches!(
             coordinator_validator(&no_coordinator),
-            Err(DeploymentError::NoCoordinatorPolicy)
+            Err(DeploymentError::CoordinatorIdentity {
+                source: IdentityError::NoPolicyHash
+            })
         ));
         let mut no_values = document.manifest().clone();
         no_values.reference_values.snp.clear();
         assert!(matches!(
             coordinator_validator(&no_values),
-            Err(DeploymentError::NoReferenceValues)
+            Err(DeploymentError::CoordinatorIdentity {
+                source: IdentityError::NoReferenceValues
+            })
         ));
     }
 }

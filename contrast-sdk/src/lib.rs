@@ -74,6 +74,10 @@
 //!   extend it ([`VerifiedDeployment::check_extends`]) detects a rolled-back or forked history.
 
 //!
+//! A workload's initializer attests the Coordinator the same way, with the
+//! [`CoordinatorIdentity`](contrast_core::coordinator_identity::CoordinatorIdentity) its pod
+//! was generated with instead of a manifest ([`identity_validator`]).
+//!
 //! Used by the `initializer` (mesh certificate) and the `contrast` CLI (set, verify, recover) as
 //! well as by third-party applications. This crate does the I/O (TCP, TLS, gRPC); every check it
 //! runs is the pure code of `contrast-attest` and `contrast-core`.
@@ -92,6 +96,7 @@ pub use connection::{Attested, CoordinatorClient, MAX_RESPONSE_BODY, Session};
 /// The transport and the generated gRPC code, for callers that need more than [`Session`].
 pub use contrast_grpc;
 pub use deployment::{
-    DeploymentError, VerifiedDeployment, coordinator_validator, verify_deployment,
+    DeploymentError, VerifiedDeployment, coordinator_validator, identity_validator,
+    verify_deployment,
 };
 pub use error::ClientError;

@@ -196,6 +196,13 @@ pub(super) fn decode_manifest(raw: &[u8]) -> Result<Manifest, ManifestError> {
     manifest(&parse_json(raw)?)
 }
 
+/// Decodes a JSON array of `snp` reference value entries (the manifest's
+/// `ReferenceValues.snp`) with the same rules; `null` is an empty list.
+pub(super) fn decode_snp_list(raw: &[u8]) -> Result<Vec<SnpReferenceValues>, ManifestError> {
+    let json = parse_json(raw)?;
+    Ok(list("snp", Some(&json), snp_reference_values)?.unwrap_or_default())
+}
+
 // ---- paths ----
 
 fn field_path(parent: &str, field: &str) -> String {

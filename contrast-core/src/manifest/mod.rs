@@ -186,6 +186,17 @@ pub enum ManifestError {
     },
 }
 
+/// Decodes a JSON array of SEV-SNP reference value entries as the manifest's
+/// `ReferenceValues.snp` holds them, with the manifest's (Go-compatible) rules: the one decoder
+/// of that layout, for the documents that carry reference values outside a manifest (a
+/// `--reference-values-file`, the initializer's Coordinator identity). `null` is an empty list.
+///
+/// # Errors
+/// [`ManifestError`] with the JSON path (`snp[0].MinimumTCB.SNPVersion`, …) of what is wrong.
+pub fn decode_snp_reference_values(raw: &[u8]) -> Result<Vec<SnpReferenceValues>, ManifestError> {
+    decode::decode_snp_list(raw)
+}
+
 /// The raw bytes of a manifest together with their decoded meaning.
 ///
 /// The bytes are the identity: [`hash`](Self::hash) is SHA-256 over exactly these bytes and
