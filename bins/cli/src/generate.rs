@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, anyhow, bail};
+use contrast_core::coordinator_identity::{CoordinatorIdentity, IdentityError};
 use contrast_core::initdata::{self, Algorithm, Initdata};
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_core::manifest::{
     Manifest, ManifestDocument, PolicyEntry, Role, SIMULATED_SNP_PLATFORM, SnpReferenceValues,
 };
@@ -92,7 +94,15 @@ CronJob) whose runtimeClassName is contrast-cc gets:
     document whose [data] \"policy.rego\" is the workload's agent policy; its SHA-256 digest is
     the workload's identity and its key in the manifest's Policies;
   - the init container contrast-initializer and the emptyDir volume contrast-secrets
-    (not with --skip-initializer, and never in the Coordinator's pod).
+    (not with --skip-initializer, and never in the Coordinator's pod). The initializer's
+    environment holds the Coordinator's identity (CONTRAST_COORDINATOR_IDENTITY: the
+    Coordinator's policy hashes and the manifest's SEV-SNP reference values); it attests the
+    Coordinator with it before trusting the certificates and secret it returns. The
+    Coordinator's pods are processed first, so with --coordinator the identity is that of this
+    run's Coordinator; otherwise the manifest must already name one (a policy with role
+    coordinator), else generate refuses. The identity is set before the policy is computed, so
+    the policy, and with it the pod's initdata digest, covers it: re-run generate for the
+    workloads whenever the Coordinator's policy or the reference values change.
 Other resources and documents are left alone; files without such a resource are not rewritten.
 Comments inside a rewritten document are not kept (those above it are). With --coordinator,
 the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
@@ -105,7 +115,8 @@ The policy comes from, in this order: --policy FILE; --insecure-allow-all-policy
             --layers-cache-file-path <workspace>/layers-cache.json
 with its standard output taken as the policy. A policy file is the same for every pod, so
 generate starts each workload's copy with a comment naming the workload: each workload gets its
-own identity, but the policy does not bind that identity to the pod spec (genpolicy's do).
+own identity, but the policy does not bind that identity to the pod spec (genpolicy's do); the
+workload's copy also names the digest of its initializer's Coordinator identity.
 
 manifest.json (or -m FILE) is created or updated: the Policies entries of the processed
 workloads are replaced (matched by digest, or by WorkloadSecretID and name), others are kept; the
@@ -275,21 +286,52 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         }
     }
 
+    let mut files = inputs
+        .into_iter()
+        .map(|(path, generated_text)| {
+            InputFile::read(path.clone(), generated_text)
+                .with_context(|| format!("in {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // The Coordinator's pods first: the initializer of every other pod is given the
+    // Coordinator's identity, and that identity (its policy hash) comes from them.
     let mut workloads = Vec::new();
-    let mut processed = Vec::new();
-    for (path, generated_text) in inputs {
-        let file = process_file(
-            &path,
-            generated_text,
+    for file in &mut files {
+        process_file(
+            file,
+            Phase::Coordinators,
             args,
             &workspace,
             &policy_source,
             &mut workloads,
         )
-        .with_context(|| format!("in {}", path.display()))?;
-        processed.push(file);
+        .with_context(|| format!("in {}", file.path.display()))?;
+    }
+    let mut manifest = existing_manifest
+        .as_ref()
+        .map(|document| document.manifest().clone())
+        .unwrap_or_default();
+    manifest
+        .reference_values
+        .snp
+        .retain(|entry| entry.platform != args.reference_values);
+    manifest.reference_values.snp.extend(reference_values);
+    update_policies(&mut manifest, &workloads);
+    let identity = CoordinatorIdentity::from_manifest(&manifest);
+    for file in &mut files {
+        process_file(
+            file,
+            Phase::Workloads(&identity),
+            args,
+            &workspace,
+            &policy_source,
+            &mut workloads,
+        )
+        .with_context(|| format!("in {}", file.path.display()))?;
     }
     check_unique_workloads(&workloads)?;
+    let processed: Vec<ProcessedFile> = files.into_iter().map(InputFile::finish).collect();
 
     workspace.create_dir()?;
     let mut keys_generated = Vec::new();
@@ -309,16 +351,7 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         keys_generated.push(seedshare_path);
     }
 
-    let mut manifest = existing_manifest
-        .as_ref()
-        .map(|document| document.manifest().clone())
-        .unwrap_or_default();
     update_policies(&mut manifest, &workloads);
-    manifest
-        .reference_values
-        .snp
-        .retain(|entry| entry.platform != args.reference_values);
-    manifest.reference_values.snp.extend(reference_values);
     manifest.workload_owner_pub_keys = if args.disable_updates {
         // The old-schema digests authorise updates too (owner::authorize_update_by_key).
         manifest.workload_owner_key_digests = None;
@@ -683,31 +716,83 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Processes one file. `generated_text` is the content of a file this run generates (the
-/// Coordinator's resources); other files are read from disk.
+/// One input file while it is processed.
+#[derive(Debug)]
+struct InputFile {
+    path: PathBuf,
+    /// The text read from disk (`None` for a file this run generates).
+    original: Option<String>,
+    /// The text this run generates, if it does.
+    generated: Option<String>,
+    /// The documents, when the file mentions the runtime class at all (upstream only touches
+    /// YAML that does).
+    documents: Option<Vec<kube::RawDocument>>,
+    modified: bool,
+}
+
+impl InputFile {
+    /// `generated_text` is the content of a file this run generates (the Coordinator's
+    /// resources); other files are read from disk.
+    fn read(path: PathBuf, generated_text: Option<String>) -> anyhow::Result<Self> {
+        let (original, text) = match generated_text {
+            Some(text) => (None, text),
+            None => {
+                let text =
+                    fs::read_to_string(&path).context("could not read the file as UTF-8 text")?;
+                (Some(text.clone()), text)
+            }
+        };
+        let documents = text
+            .contains(kube::RUNTIME_CLASS)
+            .then(|| kube::split_documents(&text));
+        let generated = original.is_none().then_some(text);
+        Ok(Self {
+            path,
+            original,
+            generated,
+            documents,
+            modified: false,
+        })
+    }
+
+    fn finish(self) -> ProcessedFile {
+        let rewritten = match self.documents {
+            Some(documents) if self.modified || self.generated.is_some() => {
+                Some(kube::join_documents(&documents))
+            }
+            Some(_) => None,
+            None => self.generated,
+        };
+        ProcessedFile {
+            path: self.path,
+            original: self.original,
+            rewritten,
+        }
+    }
+}
+
+/// Which workloads a pass over the files processes.
+#[derive(Clone, Copy, Debug)]
+enum Phase<'a> {
+    /// The Coordinator's pods (no initializer; their policy needs nothing else).
+    Coordinators,
+    /// Every other confidential pod, whose initializer is given the Coordinator's identity
+    /// (or the reason there is none).
+    Workloads(&'a Result<CoordinatorIdentity, IdentityError>),
+}
+
+/// Processes the workloads of one file that `phase` selects.
 fn process_file(
-    path: &Path,
-    generated_text: Option<String>,
+    file: &mut InputFile,
+    phase: Phase<'_>,
     args: &GenerateArgs,
     workspace: &Workspace,
     policy_source: &PolicySource,
     workloads: &mut Vec<GeneratedWorkload>,
-) -> anyhow::Result<ProcessedFile> {
-    let is_generated = generated_text.is_some();
-    let text = match generated_text {
-        Some(text) => text,
-        None => fs::read_to_string(path).context("could not read the file as UTF-8 text")?,
+) -> anyhow::Result<()> {
+    let Some(documents) = &mut file.documents else {
+        return Ok(());
     };
-    // Upstream only touches YAML that mentions the runtime class at all.
-    if !text.contains(kube::RUNTIME_CLASS) {
-        return Ok(ProcessedFile {
-            path: path.to_path_buf(),
-            rewritten: is_generated.then(|| text.clone()),
-            original: Some(text),
-        });
-    }
-    let mut documents = kube::split_documents(&text);
-    let mut modified = false;
     for (index, document) in documents.iter_mut().enumerate() {
         let position = index + 1;
         let mut value = kube::parse_document(document).with_context(|| {
@@ -721,24 +806,34 @@ fn process_file(
         else {
             continue;
         };
-        let generated =
-            process_workload(&mut value, workload, args, workspace, policy_source, path)
-                .with_context(|| format!("document {position}"))?;
+        let identity = match phase {
+            Phase::Coordinators if workload.is_coordinator() => None,
+            Phase::Workloads(identity) if !workload.is_coordinator() => Some(identity),
+            _ => continue,
+        };
+        let generated = process_workload(
+            &mut value,
+            workload,
+            identity,
+            args,
+            workspace,
+            policy_source,
+            &file.path,
+        )
+        .with_context(|| format!("document {position}"))?;
         *document = kube::render_document(&value, document)?;
         workloads.push(generated);
-        modified = true;
+        file.modified = true;
     }
-    let rewritten = (modified || is_generated).then(|| kube::join_documents(&documents));
-    Ok(ProcessedFile {
-        path: path.to_path_buf(),
-        original: (!is_generated).then_some(text),
-        rewritten,
-    })
+    Ok(())
 }
 
+/// Gives one workload its initializer (with `identity`, the Coordinator's identity or why there
+/// is none; `None` for the Coordinator's own pods) and its initdata.
 fn process_workload(
     resource: &mut serde_norway::Value,
     workload: ConfidentialWorkload,
+    identity: Option<&Result<CoordinatorIdentity, IdentityError>>,
     args: &GenerateArgs,
     workspace: &Workspace,
     policy_source: &PolicySource,
@@ -746,17 +841,47 @@ fn process_workload(
 ) -> anyhow::Result<GeneratedWorkload> {
     let template = kube::pod_template_mut(resource)
         .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
-    if !args.skip_initializer && !workload.is_coordinator() {
-        kube::inject_initializer(template, &args.initializer_image)?;
-    }
+    // The identity goes in before the policy is computed: genpolicy's policy pins the
+    // container's environment, and a policy file gets the identity's digest (below).
+    let injected_identity = match identity {
+        Some(identity) if !args.skip_initializer => {
+            let identity = identity.as_ref().map_err(|reason| {
+                anyhow!(
+                    "{} needs the initializer, and the initializer needs the Coordinator's \
+                     identity to attest it, but {reason}; pass --coordinator (or the \
+                     Coordinator's resources) so that generate computes the Coordinator's \
+                     policy, or run generate with the manifest of a deployment that has one; \
+                     --skip-initializer injects no initializer",
+                    workload.qualified_name()
+                )
+            })?;
+            let json = identity.to_json();
+            kube::inject_initializer(template, &args.initializer_image, &json)?;
+            Some(json)
+        }
+        _ => None,
+    };
     // The policy must not depend on an earlier run's annotation.
     kube::remove_annotation(template, initdata::ANNOTATION_KEY);
     let policy = match policy_source {
         PolicySource::Static { origin, text } => {
             tracing::debug!(policy = %origin, workload = %workload.qualified_name(), "using policy file");
             // Only the workload's name goes in: the digest must not depend on where the
-            // policy file was read from.
-            format!("# contrast workload: {}\n{text}", workload.qualified_name())
+            // policy file was read from. A policy file does not pin the pod spec, so the
+            // Coordinator identity the initializer is given goes into the digest here.
+            let identity_line = injected_identity
+                .as_deref()
+                .map(|json| {
+                    format!(
+                        "# contrast coordinator identity (sha256 of {COORDINATOR_IDENTITY_ENV}): {}\n",
+                        hex::encode(contrast_core::sha256(json.as_bytes()))
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "# contrast workload: {}\n{identity_line}{text}",
+                workload.qualified_name()
+            )
         }
         PolicySource::Genpolicy { program } => run_genpolicy(program, resource, workspace)?,
     };

@@ -6,8 +6,9 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::kubernetes::{
-    COORDINATOR_HOST_ENV, COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION,
-    SECRETS_MOUNT_PATH, WORKLOAD_SECRET_ID_ANNOTATION,
+    COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, COORDINATOR_POD_ROLE,
+    COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION, SECRETS_MOUNT_PATH,
+    WORKLOAD_SECRET_ID_ANNOTATION,
 };
 use serde_norway::{Mapping, Value};
 
@@ -271,12 +272,15 @@ pub fn remove_annotation(template: &mut Value, key: &str) {
     }
 }
 
-/// The initializer init container.
-fn initializer_container(image: &str) -> anyhow::Result<Value> {
+/// The initializer init container, given the Coordinator's identity (its JSON document).
+fn initializer_container(image: &str, coordinator_identity: &str) -> anyhow::Result<Value> {
     let container = serde_json::json!({
         "name": INITIALIZER_CONTAINER,
         "image": image,
-        "env": [{ "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE }],
+        "env": [
+            { "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE },
+            { "name": COORDINATOR_IDENTITY_ENV, "value": coordinator_identity },
+        ],
         "resources": {
             "limits": { "memory": INITIALIZER_MEMORY },
             "requests": { "memory": INITIALIZER_MEMORY },
@@ -284,6 +288,22 @@ fn initializer_container(image: &str) -> anyhow::Result<Value> {
         "volumeMounts": [{ "name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH }],
     });
     Ok(serde_norway::to_value(container)?)
+}
+
+/// The value of the environment variable `name` of the injected initializer container, if the
+/// pod template has that container and it has that variable.
+#[must_use]
+pub fn initializer_env(template: &Value, name: &str) -> Option<String> {
+    get_path(template, &["spec", "initContainers"])?
+        .as_sequence()?
+        .iter()
+        .find(|container| get_str(container, &["name"]) == Some(INITIALIZER_CONTAINER))?
+        .get("env")?
+        .as_sequence()?
+        .iter()
+        .find(|variable| get_str(variable, &["name"]) == Some(name))
+        .and_then(|variable| get_str(variable, &["value"]))
+        .map(str::to_owned)
 }
 
 fn secrets_volume() -> anyhow::Result<Value> {
@@ -304,10 +324,16 @@ fn upsert_named(items: &mut Vec<Value>, name: &str, item: Value, at_front: bool)
     }
 }
 
-/// Injects the initializer as the first init container and the shared emptyDir volume. Both
-/// replace an earlier injection with the same name, so injecting twice changes nothing.
-pub fn inject_initializer(template: &mut Value, image: &str) -> anyhow::Result<()> {
-    let container = initializer_container(image)?;
+/// Injects the initializer as the first init container, given the Coordinator's identity (its
+/// JSON document) in its environment, and the shared emptyDir volume. Both replace an earlier
+/// injection with the same name (the whole container, so its environment is replaced, never
+/// extended): injecting twice changes nothing.
+pub fn inject_initializer(
+    template: &mut Value,
+    image: &str,
+    coordinator_identity: &str,
+) -> anyhow::Result<()> {
+    let container = initializer_container(image, coordinator_identity)?;
     let volume = secrets_volume()?;
     let spec = child_mapping(template, "spec").context("the pod template")?;
     let init_containers =
@@ -362,10 +388,18 @@ mod tests {
         )
         .unwrap();
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1").unwrap();
+        inject_initializer(template, "img:1", "{\"old\":1}").unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
         let once = pod.clone();
-        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1").unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
         assert_eq!(pod, once);
+        // The identity is replaced, not added.
+        let env = pod["spec"]["initContainers"][0]["env"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(env.len(), 2);
+        assert_eq!(env[1]["name"].as_str(), Some(COORDINATOR_IDENTITY_ENV));
+        assert_eq!(env[1]["value"].as_str(), Some("{}"));
         let names: Vec<_> = pod["spec"]["initContainers"]
             .as_sequence()
             .unwrap()

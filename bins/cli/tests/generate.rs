@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use contrast_core::coordinator_identity::CoordinatorIdentity;
 use contrast_core::initdata::{ANNOTATION_KEY, Initdata};
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_core::manifest::{Manifest, ManifestDocument, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
 use serde::Deserialize as _;
 use serde_norway::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// The Coordinator policy hash of [`TestEnv::seed_coordinator`].
+const SEEDED_COORDINATOR: &str = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0";
 
 /// A seed-share owner key generated once per test binary by the binary itself (RSA-4096 key
 /// generation is slow in debug builds), copied into workspaces that do not test generation.
@@ -86,6 +91,27 @@ impl TestEnv {
         ];
         args.extend_from_slice(extra);
         self.run(&args)
+    }
+
+    /// Writes a manifest that names a Coordinator (its policy hash, [`SEEDED_COORDINATOR`]), as
+    /// an earlier `generate --coordinator` would have: workloads generated now get the identity
+    /// of that Coordinator.
+    fn seed_coordinator(&self) {
+        let mut manifest = Manifest::default();
+        manifest.policies.insert(
+            SEEDED_COORDINATOR.to_owned(),
+            contrast_core::manifest::PolicyEntry {
+                sans: Some(vec!["coordinator".to_owned()]),
+                workload_secret_id: String::new(),
+                role: Role::Coordinator,
+            },
+        );
+        fs::create_dir_all(&self.ws).unwrap();
+        fs::write(
+            self.ws.join("manifest.json"),
+            manifest.to_go_json().unwrap(),
+        )
+        .unwrap();
     }
 
     fn app_paths(&self) -> [String; 2] {
@@ -192,6 +218,38 @@ fn pod_template(resource: &Value) -> &Value {
     }
 }
 
+/// The value of the initializer's environment variable `name` (`None` without an initializer
+/// or without the variable); panics if the variable is set twice.
+fn initializer_env(resource: &Value, name: &str) -> Option<String> {
+    let init = pod_template(resource)["spec"]["initContainers"]
+        .as_sequence()?
+        .iter()
+        .find(|c| c["name"].as_str() == Some("contrast-initializer"))?;
+    let values: Vec<String> = init["env"]
+        .as_sequence()?
+        .iter()
+        .filter(|e| e["name"].as_str() == Some(name))
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(values.len() <= 1, "{name} is set {} times", values.len());
+    values.into_iter().next()
+}
+
+/// The Coordinator identity the initializer of `resource` is given.
+fn identity_of(resource: &Value) -> CoordinatorIdentity {
+    let json = initializer_env(resource, COORDINATOR_IDENTITY_ENV).expect("identity env");
+    CoordinatorIdentity::from_json(&json).unwrap()
+}
+
+/// The line a policy file gets for the identity its pod's initializer is given.
+fn identity_line(resource: &Value) -> String {
+    let json = initializer_env(resource, COORDINATOR_IDENTITY_ENV).expect("identity env");
+    format!(
+        "# contrast coordinator identity (sha256 of {COORDINATOR_IDENTITY_ENV}): {}\n",
+        hex::encode(contrast_core::sha256(json.as_bytes()))
+    )
+}
+
 fn initdata_of(resource: &Value) -> Initdata {
     let annotation = pod_template(resource)["metadata"]["annotations"][ANNOTATION_KEY]
         .as_str()
@@ -212,6 +270,7 @@ fn sample_app_gets_identities_initializer_and_manifest() {
     let untouched_mtime = fs::metadata(&untouched_path).unwrap().modified().unwrap();
     let policy = format!("{FIXTURES}/policy.rego");
     let [app, more] = env.app_paths();
+    env.seed_coordinator();
 
     let out = env.generate(&["--policy", &policy, &app, &more]);
     assert_success(&out);
@@ -256,13 +315,30 @@ fn sample_app_gets_identities_initializer_and_manifest() {
         ),
         ("Pod", "payments", "default/pod/payments", "payments-v2"),
     ];
-    assert_eq!(manifest.policies.len(), expected.len());
+    assert_eq!(manifest.policies.len(), expected.len() + 1);
     for (kind, name, qualified, secret_id) in expected {
         let resource = find(&resources, kind, name);
         let initdata = initdata_of(resource);
         assert_eq!(
             initdata.data()["policy.rego"],
-            format!("# contrast workload: {qualified}\n{policy_text}")
+            format!(
+                "# contrast workload: {qualified}\n{}{policy_text}",
+                identity_line(resource)
+            )
+        );
+        // The initializer is given the Coordinator of the manifest and its reference values.
+        let identity = identity_of(resource);
+        assert_eq!(
+            identity
+                .policy_hashes()
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>(),
+            [SEEDED_COORDINATOR]
+        );
+        assert_eq!(
+            identity.snp_reference_values(),
+            &manifest.reference_values.snp[..]
         );
         let entry = &manifest.policies[&digest_hex(&initdata)];
         assert_eq!(
@@ -361,11 +437,9 @@ fn sample_app_gets_identities_initializer_and_manifest() {
     assert_eq!(manifest.reference_values.snp[0].platform, "Metal-QEMU-SNP");
     assert_eq!(manifest.reference_values.snp[0].product_name, "Genoa");
     assert_eq!(manifest.to_go_json().unwrap(), env.manifest_bytes());
-    // No coordinator entry yet: generate warns instead of failing.
-    assert!(
-        stderr(&out).contains("coordinator"),
-        "expected a validation warning about the missing coordinator: {}",
-        stderr(&out)
+    assert_eq!(
+        manifest.policies[SEEDED_COORDINATOR].role,
+        Role::Coordinator
     );
 }
 
@@ -395,6 +469,7 @@ fn rerun_is_byte_identical_and_writes_nothing() {
 fn json_summary_lists_files_and_policies() {
     let env = TestEnv::new();
     let [app, _] = env.app_paths();
+    env.seed_coordinator();
     let out = env.generate(&["--json", "--insecure-allow-all-policy", &app]);
     assert_success(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -459,6 +534,7 @@ fn workspace_rules_rego_is_the_default_policy() {
     )
     .unwrap();
     let [app, _] = env.app_paths();
+    env.seed_coordinator();
     assert_success(&env.generate(&[&app]));
     let resources = documents(&fs::read_to_string(&app).unwrap());
     let initdata = initdata_of(find(&resources, "StatefulSet", "db"));
@@ -482,6 +558,7 @@ fn genpolicy_on_path_is_run_per_workload() {
         fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
     }
     let more = env.root.join("app/more").display().to_string();
+    env.seed_coordinator();
     assert_success(&env.generate(&[&more]));
 
     let calls = fs::read_to_string(&log).unwrap();
@@ -528,6 +605,7 @@ fn disable_updates_conflicts_with_add_workload_owner_key() {
 fn disable_updates_empties_workload_owner_keys() {
     let env = TestEnv::new();
     let [app, _] = env.app_paths();
+    env.seed_coordinator();
     assert_success(&env.generate(&["--insecure-allow-all-policy", &app]));
     let mut manifest = env.manifest();
     assert_eq!(
@@ -554,6 +632,7 @@ fn added_owner_keys_are_merged_sorted() {
     fs::write(&alice, alice_key.to_sec1_pem().unwrap().as_bytes()).unwrap();
     let alice_arg = alice.display().to_string();
     let seedshare = env.ws.join("seedshare-owner.pem").display().to_string();
+    env.seed_coordinator();
     assert_success(&env.generate(&[
         "--insecure-allow-all-policy",
         "-w",
@@ -581,6 +660,7 @@ fn update_keeps_foreign_entries_and_replaces_owned_ones() {
     let policy_v1 = env.root.join("v1.rego");
     fs::write(&policy_v1, "package agent_policy\n# v1\n").unwrap();
     let policy_v1 = policy_v1.display().to_string();
+    env.seed_coordinator();
     assert_success(&env.generate(&["--policy", &policy_v1, &app]));
 
     // The owner adds an entry by hand and a second reference-value platform.
@@ -605,7 +685,7 @@ fn update_keeps_foreign_entries_and_replaces_owned_ones() {
     assert_success(&env.generate(&["--policy", &policy_v2, &app]));
 
     let updated = env.manifest();
-    assert_eq!(updated.policies.len(), 5);
+    assert_eq!(updated.policies.len(), 6);
     assert_eq!(
         updated.policies[&manual_key].workload_secret_id,
         "hand-made"
@@ -1213,7 +1293,12 @@ fn the_same_workload_twice_is_refused() {
     fs::copy(&backend, &copy).unwrap();
     let backend = backend.display().to_string();
     let copy = copy.display().to_string();
-    let out = env.generate(&["--insecure-allow-all-policy", &backend, &copy]);
+    let out = env.generate(&[
+        "--insecure-allow-all-policy",
+        "--skip-initializer",
+        &backend,
+        &copy,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("workload default/pod/backend appears twice"),
@@ -1221,4 +1306,171 @@ fn the_same_workload_twice_is_refused() {
         stderr(&out)
     );
     assert!(!env.ws.join("manifest.json").exists());
+}
+
+/// The Coordinator's policy hash in this run's coordinator.yml.
+fn coordinator_digest(env: &TestEnv) -> String {
+    let docs = documents(&fs::read_to_string(env.ws.join("coordinator.yml")).unwrap());
+    digest_hex(&initdata_of(find(&docs, "StatefulSet", "coordinator")))
+}
+
+#[test]
+fn workloads_get_the_identity_of_the_coordinator_of_the_same_run_once() {
+    let env = TestEnv::new();
+    let [app, more] = env.app_paths();
+    let args = ["--insecure-allow-all-policy", "--coordinator", &app, &more];
+    assert_success(&env.generate(&args));
+    let manifest = env.manifest();
+    let coordinator = coordinator_digest(&env);
+    assert_eq!(
+        manifest.coordinator_policy_hashes().collect::<Vec<_>>(),
+        [coordinator.as_str()]
+    );
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let web = find(&resources, "Deployment", "web");
+    let identity = identity_of(web);
+    assert_eq!(
+        identity
+            .policy_hashes()
+            .iter()
+            .map(hex::encode)
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&coordinator)
+    );
+    assert_eq!(
+        identity.snp_reference_values(),
+        &manifest.reference_values.snp[..]
+    );
+    // The Coordinator's own pod has no initializer and so no identity.
+    let docs = documents(&fs::read_to_string(env.ws.join("coordinator.yml")).unwrap());
+    let statefulset = find(&docs, "StatefulSet", "coordinator");
+    assert_eq!(initializer_env(statefulset, COORDINATOR_IDENTITY_ENV), None);
+
+    // A re-run replaces the variable (initializer_env panics on a duplicate) and writes the
+    // same bytes.
+    let before = env.snapshot();
+    assert_success(&env.generate(&args));
+    assert_eq!(env.snapshot(), before);
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    assert_eq!(identity_of(find(&resources, "Deployment", "web")), identity);
+}
+
+/// The workload's initdata digest (its HOST_DATA) covers the identity its initializer is given:
+/// a pod whose identity was changed is another workload to the Coordinator. With a policy file
+/// the identity's digest is a line of the policy; with genpolicy the policy is computed over the
+/// resource after the injection (the fake genpolicy here prints the resource as comments).
+#[test]
+fn the_workload_digest_changes_with_the_coordinator_identity() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let web_digest = || {
+        let resources = documents(&fs::read_to_string(&app).unwrap());
+        let web = find(&resources, "Deployment", "web");
+        (digest_hex(&initdata_of(web)), identity_of(web))
+    };
+
+    assert_success(&env.generate(&["--insecure-allow-all-policy", "--coordinator", &app]));
+    let (first, first_identity) = web_digest();
+    let first_coordinator = coordinator_digest(&env);
+
+    // Another Coordinator (its namespace is part of its policy): new identity, new digest.
+    assert_success(&env.generate(&[
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        "--coordinator-namespace",
+        "elsewhere",
+        &app,
+    ]));
+    let (second, second_identity) = web_digest();
+    assert_ne!(coordinator_digest(&env), first_coordinator);
+    assert_ne!(second_identity, first_identity);
+    assert_ne!(second, first);
+
+    // Other reference values: new identity, new digest.
+    let values = env.root.join("other-values.json");
+    let text = fs::read_to_string(format!("{FIXTURES}/reference-values.json"))
+        .unwrap()
+        .replace("\"SNPVersion\": 23", "\"SNPVersion\": 24");
+    fs::write(&values, text).unwrap();
+    let out = env.run(&[
+        "generate",
+        "--reference-values",
+        "Metal-QEMU-SNP",
+        "--reference-values-file",
+        &values.display().to_string(),
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        "--coordinator-namespace",
+        "elsewhere",
+        &app,
+    ]);
+    assert_success(&out);
+    let (third, third_identity) = web_digest();
+    assert_eq!(
+        third_identity.policy_hashes(),
+        second_identity.policy_hashes()
+    );
+    assert_ne!(third_identity, second_identity);
+    assert_ne!(third, second);
+
+    // genpolicy: the policy is computed over the injected resource, environment included.
+    let program = env.root.join("bin/genpolicy");
+    fs::write(
+        &program,
+        "#!/bin/sh\necho \"package agent_policy\"\nwhile IFS= read -r line; do echo \"# $line\"; done < \"$2\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    assert_success(&env.generate(&["--coordinator", &app]));
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let web = find(&resources, "Deployment", "web");
+    let policy = initdata_of(web).data()["policy.rego"].clone();
+    let json = initializer_env(web, COORDINATOR_IDENTITY_ENV).unwrap();
+    assert!(policy.contains(COORDINATOR_IDENTITY_ENV), "{policy}");
+    assert!(
+        policy.contains(&json[..40]),
+        "the policy does not cover the identity: {policy}"
+    );
+    let (genpolicy_first, _) = web_digest();
+    assert_success(&env.generate(&[
+        "--coordinator",
+        "--coordinator-namespace",
+        "elsewhere",
+        &app,
+    ]));
+    let (genpolicy_second, _) = web_digest();
+    assert_ne!(genpolicy_second, genpolicy_first);
+}
+
+#[test]
+fn workloads_without_a_known_coordinator_are_refused_unless_skip_initializer() {
+    let env = TestEnv::new();
+    let [app, _] = env.app_paths();
+    let before = env.snapshot();
+    let out = env.generate(&["--insecure-allow-all-policy", &app]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    for needle in [
+        "needs the Coordinator's identity",
+        "no policy hash",
+        "--coordinator",
+        "--skip-initializer",
+    ] {
+        assert!(message.contains(needle), "{needle} missing from: {message}");
+    }
+    assert_eq!(env.snapshot(), before);
+
+    assert_success(&env.generate(&["--insecure-allow-all-policy", "--skip-initializer", &app]));
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    assert_eq!(
+        initializer_env(
+            find(&resources, "Deployment", "web"),
+            COORDINATOR_IDENTITY_ENV
+        ),
+        None
+    );
 }
