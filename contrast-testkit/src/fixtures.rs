@@ -13,6 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use contrast_attest::atls::AtlsKey;
 use contrast_attest::{AtlsClient, AtlsValidator};
+use contrast_core::coordinator_identity::CoordinatorIdentity;
 use contrast_core::manifest::{Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
 use contrast_sdk::CoordinatorClient;
@@ -284,16 +285,20 @@ impl CoordinatorProcess {
     }
 }
 
-/// A validator for the simulated Coordinator: the environment's reference values and the
-/// Coordinator's HOST_DATA.
-pub fn coordinator_validator() -> AtlsValidator {
+/// The simulated Coordinator's identity: the environment's reference values and the
+/// Coordinator's HOST_DATA (what `contrast generate` gives the initializers of [`manifest`]).
+pub fn coordinator_identity() -> CoordinatorIdentity {
     let (_, env) = environment();
-    AtlsValidator::new(contrast_attest::Verifier::new(
-        &[env.reference_values()],
-        contrast_attest::AppraisalPolicy::default()
-            .with_expected_host_data(Some(vec![coordinator_workload().host_data()]))
-            .with_crl(contrast_attest::CrlPolicy::BestEffort),
-    ))
+    CoordinatorIdentity::new(
+        vec![coordinator_workload().host_data()],
+        vec![env.reference_values()],
+    )
+    .unwrap()
+}
+
+/// A validator for the simulated Coordinator: the SDK's validator of [`coordinator_identity`].
+pub fn coordinator_validator() -> AtlsValidator {
+    contrast_sdk::identity_validator(&coordinator_identity())
 }
 
 /// The workload owner's key as an aTLS client key.
@@ -305,7 +310,8 @@ pub fn owner_atls_key(key: &WorkloadOwnerPrivateKey) -> AtlsKey {
     .unwrap()
 }
 
-/// Runs an initializer for `workload` against `coordinator` writing under `root`.
+/// Runs an initializer for `workload` against `coordinator` writing under `root`, expecting
+/// the Coordinator of [`coordinator_identity`].
 pub fn run_initializer(
     coordinator: &CoordinatorProcess,
     workload: &Workload,
@@ -314,6 +320,7 @@ pub fn run_initializer(
 ) -> Output {
     initializer_command(
         &coordinator.mesh,
+        &coordinator_identity(),
         sim_dir(),
         &workload.host_data_hex(),
         root,

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use contrast_core::coordinator_identity::CoordinatorIdentity;
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
+
 use crate::net::{http_get, try_free_port};
 
 /// Another binary of the workspace (`coordinator`, `initializer`, `contrast`), next to the
@@ -384,11 +387,19 @@ fn spawn(launch: &Launch, log: LogFile) -> std::io::Result<(Child, Instant)> {
 }
 
 /// An `initializer` (the workspace's, see [`workspace_binary`]) against the mesh API at `mesh`,
+/// expecting the Coordinator `identity` (in its environment, as `contrast generate` gives it),
 /// in the simulated environment `sim_dir` as a VM with `host_data` (hex), writing under `root`
 /// with its done marker at `root/done`, retrying every 100–200 ms. Add flags and run it.
-pub fn initializer_command(mesh: &str, sim_dir: &Path, host_data: &str, root: &Path) -> Command {
+pub fn initializer_command(
+    mesh: &str,
+    identity: &CoordinatorIdentity,
+    sim_dir: &Path,
+    host_data: &str,
+    root: &Path,
+) -> Command {
     let mut command = Command::new(workspace_binary("initializer"));
     command
+        .env(COORDINATOR_IDENTITY_ENV, identity.to_json())
         .args(["--coordinator", mesh])
         .arg("--root")
         .arg(root)

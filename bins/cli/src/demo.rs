@@ -13,9 +13,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_core::manifest::{ManifestDocument, Role};
 
-use crate::{ExitStatus, GlobalArgs, Outcome, workspace};
+use crate::{ExitStatus, GlobalArgs, Outcome, kube, workspace};
 
 /// Shown by `contrast demo --help`.
 pub const LONG_ABOUT: &str = "\
@@ -280,7 +281,8 @@ impl Demo {
         for (service, digest) in &host_data.1 {
             let root = self.dir.join("workloads").join(service);
             self.step(&format!("initializer of {service}"), |demo| {
-                demo.initializer(&coordinator, digest, &root)
+                let identity = demo.coordinator_identity(&app, service)?;
+                demo.initializer(&coordinator, &identity, digest, &root)
             })?;
         }
         self.step("verify as a data owner", |demo| demo.verify(&user))?;
@@ -313,7 +315,8 @@ impl Demo {
             .join("workloads")
             .join(format!("{web}-after-recovery"));
         self.step(&format!("initializer of {web} after recovery"), |demo| {
-            demo.initializer(&coordinator, &web_digest, &after)
+            let identity = demo.coordinator_identity(&app, &web)?;
+            demo.initializer(&coordinator, &identity, &web_digest, &after)
         })?;
         let before = self.dir.join("workloads").join(&web);
         self.step("old and new certificates chain to the same root", |demo| {
@@ -453,14 +456,39 @@ impl Demo {
             .map(|_| ())
     }
 
+    /// The Coordinator identity `contrast generate` gave the initializer of `service`'s pod (its
+    /// environment in the generated YAML): the pod attests the Coordinator with it.
+    fn coordinator_identity(&self, app: &Path, service: &str) -> anyhow::Result<String> {
+        let text =
+            fs::read_to_string(app).with_context(|| format!("could not read {}", app.display()))?;
+        for document in kube::split_documents(&text) {
+            let mut value = kube::parse_document(&document)?;
+            let is_service = kube::confidential_workload(&value)?
+                .is_some_and(|workload| workload.name == service);
+            if !is_service {
+                continue;
+            }
+            let identity = kube::pod_template_mut(&mut value)
+                .and_then(|template| kube::initializer_env(template, COORDINATOR_IDENTITY_ENV));
+            return identity.ok_or_else(|| {
+                anyhow!(
+                    "the generated {service} has no {COORDINATOR_IDENTITY_ENV} in its initializer"
+                )
+            });
+        }
+        bail!("the generated {} has no workload {service}", app.display())
+    }
+
     fn initializer(
         &self,
         coordinator: &Coordinator,
+        identity: &str,
         host_data: &str,
         root: &Path,
     ) -> anyhow::Result<()> {
         let mut command = Command::new(&self.initializer_binary);
         command
+            .env(COORDINATOR_IDENTITY_ENV, identity)
             .args(["--coordinator", &coordinator.mesh, "--root"])
             .arg(root)
             .arg("--done-file")

@@ -12,6 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use contrast_core::coordinator_identity::CoordinatorIdentity;
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_core::manifest::{ManifestDocument, Role};
 use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
@@ -134,6 +136,26 @@ impl Workspace {
             .unwrap()
     }
 
+    /// The Coordinator identity generate gave `service`'s initializer (its environment in
+    /// app.yml), as the pod would get it.
+    fn identity(&self, service: &str) -> CoordinatorIdentity {
+        use serde::Deserialize as _;
+        let text = std::fs::read_to_string(self.path("app.yml")).unwrap();
+        let deployment = serde_norway::Deserializer::from_str(&text)
+            .map(|document| serde_norway::Value::deserialize(document).unwrap())
+            .find(|d| d["metadata"]["name"].as_str() == Some(service))
+            .unwrap();
+        let json = deployment["spec"]["template"]["spec"]["initContainers"][0]["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str() == Some(COORDINATOR_IDENTITY_ENV))
+            .and_then(|e| e["value"].as_str())
+            .unwrap()
+            .to_owned();
+        CoordinatorIdentity::from_json(&json).unwrap()
+    }
+
     fn yamls(&self) -> [String; 2] {
         [
             self.path("app.yml").to_str().unwrap().to_owned(),
@@ -196,11 +218,22 @@ impl Coordinator {
         self.spawn();
     }
 
-    fn initializer(&self, service_host_data: &str, root: &Path) -> Output {
-        initializer_command(&self.mesh, &self.launch.sim_dir, service_host_data, root)
-            .args(["--max-attempts", "5"])
-            .output()
-            .unwrap()
+    fn initializer(
+        &self,
+        identity: &CoordinatorIdentity,
+        service_host_data: &str,
+        root: &Path,
+    ) -> Output {
+        initializer_command(
+            &self.mesh,
+            identity,
+            &self.launch.sim_dir,
+            service_host_data,
+            root,
+        )
+        .args(["--max-attempts", "5"])
+        .output()
+        .unwrap()
     }
 }
 
@@ -289,7 +322,7 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     // A workload gets its certificate.
     let web = ws.host_data("web");
     let before = ws.path("web-before");
-    let output = coordinator.initializer(&web, &before);
+    let output = coordinator.initializer(&ws.identity("web"), &web, &before);
     assert!(output.status.success(), "{}", stderr(&output));
 
     // verify: files, modes, the head.
@@ -433,7 +466,7 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
         second_head.as_bytes()
     );
     let after = ws.path("web-after");
-    let output = coordinator.initializer(&web, &after);
+    let output = coordinator.initializer(&ws.identity("web"), &web, &after);
     assert!(output.status.success(), "{}", stderr(&output));
     let spki = |pem: &[u8]| {
         use rustls_pki_types::CertificateDer;

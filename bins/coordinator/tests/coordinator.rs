@@ -1317,3 +1317,53 @@ async fn a_connection_whose_attestation_was_refused_is_closed_after_the_refusal(
     );
     assert!(answered <= 1, "{answered} more requests were answered");
 }
+
+/// The initializer attests the Coordinator: a real, ready Coordinator whose policy hash is not
+/// the one the pod was generated with is refused (nothing written), the one it was generated
+/// with is trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initializers_refuse_a_coordinator_with_another_policy_hash() {
+    use contrast_core::coordinator_identity::CoordinatorIdentity;
+    use contrast_testkit::process::initializer_command;
+
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let workloads = vec![Workload::new("web")];
+    set_first_manifest(&coordinator, &workloads).await;
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+
+    let (_, env) = environment();
+    let other = CoordinatorIdentity::new(
+        vec![Workload::new("another coordinator").host_data()],
+        vec![env.reference_values()],
+    )
+    .unwrap();
+    let root = dir.path().join("web-refusing");
+    let output = initializer_command(
+        &coordinator.mesh,
+        &other,
+        sim_dir(),
+        &workloads[0].host_data_hex(),
+        &root,
+    )
+    .args(["--max-attempts", "2"])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed attestation"), "{stderr}");
+    assert!(
+        stderr.contains(&coordinator_workload().host_data_hex()[..4]),
+        "{stderr}"
+    );
+    assert!(!root.exists(), "{stderr}");
+
+    let root = dir.path().join("web");
+    let output = run_initializer(&coordinator, &workloads[0], &root, &["--max-attempts", "3"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(root.join("tls-config/certChain.pem").exists());
+}

@@ -6,9 +6,14 @@
 //! the Coordinator answers (each failure logged with its reason), then writes upstream's files
 //! to the shared volume and the `done` marker the startup probe waits for.
 //!
-//! As upstream, the initializer does not appraise the Coordinator (its client has no
-//! validator): the workload proves itself; what it receives is only useful to a workload the
-//! Coordinator accepted.
+//! Unlike upstream, the initializer also attests the Coordinator before it trusts anything the
+//! Coordinator returns: `contrast generate` puts the Coordinator's identity (its policy hashes
+//! and SEV-SNP reference values, `contrast_core::coordinator_identity`) into the container's
+//! environment, where the pod's agent policy pins it and the pod's HOST_DATA binds it; the
+//! handshake refuses a server whose evidence does not match (`contrast_sdk::identity_validator`).
+//! Without that check any TLS server on the way to the Coordinator could hand the pod a CA and a
+//! workload secret of its choice, and the pod would mark itself done. Trusting any server is an
+//! explicit opt-out (`--insecure-trust-any-coordinator`).
 
 #![forbid(unsafe_code)]
 
@@ -21,13 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser, ValueEnum};
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::MESH_API_PORT;
+use contrast_core::coordinator_identity::CoordinatorIdentity;
 use contrast_core::duration::parse_duration;
-use contrast_core::kubernetes::{COORDINATOR_HOST_ENV, SECRETS_MOUNT_PATH};
-use contrast_sdk::CoordinatorClient;
+use contrast_core::kubernetes::{
+    COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, SECRETS_MOUNT_PATH,
+};
+use contrast_sdk::{CoordinatorClient, identity_validator};
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -43,10 +51,18 @@ Flow:
      attested TLS: the VM's attestation report (--tee) is bound to the key. The Coordinator
      appraises it against its manifest and looks the VM's HOST_DATA up in the manifest's
      policies.
-  3. On failure (Coordinator unreachable, not yet configured, in recovery mode, or refusing
-     this VM), log the reason and retry with exponential backoff (--retry-min doubling up to
-     --retry-max), without limit unless --max-attempts is given.
-  4. Write, each file atomically (temp file, fsync, rename, fsync of the directory), under
+  3. In the same handshake, attest the Coordinator with --coordinator-identity (set by
+     `contrast generate` in CONTRAST_COORDINATOR_IDENTITY): its report must chain to AMD (or
+     the pinned simulated ARK), match one of the identity's SEV-SNP reference values, and carry
+     one of its policy hashes as HOST_DATA. A server that fails is refused before anything it
+     sends is read: a rogue server cannot hand this pod its CA or workload secret.
+     --insecure-trust-any-coordinator skips this check (upstream's behaviour; never in
+     production).
+  4. On failure (Coordinator unreachable, not yet configured, in recovery mode, refusing this
+     VM, or refused by step 3), log the reason and retry with exponential backoff (--retry-min
+     doubling up to --retry-max), without limit unless --max-attempts is given: the real
+     Coordinator may be restarting.
+  5. Write, each file atomically (temp file, fsync, rename, fsync of the directory), under
      --root (directories 0755):
        tls-config/mesh-ca.pem              mesh CA certificate             0444
        tls-config/certChain.pem            workload cert + intermediate    0444
@@ -55,19 +71,21 @@ Flow:
        secrets/workload-secret-seed        workload secret, lowercase hex  0400
                                            (only if the policy has a WorkloadSecretID)
      Existing files are replaced.
-  5. Write the empty marker --done-file (0644) and exit 0.";
+  6. Write the empty marker --done-file (0644) and exit 0.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
   0    the files and the done marker were written
   1    failure: invalid TEE flags, no certificate within --max-attempts, or the files could
        not be written (the log says which)
-  2    invalid command line
+  2    invalid command line (also: neither --coordinator-identity nor
+       --insecure-trust-any-coordinator, or an identity that does not parse)
   130  interrupted by SIGINT while waiting for the Coordinator (128 + 2)
   143  terminated by SIGTERM while waiting for the Coordinator (128 + 15)
 
 Example (simulated TEE, local Coordinator):
   initializer --coordinator 127.0.0.1:7777 --root ./pod --done-file ./pod/done \\
+    --coordinator-identity <JSON, as generate writes it in CONTRAST_COORDINATOR_IDENTITY> \\
     --tee simulated --sim-dir ./sim --sim-host-data <initdata digest>";
 
 /// The initializer's command line.
@@ -86,6 +104,22 @@ struct Args {
     /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
     #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]")]
     coordinator: String,
+    /// The Coordinator's identity, a JSON document {"PolicyHashes": [...],
+    /// "SnpReferenceValues": [...]} (written by `contrast generate`): only a Coordinator whose
+    /// evidence matches it is trusted.
+    #[arg(
+        long,
+        env = COORDINATOR_IDENTITY_ENV,
+        value_name = "JSON",
+        value_parser = parse_identity,
+        hide_env_values = true
+    )]
+    coordinator_identity: Option<CoordinatorIdentity>,
+    /// INSECURE: trust any server as the Coordinator, without attesting it (upstream's
+    /// behaviour): a rogue server can hand this pod a CA and workload secret of its choice.
+    /// For development only.
+    #[arg(long, conflicts_with = "coordinator_identity")]
+    insecure_trust_any_coordinator: bool,
     /// Where the files go (the shared volume).
     #[arg(long, value_name = "DIR", default_value = SECRETS_MOUNT_PATH)]
     root: PathBuf,
@@ -128,6 +162,19 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.coordinator_identity.is_none() && !args.insecure_trust_any_coordinator {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "the coordinator's identity is missing: pass --coordinator-identity JSON or set \
+                     {COORDINATOR_IDENTITY_ENV} (contrast generate injects it into the pod); \
+                     --insecure-trust-any-coordinator trusts any server instead (never in \
+                     production)"
+                ),
+            )
+            .exit();
+    }
     init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -183,12 +230,28 @@ async fn run(args: Args) -> Result<Outcome> {
         .context("cannot encode the workload key")?
         .to_pem("PRIVATE KEY", der::pem::LineEnding::LF)
         .context("cannot encode the workload key as pem")?;
-    let client = CoordinatorClient::new(
-        addr.clone(),
-        AtlsClient::dangerous_without_server_attestation()
-            .with_issuer(issuer)
-            .with_key(key),
-    );
+    let atls = match &args.coordinator_identity {
+        Some(identity) => {
+            info!(
+                coordinator_policy_hashes = ?identity
+                    .policy_hashes()
+                    .iter()
+                    .map(hex::encode)
+                    .collect::<Vec<_>>(),
+                reference_values = identity.snp_reference_values().len(),
+                "the coordinator must attest with this identity"
+            );
+            AtlsClient::new(identity_validator(identity))
+        }
+        None => {
+            warn!(
+                "--insecure-trust-any-coordinator: the coordinator is NOT attested; any server \
+                 can hand this pod a CA and workload secret of its choice"
+            );
+            AtlsClient::dangerous_without_server_attestation()
+        }
+    };
+    let client = CoordinatorClient::new(addr.clone(), atls.with_issuer(issuer).with_key(key));
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -242,6 +305,11 @@ async fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
+/// `--coordinator-identity`: the document, parsed with its errors as the message.
+fn parse_identity(text: &str) -> Result<CoordinatorIdentity, String> {
+    CoordinatorIdentity::from_json(text).map_err(|e| e.to_string())
+}
+
 /// `HOST[:PORT]` with the mesh API port when absent; a bare IPv6 address gets brackets.
 fn coordinator_addr(value: &str) -> String {
     let value = value.trim();
@@ -278,7 +346,13 @@ mod tests {
 
     #[test]
     fn command_line_parses_with_defaults() {
-        let args = Args::try_parse_from(["initializer", "--coordinator", "c"]).unwrap();
+        let args = Args::try_parse_from([
+            "initializer",
+            "--coordinator",
+            "c",
+            "--insecure-trust-any-coordinator",
+        ])
+        .unwrap();
         assert_eq!(args.root, PathBuf::from("/contrast"));
         assert_eq!(args.done_file, PathBuf::from("/done"));
         assert_eq!(args.retry_min, Duration::from_millis(500));

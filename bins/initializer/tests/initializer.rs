@@ -1,5 +1,8 @@
 //! The built `initializer` in simulated mode against an in-test mesh API (gRPC over mutual
 //! aTLS on 127.0.0.1, appraising the initializer with the environment's reference values).
+//! The stand-in attests as a simulated VM with the Coordinator's HOST_DATA, and the initializer
+//! is given the matching Coordinator identity (as `contrast generate` gives it, in
+//! `CONTRAST_COORDINATOR_IDENTITY`), unless a test says otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
@@ -14,8 +17,10 @@ use std::time::{Duration, Instant};
 use contrast_attest::atls::{AtlsServer, AtlsValidator, PeerSlot};
 use contrast_attest::{AppraisalPolicy, CrlPolicy, Verifier};
 use contrast_core::api::{ErrorCode, MeshCertResponse};
+use contrast_core::coordinator_identity::CoordinatorIdentity;
+use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_testkit::atls_stub::{Answer, AtlsStub};
-use contrast_testkit::fixtures::environment;
+use contrast_testkit::fixtures::{coordinator_workload, environment};
 use contrast_testkit::net::free_port;
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rand_core::{OsRng, RngCore};
@@ -40,15 +45,34 @@ struct MeshServer {
     stub: AtlsStub,
 }
 
+/// The identity of the stand-in Coordinator: the environment's reference values and the
+/// Coordinator's HOST_DATA.
+fn coordinator_identity() -> CoordinatorIdentity {
+    let (_, env) = environment();
+    CoordinatorIdentity::new(
+        vec![coordinator_workload().host_data()],
+        vec![env.reference_values()],
+    )
+    .unwrap()
+}
+
 impl MeshServer {
     fn start(handler: Handler) -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap(), handler)
     }
 
+    /// A stand-in attesting as a simulated VM with the Coordinator's HOST_DATA.
     fn start_on(addr: SocketAddr, handler: Handler) -> Self {
+        Self::start_as(addr, Some(coordinator_workload().host_data()), handler)
+    }
+
+    /// A stand-in attesting as a simulated VM with `host_data`, or, with `None`, a plain TLS
+    /// server (a self-signed certificate without evidence): what anyone on the network can run.
+    fn start_as(addr: SocketAddr, host_data: Option<[u8; 32]>, handler: Handler) -> Self {
         let (_, env) = environment();
-        let server_issuer = env.issuer(env.guest(random(), random()).unwrap());
-        let atls = AtlsServer::new(Some(server_issuer)).with_client_validator(AtlsValidator::new(
+        let server_issuer =
+            host_data.map(|host_data| env.issuer(env.guest(random(), host_data).unwrap()));
+        let atls = AtlsServer::new(server_issuer).with_client_validator(AtlsValidator::new(
             Verifier::new(
                 &[env.reference_values()],
                 // The simulated ARK signs no CRL.
@@ -104,9 +128,25 @@ impl Drop for Initializer {
 }
 
 impl Initializer {
+    /// An initializer given the stand-in's identity.
     fn spawn(coordinator: &str, pod: &Pod, extra: &[&str]) -> Self {
+        Self::spawn_expecting(coordinator, pod, Some(&coordinator_identity()), extra)
+    }
+
+    /// An initializer given `identity` in its environment (none with `None`).
+    fn spawn_expecting(
+        coordinator: &str,
+        pod: &Pod,
+        identity: Option<&CoordinatorIdentity>,
+        extra: &[&str],
+    ) -> Self {
         let (_, env) = environment();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_initializer"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_initializer"));
+        command.env_remove(COORDINATOR_IDENTITY_ENV);
+        if let Some(identity) = identity {
+            command.env(COORDINATOR_IDENTITY_ENV, identity.to_json());
+        }
+        let mut child = command
             .args(["--coordinator", coordinator])
             .arg("--root")
             .arg(&pod.root)
@@ -386,7 +426,131 @@ fn help_explains_the_flow_files_and_exit_codes() {
         "--sim-host-data",
         "143",
         "COORDINATOR_HOST",
+        "--coordinator-identity",
+        "CONTRAST_COORDINATOR_IDENTITY",
+        "--insecure-trust-any-coordinator",
+        "rogue server",
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
+}
+
+/// What a rogue server hands out: its own CA and a secret it knows.
+fn attacker_response() -> Handler {
+    certificate_response(b"attacker-chosen workload secret".to_vec())
+}
+
+/// Asserts that the initializer wrote nothing a workload could use.
+fn assert_nothing_written(pod: &Pod) {
+    assert!(!pod.done.exists(), "the done marker was written");
+    assert!(
+        !pod.root.join("tls-config").exists(),
+        "certificates were written"
+    );
+    assert!(!pod.secret().exists(), "a workload secret was written");
+}
+
+/// The attack: a plain TLS server (no evidence) answers the mesh certificate request with an
+/// attacker's CA and secret. An initializer that knows its Coordinator refuses it every time
+/// and never marks the pod done.
+#[test]
+fn refuses_a_plain_tls_server_that_answers_with_an_attackers_ca_and_secret() {
+    let rogue = MeshServer::start_as(unused_port(), None, attacker_response());
+    let pod = Pod::new();
+    let (status, stderr) =
+        Initializer::spawn(&rogue.addr.to_string(), &pod, &["--max-attempts", "2"]).wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_nothing_written(&pod);
+    assert!(
+        stderr.contains("mesh certificate request failed; retrying"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no mesh certificate after 2 attempt(s)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("attestation"), "{stderr}");
+}
+
+/// A genuine simulated VM, but not the Coordinator this pod was generated for (another
+/// HOST_DATA: another policy, e.g. a workload pod or a modified Coordinator).
+#[test]
+fn refuses_a_coordinator_with_another_policy_hash() {
+    let other = MeshServer::start_as(unused_port(), Some(random()), attacker_response());
+    let pod = Pod::new();
+    let (status, stderr) =
+        Initializer::spawn(&other.addr.to_string(), &pod, &["--max-attempts", "2"]).wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_nothing_written(&pod);
+    assert!(stderr.to_lowercase().contains("host_data"), "{stderr}");
+}
+
+/// The Coordinator's HOST_DATA, but reference values of another simulated platform (another
+/// ARK): the evidence does not chain to the pinned root.
+#[test]
+fn refuses_a_coordinator_that_does_not_match_the_reference_values() {
+    let server = MeshServer::start(attacker_response());
+    let (_, env) = environment();
+    let mut values = env.reference_values();
+    values.simulated_ark_fingerprint = Some(hex::encode(random::<32>()));
+    let identity =
+        CoordinatorIdentity::new(vec![coordinator_workload().host_data()], vec![values]).unwrap();
+    let pod = Pod::new();
+    let (status, stderr) = Initializer::spawn_expecting(
+        &server.addr.to_string(),
+        &pod,
+        Some(&identity),
+        &["--max-attempts", "2"],
+    )
+    .wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_nothing_written(&pod);
+    assert!(stderr.to_lowercase().contains("ark"), "{stderr}");
+}
+
+/// Without an identity the initializer does not start, and says how to give one.
+#[test]
+fn needs_the_coordinator_identity_or_the_explicit_opt_out() {
+    let pod = Pod::new();
+    let (status, stderr) =
+        Initializer::spawn_expecting("127.0.0.1:1", &pod, None, &["--max-attempts", "1"]).wait();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(COORDINATOR_IDENTITY_ENV), "{stderr}");
+    assert!(
+        stderr.contains("--insecure-trust-any-coordinator"),
+        "{stderr}"
+    );
+    assert_nothing_written(&pod);
+
+    // A malformed identity is a usage error that names the problem.
+    let (status, stderr) = Initializer::spawn_expecting(
+        "127.0.0.1:1",
+        &pod,
+        None,
+        &["--coordinator-identity", "{\"PolicyHashes\":[]}"],
+    )
+    .wait();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("missing field `SnpReferenceValues`"),
+        "{stderr}"
+    );
+}
+
+/// The explicit opt-out trusts any server (upstream's behaviour) and says so loudly.
+#[test]
+fn the_insecure_opt_out_trusts_any_server_and_warns() {
+    let rogue = MeshServer::start_as(unused_port(), None, certificate_response(vec![5; 32]));
+    let pod = Pod::new();
+    let (status, stderr) = Initializer::spawn_expecting(
+        &rogue.addr.to_string(),
+        &pod,
+        None,
+        &["--insecure-trust-any-coordinator"],
+    )
+    .wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(stderr.contains("NOT attested"), "{stderr}");
+    assert!(pod.done.exists());
 }

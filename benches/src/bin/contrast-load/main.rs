@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use contrast_attest::atls::AtlsKey;
-use contrast_attest::{AtlsClient, Issuer};
+use contrast_attest::{AtlsClient, AtlsValidator, Issuer};
 use contrast_core::api::SetManifestRequest;
 use contrast_core::manifest::{Manifest, PolicyEntry, Role};
 use contrast_core::owner::{SeedshareOwnerPrivateKey, WorkloadOwnerPrivateKey};
@@ -550,6 +550,8 @@ async fn scenario(
     let rss_before = status_bytes(pid, "VmRSS").unwrap_or(0);
     let chips = Arc::new(chips);
     let mesh = process.mesh.clone();
+    // What each initializer attests the Coordinator with: the identity of this manifest.
+    let coordinator = coordinator_validator(&manifest).context("the coordinator validator")?;
 
     let mut initial_round = None;
     let mut manifest_updates = None;
@@ -568,7 +570,7 @@ async fn scenario(
                     args.attestations, args.concurrency
                 ),
             );
-            closed_loop(&mesh, &chips, args.attestations).await
+            closed_loop(&mesh, &coordinator, &chips, args.attestations).await
         }
         Scenario::Mixed => {
             progress(
@@ -589,7 +591,7 @@ async fn scenario(
                 })
                 .collect();
             let start = Instant::now();
-            let summary = closed_loop(&mesh, &chips, args.attestations).await;
+            let summary = closed_loop(&mesh, &coordinator, &chips, args.attestations).await;
             done.store(true, Ordering::SeqCst);
             let elapsed = start.elapsed();
             let mut tally = Tally::default();
@@ -610,7 +612,7 @@ async fn scenario(
                 ),
             );
             let start = Instant::now();
-            let first = burst(&mesh, &chips, start).await;
+            let first = burst(&mesh, &coordinator, &chips, start).await;
             initial_round = Some(first.summary(start.elapsed()));
             let mut updates = Tally::default();
             let mut update_time = Duration::ZERO;
@@ -634,7 +636,7 @@ async fn scenario(
                 }
                 update_time += started.elapsed();
                 let start = Instant::now();
-                let tally = burst(&mesh, &chips, start).await;
+                let tally = burst(&mesh, &coordinator, &chips, start).await;
                 let elapsed = start.elapsed();
                 burst_ms.push(elapsed.as_secs_f64() * 1e3);
                 burst_time += elapsed;
@@ -689,12 +691,17 @@ async fn scenario(
 }
 
 /// One attestation by the initializer of `chip`: a fresh P-256 key, a fresh connection and
-/// mutual aTLS handshake, `MeshAPI/NewMeshCert`.
-async fn attest(mesh: &str, chip: &Arc<dyn Issuer>) -> Result<(), (String, String)> {
+/// mutual aTLS handshake in which the initializer attests the Coordinator with `coordinator` (as
+/// the real initializer does with its Coordinator identity), `MeshAPI/NewMeshCert`.
+async fn attest(
+    mesh: &str,
+    coordinator: &AtlsValidator,
+    chip: &Arc<dyn Issuer>,
+) -> Result<(), (String, String)> {
     let key = Arc::new(AtlsKey::generate_p256().map_err(|e| ("key".to_owned(), e.to_string()))?);
     let client = CoordinatorClient::new(
         mesh,
-        AtlsClient::dangerous_without_server_attestation()
+        AtlsClient::new(coordinator.clone())
             .with_issuer(Arc::clone(chip))
             .with_key(key),
     );
@@ -712,7 +719,12 @@ async fn attest(mesh: &str, chip: &Arc<dyn Issuer>) -> Result<(), (String, Strin
 }
 
 /// `concurrency` initializers attesting in a closed loop until `total` attempts are made.
-async fn closed_loop(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, total: u64) -> Result<Summary> {
+async fn closed_loop(
+    mesh: &str,
+    coordinator: &AtlsValidator,
+    chips: &Arc<Vec<Arc<dyn Issuer>>>,
+    total: u64,
+) -> Result<Summary> {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let workers: Vec<_> = (0..chips.len())
@@ -720,12 +732,13 @@ async fn closed_loop(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, total: u64) 
             let next = Arc::clone(&next);
             let chips = Arc::clone(chips);
             let mesh = mesh.to_owned();
+            let coordinator = coordinator.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut first = true;
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     let started = Instant::now();
-                    let result = attest(&mesh, &chips[index]).await;
+                    let result = attest(&mesh, &coordinator, &chips[index]).await;
                     // The first round starts every initializer at once, with cold caches.
                     let cold = std::mem::replace(&mut first, false);
                     match result {
@@ -746,12 +759,18 @@ async fn closed_loop(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, total: u64) 
 }
 
 /// Every initializer attests once, all started at `start`; latency counts from `start`.
-async fn burst(mesh: &str, chips: &Arc<Vec<Arc<dyn Issuer>>>, start: Instant) -> Tally {
+async fn burst(
+    mesh: &str,
+    coordinator: &AtlsValidator,
+    chips: &Arc<Vec<Arc<dyn Issuer>>>,
+    start: Instant,
+) -> Tally {
     let tasks: Vec<_> = (0..chips.len())
         .map(|index| {
             let chips = Arc::clone(chips);
             let mesh = mesh.to_owned();
-            tokio::spawn(async move { attest(&mesh, &chips[index]).await })
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move { attest(&mesh, &coordinator, &chips[index]).await })
         })
         .collect();
     let mut tally = Tally::default();
