@@ -129,6 +129,38 @@ impl TcbVersion {
         }
     }
 
+    /// Parses the dotted form flags use: `BOOTLOADER.TEE.SNP.MICROCODE` on Milan and Genoa,
+    /// `FMC.BOOTLOADER.TEE.SNP.MICROCODE` on Turin, each a number 0-255 (e.g. `4.0.23.213`).
+    ///
+    /// # Errors
+    /// A message naming the expected form.
+    pub fn parse_dotted(text: &str, product: Product) -> Result<Self, String> {
+        let numbers: Result<Vec<u8>, _> = text.trim().split('.').map(str::parse::<u8>).collect();
+        match (product, numbers.as_deref()) {
+            (Product::Milan | Product::Genoa, Ok([bootloader, tee, snp, microcode])) => Ok(Self {
+                fmc: None,
+                bootloader: *bootloader,
+                tee: *tee,
+                snp: *snp,
+                microcode: *microcode,
+            }),
+            (Product::Turin, Ok([fmc, bootloader, tee, snp, microcode])) => Ok(Self {
+                fmc: Some(*fmc),
+                bootloader: *bootloader,
+                tee: *tee,
+                snp: *snp,
+                microcode: *microcode,
+            }),
+            (Product::Turin, _) => Err(format!(
+                "{text:?} is not FMC.BOOTLOADER.TEE.SNP.MICROCODE (five numbers 0-255, e.g. \
+                 1.4.0.23.213; Turin has an FMC)"
+            )),
+            (_, _) => Err(format!(
+                "{text:?} is not BOOTLOADER.TEE.SNP.MICROCODE (four numbers 0-255, e.g. 4.0.23.213)"
+            )),
+        }
+    }
+
     /// The components present in this value, in a fixed order (fmc first when present), with
     /// their values.
     #[must_use]
@@ -174,6 +206,34 @@ impl fmt::Display for TcbVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_tcb_parses_per_product() {
+        assert_eq!(
+            TcbVersion::parse_dotted("4.0.23.213", Product::Milan),
+            Ok(TcbVersion {
+                fmc: None,
+                bootloader: 4,
+                tee: 0,
+                snp: 23,
+                microcode: 213
+            })
+        );
+        assert_eq!(
+            TcbVersion::parse_dotted("1.4.0.23.213", Product::Turin).map(|t| t.fmc),
+            Ok(Some(1))
+        );
+        for (text, product) in [
+            ("4.0.23", Product::Genoa),
+            ("4.0.23.256", Product::Milan),
+            ("1.4.0.23.213", Product::Milan),
+            ("4.0.23.213", Product::Turin),
+            ("a.b.c.d", Product::Milan),
+        ] {
+            let error = TcbVersion::parse_dotted(text, product).unwrap_err();
+            assert!(error.contains("BOOTLOADER.TEE.SNP.MICROCODE"), "{error}");
+        }
+    }
 
     #[test]
     fn milan_layout() {

@@ -21,6 +21,9 @@
 //! Every failure says which item, which source, which URL and what happened
 //! ([`KdsError::Unavailable`] lists the attempts).
 //!
+//! For verifiers without network access, [`import`] fills a cache from files (a `cert_chain`,
+//! VCEKs, a CRL), verified the same way, and the cache directory is copied to the verifier.
+//!
 //! Time: certificate and CRL validity use the `now` the caller passes; backoff sleeps and the
 //! proxy cooldown use tokio's clock.
 #![forbid(unsafe_code)]
@@ -28,8 +31,10 @@
 pub mod cache;
 mod client;
 mod error;
+mod import;
 pub mod policy;
 
 pub use cache::{CacheEntry, DiskCache};
 pub use client::{ClientConfig, Collateral, CollateralClient, Origins};
 pub use error::{ConfigError, FailureKind, FetchFailure, Item, KdsError, Origin};
+pub use import::{ImportError, Imported, import};

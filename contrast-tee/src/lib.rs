@@ -261,22 +261,18 @@ fn parse_hex<const N: usize>(flag: &'static str, text: &str) -> Result<[u8; N], 
 
 #[cfg(feature = "simulated")]
 fn parse_tcb(text: &str) -> Result<SimulatedTcb, TeeError> {
-    let parts: Vec<&str> = text.split('.').collect();
-    let parsed: Result<Vec<u8>, _> = parts.iter().map(|p| p.parse::<u8>()).collect();
-    match parsed.as_deref() {
-        Ok([bootloader, tee, snp, microcode]) => Ok(SimulatedTcb {
-            bootloader: *bootloader,
-            tee: *tee,
-            snp: *snp,
-            microcode: *microcode,
-        }),
-        _ => Err(TeeError::Flag {
+    // Simulated launches use the Milan/Genoa layout (no FMC).
+    let tcb = contrast_attest::TcbVersion::parse_dotted(text, contrast_attest::Product::Milan)
+        .map_err(|reason| TeeError::Flag {
             flag: "--sim-tcb",
-            reason: format!(
-                "{text:?} is not BOOTLOADER.TEE.SNP.MICROCODE (four numbers 0-255, e.g. 4.0.1.213)"
-            ),
-        }),
-    }
+            reason,
+        })?;
+    Ok(SimulatedTcb {
+        bootloader: tcb.bootloader,
+        tee: tcb.tee,
+        snp: tcb.snp,
+        microcode: tcb.microcode,
+    })
 }
 
 #[cfg(test)]

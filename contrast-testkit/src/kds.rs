@@ -1,5 +1,7 @@
 //! A stand-in for AMD's Key Distribution Service (or a collateral proxy) on loopback: serves
 //! what a test puts at a path, misbehaves on demand ([`Fault`]) and logs every request.
+// Test support fails loudly (a failed test), as the crate docs say.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;

@@ -9,6 +9,7 @@
 // The modules' `pub` items are the interface between subcommand modules of this binary.
 #![allow(unreachable_pub)]
 
+mod collateral;
 mod coordinator_resources;
 mod demo;
 mod generate;
@@ -172,6 +173,12 @@ enum Command {
     /// Recover a restarted Coordinator with the seed-share owner's share.
     #[command(long_about = recover::LONG_ABOUT, after_long_help = recover::AFTER_LONG_HELP)]
     Recover(recover::RecoverArgs),
+    /// Fill an SEV-SNP collateral cache (VCEK, CA chain, CRL) for offline verifiers.
+    #[command(
+        long_about = collateral::LONG_ABOUT,
+        after_long_help = collateral::AFTER_LONG_HELP
+    )]
+    Collateral(collateral::CollateralArgs),
     /// Run the whole flow locally: Coordinator, set, initializers, verify, update, recovery.
     #[command(long_about = demo::LONG_ABOUT, after_long_help = demo::AFTER_LONG_HELP)]
     Demo(demo::DemoArgs),
@@ -202,6 +209,7 @@ fn main() -> ExitCode {
         Command::Set(args) => set::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Recover(args) => recover::run(&cli.global, args),
+        Command::Collateral(args) => collateral::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),
     };
     match result {
