@@ -4,7 +4,8 @@
 //! bytes of report data into an attestation document. This crate provides the two the binaries
 //! choose between with the shared flags of [`TeeArgs`]:
 //!
-//! - `--tee snp`: a real AMD SEV-SNP guest ([`snp`]), reports from the kernel.
+//! - `--tee snp`: a real AMD SEV-SNP guest ([`snp`]), reports from the kernel, with VCEK, CA
+//!   chain and CRL fetched from the KDS ([`collateral`], unless `--no-kds`).
 //! - `--tee simulated --sim-dir DIR`: the simulated platform of `contrast-sim` (feature
 //!   `simulated`, off by default), kept in a directory that every process of a local deployment
 //!   shares (`simulated::SimulatedEnvironment`). Simulated mode is never a default: it must be
@@ -16,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod collateral;
 #[cfg(feature = "simulated")]
 pub mod simulated;
 pub mod snp;
@@ -160,11 +162,43 @@ pub struct TeeArgs {
     /// chain (`ask.pem`, `ark.pem`), used when the kernel's extended report carries none.
     #[arg(long, value_name = "DIR")]
     pub snp_certs_dir: Option<PathBuf>,
+    /// With --tee snp: AMD's Key Distribution Service, where the VCEK, CA chain and CRL come
+    /// from (they travel in the attestation, so verifiers need no network).
+    #[arg(long, value_name = "URL", env = "CONTRAST_KDS_URL", default_value = contrast_attest::collateral::KDS_BASE_URL)]
+    pub kds_url: String,
+    /// With --tee snp: a collateral proxy asked before the KDS (KDS paths on its base URL;
+    /// after five failed attempts the KDS is asked directly for two minutes).
+    #[arg(long, value_name = "URL", env = "CONTRAST_COLLATERAL_PROXY")]
+    pub collateral_proxy: Option<String>,
+    /// With --tee snp: an on-disk collateral cache (`contrast collateral fetch` fills one for
+    /// machines without network access).
+    #[arg(long, value_name = "DIR", env = "CONTRAST_COLLATERAL_CACHE")]
+    pub collateral_cache: Option<PathBuf>,
+    /// With --tee snp: fetch no collateral; certificates come only from the host and
+    /// --snp-certs-dir, and documents carry no CRL (verifiers that require one refuse).
+    #[arg(long)]
+    pub no_kds: bool,
+    /// With --tee snp: the AMD product, when the reports do not name it (report version 2).
+    #[arg(long, value_name = "PRODUCT", value_parser = ["Milan", "Genoa", "Turin"])]
+    pub snp_product: Option<String>,
+}
+
+/// What [`TeeArgs::open`] set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct OpenedTee {
+    /// The issuer of attestation documents.
+    pub issuer: Arc<dyn Issuer>,
+    /// In simulated mode, the simulated environment's directory (for logs).
+    pub sim_dir: Option<PathBuf>,
+    /// With --tee snp unless --no-kds: the feed that keeps the issuer supplied with
+    /// collateral; spawn [`CollateralFeed::run`](collateral::CollateralFeed::run).
+    pub collateral: Option<collateral::CollateralFeed>,
 }
 
 impl TeeArgs {
     /// Refuses `--tee simulated` in a binary built without its own `simulated` feature: call it
-    /// with `cfg!(feature = "simulated")` of the binary before [`TeeArgs::issuer`]. (This
+    /// with `cfg!(feature = "simulated")` of the binary before [`TeeArgs::open`]. (This
     /// crate's feature alone is not enough: cargo unifies it across everything built together,
     /// e.g. with the `contrast` CLI, which always has it.)
     ///
@@ -182,21 +216,78 @@ impl TeeArgs {
         Ok(())
     }
 
-    /// The issuer these flags select. In simulated mode this also returns the simulated
-    /// environment's directory (for logs).
+    /// The issuer these flags select, with (on hardware, unless --no-kds) the collateral feed
+    /// that keeps it supplied.
     ///
     /// # Errors
     /// [`TeeError::Flag`] for a missing or malformed flag, [`TeeError::SimulatedNotBuilt`] for
     /// `--tee simulated` without this crate's feature `simulated`, or the TEE's own error.
-    pub fn issuer(
-        &self,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<(Arc<dyn Issuer>, Option<PathBuf>), TeeError> {
+    pub fn open(&self, rng: &mut impl CryptoRngCore) -> Result<OpenedTee, TeeError> {
         match self.tee {
-            TeeKind::Snp => {
+            TeeKind::Snp if self.no_kds => {
                 let issuer =
                     snp::SnpIssuer::open(self.snp_certs_dir.as_deref(), snp::MissingVcek::Refuse)?;
-                Ok((Arc::new(issuer), None))
+                Ok(OpenedTee {
+                    issuer: Arc::new(issuer),
+                    sim_dir: None,
+                    collateral: None,
+                })
+            }
+            TeeKind::Snp => {
+                let issuer = Arc::new(snp::SnpIssuer::open(
+                    self.snp_certs_dir.as_deref(),
+                    snp::MissingVcek::Supplied,
+                )?);
+                let product = match (&self.snp_product, issuer.chip().cpuid_product) {
+                    (Some(name), found) => {
+                        let given = contrast_attest::Product::from_name(name).ok_or_else(|| {
+                            TeeError::Flag {
+                                flag: "--snp-product",
+                                reason: format!("unknown product {name}"),
+                            }
+                        })?;
+                        if found.is_some_and(|found| found != given) {
+                            return Err(TeeError::Flag {
+                                flag: "--snp-product",
+                                reason: format!(
+                                    "{name}, but the reports name {}",
+                                    found.map_or("", |p| p.name())
+                                ),
+                            });
+                        }
+                        given
+                    }
+                    (None, Some(found)) => found,
+                    (None, None) => {
+                        return Err(TeeError::Flag {
+                            flag: "--snp-product",
+                            reason: "the reports do not name the AMD product (version 2); give \
+                                     --snp-product, or --no-kds to fetch no collateral"
+                                .into(),
+                        });
+                    }
+                };
+                let client = contrast_kds::CollateralClient::new(contrast_kds::ClientConfig {
+                    kds_base: self.kds_url.clone(),
+                    proxy: self.collateral_proxy.clone(),
+                    cache_dir: self.collateral_cache.clone(),
+                    ..contrast_kds::ClientConfig::default()
+                })
+                .map_err(|e| TeeError::Flag {
+                    flag: "--kds-url / --collateral-proxy",
+                    reason: e.to_string(),
+                })?;
+                let feed = collateral::CollateralFeed::new(
+                    Arc::clone(&issuer),
+                    client,
+                    contrast_attest::chain::TrustAnchor::Amd(product),
+                    product,
+                );
+                Ok(OpenedTee {
+                    issuer,
+                    sim_dir: None,
+                    collateral: Some(feed),
+                })
             }
             #[cfg(not(feature = "simulated"))]
             TeeKind::Simulated => {
@@ -241,7 +332,11 @@ impl TeeArgs {
                         .transpose()?,
                 };
                 let guest = env.guest_with(chip_id, host_data, &overrides)?;
-                Ok((env.issuer(guest), Some(env.dir().to_path_buf())))
+                Ok(OpenedTee {
+                    issuer: env.issuer(guest),
+                    sim_dir: Some(env.dir().to_path_buf()),
+                    collateral: None,
+                })
             }
         }
     }
@@ -345,7 +440,7 @@ mod tests {
     #[test]
     fn simulated_mode_is_refused_without_the_feature() {
         assert!(matches!(
-            args(&["--tee", "simulated", "--sim-dir", "x"]).issuer(&mut rand_core::OsRng),
+            args(&["--tee", "simulated", "--sim-dir", "x"]).open(&mut rand_core::OsRng),
             Err(TeeError::SimulatedNotBuilt { .. })
         ));
     }
@@ -353,7 +448,7 @@ mod tests {
     #[cfg(feature = "simulated")]
     #[test]
     fn simulated_mode_needs_its_flags() {
-        let missing_dir = args(&["--tee", "simulated"]).issuer(&mut rand_core::OsRng);
+        let missing_dir = args(&["--tee", "simulated"]).open(&mut rand_core::OsRng);
         assert!(matches!(
             missing_dir,
             Err(TeeError::Flag {
@@ -371,7 +466,7 @@ mod tests {
         .unwrap();
         let sim_dir = dir.path().to_str().unwrap();
         let missing_host_data =
-            args(&["--tee", "simulated", "--sim-dir", sim_dir]).issuer(&mut rand_core::OsRng);
+            args(&["--tee", "simulated", "--sim-dir", sim_dir]).open(&mut rand_core::OsRng);
         assert!(matches!(
             missing_host_data,
             Err(TeeError::Flag {
@@ -387,7 +482,7 @@ mod tests {
             "--sim-host-data",
             "abcd",
         ])
-        .issuer(&mut rand_core::OsRng);
+        .open(&mut rand_core::OsRng);
         match short {
             Err(TeeError::Flag { flag, reason }) => {
                 assert_eq!(flag, "--sim-host-data");
@@ -396,7 +491,7 @@ mod tests {
             other => panic!("expected a flag error, got {other:?}"),
         }
         let host_data = "11".repeat(32);
-        let (issuer, env) = args(&[
+        let opened = args(&[
             "--tee",
             "simulated",
             "--sim-dir",
@@ -406,10 +501,14 @@ mod tests {
             "--sim-tcb",
             "4.0.1.213",
         ])
-        .issuer(&mut rand_core::OsRng)
+        .open(&mut rand_core::OsRng)
         .unwrap();
-        assert_eq!(env.as_deref(), Some(dir.path()));
-        assert_eq!(issuer.oid(), contrast_attest::atls::SNP_ATTESTATION_OID);
+        assert_eq!(opened.sim_dir.as_deref(), Some(dir.path()));
+        assert_eq!(
+            opened.issuer.oid(),
+            contrast_attest::atls::SNP_ATTESTATION_OID
+        );
+        assert!(opened.collateral.is_none());
     }
 
     #[cfg(feature = "simulated")]

@@ -84,9 +84,10 @@ enum LogFormat {
 /// How a missing AMD CRL is treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum CrlMode {
-    /// Check a CRL when the attestation document carries one; accept without.
+    /// Check a CRL when the attestation document carries one; accept without (a host that
+    /// leaves the CRL out decides whether revocation is checked).
     BestEffort,
-    /// Refuse documents without a CRL.
+    /// Refuse documents without a fresh, ARK-signed CRL.
     Required,
 }
 
@@ -151,8 +152,9 @@ struct Args {
     /// closed after the refusal is answered.
     #[arg(long, default_value_t = contrast_grpc::server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
-    /// How a missing AMD CRL in a workload's attestation is treated.
-    #[arg(long, value_enum, default_value = "best-effort")]
+    /// How a missing AMD CRL in a workload's attestation is treated. Initializers and
+    /// Coordinators send one (fetched from the KDS); best-effort is for TEEs that cannot.
+    #[arg(long, value_enum, default_value = "required")]
     crl: CrlMode,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
@@ -313,10 +315,14 @@ fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 async fn run(args: Args) -> anyhow::Result<()> {
     args.tee
         .check_simulated_allowed("coordinator", cfg!(feature = "simulated"))?;
-    let (issuer, environment) = args
+    let tee = args
         .tee
-        .issuer(&mut OsRng)
+        .open(&mut OsRng)
         .context("setting up the TEE (see --tee)")?;
+    // VCEK, CA chain and CRL from the KDS (or proxy, or cache) into the Coordinator's evidence,
+    // so clients can require the CRL without network access of their own.
+    let _collateral = tee.collateral.map(|feed| tokio::spawn(feed.run()));
+    let (issuer, environment) = (tee.issuer, tee.sim_dir);
     if let Some(dir) = &environment {
         tracing::warn!(
             dir = %dir.display(),
@@ -325,7 +331,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let (store, peers) = open_store(&args).await?;
     let crl = match args.crl {
-        CrlMode::BestEffort => CrlPolicy::BestEffort,
+        CrlMode::BestEffort => {
+            tracing::warn!(
+                "--crl best-effort: attestations without a CRL are accepted, so whoever \
+                 controls the host decides whether revoked certificates are noticed"
+            );
+            CrlPolicy::BestEffort
+        }
         CrlMode::Required => CrlPolicy::Required,
     };
     let coordinator = Arc::new(Coordinator {

@@ -217,13 +217,17 @@ async fn run(args: Args) -> Result<Outcome> {
     let addr = coordinator_addr(&args.coordinator);
     args.tee
         .check_simulated_allowed("initializer", cfg!(feature = "simulated"))?;
-    let (issuer, simulated) = args
+    let tee = args
         .tee
-        .issuer(&mut rand_core::OsRng)
+        .open(&mut rand_core::OsRng)
         .context("cannot set up the TEE (check the --tee flags)")?;
-    if let Some(dir) = &simulated {
+    if let Some(dir) = &tee.sim_dir {
         warn!(sim_dir = %dir.display(), "attesting with the SIMULATED SEV-SNP platform");
     }
+    // VCEK, CA chain and CRL from the KDS (or proxy, or cache) into every document; until the
+    // first fetch a document without them is refused and the attempt retried.
+    let _collateral = tee.collateral.map(|feed| tokio::spawn(feed.run()));
+    let issuer = tee.issuer;
     let key = Arc::new(AtlsKey::generate_p256().context("cannot generate the workload key")?);
     let key_pem: Zeroizing<String> = key
         .pkcs8_der()
