@@ -124,21 +124,31 @@ pub fn coordinator_validator(manifest: &Manifest) -> Result<AtlsValidator, Deplo
 
 /// The validator that accepts only the Coordinator `identity` describes: its SEV-SNP reference
 /// values, HOST_DATA restricted to its policy hashes
-/// ([`AppraisalPolicy::expected_host_data`]), the strict default policy otherwise, except that
-/// the CRL is checked only when the attestation document carries one
-/// ([`CrlPolicy::BestEffort`]): neither the SEV-SNP issuer nor the simulated platform ships a
-/// CRL in the document, and a revoked certificate still fails. Callers that supply a CRL can
-/// build their own validator with [`CrlPolicy::Required`].
+/// ([`AppraisalPolicy::expected_host_data`]), and the strict default policy otherwise: the
+/// attestation document must carry a fresh, ARK-signed CRL ([`CrlPolicy::Required`]; the
+/// Coordinator sends the one it fetched from the KDS, the simulated platform its own). For a
+/// Coordinator that cannot send one, see [`identity_validator_with_crl`].
 ///
 /// The one rule for attesting a Coordinator: a data owner gets the identity from the manifest
 /// it expects ([`coordinator_validator`]), a workload's initializer from its pod's environment
 /// (`contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV`).
 #[must_use]
 pub fn identity_validator(identity: &CoordinatorIdentity) -> AtlsValidator {
+    identity_validator_with_crl(identity, CrlPolicy::Required)
+}
+
+/// [`identity_validator`] with another CRL policy: [`CrlPolicy::BestEffort`] accepts a
+/// document without a CRL (whoever controls the Coordinator's host then decides whether a
+/// revoked certificate is noticed); a CRL that is present is still checked.
+#[must_use]
+pub fn identity_validator_with_crl(
+    identity: &CoordinatorIdentity,
+    crl: CrlPolicy,
+) -> AtlsValidator {
     AtlsValidator::new(Verifier::new(
         identity.snp_reference_values(),
         AppraisalPolicy::default()
-            .with_crl(CrlPolicy::BestEffort)
+            .with_crl(crl)
             .with_expected_host_data(Some(identity.policy_hashes().to_vec())),
     ))
 }
@@ -488,7 +498,7 @@ mod tests {
             Some(vec![coordinator])
         );
         assert_eq!(verifier.references().count(), 1);
-        assert_eq!(verifier.policy().crl, CrlPolicy::BestEffort);
+        assert_eq!(verifier.policy().crl, CrlPolicy::Required);
         assert!(!verifier.policy().allow_debug);
 
         let mut no_coordinator = document.manifest().clone();

@@ -97,6 +97,6 @@ pub use connection::{Attested, CoordinatorClient, MAX_RESPONSE_BODY, Session};
 pub use contrast_grpc;
 pub use deployment::{
     DeploymentError, VerifiedDeployment, coordinator_validator, identity_validator,
-    verify_deployment,
+    identity_validator_with_crl, verify_deployment,
 };
 pub use error::ClientError;

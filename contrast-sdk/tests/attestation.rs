@@ -154,6 +154,29 @@ fn an_unsupported_evidence_type_is_refused() {
     assert!(reason.contains("1.3.9901.2.2"), "{reason}");
 }
 
+/// The CRL is required by default: evidence without one (a host that left it out) is refused,
+/// though everything else about it is genuine.
+#[test]
+fn evidence_without_a_crl_is_refused() {
+    let (_, env) = environment();
+    let guest = env
+        .guest([0x3c; 64], coordinator_workload().host_data())
+        .unwrap();
+    let without_crl =
+        contrast_sim::SimulatedIssuer::new(std::sync::Arc::clone(env.platform()), guest);
+    let mut response = genuine();
+    let report_data = attest_report_data(
+        &NONCE,
+        &latest_transition_hash(&response.manifests),
+        &response.root_ca,
+        &response.mesh_ca,
+    );
+    response.raw_attestation_doc =
+        contrast_attest::Issuer::issue(&without_crl, &report_data).unwrap();
+    let reason = evidence_reason(validate(&response));
+    assert!(reason.contains("CRL"), "{reason}");
+}
+
 #[test]
 fn a_corrupted_evidence_is_refused() {
     let mut response = genuine();

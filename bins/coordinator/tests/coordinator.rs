@@ -1367,3 +1367,62 @@ async fn initializers_refuse_a_coordinator_with_another_policy_hash() {
     );
     assert!(root.join("tls-config/certChain.pem").exists());
 }
+
+/// Revocation end to end, with the CRL required (the default): every simulated document carries
+/// the simulated ARK's CRL; once a chip's VCEK is revoked in the sim dir, a workload on that
+/// chip is refused with the revocation named, and one on another chip is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_on_a_chip_whose_vcek_was_revoked_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = CoordinatorProcess::start(&dir.path().join("state"), &[]);
+    let workloads = vec![Workload::new("web")];
+    set_first_manifest(&coordinator, &workloads).await;
+    coordinator.wait_for("/probe/readiness", 200, Duration::from_secs(5));
+
+    let (_, env) = environment();
+    let (revoked_chip, other_chip) = ([0xc4; 64], [0xc5; 64]);
+    let serial = env
+        .platform()
+        .vcek_serial(&revoked_chip, env.launch().tcb.into());
+    env.revoke(&serial, "VCEK of chip c4c4…", std::time::SystemTime::now())
+        .unwrap();
+
+    let root = dir.path().join("revoked");
+    let output = run_initializer(
+        &coordinator,
+        &workloads[0],
+        &root,
+        &[
+            "--max-attempts",
+            "2",
+            "--sim-chip-id",
+            &hex::encode(revoked_chip),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the VCEK (serial {}…", &hex::encode(&serial)[..4]))
+            && stderr.contains("is revoked by the ARK's CRL"),
+        "{stderr}"
+    );
+    assert!(!root.exists(), "{stderr}");
+
+    let root = dir.path().join("admitted");
+    let output = run_initializer(
+        &coordinator,
+        &workloads[0],
+        &root,
+        &[
+            "--max-attempts",
+            "3",
+            "--sim-chip-id",
+            &hex::encode(other_chip),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
