@@ -10,6 +10,10 @@
 //!   `(&Chain, &AttestationReport)::verify`.
 //! - `raw_aws_lc_p384_verify`: one aws-lc-rs ECDSA P-384/SHA-384 verification of the same
 //!   1184-byte report's signed part: the floor for (a).
+//! - `ours_cached_chain_crl_required`: (a) with AMD's real Milan CRL in the collateral and
+//!   `CrlPolicy::Required`, at a time inside the CRL's validity: what a verifier pays per
+//!   report now that revocation fails closed (the CRL is verified once, then memoized by its
+//!   SHA-256).
 //!
 //! ```sh
 //! cargo bench -p contrast-benches --bench snp_verify --features peer-sev
@@ -30,6 +34,9 @@ use x509_cert::der::Decode;
 const REPORT_HEX: &str = include_str!("../../contrast-attest/tests/vectors/report_milan.hex");
 const VCEK_DER: &[u8] = include_bytes!("../../contrast-attest/tests/vectors/vcek_milan.der");
 const NOW: UnixTime = UnixTime::from_secs(1_735_689_600); // 2025-01-01, inside the VCEK's validity
+const CRL_DER: &[u8] = include_bytes!("../../contrast-attest/tests/vectors/milan_crl9.der");
+/// 2026-07-01: inside the CRL's validity (2026-06-22 to 2026-08-08) and the VCEK's.
+const CRL_NOW: UnixTime = UnixTime::from_secs(1_782_864_000);
 
 fn report() -> Vec<u8> {
     hex::decode(REPORT_HEX.trim()).unwrap_or_default()
@@ -122,6 +129,42 @@ fn bench(c: &mut Criterion) {
                 NOW,
                 CrlPolicy::BestEffort,
                 None,
+            )
+            .is_ok()
+        })
+    });
+    let mut with_crl = collateral(&report);
+    with_crl.insert_crl(
+        Product::Milan,
+        contrast_attest::LeafKind::Vcek,
+        CRL_DER.to_vec(),
+    );
+    let crl_cache = VcekCache::new(16);
+    let checked = verify_report(
+        &report,
+        &with_crl,
+        &anchor,
+        CRL_NOW,
+        CrlPolicy::Required,
+        Some(&crl_cache),
+    );
+    assert!(
+        matches!(
+            checked.as_ref().map(|v| &v.revocation),
+            Ok(contrast_attest::RevocationStatus::Checked { .. })
+        ),
+        "the CRL was not checked: {:?}",
+        checked.err()
+    );
+    group.bench_function("ours_cached_chain_crl_required", |b| {
+        b.iter(|| {
+            verify_report(
+                black_box(&report),
+                &with_crl,
+                &anchor,
+                CRL_NOW,
+                CrlPolicy::Required,
+                Some(&crl_cache),
             )
             .is_ok()
         })

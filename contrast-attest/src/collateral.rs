@@ -484,10 +484,28 @@ impl VcekCache {
         Ok(digest)
     }
 
-    fn insert_crl(&self, anchor: TrustAnchor, sha: [u8; 32], crl: VerifiedCrl) {
+    /// Remembers a verified CRL for `anchor`, keeping the newest (by thisUpdate) that is fresh
+    /// at `now`; returns the newest fresh one kept.
+    fn insert_crl(
+        &self,
+        anchor: TrustAnchor,
+        sha: [u8; 32],
+        crl: VerifiedCrl,
+        now: UnixTime,
+    ) -> Option<VerifiedCrl> {
         let mut inner = self.lock();
-        inner.crls.retain(|(a, _, _)| *a != anchor);
-        inner.crls.push((anchor, sha, crl));
+        let kept_is_newer = inner.crls.iter().any(|(a, _, kept)| {
+            *a == anchor && kept.this_update > crl.this_update && kept.next_update >= now
+        });
+        if !kept_is_newer {
+            inner.crls.retain(|(a, _, _)| *a != anchor);
+            inner.crls.push((anchor, sha, crl));
+        }
+        inner
+            .crls
+            .iter()
+            .find(|(a, _, kept)| *a == anchor && kept.next_update >= now)
+            .map(|(_, _, kept)| kept.clone())
     }
 }
 
@@ -614,17 +632,23 @@ pub fn verify_report<'r>(
     let revocation = match (crl.as_deref(), cache) {
         (Some(der), Some(cache)) => {
             let sha = contrast_core::sha256(der);
-            match cache.crl(anchor, &sha) {
-                Some(memo) if memo.next_update >= now && memo.this_update <= now => {
-                    chain::revocation_of(&memo, &chain)?
-                }
-                _ => match chain::verify_crl(der, &chain, now) {
-                    Ok(verified) => {
-                        cache.insert_crl(*anchor, sha, verified.clone());
-                        chain::revocation_of(&verified, &chain)?
+            let presented = match cache.crl(anchor, &sha) {
+                Some(memo) if memo.next_update >= now && memo.this_update <= now => Ok(memo),
+                _ => chain::verify_crl(der, &chain, now),
+            };
+            match presented {
+                Ok(verified) => {
+                    // The evidence brings its own CRL, so an attester could present an older
+                    // one that is still fresh: the newest fresh CRL seen for this anchor is
+                    // checked as well.
+                    let newest = cache.insert_crl(*anchor, sha, verified.clone(), now);
+                    let status = chain::revocation_of(&verified, &chain)?;
+                    if let Some(newest) = newest.filter(|newest| *newest != verified) {
+                        chain::revocation_of(&newest, &chain)?;
                     }
-                    Err(_) => chain::check_revocation(Some(der), crl_policy, &chain, now)?,
-                },
+                    status
+                }
+                Err(_) => chain::check_revocation(Some(der), crl_policy, &chain, now)?,
             }
         }
         (crl, _) => chain::check_revocation(crl, crl_policy, &chain, now)?,

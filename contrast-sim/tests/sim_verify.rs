@@ -142,3 +142,59 @@ fn wrong_pin_and_tampering_fail() {
     println!("vcek for other tcb: {e:?}");
     let _: &Error = &e;
 }
+
+/// The evidence brings its own CRL, so an attester whose VCEK was revoked could present an older
+/// CRL that is still before its nextUpdate. A verifier with a cache remembers the newest CRL it
+/// has seen and checks that one too: the older CRL does not undo the revocation.
+#[test]
+fn an_older_crl_does_not_undo_a_revocation_the_verifier_has_seen() {
+    use contrast_attest::VcekCache;
+    use contrast_sim::{CrlContents, Revocation};
+    let p = platform(Product::Milan);
+    let g = SimulatedGuest::new(Product::Milan, chip(Product::Milan), tcb(Product::Milan));
+    let report = g.report(p, &[9; 64]).unwrap();
+    let at = |days: u64| UNIX_EPOCH + Duration::from_secs(NOT_BEFORE + days * 86_400);
+    let crl = |issued: u64, revoked: Vec<Revocation>| {
+        p.crl(&CrlContents {
+            revoked,
+            this_update: at(issued),
+            next_update: at(issued + 30),
+            number: issued,
+        })
+        .unwrap()
+    };
+    let serial = p.vcek_serial(&g.chip_id, g.reported_tcb);
+    let old_clean = crl(0, Vec::new());
+    let new_revoking = crl(
+        1,
+        vec![Revocation {
+            serial: serial.clone(),
+            revoked_at: at(1),
+        }],
+    );
+    let now = UnixTime::from_secs(NOT_BEFORE + 2 * 86_400);
+    let verify = |crl_der: &[u8], cache: &VcekCache| {
+        let mut m = collateral(p, &g);
+        m.insert_crl(Product::Milan, LeafKind::Vcek, crl_der.to_vec());
+        verify_report(
+            &report,
+            &m,
+            &anchor(p),
+            now,
+            CrlPolicy::Required,
+            Some(cache),
+        )
+        .map(|_| ())
+    };
+    let revoked = Error::Revoked {
+        role: CertRole::Vcek,
+        serial,
+    };
+
+    // Without having seen the newer CRL, the old one is accepted (it is genuine and fresh).
+    let cache = VcekCache::new(8);
+    assert_eq!(verify(&old_clean, &cache), Ok(()));
+    // Once the verifier has seen the newer one, the old one no longer helps.
+    assert_eq!(verify(&new_revoking, &cache), Err(revoked.clone()));
+    assert_eq!(verify(&old_clean, &cache), Err(revoked));
+}
