@@ -214,7 +214,10 @@ mod tests {
         let mut guest =
             SimulatedGuest::launched(Product::Milan, [7; 64], TCB, measurement, &policy).unwrap();
         guest.host_data = host_data.unwrap_or(policy_hash);
-        let server = AtlsServer::new(Some(Arc::new(SimulatedIssuer::new(platform, guest))));
+        let issuer = SimulatedIssuer::new(platform, guest)
+            .with_fresh_crl(SystemTime::now())
+            .unwrap();
+        let server = AtlsServer::new(Some(Arc::new(issuer)));
         let response = GetManifestsResponse {
             version: String::new(),
             manifests: vec![raw.clone()],

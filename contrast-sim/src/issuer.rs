@@ -47,6 +47,23 @@ where
         self
     }
 
+    /// Puts one CRL of the platform, revoking nothing, valid from an hour before `now` to a
+    /// week after, into every document: for tests and tools that run a simulated attester
+    /// without a simulated environment's revocation list.
+    ///
+    /// # Errors
+    /// As [`SimulatedPlatform::crl`].
+    pub fn with_fresh_crl(self, now: std::time::SystemTime) -> Result<Self, SimError> {
+        let hour = std::time::Duration::from_secs(60 * 60);
+        let crl = self.platform.crl(&crate::CrlContents {
+            revoked: Vec::new(),
+            this_update: now.checked_sub(hour).unwrap_or(now),
+            next_update: now + 7 * 24 * hour,
+            number: 1,
+        })?;
+        Ok(self.with_crl(Arc::new(move || Ok(crl.clone()))))
+    }
+
     /// The guest whose reports this issues.
     pub fn guest(&self) -> &SimulatedGuest {
         &self.guest
