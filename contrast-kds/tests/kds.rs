@@ -581,3 +581,125 @@ async fn a_vlek_cannot_be_fetched() {
         Err(KdsError::VlekNotFetchable)
     ));
 }
+
+/// A test root and a `localhost` server certificate it signed, made by OpenSSL (not by us):
+/// the root's DER, and the server's TLS configuration.
+fn localhost_tls() -> (
+    rustls_pki_types::CertificateDer<'static>,
+    rustls::ServerConfig,
+) {
+    use rustls_pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=contrast test root"],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        path("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let root = rustls_pki_types::CertificateDer::from_pem_file(path("ca.pem")).unwrap();
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(path("cert.pem")).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(path("key.pem")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    (root, config)
+}
+
+/// The KDS is HTTPS: the client checks the server's certificate against the web PKI roots
+/// and the extra roots it is given, and says so when it does not chain.
+#[tokio::test]
+async fn the_kds_is_reached_over_https_with_a_verified_certificate() {
+    let (root, tls) = localhost_tls();
+    let kds = KdsStandIn::start_tls("", tls).await;
+    serve_sim(&kds);
+    assert!(kds.url.starts_with("https://localhost:"));
+    let config = |extra_roots| ClientConfig {
+        kds_base: kds.url.clone(),
+        timeout: Duration::from_secs(5),
+        retry: fast_retry(),
+        extra_roots,
+        ..ClientConfig::default()
+    };
+    let collateral = CollateralClient::new(config(vec![root]))
+        .unwrap()
+        .vcek_collateral(&request(), &sim_anchor(), sim_now())
+        .await
+        .unwrap();
+    assert_eq!(collateral.origins.vcek, Origin::Kds);
+
+    // Without the root the certificate does not chain: refused, the reason named.
+    let (_, attempts) = unavailable(
+        CollateralClient::new(config(Vec::new()))
+            .unwrap()
+            .vcek_collateral(&request(), &sim_anchor(), sim_now())
+            .await
+            .unwrap_err(),
+    );
+    match &attempts[0].kind {
+        FailureKind::Connect(reason) => {
+            assert!(reason.contains("UnknownIssuer"), "{reason}");
+        }
+        other => panic!("expected a connection failure, got {other:?}"),
+    }
+}

@@ -37,11 +37,11 @@ struct State {
     log: Vec<String>,
 }
 
-/// A KDS (or collateral proxy) on loopback: plain HTTP, content by path, a path prefix
+/// A KDS (or collateral proxy) on loopback: plain HTTP (or HTTPS), content by path, a path prefix
 /// stripped first (a proxy under a sub-path); faults on demand; every request logged.
 #[derive(Clone)]
 pub struct KdsStandIn {
-    /// The base URL (`http://127.0.0.1:<port><prefix>`).
+    /// The base URL (`http://127.0.0.1:<port><prefix>`, or `https://localhost:…`).
     pub url: String,
     prefix: &'static str,
     state: Arc<Mutex<State>>,
@@ -51,8 +51,25 @@ impl KdsStandIn {
     /// Starts a stand-in whose paths are under `prefix` (`""` for a KDS, e.g. `/collateral` for
     /// a proxy under a sub-path).
     pub async fn start(prefix: &'static str) -> KdsStandIn {
+        Self::start_with(prefix, None).await
+    }
+
+    /// As [`KdsStandIn::start`], over HTTPS with `tls` (as AMD's KDS is): the URL says
+    /// `https://localhost:<port>`.
+    pub async fn start_tls(prefix: &'static str, tls: rustls::ServerConfig) -> KdsStandIn {
+        Self::start_with(prefix, Some(Arc::new(tls))).await
+    }
+
+    async fn start_with(
+        prefix: &'static str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> KdsStandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{prefix}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}{prefix}"),
+            None => format!("http://127.0.0.1:{port}{prefix}"),
+        };
         let stand_in = KdsStandIn {
             url,
             prefix,
@@ -65,14 +82,26 @@ impl KdsStandIn {
                     return;
                 };
                 let server = server.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let server = server.clone();
                         async move { Ok::<_, Infallible>(server.answer(request).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(config) => {
+                            let Ok(stream) =
+                                tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+                            else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                    }
                 });
             }
         });
