@@ -23,9 +23,9 @@ const AMD_NOW: u64 = 1_782_864_000;
 
 // ---------------------------------------------------------------- fixtures
 
-fn sim_platform() -> &'static SimulatedPlatform {
-    static PLATFORM: OnceLock<SimulatedPlatform> = OnceLock::new();
-    PLATFORM.get_or_init(|| {
+/// A simulated Milan platform generated once per test binary in `cell`.
+fn generated(cell: &'static OnceLock<SimulatedPlatform>) -> &'static SimulatedPlatform {
+    cell.get_or_init(|| {
         SimulatedPlatform::generate(
             Product::Milan,
             UNIX_EPOCH + Duration::from_secs(SIM_NOT_BEFORE),
@@ -35,16 +35,16 @@ fn sim_platform() -> &'static SimulatedPlatform {
     })
 }
 
+/// The platform the stand-ins serve.
+fn sim_platform() -> &'static SimulatedPlatform {
+    static PLATFORM: OnceLock<SimulatedPlatform> = OnceLock::new();
+    generated(&PLATFORM)
+}
+
+/// Another platform: its CRL is signed by a key the anchor does not pin.
 fn other_platform() -> &'static SimulatedPlatform {
     static PLATFORM: OnceLock<SimulatedPlatform> = OnceLock::new();
-    PLATFORM.get_or_init(|| {
-        SimulatedPlatform::generate(
-            Product::Milan,
-            UNIX_EPOCH + Duration::from_secs(SIM_NOT_BEFORE),
-            &mut rand_core::OsRng,
-        )
-        .unwrap()
-    })
+    generated(&PLATFORM)
 }
 
 fn sim_anchor() -> TrustAnchor {
