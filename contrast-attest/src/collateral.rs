@@ -231,8 +231,7 @@ impl CollateralSource for CollateralMap {
         let tcb = r.reported_tcb.to_bytes(r.product);
         let found = match r.leaf_kind {
             LeafKind::Vcek => {
-                let len = if r.product == Product::Turin { 8 } else { 64 };
-                let hw_id = r.chip_id.get(..len).unwrap_or_default().to_vec();
+                let hw_id = kds::hw_id(r.product, r.chip_id).to_vec();
                 self.vceks.get(&(r.product, hw_id, tcb))
             }
             LeafKind::Vlek => self.vleks.get(&(r.product, tcb)),
@@ -308,18 +307,30 @@ impl CollateralSource for Layered<'_> {
     }
 }
 
-/// AMD Key Distribution Service URLs (public as [`CollateralRequest::kds_url`]).
-mod kds {
+/// AMD Key Distribution Service paths and URLs (also through [`CollateralRequest::kds_url`]).
+pub mod kds {
     use std::fmt::Write as _;
 
     use crate::Product;
     use crate::chain::LeafKind;
     use crate::tcb::TcbVersion;
 
-    const fn path(kind: LeafKind) -> &'static str {
+    /// The KDS path segment of a leaf kind: `vcek` or `vlek`.
+    #[must_use]
+    pub const fn path(kind: LeafKind) -> &'static str {
         match kind {
             LeafKind::Vcek => "vcek",
             LeafKind::Vlek => "vlek",
+        }
+    }
+
+    /// The bytes of CHIP_ID that name the chip in KDS paths and VCEK hwIDs: the first 8 on
+    /// Turin, all 64 otherwise.
+    #[must_use]
+    pub fn hw_id(product: Product, chip_id: &[u8; 64]) -> &[u8] {
+        match product {
+            Product::Turin => chip_id.get(..8).unwrap_or_default(),
+            Product::Milan | Product::Genoa => chip_id.as_slice(),
         }
     }
 
@@ -327,17 +338,12 @@ mod kds {
     /// on Turin `fmcSPL` comes first and hwid is CHIP_ID[0..8] (16 hex characters), otherwise
     /// all 64 bytes (128 hex characters). SPLs are unpadded decimals (as go-sev-guest writes them).
     #[must_use]
-    pub(super) fn vcek_url(
-        base: &str,
-        product: Product,
-        chip_id: &[u8; 64],
-        tcb: &TcbVersion,
-    ) -> String {
-        let hw_id = match product {
-            Product::Turin => chip_id.get(..8).unwrap_or_default(),
-            Product::Milan | Product::Genoa => chip_id.as_slice(),
-        };
-        let mut url = format!("{base}/vcek/v1/{}/{}?", product.name(), hex::encode(hw_id));
+    pub fn vcek_url(base: &str, product: Product, chip_id: &[u8; 64], tcb: &TcbVersion) -> String {
+        let mut url = format!(
+            "{base}/vcek/v1/{}/{}?",
+            product.name(),
+            hex::encode(hw_id(product, chip_id))
+        );
         if product == Product::Turin {
             let _ = write!(url, "fmcSPL={}&", tcb.fmc.unwrap_or(0));
         }
@@ -351,13 +357,13 @@ mod kds {
 
     /// The CA chain: `{base}/{vcek|vlek}/v1/{product}/cert_chain` (PEM: ASK or ASVK, then ARK).
     #[must_use]
-    pub(super) fn cert_chain_url(base: &str, product: Product, kind: LeafKind) -> String {
+    pub fn cert_chain_url(base: &str, product: Product, kind: LeafKind) -> String {
         format!("{base}/{}/v1/{}/cert_chain", path(kind), product.name())
     }
 
     /// The ARK-signed CRL: `{base}/{vcek|vlek}/v1/{product}/crl` (DER).
     #[must_use]
-    pub(super) fn crl_url(base: &str, product: Product, kind: LeafKind) -> String {
+    pub fn crl_url(base: &str, product: Product, kind: LeafKind) -> String {
         format!("{base}/{}/v1/{}/crl", path(kind), product.name())
     }
 }
@@ -632,23 +638,25 @@ pub fn verify_report<'r>(
     let revocation = match (crl.as_deref(), cache) {
         (Some(der), Some(cache)) => {
             let sha = contrast_core::sha256(der);
-            let presented = match cache.crl(anchor, &sha) {
-                Some(memo) if memo.next_update >= now && memo.this_update <= now => Ok(memo),
-                _ => chain::verify_crl(der, &chain, now),
-            };
-            match presented {
-                Ok(verified) => {
-                    // The evidence brings its own CRL, so an attester could present an older
-                    // one that is still fresh: the newest fresh CRL seen for this anchor is
-                    // checked as well.
-                    let newest = cache.insert_crl(*anchor, sha, verified.clone(), now);
-                    let status = chain::revocation_of(&verified, &chain)?;
-                    if let Some(newest) = newest.filter(|newest| *newest != verified) {
-                        chain::revocation_of(&newest, &chain)?;
-                    }
-                    status
+            match cache.crl(anchor, &sha) {
+                // The cache keeps one CRL per anchor, the newest: this is it.
+                Some(memo) if memo.next_update >= now && memo.this_update <= now => {
+                    chain::revocation_of(&memo, &chain)?
                 }
-                Err(_) => chain::check_revocation(Some(der), crl_policy, &chain, now)?,
+                _ => match chain::verify_crl(der, &chain, now) {
+                    Ok(verified) => {
+                        // The evidence brings its own CRL, so an attester could present an
+                        // older one that is still fresh: the newest fresh CRL seen for this
+                        // anchor is checked as well.
+                        let newest = cache.insert_crl(*anchor, sha, verified.clone(), now);
+                        let status = chain::revocation_of(&verified, &chain)?;
+                        if let Some(newest) = newest.filter(|newest| *newest != verified) {
+                            chain::revocation_of(&newest, &chain)?;
+                        }
+                        status
+                    }
+                    Err(_) => chain::check_revocation(Some(der), crl_policy, &chain, now)?,
+                },
             }
         }
         (crl, _) => chain::check_revocation(crl, crl_policy, &chain, now)?,

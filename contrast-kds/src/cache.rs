@@ -21,7 +21,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use contrast_attest::chain::LeafKind;
-use contrast_attest::collateral::{CollateralRequest, CollateralSource, parse_cert_chain_pem};
+use contrast_attest::collateral::{CollateralRequest, CollateralSource, kds, parse_cert_chain_pem};
 use contrast_attest::{Product, TcbVersion};
 
 /// The largest file the cache reads: every piece of collateral is a few KiB.
@@ -55,13 +55,6 @@ pub enum CacheEntry<'a> {
     },
 }
 
-const fn kind_dir(kind: LeafKind) -> &'static str {
-    match kind {
-        LeafKind::Vcek => "vcek",
-        LeafKind::Vlek => "vlek",
-    }
-}
-
 impl CacheEntry<'_> {
     /// The entry's path under the cache root.
     #[must_use]
@@ -71,21 +64,15 @@ impl CacheEntry<'_> {
                 product,
                 chip_id,
                 tcb,
-            } => {
-                let hw_id = match product {
-                    Product::Turin => chip_id.get(..8).unwrap_or_default(),
-                    Product::Milan | Product::Genoa => chip_id.as_slice(),
-                };
-                Path::new("vcek/v1")
-                    .join(product.name())
-                    .join(hex::encode(hw_id))
-                    .join(format!("{}.der", hex::encode(tcb.to_bytes(product))))
-            }
-            Self::CertChain { product, kind } => Path::new(kind_dir(kind))
+            } => Path::new("vcek/v1")
+                .join(product.name())
+                .join(hex::encode(kds::hw_id(product, chip_id)))
+                .join(format!("{}.der", hex::encode(tcb.to_bytes(product)))),
+            Self::CertChain { product, kind } => Path::new(kds::path(kind))
                 .join("v1")
                 .join(product.name())
                 .join("cert_chain.pem"),
-            Self::Crl { product, kind } => Path::new(kind_dir(kind))
+            Self::Crl { product, kind } => Path::new(kds::path(kind))
                 .join("v1")
                 .join(product.name())
                 .join("crl.der"),

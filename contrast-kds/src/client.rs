@@ -10,7 +10,7 @@ use contrast_attest::chain::{
     self, ChainCertificates, LeafKind, TrustAnchor, VerifiedChain, VerifiedCrl, VerifiedIssuers,
 };
 use contrast_attest::collateral::{
-    CollateralItem, CollateralRequest, KDS_BASE_URL, parse_cert_chain_pem,
+    CollateralItem, CollateralRequest, KDS_BASE_URL, kds, parse_cert_chain_pem,
 };
 use contrast_attest::report::SigningKey;
 use contrast_attest::{Product, UnixTime};
@@ -157,6 +157,11 @@ impl CollateralClient {
         })
     }
 
+    /// The KDS base URL without a trailing slash, as the KDS URL builders take it.
+    fn kds_base(&self) -> &str {
+        self.config.kds_base.trim_end_matches('/')
+    }
+
     /// The on-disk cache, if configured.
     #[must_use]
     pub fn cache(&self) -> Option<&DiskCache> {
@@ -199,7 +204,7 @@ impl CollateralClient {
                 Item::Vcek,
                 request.product,
                 &vcek_entry,
-                request.kds_url(&self.config.kds_base, CollateralItem::Leaf),
+                request.kds_url(self.kds_base(), CollateralItem::Leaf),
                 |der| verify_vcek(der).map(|_| der.to_vec()),
             )
             .await?;
@@ -230,15 +235,7 @@ impl CollateralClient {
         anchor: &TrustAnchor,
         now: UnixTime,
     ) -> Result<(VerifiedIssuers, [Vec<u8>; 2], Origin), KdsError> {
-        let url = format!(
-            "{}/{}/v1/{}/cert_chain",
-            self.config.kds_base.trim_end_matches('/'),
-            match kind {
-                LeafKind::Vcek => "vcek",
-                LeafKind::Vlek => "vlek",
-            },
-            product.name()
-        );
+        let url = kds::cert_chain_url(self.kds_base(), product, kind);
         let (pem, (issuers, ders), origin) = self
             .cached_or_fetched(
                 Item::CertChain,
@@ -269,15 +266,7 @@ impl CollateralClient {
         now: UnixTime,
     ) -> Result<(Vec<u8>, VerifiedCrl, Origin), KdsError> {
         let kind = issuers.leaf_kind();
-        let url = format!(
-            "{}/{}/v1/{}/crl",
-            self.config.kds_base.trim_end_matches('/'),
-            match kind {
-                LeafKind::Vcek => "vcek",
-                LeafKind::Vlek => "vlek",
-            },
-            product.name()
-        );
+        let url = kds::crl_url(self.kds_base(), product, kind);
         self.cached_or_fetched(
             Item::Crl,
             product,
