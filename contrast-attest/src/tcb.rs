@@ -161,6 +161,17 @@ impl TcbVersion {
         }
     }
 
+    /// The dotted form [`TcbVersion::parse_dotted`] reads: `FMC.` (when present), then
+    /// `BOOTLOADER.TEE.SNP.MICROCODE`.
+    #[must_use]
+    pub fn to_dotted(&self) -> String {
+        self.components()
+            .iter()
+            .map(|(_, value)| value.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
     /// The components present in this value, in a fixed order (fmc first when present), with
     /// their values.
     #[must_use]
@@ -223,6 +234,13 @@ mod tests {
             TcbVersion::parse_dotted("1.4.0.23.213", Product::Turin).map(|t| t.fmc),
             Ok(Some(1))
         );
+        for (text, product) in [
+            ("4.0.23.213", Product::Milan),
+            ("1.4.0.23.213", Product::Turin),
+        ] {
+            let tcb = TcbVersion::parse_dotted(text, product).unwrap();
+            assert_eq!(tcb.to_dotted(), text);
+        }
         for (text, product) in [
             ("4.0.23", Product::Genoa),
             ("4.0.23.256", Product::Milan),

@@ -252,7 +252,7 @@ fn run_fetch(args: &FetchArgs) -> anyhow::Result<Outcome> {
             "{} chip {} tcb {}: VCEK from {}, CA chain from {}, CRL from {} (next update {}, {} revoked)\n",
             chip.product.name(),
             short_hex(&chip.chip_id),
-            dotted(&chip.tcb),
+            chip.tcb.to_dotted(),
             origin_name(collateral.origins.vcek),
             origin_name(collateral.origins.cert_chain),
             origin_name(collateral.origins.crl),
@@ -262,7 +262,7 @@ fn run_fetch(args: &FetchArgs) -> anyhow::Result<Outcome> {
         fetched.push(serde_json::json!({
             "product": chip.product.name(),
             "chip_id": hex::encode(chip.chip_id),
-            "tcb": dotted(&chip.tcb),
+            "tcb": chip.tcb.to_dotted(),
             "vcek_from": origin_name(collateral.origins.vcek),
             "cert_chain_from": origin_name(collateral.origins.cert_chain),
             "crl_from": origin_name(collateral.origins.crl),
@@ -322,14 +322,4 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<Outcome> {
 
 fn short_hex(chip_id: &[u8; 64]) -> String {
     format!("{}…", hex::encode(&chip_id[..8]))
-}
-
-fn dotted(tcb: &TcbVersion) -> String {
-    let mut parts: Vec<String> = tcb.fmc.iter().map(u8::to_string).collect();
-    parts.extend(
-        [tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode]
-            .iter()
-            .map(u8::to_string),
-    );
-    parts.join(".")
 }

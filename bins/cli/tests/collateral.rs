@@ -33,11 +33,7 @@ fn tcb() -> TcbVersion {
 }
 
 fn dotted() -> String {
-    let tcb = tcb();
-    format!(
-        "{}.{}.{}.{}",
-        tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode
-    )
+    tcb().to_dotted()
 }
 
 /// A KDS stand-in serving the test environment's collateral for [`CHIP`].
