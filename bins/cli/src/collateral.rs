@@ -235,7 +235,7 @@ fn run_fetch(args: &FetchArgs) -> anyhow::Result<Outcome> {
         ..ClientConfig::default()
     })
     .map_err(|e| UsageError(e.to_string()))?;
-    let runtime = crate::set::runtime()?;
+    let runtime = crate::connect::runtime()?;
     let now = now();
     let mut human = String::new();
     let mut fetched = Vec::new();

@@ -10,6 +10,7 @@
 #![allow(unreachable_pub)]
 
 mod collateral;
+mod connect;
 mod coordinator_resources;
 mod demo;
 mod generate;

@@ -13,7 +13,8 @@ use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
 use zeroize::Zeroizing;
 
-use crate::set::{self, DEFAULT_TIMEOUT};
+use crate::connect::{self, DEFAULT_TIMEOUT};
+use crate::set;
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
 
@@ -129,9 +130,9 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
     };
 
     let manifest = set::load_manifest(&manifest_path)?;
-    let client = set::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
-    let recovered = set::runtime()?
-        .block_on(set::with_retries(
+    let client = connect::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
+    let recovered = connect::runtime()?
+        .block_on(connect::with_retries(
             "recovering the coordinator",
             args.timeout,
             || client.recover(&request),
@@ -161,7 +162,7 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
                     seed_path.display()
                 ))
             } else {
-                set::client_failure(error, &args.coordinator)
+                connect::client_failure(error, &args.coordinator)
             }
         })?
         .value;

@@ -14,7 +14,8 @@ use contrast_core::history::Hash;
 use contrast_core::initdata::Initdata;
 use contrast_sdk::verify_deployment;
 
-use crate::set::{self, DEFAULT_TIMEOUT};
+use crate::connect::{self, DEFAULT_TIMEOUT};
+use crate::set;
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
 
@@ -91,14 +92,14 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
     let manifest = set::load_manifest(&manifest_path)?;
-    let client = set::attested_client(&args.coordinator, &manifest, None)?;
-    let response = set::runtime()?
-        .block_on(set::with_retries(
+    let client = connect::attested_client(&args.coordinator, &manifest, None)?;
+    let response = connect::runtime()?
+        .block_on(connect::with_retries(
             "fetching the manifests",
             args.timeout,
             || client.get_manifests(),
         ))
-        .map_err(|error| set::client_failure(error, &args.coordinator))?
+        .map_err(|error| connect::client_failure(error, &args.coordinator))?
         .value;
     let deployment = verify_deployment(&response).map_err(|error| Failure {
         status: ExitStatus::InconsistentHistory,
