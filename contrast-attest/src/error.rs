@@ -1,7 +1,7 @@
 //! The single error type of the verifier.
 //!
 //! Every variant says which check failed, with the expected and the found value where there is
-//! one. Messages are meant for a person; long hex values are abbreviated as `7a1e…841f`.
+//! one. Messages are meant for a person; hex values are written in full, so they can be copied.
 
 use std::fmt;
 
@@ -10,7 +10,7 @@ use contrast_core::manifest::FieldError;
 use crate::Product;
 use crate::appraisal::{DeniedBy, VmplSet};
 use crate::chain::{CertRole, LeafKind, TrustAnchor};
-use crate::hexfmt::abbrev;
+use crate::hexfmt::full_hex;
 use crate::report::{FirmwareVersion, SigningKey};
 use crate::tcb::{TcbComponent, TcbVersion};
 use crate::time::UnixTime;
@@ -107,7 +107,7 @@ pub enum Error {
     /// The report signature does not verify with the leaf key.
     #[error(
         "report signature does not verify with the {leaf} for chip {}",
-        abbrev(chip_id)
+        full_hex(chip_id)
     )]
     ReportSignatureInvalid {
         /// VCEK or VLEK.
@@ -164,7 +164,7 @@ pub enum Error {
     /// The presented ARK is not the pinned one.
     #[error(
         "untrusted root: the presented ARK (SHA-256 {}) is not the pinned root for {} (SHA-256 {})",
-        abbrev(found_sha256), product.name(), abbrev(expected_sha256)
+        full_hex(found_sha256), product.name(), full_hex(expected_sha256)
     )]
     UntrustedRoot {
         /// The anchor's product.
@@ -175,7 +175,7 @@ pub enum Error {
         found_sha256: [u8; 32],
     },
     /// A caller-pinned anchor names an AMD ARK; AMD roots must be used through `TrustAnchor::Amd`.
-    #[error("a pinned trust anchor must not be an AMD root (SHA-256 {}); use the AMD anchor for {}", abbrev(sha256), product.name())]
+    #[error("a pinned trust anchor must not be an AMD root (SHA-256 {}); use the AMD anchor for {}", full_hex(sha256), product.name())]
     PinnedAnchorIsAmdRoot {
         /// The AMD product whose ARK was pinned.
         product: Product,
@@ -356,8 +356,8 @@ pub enum Error {
     /// CHIP_ID differs from the VCEK's hwID.
     #[error(
         "CHIP_ID does not match the VCEK: expected {} (VCEK hwID), found {} (report)",
-        abbrev(expected),
-        abbrev(found)
+        full_hex(expected),
+        full_hex(found)
     )]
     ChipIdMismatch {
         /// hwID of the VCEK.
@@ -423,7 +423,7 @@ pub enum Error {
         now: UnixTime,
     },
     /// A certificate of the chain is revoked.
-    #[error("the {role} (serial {}) is revoked by the ARK's CRL", abbrev(serial))]
+    #[error("the {role} (serial {}) is revoked by the ARK's CRL", full_hex(serial))]
     Revoked {
         /// The revoked certificate.
         role: CertRole,
@@ -492,8 +492,8 @@ pub enum Error {
     /// MEASUREMENT differs from `TrustedMeasurement`.
     #[error(
         "measurement mismatch: expected {}, found {}",
-        abbrev(expected),
-        abbrev(found)
+        full_hex(expected),
+        full_hex(found)
     )]
     MeasurementMismatch {
         /// `TrustedMeasurement` (48 bytes).
@@ -504,8 +504,8 @@ pub enum Error {
     /// REPORT_DATA differs from the expected value (nonce / key binding).
     #[error(
         "REPORT_DATA mismatch: expected {}, found {}",
-        abbrev(expected),
-        abbrev(found)
+        full_hex(expected),
+        full_hex(found)
     )]
     ReportDataMismatch {
         /// The expected 64 bytes.
@@ -514,7 +514,7 @@ pub enum Error {
         found: Vec<u8>,
     },
     /// HOST_DATA is not one of the expected values.
-    #[error("HOST_DATA {} is not one of the {} expected value(s){}", abbrev(found), expected.len(), HostDataList(expected))]
+    #[error("HOST_DATA {} is not one of the {} expected value(s){}", full_hex(found), expected.len(), HostDataList(expected))]
     HostDataMismatch {
         /// The accepted values.
         expected: Vec<[u8; 32]>,
@@ -771,7 +771,7 @@ pub enum Error {
     /// CHIP_ID is not in `AllowedChipIDs`.
     #[error(
         "CHIP_ID {} is not one of the {allowed} allowed chip IDs",
-        abbrev(found)
+        full_hex(found)
     )]
     ChipIdNotAllowed {
         /// CHIP_ID of the report (64 bytes).
@@ -782,8 +782,8 @@ pub enum Error {
     /// ID_KEY_DIGEST is not the digest of the ID key derived from (measurement, guest policy).
     #[error(
         "ID_KEY_DIGEST mismatch: expected {} (derived from TrustedMeasurement and GuestPolicy), found {}",
-        abbrev(expected),
-        abbrev(found)
+        full_hex(expected),
+        full_hex(found)
     )]
     IdKeyDigestMismatch {
         /// The derived digest (48 bytes).
@@ -808,14 +808,14 @@ impl fmt::Display for Attempts<'_> {
     }
 }
 
-/// The expected HOST_DATA values, abbreviated.
+/// The expected HOST_DATA values, in full.
 struct HostDataList<'a>(&'a [[u8; 32]]);
 
 impl fmt::Display for HostDataList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (n, value) in self.0.iter().enumerate() {
             f.write_str(if n == 0 { ": " } else { ", " })?;
-            write!(f, "{}", abbrev(value))?;
+            write!(f, "{}", full_hex(value))?;
         }
         Ok(())
     }

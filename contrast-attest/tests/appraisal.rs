@@ -1143,7 +1143,11 @@ fn every_entry_reason_is_listed() {
     assert_eq!(lines[0], "no SEV-SNP reference values accept the report:");
     assert_eq!(
         lines[1],
-        "ReferenceValues.snp[0]: measurement mismatch: expected 0505…0505, found 4d4d…4d4d"
+        format!(
+            "ReferenceValues.snp[0]: measurement mismatch: expected {}, found {}",
+            "05".repeat(48),
+            "4d".repeat(48)
+        )
     );
     assert!(
         lines[2].starts_with("ReferenceValues.snp[1]: untrusted root: the presented ARK"),

@@ -462,9 +462,14 @@ fn binding_chip_id_mismatch_and_mask() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::ChipIdMismatch { .. }), "{err}");
+    // Full values, so a refusal can be copied into a manifest.
     assert_eq!(
         err.to_string(),
-        "CHIP_ID does not match the VCEK: expected a5a5…5a5a (VCEK hwID), found a5a5…5a5b (report)"
+        format!(
+            "CHIP_ID does not match the VCEK: expected {} (VCEK hwID), found {} (report)",
+            hex::encode(chip()),
+            hex::encode(other)
+        )
     );
     assert_eq!(
         chain::check_binding(
