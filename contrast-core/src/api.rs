@@ -25,6 +25,21 @@ pub const EVIDENCE_API_PORT: u16 = 1314;
 /// TCP port of the probes and `/metrics` (plain HTTP).
 pub const OPS_PORT: u16 = 9102;
 
+/// What a Coordinator serves on `port`, if it is one of its default ports: for messages that
+/// tell a user who dialled the wrong one where the user API is.
+#[must_use]
+pub fn coordinator_port_role(port: u16) -> Option<&'static str> {
+    match port {
+        USER_API_PORT => Some("the user API (gRPC over attested TLS)"),
+        MESH_API_PORT => {
+            Some("the mesh API, which initializers use (gRPC over mutual attested TLS)")
+        }
+        EVIDENCE_API_PORT => Some("the evidence API (/attest, plain HTTP)"),
+        OPS_PORT => Some("the probes and metrics (plain HTTP)"),
+        _ => None,
+    }
+}
+
 /// Largest accepted `/attest` request body, as upstream.
 pub const ATTEST_BODY_LIMIT: usize = 1024;
 /// Largest accepted manifest-setting request (manifest and policies), as upstream's gRPC

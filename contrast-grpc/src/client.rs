@@ -32,6 +32,16 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
+    /// The host name did not resolve to an address (or the address is not `host:port`). Not
+    /// transient: retrying does not help until the name or the DNS changes.
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        /// The address, `host:port`.
+        addr: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TCP connection could not be opened.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
@@ -59,6 +69,15 @@ pub enum ConnectError {
         /// The check that failed.
         #[source]
         source: Arc<AtlsError>,
+    },
+    /// The server answered the TLS client hello with something that is not TLS: a plain HTTP
+    /// server, or another protocol (e.g. a Coordinator's evidence or ops port). Not transient.
+    #[error("{addr} does not speak TLS: {reason}")]
+    NotTls {
+        /// The address, `host:port`.
+        addr: String,
+        /// What the TLS library saw.
+        reason: String,
     },
     /// The TLS or HTTP/2 handshake failed for another reason (refused by the server, no
     /// common application protocol, connection closed).
@@ -105,7 +124,16 @@ pub async fn connect(
         addr: addr.to_owned(),
         reason,
     };
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    let resolved: Vec<std::net::SocketAddr> =
+        tokio::time::timeout(timeout, tokio::net::lookup_host(addr))
+            .await
+            .map_err(|_| timed_out("connect"))?
+            .map_err(|source| ConnectError::Resolve {
+                addr: addr.to_owned(),
+                source,
+            })?
+            .collect();
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(resolved.as_slice()))
         .await
         .map_err(|_| timed_out("connect"))?
         .map_err(connect_error)?;
@@ -185,11 +213,23 @@ fn tls_handshake_error(addr: &str, error: &std::io::Error, slot: &PeerSlot) -> C
             addr,
             reason: format!("this side could not present its attestation: {ours}"),
         },
+        (None, None) if is_not_tls(error) => ConnectError::NotTls {
+            addr,
+            reason: error.to_string(),
+        },
         (None, None) => ConnectError::Handshake {
             addr,
             reason: error.to_string(),
         },
     }
+}
+
+/// Whether the handshake failed because the bytes the server sent are not TLS records.
+fn is_not_tls(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| matches!(tls, rustls::Error::InvalidMessage(_)))
 }
 
 /// Aborts the connection task when the last clone of the channel is dropped.

@@ -82,8 +82,9 @@ impl CoordinatorClient {
     /// server is appraised here; ALPN `[atls:v1:nonce:<hex>, h2]`), then HTTP/2.
     ///
     /// # Errors
-    /// [`ClientError::Connect`], [`ClientError::Timeout`] (`"connect"` or `"handshake"`),
-    /// [`ClientError::Attestation`], [`ClientError::Handshake`].
+    /// [`ClientError::Resolve`], [`ClientError::Connect`], [`ClientError::Timeout`]
+    /// (`"connect"` or `"handshake"`), [`ClientError::NotTls`], [`ClientError::Attestation`],
+    /// [`ClientError::Handshake`].
     pub async fn connect(&self) -> Result<Session, ClientError> {
         let connected =
             contrast_grpc::client::connect(&self.addr, &self.atls, self.connect_timeout)
@@ -165,6 +166,8 @@ impl CoordinatorClient {
 impl From<ConnectError> for ClientError {
     fn from(error: ConnectError) -> Self {
         match error {
+            ConnectError::Resolve { addr, source } => Self::Resolve { addr, source },
+            ConnectError::NotTls { addr, reason } => Self::NotTls { addr, reason },
             ConnectError::Connect { addr, source } => Self::Connect { addr, source },
             ConnectError::Timeout { addr, stage, after } => Self::Timeout { addr, stage, after },
             ConnectError::Attestation { addr, source } => Self::Attestation { addr, source },

@@ -11,7 +11,17 @@ use contrast_attest::atls::AtlsError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The TCP connection could not be opened (refused, unreachable, name not resolved).
+    /// The host name did not resolve (or the address is not `host:port`). Final: the name or
+    /// the DNS has to change first.
+    #[error("cannot resolve the coordinator address {addr}: {source}")]
+    Resolve {
+        /// The address, `host:port`.
+        addr: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TCP connection could not be opened (refused, unreachable).
     #[error("cannot connect to the coordinator at {addr}: {source}")]
     Connect {
         /// The address, `host:port`.
@@ -39,6 +49,15 @@ pub enum ClientError {
         /// The check that failed.
         #[source]
         source: Arc<AtlsError>,
+    },
+    /// The server at this address does not speak TLS (e.g. a plain HTTP port such as a
+    /// Coordinator's evidence API or probes). Final: the address names the wrong service.
+    #[error("the server at {addr} does not speak TLS: {reason}")]
+    NotTls {
+        /// The address, `host:port`.
+        addr: String,
+        /// What the TLS library saw.
+        reason: String,
     },
     /// The TLS handshake failed for another reason (e.g. the server refused us, or closed the
     /// connection, as a Coordinator in recovery mode does on the mesh API).
@@ -106,8 +125,9 @@ impl ClientError {
     /// Coordinator is unreachable, slow, refused the handshake (starting, or in recovery
     /// mode), the connection broke, or it answered with a state another party resolves
     /// (`needs_recovery`, `no_manifest`) or `Unavailable`.
-    /// A failed attestation, a refusal (`permission_denied`, `invalid_argument`, ...) and an
-    /// undecodable response are final.
+    /// A name that does not resolve, a server that does not speak TLS, a failed attestation, a
+    /// refusal (`permission_denied`, `invalid_argument`, a service the server does not
+    /// implement, ...) and an undecodable response are final.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -123,7 +143,26 @@ impl ClientError {
                 matches!(code, ErrorCode::NeedsRecovery | ErrorCode::NoManifest)
                     || matches!(status, 502..=504)
             }
-            Self::Attestation { .. } | Self::Decode { .. } => false,
+            Self::Resolve { .. }
+            | Self::NotTls { .. }
+            | Self::Attestation { .. }
+            | Self::Decode { .. } => false,
+        }
+    }
+
+    /// The Coordinator's state, in words, when it refused because it is not serving yet: no
+    /// manifest is set, or it restarted and waits for its seed. For logs of callers that wait.
+    #[must_use]
+    pub fn coordinator_not_ready(&self) -> Option<&'static str> {
+        match self.api_code()? {
+            ErrorCode::NoManifest => {
+                Some("the coordinator has no manifest yet; `contrast set` sets the first one")
+            }
+            ErrorCode::NeedsRecovery => Some(
+                "the coordinator restarted and waits for its seed; a ready peer recovers it, or \
+                 a seed-share owner runs `contrast recover`",
+            ),
+            _ => None,
         }
     }
 

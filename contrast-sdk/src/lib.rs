@@ -84,11 +84,13 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 mod attestation;
 mod connection;
 mod deployment;
 mod error;
 
+pub use address::{AddressError, coordinator_address};
 pub use attestation::{
     MAX_ATTEST_RESPONSE, VerifiedAttestation, fetch_attestation, validate_attestation,
 };
