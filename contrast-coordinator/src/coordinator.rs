@@ -129,10 +129,15 @@ impl<S: Store, P> Coordinator<S, P> {
             .await
             .map_err(|e| Error::internal("checking the stored head", e))?;
         match &observation {
-            HeadObservation::Stale => {
-                tracing::warn!("another replica moved the history: this Coordinator is stale")
-            }
+            HeadObservation::Stale => tracing::warn!(
+                from = "active",
+                state = "stale",
+                "another replica moved the history: this Coordinator is stale until it recovers \
+                 from a peer"
+            ),
             HeadObservation::Tampered(tampering) => tracing::error!(
+                from = "active",
+                state = "tampered",
                 %tampering,
                 "the store was tampered with: this Coordinator keeps its state and stops serving"
             ),

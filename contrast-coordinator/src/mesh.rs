@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::coordinator::Coordinator;
 use crate::error::Error;
-use crate::state::State;
+use crate::state::{Phase, State};
 
 /// What the transport's handshake established about a mesh client.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +93,24 @@ fn admit<'c>(state: &'c State, client: MeshClient<'c>) -> Result<Admitted<'c>, E
 }
 
 impl<S: Store, P> Coordinator<S, P> {
+    /// The refusal for every call on a mesh connection accepted while no state was active, so
+    /// that the workload can log what it waits for: [`Error::NoManifest`] before the first
+    /// manifest, [`Error::NeedsRecovery`] in recovery (or stale), [`Error::Tampered`], and
+    /// [`Error::ConnectionOutdated`] for a state that became active since (reconnect to be
+    /// appraised under it).
+    pub async fn mesh_refusal_without_state(&self) -> Error {
+        match self.phase().await {
+            Ok(Phase::Uninitialized) => Error::NoManifest,
+            Ok(Phase::NeedsRecovery | Phase::Stale(_)) => Error::NeedsRecovery,
+            Ok(Phase::Tampered(_, tampering)) => Error::Tampered(tampering),
+            Ok(Phase::Active(state)) => Error::ConnectionOutdated {
+                accepted: 0,
+                current: Some(state.generation()),
+            },
+            Err(error) => error,
+        }
+    }
+
     /// Whether `accepted` (the state a mesh connection was accepted under) is still the state
     /// in force, and serving.
     fn still_in_force(&self, accepted: &State) -> Result<(), Error> {

@@ -129,6 +129,8 @@ impl<S: Store, P> Coordinator<S, P> {
                 Err(refusal) => refusal,
             })?;
         tracing::info!(
+            from = "needs-recovery",
+            state = "active",
             generation = state.generation(),
             head = %hex::encode(state.latest().transition_hash),
             "recovered from a peer"

@@ -680,7 +680,17 @@ impl<S: Store> Guard<S> {
                 continue;
             }
             match &observation {
-                HeadObservation::Current => state.set_tampering(None),
+                HeadObservation::Current => {
+                    if let Some(tampering) = state.tampering() {
+                        tracing::info!(
+                            from = "tampered",
+                            state = "active",
+                            %tampering,
+                            "the store holds this state's head again: serving"
+                        );
+                    }
+                    state.set_tampering(None);
+                }
                 HeadObservation::Stale => {
                     state.set_tampering(None);
                     state.stale.store(true, Ordering::Release);

@@ -121,6 +121,8 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
             .await
             .map_err(update_error)?;
         tracing::info!(
+            from = if old.is_some() { "active" } else { "uninitialized" },
+            state = "active",
             generation = state.generation(),
             head = %hex::encode(state.latest().transition_hash),
             "manifest set"
@@ -209,6 +211,8 @@ impl<S: Store, P: PeerDirectory> Coordinator<S, P> {
                 Err(refusal) => refusal,
             })?;
         tracing::info!(
+            from = "needs-recovery",
+            state = "active",
             generation = state.generation(),
             head = %hex::encode(state.latest().transition_hash),
             "recovered by a seed-share owner"

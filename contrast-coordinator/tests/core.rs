@@ -108,6 +108,9 @@ async fn an_empty_store_is_uninitialized_and_refuses_reads_and_recovery() {
     let error = core.recoverable().await.unwrap_err();
     assert!(matches!(error, Error::NothingToRecover), "{error}");
     assert_code(&error, ErrorCode::NoManifest);
+    // A workload that connects now is told why it gets nothing.
+    let error = core.mesh_refusal_without_state().await;
+    assert!(matches!(error, Error::NoManifest), "{error}");
     assert!(snapshot(&store).await.is_empty());
 }
 
@@ -205,6 +208,9 @@ async fn a_restarted_coordinator_needs_recovery_and_refuses_everything_else() {
     assert_code(&error, ErrorCode::NeedsRecovery);
     let error = restarted.manifests().await.unwrap_err();
     assert!(matches!(error, Error::NeedsRecovery), "{error}");
+    let error = restarted.mesh_refusal_without_state().await;
+    assert!(matches!(error, Error::NeedsRecovery), "{error}");
+    assert_code(&error, ErrorCode::NeedsRecovery);
     assert_eq!(snapshot(&store).await, before);
 }
 

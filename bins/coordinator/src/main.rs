@@ -33,7 +33,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use contrast_attest::{CrlPolicy, Issuer};
-use contrast_coordinator::{HeadObservation, Options, OsEntropy, SystemClock};
+use contrast_coordinator::{HeadObservation, Options, OsEntropy, Phase, SystemClock};
 use contrast_core::api::{EVIDENCE_API_PORT, MESH_API_PORT, OPS_PORT, USER_API_PORT};
 use contrast_core::duration::parse_duration;
 use contrast_store::{AnyStore, FileStore, FileStoreOptions, HistoryStore, Key, Store};
@@ -96,6 +96,7 @@ enum CrlMode {
 #[command(
     name = "coordinator",
     version = contrast_tee::binary_version!(),
+    long_version = contrast_tee::binary_long_version!(),
     after_long_help = EXAMPLES
 )]
 struct Args {
@@ -196,7 +197,10 @@ impl std::fmt::Debug for Coordinator {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Err(error) = init_logging(&args) {
-        eprintln!("coordinator: {error:#}");
+        eprintln!(
+            "coordinator: {}",
+            contrast_core::error_chain::describe(error.as_ref())
+        );
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -212,7 +216,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            tracing::error!("{}", contrast_core::error_chain::describe(error.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -421,9 +425,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         mesh = %args.mesh_addr,
         evidence = %args.evidence_addr,
         ops = %args.ops_addr,
-        phase = phase.name(),
+        state = phase.name(),
         "coordinator started"
     );
+    match phase {
+        Phase::Uninitialized => tracing::info!(
+            "waiting for the first manifest: `contrast set` sets it; until then initializers are \
+             told that there is no manifest"
+        ),
+        Phase::NeedsRecovery => tracing::info!(
+            "the store holds a history but this process does not hold its seed: waiting for a \
+             ready peer, or a seed-share owner's `contrast recover`"
+        ),
+        _ => {}
+    }
 
     wait_for_signal().await?;
     tracing::info!("shutting down: draining connections");

@@ -1,7 +1,9 @@
 //! The mesh API (port 7777): upstream's `meshapi.MeshAPI` over mutual aTLS. The client's report
 //! is appraised against the reference values of the manifest in force when the connection is
-//! accepted; connections are refused outright (before the handshake) when there is no active
-//! state.
+//! accepted. While no state is active (no manifest yet, in recovery), connections are
+//! accepted without asking for a client certificate and every call is refused with the reason
+//! (`no_manifest`, `needs_recovery`), so a waiting initializer can log what it waits for
+//! (upstream refuses the handshake, which tells the workload nothing).
 //!
 //! - `NewMeshCert`: HOST_DATA must be a `Policies` key; the client's TLS key gets a mesh
 //!   certificate with the policy's SANs, the report's claims and the workload-secret ID, and the
@@ -42,7 +44,8 @@ impl MeshApi {
     }
 }
 
-/// Configures the mesh API's connections: no active state, no handshake.
+/// Configures the mesh API's connections: appraised against the active state's manifest, or,
+/// without one, only to tell the client why nothing is served.
 #[derive(Debug)]
 pub(crate) struct MeshAcceptor {
     coordinator: Arc<Coordinator>,
@@ -56,20 +59,25 @@ impl MeshAcceptor {
 }
 
 impl Acceptor for MeshAcceptor {
-    type Context = Arc<State>;
+    /// The state the connection was accepted under; `None` when none was active.
+    type Context = Option<Arc<State>>;
 
     fn name(&self) -> &'static str {
         "mesh"
     }
 
-    fn configure(&self) -> Option<(rustls::ServerConfig, Arc<PeerSlot>, Arc<State>)> {
-        // Upstream: no (or a stale) state, no handshake.
-        let state = self.coordinator.core.active()?;
-        match AtlsServer::new(Some(Arc::clone(&self.coordinator.issuer)))
-            .with_client_validator(state.mesh_validator().clone())
-            .with_deferred_client_rejection()
-            .config(&mut OsRng)
-        {
+    fn configure(&self) -> Option<(rustls::ServerConfig, Arc<PeerSlot>, Self::Context)> {
+        let state = self.coordinator.core.active();
+        let server = AtlsServer::new(Some(Arc::clone(&self.coordinator.issuer)));
+        let server = match &state {
+            Some(state) => server
+                .with_client_validator(state.mesh_validator().clone())
+                .with_deferred_client_rejection(),
+            // Nothing to appraise against: no client certificate is asked for, and every call
+            // is answered with the reason.
+            None => server,
+        };
+        match server.config(&mut OsRng) {
             Ok((config, slot)) => Some((config, slot, state)),
             Err(error) => {
                 tracing::error!(%error, "building the mesh API TLS config");
@@ -90,31 +98,74 @@ impl Acceptor for MeshAcceptor {
 type Refusal = (Status, &'static str);
 
 impl MeshApi {
-    fn client(connection: &Connection<Arc<State>>) -> MeshClient<'_> {
+    fn client(connection: &Connection<Option<Arc<State>>>) -> MeshClient<'_> {
         MeshClient::from_handshake(connection.peer.as_ref(), connection.rejection.as_ref())
     }
 
-    /// Answers one call: `endpoint` names it in the attestation metrics.
-    fn answer<Req, T>(
+    /// Answers one call: `endpoint` names it in the attestation metrics. On a connection
+    /// accepted without an active state the answer is the reason nothing is served.
+    async fn answer<Req, T>(
         &self,
         request: &Request<Req>,
         method: &'static str,
         endpoint: &'static str,
-        handle: impl FnOnce(&Connection<Arc<State>>) -> Result<T, Refusal>,
+        handle: impl FnOnce(&Connection<Option<Arc<State>>>, &Arc<State>) -> Result<T, Refusal>,
     ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let result = match connection::<Arc<State>, Req>(request) {
-            Some(connection) => handle(connection).inspect_err(|(status, reason)| {
-                tracing::warn!(
-                    method,
-                    remote = %connection.remote,
-                    reason,
-                    message = status.message(),
-                    "mesh API request refused"
-                );
-            }),
+        let result = match connection::<Option<Arc<State>>, Req>(request) {
+            Some(connection) => {
+                let result = match &connection.context {
+                    Some(state) => handle(connection, state),
+                    None => {
+                        // Expected while workloads start before the first set: not a warning.
+                        let error = self.coordinator.core.mesh_refusal_without_state().await;
+                        tracing::info!(
+                            method,
+                            remote = %connection.remote,
+                            reason = error.reason(),
+                            "mesh API request while not serving: {error}"
+                        );
+                        return self.refused(method, endpoint, started, &error);
+                    }
+                };
+                result.inspect_err(|(status, reason)| {
+                    tracing::warn!(
+                        method,
+                        remote = %connection.remote,
+                        reason,
+                        message = status.message(),
+                        "mesh API request refused"
+                    );
+                })
+            }
             None => Err((Status::internal("no connection state"), "internal")),
         };
+        self.outcome(method, endpoint, started, result)
+    }
+
+    fn refused<T>(
+        &self,
+        method: &'static str,
+        endpoint: &'static str,
+        started: Instant,
+        error: &contrast_coordinator::Error,
+    ) -> Result<Response<T>, Status> {
+        self.outcome(
+            method,
+            endpoint,
+            started,
+            Err((refusal(error), error.reason())),
+        )
+    }
+
+    /// Counts the call and its attestation outcome, and turns it into tonic's answer.
+    fn outcome<T>(
+        &self,
+        method: &'static str,
+        endpoint: &'static str,
+        started: Instant,
+        result: Result<T, Refusal>,
+    ) -> Result<Response<T>, Status> {
         let metrics = &self.coordinator.metrics;
         match result {
             Ok(value) => {
@@ -132,12 +183,13 @@ impl MeshApi {
 
     fn mesh_cert(
         &self,
-        connection: &Connection<Arc<State>>,
+        connection: &Connection<Option<Arc<State>>>,
+        state: &Arc<State>,
     ) -> Result<meshapi::NewMeshCertResponse, Refusal> {
         let mut issued = self
             .coordinator
             .core
-            .mesh_certificate(&connection.context, Self::client(connection))
+            .mesh_certificate(state, Self::client(connection))
             .map_err(|e| (refusal(&e), e.reason()))?;
         tracing::info!(
             remote = %connection.remote,
@@ -155,12 +207,13 @@ impl MeshApi {
 
     fn peer_recover(
         &self,
-        connection: &Connection<Arc<State>>,
+        connection: &Connection<Option<Arc<State>>>,
+        state: &Arc<State>,
     ) -> Result<meshapi::RecoverResponse, Refusal> {
         let answer = self
             .coordinator
             .core
-            .peer_recovery_answer(&connection.context, Self::client(connection))
+            .peer_recovery_answer(state, Self::client(connection))
             .map_err(|e| (refusal(&e), e.reason()))?;
         tracing::info!(remote = %connection.remote, "handing the state to a recovering peer");
         Ok(answer.into())
@@ -173,17 +226,19 @@ impl MeshApiService for MeshApi {
         &self,
         request: Request<meshapi::NewMeshCertRequest>,
     ) -> Result<Response<meshapi::NewMeshCertResponse>, Status> {
-        self.answer(&request, method::NEW_MESH_CERT, "mesh", |c| {
-            self.mesh_cert(c)
+        self.answer(&request, method::NEW_MESH_CERT, "mesh", |c, state| {
+            self.mesh_cert(c, state)
         })
+        .await
     }
 
     async fn recover(
         &self,
         request: Request<meshapi::RecoverRequest>,
     ) -> Result<Response<meshapi::RecoverResponse>, Status> {
-        self.answer(&request, method::MESH_RECOVER, "peer", |c| {
-            self.peer_recover(c)
+        self.answer(&request, method::MESH_RECOVER, "peer", |c, state| {
+            self.peer_recover(c, state)
         })
+        .await
     }
 }

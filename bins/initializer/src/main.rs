@@ -93,6 +93,7 @@ Example (simulated TEE, local Coordinator):
 #[command(
     name = "initializer",
     version = contrast_tee::binary_version!(),
+    long_version = contrast_tee::binary_long_version!(),
     about = "Attest this pod to the Contrast Coordinator and write its mesh certificate",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP
@@ -196,7 +197,10 @@ fn main() -> ExitCode {
             ExitCode::from(128 + signal)
         }
         Err(e) => {
-            error!(error = format!("{e:#}"), "initializer failed");
+            error!(
+                error = contrast_core::error_chain::describe(e.as_ref()),
+                "initializer failed"
+            );
             ExitCode::FAILURE
         }
     }
@@ -277,12 +281,19 @@ async fn run(args: Args) -> Result<Outcome> {
                         "no mesh certificate after {attempt} attempt(s) (--max-attempts)"
                     )));
                 }
-                warn!(
-                    attempt,
-                    error = %e,
-                    retry_in = ?delay,
-                    "mesh certificate request failed; retrying"
-                );
+                match e.coordinator_not_ready() {
+                    Some(state) => info!(
+                        attempt,
+                        retry_in = ?delay,
+                        "waiting: {state}"
+                    ),
+                    None => warn!(
+                        attempt,
+                        error = %e,
+                        retry_in = ?delay,
+                        "mesh certificate request failed; retrying"
+                    ),
+                }
             }
         }
         tokio::select! {
