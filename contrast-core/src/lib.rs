@@ -22,6 +22,7 @@
 pub mod api;
 pub mod coordinator_identity;
 pub mod duration;
+pub mod error_chain;
 mod gocompat;
 pub mod hexstring;
 pub mod history;

@@ -38,8 +38,8 @@ pub use simulated::{
 /// [`binary_version!`]); `contrast demo` looks for it before starting a binary in simulated mode.
 pub const SIMULATED_VERSION_TAG: &str = "+simulated";
 
-/// Whether the binary at `path` accepts `--tee simulated`: it runs and its `--version` line ends
-/// with [`SIMULATED_VERSION_TAG`] (see [`binary_version!`]). For tools that start the binaries
+/// Whether the binary at `path` accepts `--tee simulated`: it runs and the first line of its
+/// `--version` ends with [`SIMULATED_VERSION_TAG`] (see [`binary_version!`]). For tools that start the binaries
 /// in simulated mode (`contrast demo`, the load generator's tests).
 #[must_use]
 pub fn binary_has_simulated_tee(path: &std::path::Path) -> bool {
@@ -49,21 +49,65 @@ pub fn binary_has_simulated_tee(path: &std::path::Path) -> bool {
         .is_ok_and(|out| {
             out.status.success()
                 && String::from_utf8_lossy(&out.stdout)
-                    .trim_end()
-                    .ends_with(SIMULATED_VERSION_TAG)
+                    .lines()
+                    .next()
+                    .is_some_and(|line| line.trim_end().ends_with(SIMULATED_VERSION_TAG))
         })
 }
 
-/// The `--version` of a binary: its package version, followed by [`SIMULATED_VERSION_TAG`] when
-/// the *calling* crate is built with its own feature `simulated`. For clap:
-/// `#[command(version = contrast_tee::binary_version!())]`.
+/// The `--version` line of a binary: its package version and the commit it was built from,
+/// followed by [`SIMULATED_VERSION_TAG`] when the *calling* crate is built with its own feature
+/// `simulated`. The commit comes from the environment variable `CONTRAST_BUILD_COMMIT`, which the
+/// binaries' build script (`bins/build_commit.rs`) sets; `binary_version!("abc")` passes it
+/// explicitly. For clap: `#[command(version = contrast_tee::binary_version!(), long_version =
+/// contrast_tee::binary_long_version!())]`.
 #[macro_export]
 macro_rules! binary_version {
     () => {
+        $crate::binary_version!(env!("CONTRAST_BUILD_COMMIT"))
+    };
+    ($commit:expr) => {
         if cfg!(feature = "simulated") {
-            concat!(env!("CARGO_PKG_VERSION"), " +simulated")
+            concat!(
+                env!("CARGO_PKG_VERSION"),
+                " (commit ",
+                $commit,
+                ") +simulated"
+            )
         } else {
-            env!("CARGO_PKG_VERSION")
+            concat!(env!("CARGO_PKG_VERSION"), " (commit ", $commit, ")")
+        }
+    };
+}
+
+/// The `--version` text (clap's long version): the [`binary_version!`] line, then which TEEs
+/// the binary can attest with and which platforms it verifies.
+#[macro_export]
+macro_rules! binary_long_version {
+    () => {
+        $crate::binary_long_version!(env!("CONTRAST_BUILD_COMMIT"))
+    };
+    ($commit:expr) => {
+        if cfg!(feature = "simulated") {
+            concat!(
+                env!("CARGO_PKG_VERSION"),
+                " (commit ",
+                $commit,
+                ") +simulated\n",
+                "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
+                "     the simulated SEV-SNP platform (--tee simulated): built in, for development and tests\n",
+                "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX"
+            )
+        } else {
+            concat!(
+                env!("CARGO_PKG_VERSION"),
+                " (commit ",
+                $commit,
+                ")\n",
+                "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
+                "     the simulated SEV-SNP platform: not built in (its feature `simulated` is off)\n",
+                "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX"
+            )
         }
     };
 }
@@ -421,12 +465,15 @@ mod tests {
     #[test]
     fn binary_version_tags_simulated_builds() {
         // This crate's own feature is what `cfg!` sees here.
-        let version = binary_version!();
-        assert!(version.starts_with(env!("CARGO_PKG_VERSION")));
+        let version = binary_version!("0123abcd");
+        assert!(version.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (commit 0123abcd)")));
         assert_eq!(
             version.ends_with(&format!(" {SIMULATED_VERSION_TAG}")),
             cfg!(feature = "simulated")
         );
+        let long = binary_long_version!("0123abcd");
+        assert_eq!(long.lines().next(), Some(version));
+        assert!(long.contains("TEE: SEV-SNP"), "{long}");
     }
 
     #[test]
