@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use contrast_attest::AtlsClient;
-use contrast_attest::atls::AtlsKey;
-use contrast_core::api::ErrorCode;
+use contrast_attest::atls::{AtlsKey, VerifiedPeer};
+use contrast_core::api::{ErrorCode, USER_API_PORT, coordinator_port_role};
 use contrast_core::manifest::ManifestDocument;
 use contrast_sdk::{ClientError, CoordinatorClient, coordinator_validator};
 
@@ -41,8 +41,34 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("could not start the async runtime")
 }
 
-/// Calls `call` until it succeeds, fails finally, or `timeout` has passed, retrying retryable
-/// errors every second. Progress goes to stderr (a spinner on a terminal).
+/// Parses `--coordinator`: `HOST[:PORT]`, the port defaulting to the user API's (1313). A URL,
+/// a path or a bad port is a usage error that says what to type instead.
+pub fn user_api_address(input: &str) -> Result<String, String> {
+    contrast_sdk::coordinator_address(input, USER_API_PORT).map_err(|error| error.to_string())
+}
+
+/// Whether a failed call may succeed if tried again unchanged: what the SDK deems transient,
+/// except "no manifest yet", which no command here waits for (`set` asks for it itself).
+fn worth_retrying(error: &ClientError) -> bool {
+    error.is_retryable() && error.api_code() != Some(&ErrorCode::NoManifest)
+}
+
+/// What a retry waits for, in words.
+fn waiting_for(error: &ClientError) -> String {
+    match error {
+        ClientError::Connect { source, .. } => {
+            format!("not reachable yet ({source}); it may be starting")
+        }
+        ClientError::Timeout { stage, .. } => format!("no answer to the {stage} yet"),
+        other => other
+            .coordinator_not_ready()
+            .map_or_else(|| other.to_string(), str::to_owned),
+    }
+}
+
+/// Calls `call` until it succeeds, fails finally, or `timeout` has passed, retrying transient
+/// errors (see [`worth_retrying`]) every second. Progress goes to stderr (a spinner on a
+/// terminal).
 pub async fn with_retries<T, F, Fut>(
     what: &str,
     timeout: Duration,
@@ -64,14 +90,15 @@ where
                 }
                 return Ok(value);
             }
-            Err(error) if error.is_retryable() && started.elapsed() < timeout => {
+            Err(error) if worth_retrying(&error) && started.elapsed() < timeout => {
                 attempt += 1;
+                let reason = waiting_for(&error);
                 if terminal {
                     let frame = SPINNER.get(attempt % SPINNER.len()).copied().unwrap_or('.');
-                    eprint!("\r\x1b[2K{frame} {what}: waiting for the coordinator ({error})");
+                    eprint!("\r\x1b[2K{frame} {what}: waiting for the coordinator: {reason}");
                     let _ = std::io::stderr().flush();
                 } else {
-                    eprintln!("{what}: attempt {attempt} failed, retrying in 1s: {error}");
+                    eprintln!("{what}: attempt {attempt} failed, retrying in 1s: {reason}");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -85,34 +112,113 @@ where
     }
 }
 
-/// Turns a client error into the command's error: a refused attestation exits with
-/// [`ExitStatus::AttestationRefused`] and names the failed check.
+/// Turns a client error into the command's error: the error once, then what to do. A refused
+/// attestation exits with [`ExitStatus::AttestationRefused`] and names the failed check.
 pub fn client_failure(error: ClientError, addr: &str) -> anyhow::Error {
-    match &error {
-        ClientError::Attestation { source, .. } => Failure {
+    if let ClientError::Attestation { source, .. } = &error {
+        return Failure {
             status: ExitStatus::AttestationRefused,
             message: format!(
                 "the coordinator at {addr} failed attestation against the manifest's reference \
-                 values: {source}; it is not the Coordinator the manifest describes (check \
-                 --reference-values of `contrast generate` and the address)"
+                 values: {source}\nit is not the Coordinator the manifest describes: check the \
+                 address, and --reference-values of `contrast generate`"
             ),
         }
-        .into(),
-        _ => {
-            let hint = match error.api_code() {
-                Some(ErrorCode::NoManifest) => "no manifest is set yet; run `contrast set` first",
-                Some(ErrorCode::NeedsRecovery) => {
-                    "it restarted and waits for its seed; run `contrast recover`"
-                }
-                Some(ErrorCode::PermissionDenied) => {
-                    "it refused our key; use an owner key the manifest in force names"
-                }
-                Some(_) => "it refused the request",
-                None => "check that it runs and is reachable, or raise --timeout",
-            };
-            anyhow::Error::new(error).context(format!(
-                "the call to the coordinator at {addr} failed: {hint}"
-            ))
-        }
+        .into();
     }
+    let wrong_service = || {
+        let port = addr
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok());
+        let role = port.and_then(|port| coordinator_port_role(port).map(|role| (port, role)));
+        match role {
+            Some((port, role)) if port != USER_API_PORT => format!(
+                "port {port} is the Coordinator's {role}; the user API is port {USER_API_PORT}: \
+                 use -c HOST:{USER_API_PORT}"
+            ),
+            _ => format!(
+                "this address does not serve the Coordinator's user API; check the host and \
+                 the port (the user API is port {USER_API_PORT})"
+            ),
+        }
+    };
+    let hint = match &error {
+        ClientError::Resolve { .. } => {
+            "check the host name, or give the Coordinator's IP address (e.g. the coordinator \
+             Service's external IP from `kubectl get svc`)"
+                .to_owned()
+        }
+        ClientError::NotTls { .. } => wrong_service(),
+        ClientError::Api {
+            status: tonic::Code::Unimplemented,
+            ..
+        } => wrong_service(),
+        _ => match error.api_code() {
+            Some(ErrorCode::NoManifest) => {
+                "no manifest is set yet: run `contrast set` first".into()
+            }
+            Some(ErrorCode::NeedsRecovery) => {
+                "it restarted and waits for its seed: run `contrast recover`".into()
+            }
+            Some(ErrorCode::PermissionDenied) => {
+                "it refused our key: use an owner key the manifest in force names".into()
+            }
+            Some(_) => "it refused the request (its message says why)".into(),
+            None if worth_retrying(&error) => {
+                "check that it runs and is reachable, or raise --timeout".into()
+            }
+            None => "check the address and that it is a Contrast Coordinator".into(),
+        },
+    };
+    Failure {
+        status: ExitStatus::Error,
+        message: format!("{error}\n{hint}"),
+    }
+    .into()
+}
+
+/// What the Coordinator proved in its handshake, for a command's output: the people's text
+/// (full values, so they can be compared with or copied into a manifest) and the JSON object.
+pub fn attested_summary(
+    peer: &VerifiedPeer,
+    manifest: &ManifestDocument,
+) -> (String, serde_json::Value) {
+    let Some(attested) = &peer.attestation else {
+        return (
+            "  the coordinator was not attested\n".to_owned(),
+            serde_json::Value::Null,
+        );
+    };
+    let platform = manifest
+        .manifest()
+        .reference_values
+        .snp
+        .get(attested.matched_index)
+        .map_or("SEV-SNP", |entry| entry.platform.as_str());
+    let measurement = hex::encode(attested.measurement);
+    let chip_id = hex::encode(attested.chip_id);
+    let host_data = hex::encode(attested.host_data);
+    let human = format!(
+        "  attested: {platform} on {product} ({leaf}), reference values entry {index}\n    \
+         measurement  {measurement}\n    \
+         reported TCB {tcb}\n    \
+         chip ID      {chip_id}\n    \
+         policy hash  {host_data} (HOST_DATA: the coordinator's policy)\n",
+        product = attested.product.name(),
+        leaf = attested.leaf_kind,
+        index = attested.matched_index,
+        tcb = attested.reported_tcb,
+    );
+    let json = serde_json::json!({
+        "platform": platform,
+        "product": attested.product.name(),
+        "signing_key": attested.leaf_kind.to_string(),
+        "reference_values_index": attested.matched_index,
+        "measurement": measurement,
+        "reported_tcb": attested.reported_tcb.to_dotted(),
+        "launch_tcb": attested.launch_tcb.to_dotted(),
+        "chip_id": chip_id,
+        "host_data": host_data,
+    });
+    (human, json)
 }

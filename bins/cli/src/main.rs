@@ -119,11 +119,23 @@ Exit codes:
   5  set, verify, recover: the Coordinator's attestation was refused
   6  verify: the Coordinator's history is inconsistent (changed, truncated or reordered)";
 
+/// `contrast --version`: the version, the commit (set by `bins/build_commit.rs`) and what the
+/// tool verifies.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CONTRAST_BUILD_COMMIT"),
+    ")\n",
+    "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX\n",
+    "simulated SEV-SNP platform: built in (`contrast simulate`, `contrast demo`; development and tests only)"
+);
+
 /// Command line of the `contrast` tool.
 #[derive(Debug, Parser)]
 #[command(
     name = "contrast",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CONTRAST_BUILD_COMMIT"), ")"),
+    long_version = LONG_VERSION,
     about = "Deploy and verify confidential Kubernetes workloads with Contrast",
     after_long_help = EXIT_CODES_HELP
 )]
@@ -201,6 +213,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(cli.global.log_level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 
@@ -235,9 +248,10 @@ fn main() -> ExitCode {
             } else {
                 ExitStatus::Error
             };
-            eprintln!("error: {error:#}");
+            let message = contrast_core::error_chain::describe(error.as_ref());
+            eprintln!("error: {message}");
             if cli.global.json {
-                println!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+                println!("{}", serde_json::json!({ "error": message }));
             }
             ExitCode::from(status.code())
         }

@@ -32,7 +32,9 @@ Recover a Coordinator that restarted and waits for its seed (recovery mode).
 4. If verify/latest-transition holds the head an earlier `contrast verify` saw, the
    Coordinator recovers only a history that contains it: a store rolled back to an older head
    is refused before anything changes (exit 4). --accept-rollback recovers the older history
-   knowingly. The recovered head and generation are printed.";
+   knowingly. The recovered head and generation are printed.
+5. The Coordinator's root CA and its new mesh CA (a recovery makes one) are written to the
+   workspace as coordinator-root-ca.pem and mesh-ca.pem, replacing the stale copies.";
 
 /// Shown after the flags.
 pub const AFTER_LONG_HELP: &str = "\
@@ -54,8 +56,8 @@ Exit codes:
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
-    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
-    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
+    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
     pub coordinator: String,
     /// The manifest whose reference values attest the Coordinator
     /// [default: <workspace>/manifest.json].
@@ -131,7 +133,8 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
 
     let manifest = set::load_manifest(&manifest_path)?;
     let client = connect::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
-    let recovered = connect::runtime()?
+    let runtime = connect::runtime()?;
+    let recovered = runtime
         .block_on(connect::with_retries(
             "recovering the coordinator",
             args.timeout,
@@ -164,10 +167,35 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
             } else {
                 connect::client_failure(error, &args.coordinator)
             }
-        })?
-        .value;
+        })?;
+    let (attested_text, attested_json) = connect::attested_summary(&recovered.peer, &manifest);
+    let recovered = recovered.value;
+    // A recovery by a seed-share owner makes a new mesh CA: the workspace's copy is stale.
+    let refreshed = runtime
+        .block_on(connect::with_retries(
+            "fetching the new CAs",
+            args.timeout,
+            || client.get_manifests(),
+        ))
+        .map_err(|error| connect::client_failure(error, &args.coordinator))
+        .and_then(|manifests| {
+            workspace.create_dir()?;
+            Ok(vec![
+                workspace::write_file(
+                    &workspace.path(workspace::ROOT_CA_FILE),
+                    &manifests.value.root_ca,
+                )?,
+                workspace::write_file(
+                    &workspace.path(workspace::MESH_CA_FILE),
+                    &manifests.value.mesh_ca,
+                )?,
+            ])
+        });
     let head = hex::encode(&recovered.latest_transition_hash);
-    let mut human = format!("the coordinator at {} is recovered\n", args.coordinator);
+    let mut human = format!(
+        "the coordinator at {} is recovered\n{attested_text}",
+        args.coordinator
+    );
     if recovered.latest_transition_hash.is_empty() {
         human.push_str(
             "  it does not report what it recovered to (an upstream Coordinator): run `contrast \
@@ -179,16 +207,36 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
             recovered.generation
         ));
     }
+    let written = match refreshed {
+        Ok(written) => {
+            for path in &written {
+                human.push_str(&format!("  wrote {}\n", path.display()));
+            }
+            written
+        }
+        Err(error) => {
+            human.push_str(&format!(
+                "  warning: {} in {} is from before the recovery (the mesh CA is new) and could \
+                 not be refreshed: {}; run `contrast verify` to fetch the new one\n",
+                workspace::MESH_CA_FILE,
+                global.workspace_dir.display(),
+                contrast_core::error_chain::describe(error.as_ref())
+            ));
+            Vec::new()
+        }
+    };
     Ok(Outcome {
         status: ExitStatus::Ok,
         human,
         json: serde_json::json!({
             "coordinator": args.coordinator,
+            "attested": attested_json,
             "recovered": true,
             "force": args.force,
             "latest_transition": (!head.is_empty()).then_some(head),
             "generation": recovered.generation,
             "checked_against": seen.map(hex::encode),
+            "written": written,
         }),
     })
 }

@@ -18,7 +18,9 @@ use contrast_core::seedshare::SeedShareDocument;
 use contrast_sdk::{ClientError, CoordinatorClient};
 use zeroize::Zeroizing;
 
-use crate::connect::{DEFAULT_TIMEOUT, attested_client, client_failure, runtime, with_retries};
+use crate::connect::{
+    self, DEFAULT_TIMEOUT, attested_client, client_failure, runtime, with_retries,
+};
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, GlobalArgs, Outcome, UsageError, generate, kube};
 
@@ -58,8 +60,8 @@ Exit codes:
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct SetArgs {
-    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
-    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
+    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
     pub coordinator: String,
     /// The manifest to set [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
@@ -127,8 +129,9 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
             } else {
                 client_failure(error, &args.coordinator)
             }
-        })?
-        .value;
+        })?;
+    let (attested_text, attested_json) = connect::attested_summary(&response.peer, &manifest);
+    let response = response.value;
     let recoverable = manifest
         .manifest()
         .seedshare_owner_pub_keys
@@ -146,11 +149,8 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
 
     workspace.create_dir()?;
     let mut written = vec![
-        workspace::write_file(
-            &workspace.path("coordinator-root-ca.pem"),
-            &response.root_ca,
-        )?,
-        workspace::write_file(&workspace.path("mesh-ca.pem"), &response.mesh_ca)?,
+        workspace::write_file(&workspace.path(workspace::ROOT_CA_FILE), &response.root_ca)?,
+        workspace::write_file(&workspace.path(workspace::MESH_CA_FILE), &response.mesh_ca)?,
     ];
     let first_set = response.seed_shares_doc.is_some();
     if let Some(shares) = response.seed_shares_doc {
@@ -168,6 +168,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         manifest_path.display(),
         args.coordinator
     );
+    human.push_str(&attested_text);
     for path in &written {
         human.push_str(&format!("  wrote {}\n", path.display()));
     }
@@ -181,6 +182,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         human,
         json: serde_json::json!({
             "coordinator": args.coordinator,
+            "attested": attested_json,
             "manifest": manifest_path,
             "manifest_hash": manifest_hash,
             "first_set": first_set,

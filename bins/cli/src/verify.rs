@@ -60,8 +60,6 @@ Exit codes:
 
 /// The file that remembers the head seen last.
 pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
-/// The root CA seen last (upstream's file name); its key is pinned.
-pub const ROOT_CA_FILE: &str = "coordinator-root-ca.pem";
 
 /// Flags of `contrast verify`.
 // The doc comments of these flags are their `--help` text, written for a terminal: `<workspace>`
@@ -69,8 +67,8 @@ pub const ROOT_CA_FILE: &str = "coordinator-root-ca.pem";
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The Coordinator's user API, HOST:PORT (port 1313 in a cluster).
-    #[arg(short = 'c', long, value_name = "HOST:PORT")]
+    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
+    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
     pub coordinator: String,
     /// The expected manifest [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
@@ -99,8 +97,9 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             args.timeout,
             || client.get_manifests(),
         ))
-        .map_err(|error| connect::client_failure(error, &args.coordinator))?
-        .value;
+        .map_err(|error| connect::client_failure(error, &args.coordinator))?;
+    let (attested_text, attested_json) = connect::attested_summary(&response.peer, &manifest);
+    let response = response.value;
     let deployment = verify_deployment(&response).map_err(|error| Failure {
         status: ExitStatus::InconsistentHistory,
         message: format!(
@@ -112,7 +111,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
 
     let dir = workspace.path(workspace::VERIFY_DIR);
     let head_file = dir.join(LATEST_TRANSITION_FILE);
-    let root_file = dir.join(ROOT_CA_FILE);
+    let root_file = dir.join(workspace::ROOT_CA_FILE);
     let previous_root = read_previous_root_key(&root_file)?;
     let root = root_key(&response.root_ca)?;
     if let Some(previous_root) = &previous_root
@@ -153,7 +152,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
     create_dir(&dir)?;
     let mut written = vec![
         write_public(&root_file, &response.root_ca)?,
-        write_public(&dir.join("mesh-ca.pem"), &response.mesh_ca)?,
+        write_public(&dir.join(workspace::MESH_CA_FILE), &response.mesh_ca)?,
     ];
     for (index, manifest) in response.manifests.iter().enumerate() {
         written.push(write_public(
@@ -195,8 +194,8 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
     }
 
     let human = format!(
-        "the coordinator at {} runs the manifest {} ({} manifests in its history, head {head})\n  \
-         wrote {} files to {}\n  please verify the manifest history and policies there\n",
+        "the coordinator at {} runs the manifest {} ({} manifests in its history, head {head})\n\
+         {attested_text}  wrote {} files to {}\n  please verify the manifest history and policies there\n",
         args.coordinator,
         manifest_path.display(),
         response.manifests.len(),
@@ -208,6 +207,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         human,
         json: serde_json::json!({
             "coordinator": args.coordinator,
+            "attested": attested_json,
             "manifest": manifest_path,
             "manifests": response.manifests.len(),
             "latest_transition": head,

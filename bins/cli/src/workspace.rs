@@ -17,6 +17,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const WORKLOAD_OWNER_KEY_FILE: &str = "workload-owner.pem";
 /// The seed-share owner's RSA key (PKCS#1 `RSA PRIVATE KEY` PEM).
 pub const SEEDSHARE_OWNER_KEY_FILE: &str = "seedshare-owner.pem";
+/// The Coordinator's root CA certificate (stable across updates and recoveries), written by
+/// `set` and `recover`, and under `verify/` by `verify`.
+pub const ROOT_CA_FILE: &str = "coordinator-root-ca.pem";
+/// The Coordinator's mesh CA certificate (new with every manifest and every recovery by a
+/// seed-share owner), written by `set` and `recover`, and under `verify/` by `verify`.
+pub const MESH_CA_FILE: &str = "mesh-ca.pem";
 /// The seed shares written by the first `set`.
 #[allow(dead_code)]
 pub const SEED_SHARES_FILE: &str = "seed-shares.json";

@@ -292,7 +292,7 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     std::io::BufRead::read_line(&mut set_stderr, &mut first_line).unwrap();
     assert!(
         first_line
-            .starts_with("asking the coordinator for its manifests: attempt 1 failed, retrying in 1s: cannot connect"),
+            .starts_with("asking the coordinator for its manifests: attempt 1 failed, retrying in 1s: not reachable yet"),
         "{first_line}"
     );
     coordinator.spawn();
@@ -328,6 +328,23 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     // verify: files, modes, the head.
     let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
     assert_exit(&output, 0);
+    // What was attested, in full, as the manifest spells it.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let measurement = ws.manifest().manifest().reference_values.snp[0]
+        .trusted_measurement
+        .to_lowercase();
+    assert!(
+        stdout.contains(&format!("measurement  {measurement}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("policy hash  {}", ws.host_data("coordinator"))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("attested: Simulated-SNP on Milan"),
+        "{stdout}"
+    );
     let verify = ws.path("verify");
     assert_eq!(mode(&verify), 0o755);
     assert_eq!(
@@ -439,7 +456,16 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
         second_head.as_bytes()
     );
 
+    // The same in --json.
+    let output = contrast(&ws.dir, &["--json", "verify", "-c", &c, "--timeout", "30s"]);
+    assert_exit(&output, 0);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["attested"]["host_data"], ws.host_data("coordinator"));
+    assert_eq!(json["attested"]["measurement"], measurement);
+    assert_eq!(json["attested"]["chip_id"].as_str().unwrap().len(), 128);
+
     // Restart: the Coordinator needs recovery; recover with the seed share.
+    let mesh_ca_before = read(&ws.path("mesh-ca.pem"));
     coordinator.kill9_and_restart();
     let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "0s"]);
     assert_exit(&output, 1);
@@ -450,6 +476,15 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     );
     let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
     assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("policy hash  {}", ws.host_data("coordinator"))),
+        "{stdout}"
+    );
+    // The recovery made a new mesh CA: the workspace's copy is replaced, not left stale.
+    let mesh_ca_after = read(&ws.path("mesh-ca.pem"));
+    assert_ne!(mesh_ca_after, mesh_ca_before);
+    assert!(stdout.contains("mesh-ca.pem"), "{stdout}");
     let output = contrast(&ws.dir, &["recover", "-c", &c, "--timeout", "30s"]);
     assert_exit(&output, 1);
     assert!(
@@ -461,6 +496,7 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
     // After recovery: same history, and a new certificate from the same root key.
     let output = contrast(&ws.dir, &["verify", "-c", &c, "--timeout", "30s"]);
     assert_exit(&output, 0);
+    assert_eq!(read(&verify.join("mesh-ca.pem")), mesh_ca_after);
     assert_eq!(
         read(&verify.join("latest-transition")),
         second_head.as_bytes()
@@ -484,6 +520,135 @@ fn set_verify_update_restart_recover_against_a_real_coordinator() {
         read(&after.join("tls-config/certChain.pem")),
         read(&before.join("tls-config/certChain.pem"))
     );
+}
+
+/// Mistakes that retrying cannot fix are answered at once (no "retrying" line), with what to
+/// do; only what can change (a Coordinator starting or recovering) is waited for.
+#[test]
+fn permanent_connection_errors_are_answered_at_once() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    coordinator.spawn();
+    let addrs = coordinator.launch.addrs.clone();
+    let no_retry = |output: &Output| {
+        assert!(
+            !stderr(output).contains("attempt 1 failed"),
+            "retried: {}",
+            stderr(output)
+        );
+    };
+
+    // Not initialised: verify has nothing to verify.
+    let output = contrast(&ws.dir, &["verify", "-c", &addrs.user, "--timeout", "120s"]);
+    assert_exit(&output, 1);
+    no_retry(&output);
+    assert!(
+        stderr(&output).contains("no manifest is set yet: run `contrast set` first"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A URL is not an address: usage error with the form that works.
+    let url = format!("http://{}/", addrs.user);
+    let output = contrast(&ws.dir, &["verify", "-c", &url]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("without a scheme"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains(&format!("use {}", addrs.user)),
+        "{}",
+        stderr(&output)
+    );
+
+    // A name that does not resolve.
+    let output = contrast(
+        &ws.dir,
+        &[
+            "verify",
+            "-c",
+            "coordinator.invalid:1313",
+            "--timeout",
+            "120s",
+        ],
+    );
+    assert_exit(&output, 1);
+    no_retry(&output);
+    assert!(
+        stderr(&output).contains("cannot resolve the coordinator address coordinator.invalid:1313"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The Coordinator's other ports: plain HTTP ones do not speak TLS; the mesh API does not
+    // serve the user API.
+    for plain in [&addrs.ops, &addrs.evidence] {
+        let output = contrast(&ws.dir, &["verify", "-c", plain, "--timeout", "120s"]);
+        assert_exit(&output, 1);
+        no_retry(&output);
+        assert!(
+            stderr(&output).contains("does not speak TLS")
+                && stderr(&output).contains("the user API is port 1313"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let output = contrast(&ws.dir, &["verify", "-c", &addrs.mesh, "--timeout", "120s"]);
+    assert_exit(&output, 1);
+    no_retry(&output);
+    assert!(
+        stderr(&output).contains("does not serve the Coordinator's user API"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Without a port, the user API's: the message names the address tried.
+    let output = contrast(&ws.dir, &["verify", "-c", "127.0.0.1", "--timeout", "0s"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("127.0.0.1:1313"),
+        "{}",
+        stderr(&output)
+    );
+    // A cause is said once.
+    let text = stderr(&output);
+    let first_line = text
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap();
+    assert_eq!(
+        first_line.matches("Connection refused").count(),
+        1,
+        "{text}"
+    );
+}
+
+#[test]
+fn version_names_the_commit_and_the_platforms() {
+    let output = Command::new(CONTRAST).arg("--version").output().unwrap();
+    assert_exit(&output, 0);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("contrast 0.1.0 (commit "), "{text}");
+    assert!(!first.contains("(commit )"), "{text}");
+    assert!(
+        text.contains("verifies: SEV-SNP on Milan, Genoa and Turin"),
+        "{text}"
+    );
+    for binary in ["coordinator", "initializer"] {
+        let output = Command::new(workspace_binary(binary))
+            .arg("--version")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("(commit "), "{binary}: {text}");
+        assert!(
+            text.contains("TEE: SEV-SNP guest reports"),
+            "{binary}: {text}"
+        );
+    }
 }
 
 #[test]
