@@ -1775,3 +1775,91 @@ fn validation_refuses_a_policy_without_a_dns_san() {
     // A DNS name anywhere in the list will do.
     with_sans(Some(vec!["10.0.0.1", "web"])).validate().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys: ignored as Go ignores them, but listed with the nearest field
+
+fn unknown(json: &str) -> Vec<(String, Option<&'static str>)> {
+    let doc = ManifestDocument::parse(json.as_bytes().to_vec()).unwrap();
+    doc.unknown_keys()
+        .iter()
+        .map(|k| (k.path(), k.nearest))
+        .collect()
+}
+
+#[test]
+fn unknown_keys_are_listed_at_every_level_with_the_nearest_field() {
+    let key = policy_key();
+    let json = format!(
+        r#"{{
+  "Polices": {{}},
+  "Policies": {{"{key}": {{"SAN": ["web"], "sans": ["web"], "Rol": "coordinator"}}}},
+  "ReferenceValues": {{
+    "snp": [{{"Platfrom": "x", "MinimumTCB": {{"SNPVerison": 1, "snpversion": 2}},
+              "GuestPolicy": {{"Debugg": false}}, "PlatformInfo": {{"SMTEnable": true}}}}],
+    "tdx": [{{"MrTD": "", "Rtmr": []}}],
+    "sev": []
+  }},
+  "WorkloadOwnerPubKey": ["ab"],
+  "Comment": "x",
+  "a b": 1
+}}"#
+    );
+    let policy = format!("Policies[\"{key}\"]");
+    assert_eq!(
+        unknown(&json),
+        vec![
+            ("Polices".to_owned(), Some("Policies")),
+            (
+                "WorkloadOwnerPubKey".to_owned(),
+                Some("WorkloadOwnerPubKeys")
+            ),
+            ("Comment".to_owned(), None),
+            ("[\"a b\"]".to_owned(), None),
+            (format!("{policy}.SAN"), Some("SANs")),
+            (format!("{policy}.Rol"), Some("Role")),
+            ("ReferenceValues.sev".to_owned(), Some("snp")),
+            (
+                "ReferenceValues.snp[0].Platfrom".to_owned(),
+                Some("Platform")
+            ),
+            (
+                "ReferenceValues.snp[0].MinimumTCB.SNPVerison".to_owned(),
+                Some("SNPVersion")
+            ),
+            (
+                "ReferenceValues.snp[0].GuestPolicy.Debugg".to_owned(),
+                Some("Debug")
+            ),
+            (
+                "ReferenceValues.snp[0].PlatformInfo.SMTEnable".to_owned(),
+                Some("SMTEnabled")
+            ),
+            ("ReferenceValues.tdx[0].Rtmr".to_owned(), Some("Rtmrs")),
+        ]
+    );
+    // Decoding is unchanged: the misspelt owner list is simply absent, as in Go.
+    let doc = ManifestDocument::parse(json.into_bytes()).unwrap();
+    assert_eq!(doc.manifest().workload_owner_pub_keys, None);
+    assert_eq!(
+        doc.unknown_keys()[1].to_string(),
+        "WorkloadOwnerPubKey: unknown key \"WorkloadOwnerPubKey\" (did you mean \"WorkloadOwnerPubKeys\"?)"
+    );
+    assert_eq!(
+        doc.unknown_keys()[2].to_string(),
+        "Comment: unknown key \"Comment\" (no field of this object has a similar name)"
+    );
+}
+
+#[test]
+fn known_keys_in_any_case_and_our_output_have_no_unknown_keys() {
+    assert!(unknown(r#"{"policies": null, "REFERENCEVALUES": {"SNP": []}}"#).is_empty());
+    let written = valid_manifest().to_go_json().unwrap();
+    let doc = ManifestDocument::parse(written).unwrap();
+    assert!(doc.unknown_keys().is_empty(), "{:?}", doc.unknown_keys());
+    // Values under an unknown key are not walked.
+    assert_eq!(
+        unknown(r#"{"Extra": {"Policies": {"x": 1}}}"#),
+        vec![("Extra".to_owned(), None)]
+    );
+}
