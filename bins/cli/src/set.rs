@@ -34,9 +34,10 @@ Set the manifest at the Coordinator.
    A manifest without workload owner keys can never be updated: it is refused unless
    --immutable says that is the intent (as `contrast generate --disable-updates` writes it).
    When the workload owner key is not an owner of the new manifest, set warns: after it, you
-   cannot update the deployment with that key. The initdata annotations of the confidential resources in PATHs
-   must be exactly the manifest's policies (each annotation's digest a policy key, and every
-   policy key found); the decoded initdata documents are the policies sent.
+   cannot update the deployment with that key. The initdata annotations of the confidential
+   resources in PATHs must be exactly the manifest's policies (each annotation's digest a
+   policy key, and every policy key found); the decoded initdata documents are the policies
+   sent.
 2. The Coordinator is attested against the manifest's reference values and coordinator
    policies before anything is sent. The client key is the workload owner key (needed for
    updates unless --signature authorises the update; a missing file at the default path is fine
@@ -209,7 +210,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
             (Some(ErrorCode::ManifestConflict), Some(latest))
                 if !first || latest.hash != [0; 32] =>
             {
-                atomic_conflict(&error, latest, &args.coordinator)
+                atomic_conflict(&error, latest, attempts.get(), &args.coordinator)
             }
             (Some(ErrorCode::ManifestConflict), _) if first => {
                 first_set_conflict(attempts.get(), &args.coordinator)
@@ -433,14 +434,22 @@ fn read_signature(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn atomic_conflict(
     error: &ClientError,
     based_on: &sign::LatestTransition,
+    attempts: usize,
     addr: &str,
 ) -> anyhow::Error {
+    let who = if attempts > 1 {
+        format!(
+            "someone else updated the manifest since, or an earlier of the {attempts} attempts \
+             of this set did and its answer was lost"
+        )
+    } else {
+        "someone else updated the manifest since".to_owned()
+    };
     anyhow!(
         "the coordinator at {addr} refused the atomic update: its latest transition is no longer \
-         {} (from {}), so someone else updated the manifest since ({error}). Nothing was \
-         changed. Run `contrast verify -c {addr}` to fetch and review the new history, apply \
-         your change to the manifest now in force, and set again (sign again if you use \
-         --signature)",
+         {} (from {}), so {who} ({error}). Nothing was changed by this request. Run `contrast \
+         verify -c {addr}` to fetch and review the new history, apply your change to the \
+         manifest now in force, and set again (sign again if you use --signature)",
         hex::encode(based_on.hash),
         based_on.source
     )
