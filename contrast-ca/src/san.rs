@@ -1,8 +1,8 @@
 //! Subject alternative names of a workload certificate.
 //!
-//! Each `PolicyEntry.SANs` string is classified in order: an IP address (v4 or v6) becomes an IP
-//! SAN; a string that starts with an RFC 3986 scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-//! ":"`) becomes a URI SAN; anything else, `*` included, a DNS SAN. The extension lists all DNS
+//! Each `PolicyEntry.SANs` string is classified in order by [`contrast_core::san`]: an IP
+//! address (v4 or v6) becomes an IP SAN; a string that starts with an RFC 3986 scheme becomes a
+//! URI SAN; anything else, `*` included, a DNS SAN. The extension lists all DNS
 //! names, then all IPs, then all URIs (Go's order), each group in input order; the common name is
 //! the first DNS name.
 
@@ -14,51 +14,8 @@ use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::error::{CaError, encoding};
 
-/// One classified subject alternative name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum San {
-    /// `dNSName`.
-    Dns(String),
-    /// `iPAddress`.
-    Ip(IpAddr),
-    /// `uniformResourceIdentifier`.
-    Uri(String),
-}
-
-/// Whether `s` starts with a URI scheme followed by `:`. Go's `url.Parse` finds a scheme exactly
-/// then (it also rejects some such strings, e.g. with control characters or a bad percent escape;
-/// those fall back to DNS names there, and control characters do here too).
-fn has_uri_scheme(s: &str) -> bool {
-    if s.bytes().any(|b| b.is_ascii_control()) {
-        return false;
-    }
-    let mut bytes = s.bytes();
-    match bytes.next() {
-        Some(b) if b.is_ascii_alphabetic() => {}
-        _ => return false,
-    }
-    for b in bytes {
-        match b {
-            b':' => return true,
-            b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') => {}
-            _ => return false,
-        }
-    }
-    false
-}
-
-/// Classifies one SAN string.
-#[must_use]
-pub fn classify_san(value: &str) -> San {
-    if let Ok(ip) = value.parse::<IpAddr>() {
-        San::Ip(ip)
-    } else if has_uri_scheme(value) {
-        San::Uri(value.to_owned())
-    } else {
-        San::Dns(value.to_owned())
-    }
-}
+/// The classification is contrast-core's, the one definition that manifest validation uses too.
+pub use contrast_core::san::{San, classify_san};
 
 /// The SANs of a leaf, grouped as the certificate lists them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -128,25 +85,5 @@ impl ClassifiedSans {
             names.push(GeneralName::UniformResourceIdentifier(ia5(uri, "URI")?));
         }
         Ok(SubjectAltName(names))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scheme_check() {
-        assert!(has_uri_scheme("https://x"));
-        assert!(has_uri_scheme("spiffe://a/b"));
-        assert!(has_uri_scheme("a+b-c.d:"));
-        assert!(has_uri_scheme("localhost:8080"));
-        assert!(!has_uri_scheme("web"));
-        assert!(!has_uri_scheme(":x"));
-        assert!(!has_uri_scheme("1http://x"));
-        assert!(!has_uri_scheme("we b:x"));
-        assert!(!has_uri_scheme("a#b:c"));
-        assert!(!has_uri_scheme("http://x\n"));
-        assert!(!has_uri_scheme(""));
     }
 }

@@ -11,6 +11,7 @@
 //!   updates and recovery.
 //! - [`history`]: transitions, the signed head, chain rebuild and history verification.
 //! - [`api`]: request and response bodies of the network API, and its ports.
+//! - [`san`]: how a policy's subject alternative names are classified and checked.
 //! - [`coordinator_identity`]: what a workload's initializer expects of its Coordinator.
 //! - [`kubernetes`]: the names, labels and annotations Contrast's Kubernetes objects share.
 //! - [`duration`]: the duration syntax of every command-line flag.
@@ -30,6 +31,7 @@ pub mod initdata;
 pub mod kubernetes;
 pub mod manifest;
 pub mod owner;
+pub mod san;
 pub mod seed;
 pub mod seedshare;
 

@@ -493,6 +493,7 @@ fn policy_role_invalid() {
     m.policies.insert(
         key.clone(),
         PolicyEntry {
+            sans: Some(vec!["web".into()]),
             role: Role::from_name("x"),
             ..Default::default()
         },
@@ -1606,4 +1607,259 @@ proptest! {
             let _ = doc.manifest().validate();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SANs: what a workload certificate can carry
+
+#[test]
+fn usable_sans_are_classified() {
+    use contrast_core::san::{San, check_san};
+    for dns in [
+        "web",
+        "*",
+        "*.web.default.svc",
+        "web.default.svc.cluster.local",
+        "my_svc-1",
+        "a1.example.com",
+    ] {
+        assert_eq!(check_san(dns), Ok(San::Dns(dns.into())), "{dns}");
+    }
+    for ip in ["10.0.0.7", "fe80::1", "::ffff:10.0.0.1"] {
+        assert_eq!(check_san(ip), Ok(San::Ip(ip.parse().unwrap())), "{ip}");
+    }
+    for uri in ["spiffe://a/b", "https://x/y?z=%41#f", "urn:uuid:1234"] {
+        assert_eq!(check_san(uri), Ok(San::Uri(uri.into())), "{uri}");
+    }
+}
+
+#[test]
+fn unusable_sans_are_refused_with_the_reason() {
+    use contrast_core::san::{SanError, check_san};
+    assert_eq!(check_san(""), Err(SanError::Empty));
+    assert_eq!(
+        check_san("wéb"),
+        Err(SanError::NotAscii {
+            value: "wéb".into(),
+            kind: "DNS"
+        })
+    );
+    assert_eq!(
+        check_san("spiffe://ä"),
+        Err(SanError::NotAscii {
+            value: "spiffe://ä".into(),
+            kind: "URI"
+        })
+    );
+    let long_label = "a".repeat(64);
+    let long_name = [
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(63),
+    ]
+    .join(".");
+    for (value, reason) in [
+        ("we b", "contains ' '"),
+        ("web.", "empty label"),
+        (".web", "empty label"),
+        ("a..b", "empty label"),
+        ("*web", "contains '*'"),
+        (
+            "a.*.b",
+            "the wildcard * is allowed only as the whole first label",
+        ),
+        ("*.", "empty label"),
+        ("-web", "starts or ends with -"),
+        ("web-", "starts or ends with -"),
+        (long_label.as_str(), "64 characters, at most 63"),
+        (long_name.as_str(), "255 characters, at most 253"),
+        ("10.0.0.256", "the last label is all digits"),
+        ("1234", "the last label is all digits"),
+    ] {
+        match check_san(value) {
+            Err(SanError::InvalidDnsName {
+                value: found,
+                reason: why,
+            }) => {
+                assert_eq!(found, value);
+                assert!(why.contains(reason), "{value}: {why}");
+            }
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+    for (value, reason) in [
+        ("https://x y", "contains ' '"),
+        (
+            "https://x/%zz",
+            "% at offset 10 is not followed by two hex digits",
+        ),
+        ("https://x/%4", "not followed by two hex digits"),
+        ("mailto:", "nothing follows the scheme"),
+        ("https://x\"", "contains '\"'"),
+    ] {
+        match check_san(value) {
+            Err(SanError::InvalidUri {
+                value: found,
+                reason: why,
+            }) => {
+                assert_eq!(found, value);
+                assert!(why.contains(reason), "{value}: {why}");
+            }
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+    // The message names the value in full.
+    assert_eq!(
+        check_san("10.0.0.256").unwrap_err().to_string(),
+        "\"10.0.0.256\" is not a valid DNS name: the last label is all digits: it is neither an \
+         IP address nor a host name"
+    );
+}
+
+fn with_sans(sans: Option<Vec<&str>>) -> Manifest {
+    let mut m = valid_manifest();
+    m.policies.get_mut(&policy_key()).unwrap().sans =
+        sans.map(|sans| sans.into_iter().map(str::to_owned).collect());
+    m
+}
+
+#[test]
+fn validation_refuses_an_empty_or_invalid_san() {
+    use contrast_core::san::SanError;
+    let policy = format!("Policies[\"{}\"]", policy_key());
+    assert_single_violation(
+        &with_sans(Some(vec!["web", ""])),
+        &format!("{policy}.SANs[1]"),
+        ViolationKind::InvalidSan(SanError::Empty),
+    );
+    assert_single_violation(
+        &with_sans(Some(vec!["web", "web..default"])),
+        &format!("{policy}.SANs[1]"),
+        ViolationKind::InvalidSan(SanError::InvalidDnsName {
+            value: "web..default".into(),
+            reason: "empty label (a leading, trailing or doubled dot)".into(),
+        }),
+    );
+    let violation = &violations(&with_sans(Some(vec!["web", "https://a b"])))[0];
+    assert_eq!(violation.path, format!("{policy}.SANs[1]"));
+    assert_eq!(
+        violation.to_string(),
+        format!(
+            "{policy}.SANs[1]: invalid subject alternative name: \"https://a b\" is not a valid \
+             URI: contains ' ', which a URI may not hold unescaped"
+        )
+    );
+}
+
+#[test]
+fn validation_refuses_a_policy_without_a_dns_san() {
+    let policy = format!("Policies[\"{}\"]", policy_key());
+    for (sans, found) in [
+        (None, 0),
+        (Some(vec![]), 0),
+        (Some(vec!["10.0.0.1", "spiffe://a/b"]), 2),
+    ] {
+        assert_single_violation(
+            &with_sans(sans),
+            &format!("{policy}.SANs"),
+            ViolationKind::NoDnsSan { found },
+        );
+    }
+    // An invalid DNS name is reported as such, not also as a missing DNS name; an empty SAN is
+    // no DNS name.
+    assert_eq!(violations(&with_sans(Some(vec!["a..b"]))).len(), 1);
+    let found = violations(&with_sans(Some(vec![""])));
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found[1].kind, ViolationKind::NoDnsSan { found: 1 });
+    // A DNS name anywhere in the list will do.
+    with_sans(Some(vec!["10.0.0.1", "web"])).validate().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys: ignored as Go ignores them, but listed with the nearest field
+
+fn unknown(json: &str) -> Vec<(String, Option<&'static str>)> {
+    let doc = ManifestDocument::parse(json.as_bytes().to_vec()).unwrap();
+    doc.unknown_keys()
+        .iter()
+        .map(|k| (k.path(), k.nearest))
+        .collect()
+}
+
+#[test]
+fn unknown_keys_are_listed_at_every_level_with_the_nearest_field() {
+    let key = policy_key();
+    let json = format!(
+        r#"{{
+  "Polices": {{}},
+  "Policies": {{"{key}": {{"SAN": ["web"], "sans": ["web"], "Rol": "coordinator"}}}},
+  "ReferenceValues": {{
+    "snp": [{{"Platfrom": "x", "MinimumTCB": {{"SNPVerison": 1, "snpversion": 2}},
+              "GuestPolicy": {{"Debugg": false}}, "PlatformInfo": {{"SMTEnable": true}}}}],
+    "tdx": [{{"MrTD": "", "Rtmr": []}}],
+    "sev": []
+  }},
+  "WorkloadOwnerPubKey": ["ab"],
+  "Comment": "x",
+  "a b": 1
+}}"#
+    );
+    let policy = format!("Policies[\"{key}\"]");
+    assert_eq!(
+        unknown(&json),
+        vec![
+            ("Polices".to_owned(), Some("Policies")),
+            (
+                "WorkloadOwnerPubKey".to_owned(),
+                Some("WorkloadOwnerPubKeys")
+            ),
+            ("Comment".to_owned(), None),
+            ("[\"a b\"]".to_owned(), None),
+            (format!("{policy}.SAN"), Some("SANs")),
+            (format!("{policy}.Rol"), Some("Role")),
+            ("ReferenceValues.sev".to_owned(), Some("snp")),
+            (
+                "ReferenceValues.snp[0].Platfrom".to_owned(),
+                Some("Platform")
+            ),
+            (
+                "ReferenceValues.snp[0].MinimumTCB.SNPVerison".to_owned(),
+                Some("SNPVersion")
+            ),
+            (
+                "ReferenceValues.snp[0].GuestPolicy.Debugg".to_owned(),
+                Some("Debug")
+            ),
+            (
+                "ReferenceValues.snp[0].PlatformInfo.SMTEnable".to_owned(),
+                Some("SMTEnabled")
+            ),
+            ("ReferenceValues.tdx[0].Rtmr".to_owned(), Some("Rtmrs")),
+        ]
+    );
+    // Decoding is unchanged: the misspelt owner list is simply absent, as in Go.
+    let doc = ManifestDocument::parse(json.into_bytes()).unwrap();
+    assert_eq!(doc.manifest().workload_owner_pub_keys, None);
+    assert_eq!(
+        doc.unknown_keys()[1].to_string(),
+        "WorkloadOwnerPubKey: unknown key \"WorkloadOwnerPubKey\" (did you mean \"WorkloadOwnerPubKeys\"?)"
+    );
+    assert_eq!(
+        doc.unknown_keys()[2].to_string(),
+        "Comment: unknown key \"Comment\" (no field of this object has a similar name)"
+    );
+}
+
+#[test]
+fn known_keys_in_any_case_and_our_output_have_no_unknown_keys() {
+    assert!(unknown(r#"{"policies": null, "REFERENCEVALUES": {"SNP": []}}"#).is_empty());
+    let written = valid_manifest().to_go_json().unwrap();
+    let doc = ManifestDocument::parse(written).unwrap();
+    assert!(doc.unknown_keys().is_empty(), "{:?}", doc.unknown_keys());
+    // Values under an unknown key are not walked.
+    assert_eq!(
+        unknown(r#"{"Extra": {"Policies": {"x": 1}}}"#),
+        vec![("Extra".to_owned(), None)]
+    );
 }

@@ -182,9 +182,13 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub add_seedshare_owner_key: Vec<PathBuf>,
     /// Allow no manifest updates: empties the workload owner key lists (and generates no
-    /// workload-owner.pem).
+    /// workload-owner.pem). `contrast set` then needs --immutable to set the manifest.
     #[arg(short = 'd', long)]
     pub disable_updates: bool,
+    /// Update the existing manifest although it has keys that name no manifest field (they are
+    /// dropped: the manifest is rewritten with known fields only).
+    #[arg(long)]
+    pub allow_unknown_keys: bool,
     /// Do not inject the initializer init container and volume.
     #[arg(long)]
     pub skip_initializer: bool,
@@ -260,6 +264,15 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         .map(|path| workspace::read_seedshare_owner_public_key(path).map(|key| key.to_hex()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let existing_manifest = read_existing_manifest(&manifest_path)?;
+    let unknown_key_warnings = match &existing_manifest {
+        Some(document) => crate::set::check_unknown_keys(
+            document,
+            &manifest_path,
+            args.allow_unknown_keys,
+            "generate",
+        )?,
+        None => Vec::new(),
+    };
 
     let coordinator_output = args.coordinator.then(|| {
         args.coordinator_output
@@ -396,14 +409,15 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         files_unchanged.push(manifest_path.clone());
     }
 
-    let warnings: Vec<String> = match manifest.validate() {
-        Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .violations()
-            .iter()
-            .map(|violation| format!("manifest: {violation}"))
-            .collect(),
-    };
+    let mut warnings = unknown_key_warnings;
+    if let Err(errors) = manifest.validate() {
+        warnings.extend(
+            errors
+                .violations()
+                .iter()
+                .map(|violation| format!("manifest: {violation}")),
+        );
+    }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

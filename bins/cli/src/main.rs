@@ -17,6 +17,7 @@ mod generate;
 mod kube;
 mod recover;
 mod set;
+mod sign;
 mod simulate;
 mod verify;
 mod workspace;
@@ -180,6 +181,9 @@ enum Command {
     /// Attest the Coordinator and set the manifest and policies.
     #[command(long_about = set::LONG_ABOUT, after_long_help = set::AFTER_LONG_HELP)]
     Set(set::SetArgs),
+    /// Sign a manifest update with a workload owner key, or prepare the bytes to sign.
+    #[command(long_about = sign::LONG_ABOUT, after_long_help = sign::AFTER_LONG_HELP)]
+    Sign(sign::SignArgs),
     /// Attest the Coordinator and check its manifest history as a data owner.
     #[command(long_about = verify::LONG_ABOUT, after_long_help = verify::AFTER_LONG_HELP)]
     Verify(verify::VerifyArgs),
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&cli.global, args),
         Command::Simulate(args) => simulate::run(&cli.global, args),
         Command::Set(args) => set::run(&cli.global, args),
+        Command::Sign(args) => sign::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Recover(args) => recover::run(&cli.global, args),
         Command::Collateral(args) => collateral::run(&cli.global, args),

@@ -13,7 +13,9 @@ use contrast_core::api::{ErrorCode, SetManifestRequest};
 use contrast_core::duration::parse_duration;
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
-use contrast_core::owner::WorkloadOwnerPrivateKey;
+use contrast_core::owner::{
+    AuthorizationError, WorkloadOwnerPrivateKey, WorkloadOwnerPublicKey, authorize_update_by_key,
+};
 use contrast_core::seedshare::SeedShareDocument;
 use contrast_sdk::{ClientError, CoordinatorClient};
 use zeroize::Zeroizing;
@@ -22,18 +24,31 @@ use crate::connect::{
     self, DEFAULT_TIMEOUT, attested_client, client_failure, runtime, with_retries,
 };
 use crate::workspace::{self, Workspace};
-use crate::{ExitStatus, GlobalArgs, Outcome, UsageError, generate, kube};
+use crate::{ExitStatus, GlobalArgs, Outcome, UsageError, generate, kube, sign};
 
 /// Shown by `contrast set --help`.
 pub const LONG_ABOUT: &str = "\
 Set the manifest at the Coordinator.
 
-1. The manifest is validated. The initdata annotations of the confidential resources in PATHs
-   must be exactly the manifest's policies (each annotation's digest a policy key, and every
-   policy key found); the decoded initdata documents are the policies sent.
+1. The manifest is checked and validated. Keys that name no manifest field are refused (Go
+   would ignore them, so a misspelt WorkloadOwnerPubKeys silently leaves the deployment without
+   owners): each is named with the nearest field; --allow-unknown-keys sets the manifest anyway.
+   A manifest without workload owner keys can never be updated: it is refused unless
+   --immutable says that is the intent (as `contrast generate --disable-updates` writes it).
+   When the workload owner key is not an owner of the new manifest, set warns: after it, you
+   cannot update the deployment with that key. The initdata annotations of the confidential
+   resources in PATHs must be exactly the manifest's policies (each annotation's digest a
+   policy key, and every policy key found); the decoded initdata documents are the policies
+   sent.
 2. The Coordinator is attested against the manifest's reference values and coordinator
    policies before anything is sent. The client key is the workload owner key (needed for
-   updates; a missing file is fine for the first set).
+   updates unless --signature authorises the update; a missing file at the default path is fine
+   for the first set, a missing --workload-owner-key file is an error).
+   --signature sends a detached signature made by `contrast sign` (or by an HSM over the file
+   `contrast sign --prepare` writes). --atomic sends the latest transition this update is based
+   on (--latest-transition, else verify/latest-transition as `contrast verify` writes it): the
+   Coordinator refuses the update if its history moved on since, instead of replacing a
+   manifest you have not reviewed.
 3. While the Coordinator is unreachable or not ready, the call is retried every second until
    --timeout. A first set (the Coordinator has no manifest yet) declares that there is no
    previous transition, so a retry of a first set whose answer was lost cannot silently become
@@ -47,6 +62,17 @@ Examples:
   contrast set -c 127.0.0.1:1313 deployment/
   contrast set -c coordinator.example:1313 -m manifest.json app.yml coordinator.yml
   contrast set -c 127.0.0.1:1313 --policy-file web.toml --policy-file coordinator.toml
+
+  # An update signed by a workload owner elsewhere (e.g. an HSM), only if nobody else updated
+  # the Coordinator since `contrast verify` wrote verify/latest-transition:
+  contrast verify -c coordinator.example:1313
+  contrast sign --prepare                # writes next-transition (hex) to sign
+  openssl dgst -sha256 -sign owner.pem -out next-transition.sig next-transition
+  contrast set -c coordinator.example:1313 --atomic --signature next-transition.sig deployment/
+
+  # A deployment nobody can ever update (the manifest names no workload owner keys):
+  contrast generate --disable-updates ... app.yml
+  contrast set -c 127.0.0.1:1313 --immutable deployment/
 
 Exit codes:
   0  the manifest is set
@@ -66,9 +92,32 @@ pub struct SetArgs {
     /// The manifest to set [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// The workload owner key [default: <workspace>/workload-owner.pem; a missing file is fine].
+    /// The workload owner key [default: <workspace>/workload-owner.pem; a missing default file is
+    /// fine for a first set or with --signature].
     #[arg(long, value_name = "FILE")]
     pub workload_owner_key: Option<PathBuf>,
+    /// Set the manifest although it has keys that name no manifest field (they are ignored, as
+    /// Go ignores them; usually a typo).
+    #[arg(long)]
+    pub allow_unknown_keys: bool,
+    /// The manifest names no workload owner keys on purpose: nobody can ever update the
+    /// deployment (as `contrast generate --disable-updates` writes it). Refused for a manifest
+    /// that names owners.
+    #[arg(long)]
+    pub immutable: bool,
+    /// A detached signature of this update (DER ECDSA, from `contrast sign` or `openssl dgst
+    /// -sha256 -sign` over the file of `contrast sign --prepare`), sent instead of relying on the
+    /// client key.
+    #[arg(short = 's', long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Only update if the Coordinator's latest transition is still the one this update is based
+    /// on (--latest-transition, else <workspace>/verify/latest-transition).
+    #[arg(long)]
+    pub atomic: bool,
+    /// The latest transition the update is based on: 64 hex digits, or a file holding them
+    /// [default: <workspace>/verify/latest-transition].
+    #[arg(long, value_name = "HEX|FILE", requires = "atomic")]
+    pub latest_transition: Option<String>,
     /// A raw policy (initdata) document to send, for use without Kubernetes YAML (repeatable).
     #[arg(long, value_name = "FILE")]
     pub policy_file: Vec<PathBuf>,
@@ -95,27 +144,63 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let manifest = load_manifest(&manifest_path)?;
-    let policies = collect_policies(&args.paths, &args.policy_file)?;
-    check_policies_match_manifest(&manifest, &policies)?;
-
+    let manifest = read_manifest(&manifest_path)?;
+    let mut warnings =
+        check_unknown_keys(&manifest, &manifest_path, args.allow_unknown_keys, "set")?;
+    validate_manifest(&manifest, &manifest_path)?;
     let key_path = args
         .workload_owner_key
         .clone()
         .unwrap_or_else(|| workspace.path(workspace::WORKLOAD_OWNER_KEY_FILE));
-    let key = load_workload_owner_atls_key(&key_path)?;
+    let owner_key = load_workload_owner_key(&key_path, args.workload_owner_key.is_some())?;
+    warnings.extend(check_owners(
+        &manifest,
+        &manifest_path,
+        args.immutable,
+        owner_key
+            .as_ref()
+            .map(|key| (key.public_key(), key_path.as_path())),
+    )?);
+    let signature = args.signature.as_deref().map(read_signature).transpose()?;
+    let based_on = if args.atomic {
+        sign::latest_transition(&workspace, args.latest_transition.as_deref())?
+    } else {
+        None
+    };
+    let policies = collect_policies(&args.paths, &args.policy_file)?;
+    check_policies_match_manifest(&manifest, &policies)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+
+    let key = owner_key.as_ref().map(atls_key).transpose()?;
     let client = attested_client(&args.coordinator, &manifest, key)?;
     let runtime = runtime()?;
     let first = runtime
         .block_on(has_no_manifest(&client, args.timeout))
         .map_err(|error| client_failure(error, &args.coordinator))?;
     // A first set declares "no previous transition": if its answer is lost and it is sent
-    // again, the second one is a conflict, not an update that returns no seed shares.
+    // again, the second one is a conflict, not an update that returns no seed shares. An
+    // atomic update declares the transition it is based on.
+    let previous = match (&based_on, args.atomic, first) {
+        (Some(latest), _, _) => Some(latest.hash),
+        (None, true, false) => {
+            return Err(anyhow!(
+                "--atomic needs the latest transition this update is based on, and there is \
+                 none: run `contrast verify -c {}` (it writes {}) and review the history, or \
+                 pass --latest-transition",
+                args.coordinator,
+                sign::default_latest_transition_path(&workspace).display()
+            ));
+        }
+        (None, _, true) => Some([0; 32]),
+        (None, false, false) => None,
+    };
     let request = SetManifestRequest {
         manifest: manifest.raw().to_vec(),
         policies: policies.into_values().collect(),
-        previous_transition_hash: first.then(|| vec![0; 32]),
-        signature: None,
+        previous_transition_hash: previous.map(|hash| hash.to_vec()),
+        signature,
     };
     let attempts = std::cell::Cell::new(0usize);
     let response = runtime
@@ -123,12 +208,19 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
             attempts.set(attempts.get() + 1);
             client.set_manifest(&request)
         }))
-        .map_err(|error| {
-            if first && error.api_code() == Some(&ErrorCode::ManifestConflict) {
-                first_set_conflict(attempts.get(), &args.coordinator)
-            } else {
-                client_failure(error, &args.coordinator)
+        .map_err(|error| match (error.api_code(), &based_on) {
+            (Some(ErrorCode::ManifestConflict), Some(latest))
+                if !first || latest.hash != [0; 32] =>
+            {
+                atomic_conflict(&error, latest, attempts.get(), &args.coordinator)
             }
+            (Some(ErrorCode::ManifestConflict), _) if first => {
+                first_set_conflict(attempts.get(), &args.coordinator)
+            }
+            (Some(ErrorCode::InvalidSignature), _) => {
+                signature_refused(&error, args, based_on.as_ref())
+            }
+            _ => client_failure(error, &args.coordinator),
         })?;
     let (attested_text, attested_json) = connect::attested_summary(&response.peer, &manifest);
     let response = response.value;
@@ -172,6 +264,9 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
     for path in &written {
         human.push_str(&format!("  wrote {}\n", path.display()));
     }
+    for warning in &warnings {
+        human.push_str(&format!("  warning: {warning}\n"));
+    }
     if first_set {
         human.push_str(
             "  keep seed-shares.json and seedshare-owner.pem safe: they recover the Coordinator\n",
@@ -187,25 +282,201 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
             "manifest_hash": manifest_hash,
             "first_set": first_set,
             "written": written,
+            "atomic": args.atomic,
+            "signed": args.signature.is_some(),
+            "warnings": warnings,
         }),
     })
 }
 
 /// Reads and validates a manifest file.
 pub fn load_manifest(path: &Path) -> anyhow::Result<ManifestDocument> {
+    let document = read_manifest(path)?;
+    validate_manifest(&document, path)?;
+    Ok(document)
+}
+
+/// Reads and parses a manifest file, without validating it.
+pub fn read_manifest(path: &Path) -> anyhow::Result<ManifestDocument> {
     let bytes = fs::read(path).with_context(|| {
         format!(
             "could not read the manifest {}; run `contrast generate` or pass -m",
             path.display()
         )
     })?;
-    let document = ManifestDocument::parse(bytes)
-        .with_context(|| format!("{} is not a manifest", path.display()))?;
+    ManifestDocument::parse(bytes).with_context(|| format!("{} is not a manifest", path.display()))
+}
+
+/// Validates a manifest read from `path`.
+pub fn validate_manifest(document: &ManifestDocument, path: &Path) -> anyhow::Result<()> {
     document
         .manifest()
         .validate()
-        .with_context(|| format!("the manifest {} is not valid", path.display()))?;
-    Ok(document)
+        .with_context(|| format!("the manifest {} is not valid", path.display()))
+}
+
+/// The keys of a manifest that name no field, each with the nearest field: an error unless
+/// `allow` (the flag `--allow-unknown-keys` of `command`), else the warnings to print.
+pub fn check_unknown_keys(
+    document: &ManifestDocument,
+    path: &Path,
+    allow: bool,
+    command: &str,
+) -> anyhow::Result<Vec<String>> {
+    let unknown = document.unknown_keys();
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+    if allow {
+        return Ok(list
+            .into_iter()
+            .map(|line| {
+                format!(
+                    "the manifest {}: {line}; it has no effect (--allow-unknown-keys)",
+                    path.display()
+                )
+            })
+            .collect());
+    }
+    bail!(
+        "the manifest {} has {} key(s) that name no manifest field; a Coordinator ignores them, \
+         as Go does, so what they say has no effect:\n  {}\nfix the spelling (a misspelt \
+         WorkloadOwnerPubKeys leaves the deployment without owners, and nobody can ever update \
+         it), or run `contrast {command}` again with --allow-unknown-keys to use the manifest as \
+         it is",
+        path.display(),
+        list.len(),
+        list.join("\n  ")
+    )
+}
+
+/// The owner rules of the manifest to set: without workload owner keys it is refused unless
+/// `immutable`; with them, `immutable` is refused; the caller's key (with its file) not being
+/// an owner is a warning (returned).
+fn check_owners(
+    document: &ManifestDocument,
+    path: &Path,
+    immutable: bool,
+    caller: Option<(WorkloadOwnerPublicKey, &Path)>,
+) -> anyhow::Result<Vec<String>> {
+    let manifest = document.manifest();
+    let pub_keys = manifest
+        .workload_owner_pub_keys
+        .as_deref()
+        .unwrap_or_default();
+    let digests = manifest
+        .workload_owner_key_digests
+        .as_deref()
+        .unwrap_or_default();
+    let owners = pub_keys.len() + digests.len();
+    if owners == 0 {
+        if immutable {
+            return Ok(Vec::new());
+        }
+        bail!(
+            "the manifest {} names no workload owner keys (WorkloadOwnerPubKeys is empty or \
+             missing, and so is WorkloadOwnerKeyDigests): once it is set, nobody can ever update \
+             this deployment. If that is the intent (as `contrast generate --disable-updates` \
+             writes it), run set again with --immutable; otherwise run `contrast generate` \
+             without --disable-updates, or check the manifest for a misspelt \
+             WorkloadOwnerPubKeys",
+            path.display()
+        );
+    }
+    if immutable {
+        bail!(
+            "--immutable was given, but the manifest {} names {owners} workload owner key(s), \
+             so it can be updated; drop --immutable, or regenerate the manifest with \
+             `contrast generate --disable-updates`",
+            path.display()
+        );
+    }
+    let Some((caller, key_path)) = caller else {
+        return Ok(Vec::new());
+    };
+    match authorize_update_by_key(
+        manifest.workload_owner_pub_keys.as_deref(),
+        manifest.workload_owner_key_digests.as_deref(),
+        &caller,
+    ) {
+        Err(AuthorizationError::NotAnOwner { caller_digest }) => Ok(vec![format!(
+            "the workload owner key {} (public key SHA-256 {caller_digest}) is not an owner of \
+             the manifest {}: once it is set, this key cannot update the deployment, only the \
+             {owners} owner key(s) the manifest names can; to keep it, add it with `contrast \
+             generate -w {}` and set again",
+            key_path.display(),
+            path.display(),
+            key_path.display()
+        )]),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Reads a detached update signature (DER).
+fn read_signature(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = fs::read(path).with_context(|| {
+        format!(
+            "could not read the signature {}; create it with `contrast sign`",
+            path.display()
+        )
+    })?;
+    if bytes.is_empty() {
+        bail!(
+            "the signature {} is empty; create it with `contrast sign` (or `openssl dgst -sha256 \
+             -sign KEY -out {} FILE` over the file `contrast sign --prepare` writes)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// An atomic update refused because the Coordinator's history moved on.
+fn atomic_conflict(
+    error: &ClientError,
+    based_on: &sign::LatestTransition,
+    attempts: usize,
+    addr: &str,
+) -> anyhow::Error {
+    let who = if attempts > 1 {
+        format!(
+            "someone else updated the manifest since, or an earlier of the {attempts} attempts \
+             of this set did and its answer was lost"
+        )
+    } else {
+        "someone else updated the manifest since".to_owned()
+    };
+    anyhow!(
+        "the coordinator at {addr} refused the atomic update: its latest transition is no longer \
+         {} (from {}), so {who} ({error}). Nothing was changed by this request. Run `contrast \
+         verify -c {addr}` to fetch and review the new history, apply your change to the \
+         manifest now in force, and set again (sign again if you use --signature)",
+        hex::encode(based_on.hash),
+        based_on.source
+    )
+}
+
+/// A detached signature the Coordinator did not accept.
+fn signature_refused(
+    error: &ClientError,
+    args: &SetArgs,
+    based_on: Option<&sign::LatestTransition>,
+) -> anyhow::Error {
+    let signature = args
+        .signature
+        .as_deref()
+        .map_or_else(|| "(none)".to_owned(), |path| path.display().to_string());
+    let base = based_on.map_or_else(String::new, |latest| {
+        format!(" (this update is based on {})", hex::encode(latest.hash))
+    });
+    anyhow!(
+        "the coordinator at {} refused the signature {signature}{base}: {error}. It must be a \
+         signature by a workload owner key of the manifest in force, over this manifest and the \
+         coordinator's latest transition: run `contrast verify` to get the latest transition, \
+         then `contrast sign` (or sign the file of `contrast sign --prepare`) again",
+        args.coordinator
+    )
 }
 
 /// The policies to send, by digest (hex): the initdata annotations of the confidential
@@ -286,25 +557,43 @@ pub fn check_policies_match_manifest(
     Ok(())
 }
 
-/// The workload owner key at `path` as an aTLS client key; `None` when the file is missing.
-pub fn load_workload_owner_atls_key(path: &Path) -> anyhow::Result<Option<AtlsKey>> {
+/// The workload owner key at `path`; `None` when the file is missing and was not named
+/// `explicit`ly (`--workload-owner-key`), where a missing file is an error.
+pub fn load_workload_owner_key(
+    path: &Path,
+    explicit: bool,
+) -> anyhow::Result<Option<WorkloadOwnerPrivateKey>> {
     let pem = match fs::read_to_string(path) {
         Ok(pem) => Zeroizing::new(pem),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(None);
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "the workload owner key {} (--workload-owner-key) does not exist; give the path \
+                 of your key, or leave the flag out to use <workspace>/{} if it exists",
+                path.display(),
+                workspace::WORKLOAD_OWNER_KEY_FILE
+            );
+        }
         Err(error) => {
             return Err(error).with_context(|| format!("could not read {}", path.display()));
         }
     };
     let key = WorkloadOwnerPrivateKey::from_pem(&pem)
         .with_context(|| format!("{} is not a P-384 workload owner key", path.display()))?;
+    Ok(Some(key))
+}
+
+/// A workload owner key as an aTLS client key.
+fn atls_key(key: &WorkloadOwnerPrivateKey) -> anyhow::Result<AtlsKey> {
     let sec1 = key
         .to_sec1_pem()
         .context("could not encode the workload owner key")?;
     let secret = p384::SecretKey::from_sec1_pem(&sec1)
-        .map_err(|_| anyhow!("{} is not a P-384 SEC1 key", path.display()))?;
-    let key = AtlsKey::from_p384(&p384::ecdsa::SigningKey::from(secret))
-        .context("could not load the workload owner key")?;
-    Ok(Some(key))
+        .map_err(|_| anyhow!("the workload owner key is not a P-384 SEC1 key"))?;
+    AtlsKey::from_p384(&p384::ecdsa::SigningKey::from(secret))
+        .context("could not load the workload owner key")
 }
 
 /// Whether the Coordinator has no manifest yet (so this set is the first), asked before

@@ -34,6 +34,10 @@ pub const GENPOLICY_SETTINGS_FILE: &str = "settings.json";
 pub const LAYERS_CACHE_FILE: &str = "layers-cache.json";
 /// The Coordinator's Kubernetes resources written by `generate --coordinator`.
 pub const COORDINATOR_FILE: &str = "coordinator.yml";
+/// What `sign --prepare` writes: the lowercase hex of the next transition hash, to be signed.
+pub const NEXT_TRANSITION_FILE: &str = "next-transition";
+/// What `sign` writes: the DER signature over [`NEXT_TRANSITION_FILE`]'s content.
+pub const NEXT_TRANSITION_SIGNATURE_FILE: &str = "next-transition.sig";
 /// Where `verify` writes what it fetched.
 #[allow(dead_code)]
 pub const VERIFY_DIR: &str = "verify";

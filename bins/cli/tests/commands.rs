@@ -985,3 +985,507 @@ fn recover_with_another_deployments_seed_names_the_seed() {
         "{message}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Guards against locking a deployment (issue 20, item 1)
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_stderr_contains(output: &Output, needle: &str) {
+    assert!(
+        stderr(output).contains(needle),
+        "expected {needle:?} in stderr:\n{}",
+        stderr(output)
+    );
+}
+
+impl Workspace {
+    /// Writes `name` with the manifest changed by `edit` (in Go JSON), and returns its path.
+    fn write_manifest(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut contrast_core::manifest::Manifest),
+    ) -> String {
+        let mut manifest = self.manifest().manifest().clone();
+        edit(&mut manifest);
+        let path = self.path(name);
+        std::fs::write(&path, manifest.to_go_json().unwrap()).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// `set` of `manifest` with the workspace's YAML files, plus `extra` flags.
+    fn set(&self, c: &str, manifest: &str, extra: &[&str]) -> Output {
+        let [app, coordinator_yml] = self.yamls();
+        let mut args = vec!["set", "-c", c, "--timeout", "30s", "-m", manifest];
+        args.extend_from_slice(extra);
+        args.extend([app.as_str(), coordinator_yml.as_str()]);
+        contrast(&self.dir, &args)
+    }
+
+    /// The manifest with `WorkloadOwnerPubKeys` misspelt as `WorkloadOwnerPubKey` (the issue's
+    /// typo): the owners are silently gone for Go.
+    fn manifest_with_owner_typo(&self) -> Vec<u8> {
+        let text = String::from_utf8(read(&self.path("manifest.json"))).unwrap();
+        assert!(text.contains("\"WorkloadOwnerPubKeys\""));
+        text.replace("\"WorkloadOwnerPubKeys\"", "\"WorkloadOwnerPubKey\"")
+            .into_bytes()
+    }
+}
+
+const OWNER_TYPO_LINE: &str = "WorkloadOwnerPubKey: unknown key \"WorkloadOwnerPubKey\" (did you mean \"WorkloadOwnerPubKeys\"?)";
+
+#[test]
+fn generate_refuses_a_manifest_with_an_unknown_key_unless_allowed() {
+    let ws = Workspace::generate();
+    std::fs::write(ws.path("manifest.json"), ws.manifest_with_owner_typo()).unwrap();
+    let before = read(&ws.path("manifest.json"));
+    let args = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "generate".to_owned(),
+            "--reference-values".to_owned(),
+            "Simulated-SNP".to_owned(),
+            "--sim-dir".to_owned(),
+            ws.path("sim").to_str().unwrap().to_owned(),
+            "--insecure-allow-all-policy".to_owned(),
+            "--coordinator".to_owned(),
+            "--coordinator-replicas".to_owned(),
+            "1".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.push(ws.path("app.yml").to_str().unwrap().to_owned());
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        contrast(&ws.dir, &args)
+    };
+
+    let output = run(args(&[]));
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, OWNER_TYPO_LINE);
+    assert_stderr_contains(&output, "--allow-unknown-keys");
+    assert_eq!(
+        read(&ws.path("manifest.json")),
+        before,
+        "nothing is written"
+    );
+
+    let output = run(args(&["--allow-unknown-keys"]));
+    assert_exit(&output, 0);
+    assert_stderr_contains(&output, OWNER_TYPO_LINE);
+    // Rewritten with known fields only, and generate's own key is an owner again.
+    let rewritten = ws.manifest();
+    assert!(rewritten.unknown_keys().is_empty());
+    assert_eq!(
+        rewritten
+            .manifest()
+            .workload_owner_pub_keys
+            .as_ref()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
+fn set_refuses_what_would_lock_or_break_the_deployment() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    let c = coordinator.user.clone();
+    // Everything below up to the spawn is refused before the Coordinator is contacted.
+
+    // A --workload-owner-key that does not exist is an error, not "no key".
+    let manifest = ws.path("manifest.json").to_str().unwrap().to_owned();
+    let missing = ws.path("no-such-key.pem");
+    let output = ws.set(
+        &c,
+        &manifest,
+        &["--workload-owner-key", missing.to_str().unwrap()],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(
+        &output,
+        &format!(
+            "the workload owner key {} (--workload-owner-key) does not exist",
+            missing.display()
+        ),
+    );
+
+    // An empty SAN and a policy without a DNS SAN fail validation, with the SAN's path.
+    let web = ws.host_data("web");
+    let api = ws.host_data("api");
+    let bad_sans = ws.write_manifest("bad-sans.json", |m| {
+        m.policies.get_mut(&web).unwrap().sans = Some(vec!["web".into(), String::new()]);
+        m.policies.get_mut(&api).unwrap().sans =
+            Some(vec!["10.0.0.1".into(), "spiffe://api".into()]);
+    });
+    let output = ws.set(&c, &bad_sans, &[]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "is not valid");
+    assert_stderr_contains(
+        &output,
+        &format!(
+            "Policies[\"{web}\"].SANs[1]: invalid subject alternative name: expected a DNS name, \
+             IP address or URI, found an empty string"
+        ),
+    );
+    assert_stderr_contains(
+        &output,
+        &format!("Policies[\"{api}\"].SANs: expected at least one DNS name"),
+    );
+
+    // The issue's typo: refused with the nearest key named.
+    std::fs::write(ws.path("typo.json"), ws.manifest_with_owner_typo()).unwrap();
+    let typo = ws.path("typo.json").to_str().unwrap().to_owned();
+    let output = ws.set(&c, &typo, &[]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, OWNER_TYPO_LINE);
+    assert_stderr_contains(&output, "--allow-unknown-keys");
+    // Allowed, it is a manifest without owners: refused unless immutable on purpose.
+    let output = ws.set(&c, &typo, &["--allow-unknown-keys"]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "names no workload owner keys");
+    assert_stderr_contains(&output, "run set again with --immutable");
+    // --immutable for a manifest with owners is refused too.
+    let output = ws.set(&c, &manifest, &["--immutable"]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "--immutable was given, but the manifest");
+    assert!(!ws.path("coordinator-root-ca.pem").exists());
+
+    // With both flags the immutable manifest is set ...
+    coordinator.spawn();
+    let output = ws.set(
+        &c,
+        &typo,
+        &["--allow-unknown-keys", "--immutable", "--json"],
+    );
+    assert_exit(&output, 0);
+    assert_stderr_contains(&output, "it has no effect (--allow-unknown-keys)");
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(summary["first_set"], true);
+    assert!(
+        summary["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains(OWNER_TYPO_LINE),
+        "{summary}"
+    );
+    // ... and nobody can update it, not even with the key that generated it.
+    let output = ws.set(&c, &manifest, &[]);
+    assert_exit(&output, 1);
+}
+
+#[test]
+fn set_warns_when_the_callers_key_is_not_an_owner() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    let c = coordinator.user.clone();
+    coordinator.spawn();
+    let stranger = fixtures::stranger_key().public_key().to_hex();
+    let others = ws.write_manifest("others.json", |m| {
+        m.workload_owner_pub_keys = Some(vec![stranger]);
+    });
+    let output = ws.set(&c, &others, &["--json"]);
+    assert_exit(&output, 0);
+    let warning = format!(
+        "the workload owner key {} (public key SHA-256 ",
+        ws.path("workload-owner.pem").display()
+    );
+    assert_stderr_contains(&output, &warning);
+    assert_stderr_contains(&output, "is not an owner of the manifest");
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(
+        summary["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(&warning),
+        "{summary}"
+    );
+    // It was right: the key cannot update the deployment now.
+    let manifest = ws.path("manifest.json").to_str().unwrap().to_owned();
+    let output = ws.set(&c, &manifest, &[]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "refused our key");
+    // The caller's key among the owners: no warning.
+    let ws2 = Workspace::generate();
+    let mut coordinator2 = Coordinator::new(&ws2);
+    let c2 = coordinator2.user.clone();
+    coordinator2.spawn();
+    let manifest2 = ws2.path("manifest.json").to_str().unwrap().to_owned();
+    let output = ws2.set(&c2, &manifest2, &[]);
+    assert_exit(&output, 0);
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signed and atomic updates (issue 20, item 2)
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl").args(args).output().unwrap()
+}
+
+#[test]
+fn signed_and_atomic_updates_against_a_real_coordinator() {
+    let ws = Workspace::generate();
+    let mut coordinator = Coordinator::new(&ws);
+    let c = coordinator.user.clone();
+    coordinator.spawn();
+    let first = ws.path("manifest.json").to_str().unwrap().to_owned();
+    assert_exit(&ws.set(&c, &first, &[]), 0);
+    // --atomic before any verify: there is no head the update could be based on.
+    let output = ws.set(&c, &first, &["--atomic"]);
+    assert_exit(&output, 1);
+    assert_stderr_contains(
+        &output,
+        "--atomic needs the latest transition this update is based on, and there is none: run \
+         `contrast verify",
+    );
+    assert_exit(&contrast(&ws.dir, &["verify", "-c", &c, "-m", &first]), 0);
+    let head = |ws: &Workspace| read(&ws.path("verify/latest-transition"));
+    let san = |san: &'static str| {
+        let web = ws.host_data("web");
+        move |m: &mut contrast_core::manifest::Manifest| {
+            m.policies
+                .get_mut(&web)
+                .unwrap()
+                .sans
+                .as_mut()
+                .unwrap()
+                .push(san.into());
+        }
+    };
+    // A key that is no owner's, so an accepted update below is the signature's doing.
+    let stranger = ws.path("stranger.pem");
+    let output = openssl(&[
+        "ecparam",
+        "-name",
+        "secp384r1",
+        "-genkey",
+        "-noout",
+        "-out",
+        stranger.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stranger = stranger.to_str().unwrap().to_owned();
+
+    // sign --prepare writes the hex of SHA-256(SHA-256(manifest) || latest transition).
+    let b = ws.write_manifest("b.json", san("b.example"));
+    let output = contrast(&ws.dir, &["sign", "--prepare", "-m", &b]);
+    assert_exit(&output, 0);
+    let blob = read(&ws.path("next-transition"));
+    let latest = hex::decode(head(&ws)).unwrap();
+    let expected = contrast_core::sha256(
+        &[contrast_core::sha256(&read(Path::new(&b))).to_vec(), latest].concat(),
+    );
+    assert_eq!(
+        blob,
+        hex::encode(expected).into_bytes(),
+        "lowercase hex, no newline"
+    );
+
+    // A signature by openssl over that file is accepted by the Coordinator (the client key is
+    // a stranger's).
+    let b_sig = ws.path("b.sig");
+    let output = openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        ws.path("workload-owner.pem").to_str().unwrap(),
+        "-out",
+        b_sig.to_str().unwrap(),
+        ws.path("next-transition").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A signature by another key is refused, naming the signature and what to do.
+    let wrong_sig = ws.path("wrong.sig");
+    let output = openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        &stranger,
+        "-out",
+        wrong_sig.to_str().unwrap(),
+        ws.path("next-transition").to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = ws.set(
+        &c,
+        &b,
+        &[
+            "--workload-owner-key",
+            &stranger,
+            "--signature",
+            wrong_sig.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(
+        &output,
+        &format!("refused the signature {}", wrong_sig.display()),
+    );
+    assert_stderr_contains(&output, "does not verify");
+    assert_stderr_contains(&output, "then `contrast sign`");
+    let output = ws.set(
+        &c,
+        &b,
+        &[
+            "--workload-owner-key",
+            &stranger,
+            "--signature",
+            b_sig.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_exit(&output, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(summary["signed"], true);
+    assert_exit(&contrast(&ws.dir, &["verify", "-c", &c, "-m", &b]), 0);
+
+    // Our signature verifies with openssl.
+    let c_manifest = ws.write_manifest("c.json", san("c.example"));
+    let output = contrast(&ws.dir, &["sign", "-m", &c_manifest]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("next-transition.sig"),
+        "{}",
+        stdout(&output)
+    );
+    let c_blob = ws.path("c.blob");
+    assert_exit(
+        &contrast(
+            &ws.dir,
+            &[
+                "sign",
+                "--prepare",
+                "-m",
+                &c_manifest,
+                "--out",
+                c_blob.to_str().unwrap(),
+            ],
+        ),
+        0,
+    );
+    let public = ws.path("owner-pub.pem");
+    let output = openssl(&[
+        "ec",
+        "-in",
+        ws.path("workload-owner.pem").to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        public.to_str().unwrap(),
+        "-signature",
+        ws.path("next-transition.sig").to_str().unwrap(),
+        c_blob.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "Verified OK");
+
+    // Someone else updates meanwhile (the owner key, not atomic) ...
+    let d = ws.write_manifest("d.json", san("d.example"));
+    assert_exit(&ws.set(&c, &d, &[]), 0);
+    // ... so the atomic update based on the head verify saw is refused, signed or not, and
+    // the message says what to do.
+    let based_on = String::from_utf8(head(&ws)).unwrap();
+    let signature = ws.path("next-transition.sig");
+    let output = ws.set(
+        &c,
+        &c_manifest,
+        &["--atomic", "--signature", signature.to_str().unwrap()],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(
+        &output,
+        &format!("refused the atomic update: its latest transition is no longer {based_on}"),
+    );
+    assert_stderr_contains(&output, "Run `contrast verify");
+    let output = ws.set(
+        &c,
+        &c_manifest,
+        &["--atomic", "--latest-transition", &based_on],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "refused the atomic update");
+    // The signature over the old head does not authorise a non-atomic update either.
+    let output = ws.set(
+        &c,
+        &c_manifest,
+        &[
+            "--workload-owner-key",
+            &stranger,
+            "--signature",
+            signature.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "refused the signature");
+
+    // After verify has seen the new head, the atomic update goes through; the head file may
+    // be given by path as well.
+    assert_exit(&contrast(&ws.dir, &["verify", "-c", &c, "-m", &d]), 0);
+    let head_file = ws.path("verify/latest-transition");
+    let output = ws.set(
+        &c,
+        &c_manifest,
+        &[
+            "--atomic",
+            "--latest-transition",
+            head_file.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 0);
+    assert_exit(
+        &contrast(&ws.dir, &["verify", "-c", &c, "-m", &c_manifest]),
+        0,
+    );
+}
+
+#[test]
+fn latest_transition_and_sign_key_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // --latest-transition only means something with --atomic: a usage error.
+    let output = contrast(
+        dir.path(),
+        &[
+            "set",
+            "-c",
+            "127.0.0.1:1",
+            "--latest-transition",
+            &"ab".repeat(32),
+            "x.yml",
+        ],
+    );
+    assert_exit(&output, 2);
+    // A --latest-transition that is neither a hash nor a file.
+    let ws = Workspace::generate();
+    let manifest = ws.path("manifest.json").to_str().unwrap().to_owned();
+    let output = ws.set(
+        "127.0.0.1:1",
+        &manifest,
+        &["--atomic", "--latest-transition", "nope"],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(
+        &output,
+        "--latest-transition nope is neither 64 hex digits nor an existing file",
+    );
+    // sign without a key says how to sign elsewhere.
+    let output = contrast(
+        &ws.dir,
+        &[
+            "sign",
+            "--workload-owner-key",
+            ws.path("none.pem").to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    assert_stderr_contains(&output, "does not exist");
+}

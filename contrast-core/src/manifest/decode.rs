@@ -14,6 +14,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::{
     GuestPolicy, MAX_MANIFEST_SIZE, MAX_NESTING_DEPTH, Manifest, ManifestError, MinimumTcb,
     PlatformInfo, PolicyEntry, ReferenceValues, Role, SnpReferenceValues, TdxReferenceValues,
+    UnknownKey,
 };
 
 /// A parsed JSON value that keeps object members as written, duplicates included.
@@ -191,9 +192,11 @@ fn parse_json(raw: &[u8]) -> Result<Json, ManifestError> {
     })
 }
 
-/// Decodes manifest bytes with Go's `encoding/json` rules.
-pub(super) fn decode_manifest(raw: &[u8]) -> Result<Manifest, ManifestError> {
-    manifest(&parse_json(raw)?)
+/// Decodes manifest bytes with Go's `encoding/json` rules, and lists the keys Go ignores.
+pub(super) fn decode_manifest(raw: &[u8]) -> Result<(Manifest, Vec<UnknownKey>), ManifestError> {
+    let json = parse_json(raw)?;
+    let manifest = manifest(&json)?;
+    Ok((manifest, unknown_keys(&json)))
 }
 
 /// Decodes a JSON array of `snp` reference value entries (the manifest's
@@ -225,6 +228,15 @@ pub(super) fn key_path(parent: &str, key: &str) -> String {
 
 // ---- Go key matching ----
 
+/// The index of the field of `names` that `key` selects: the exact name first, else Go's
+/// case-folded match (`folded_names` are `names` folded).
+fn resolve_key(names: &[&'static str], folded_names: &[String], key: &str) -> Option<usize> {
+    names.iter().position(|n| *n == key).or_else(|| {
+        let folded = crate::gocompat::fold_field_name(key);
+        folded_names.iter().position(|n| *n == folded)
+    })
+}
+
 /// Resolves the members of a JSON object to the struct fields `names` (in order): exact key
 /// first, else Go's case-folded match; unknown keys are ignored; `null` counts as absent.
 /// `null` for the whole object yields all-absent (Go leaves the struct at its zero value).
@@ -251,11 +263,9 @@ fn struct_fields<'a, const N: usize>(
         .collect();
     let mut seen: [Option<&'a str>; N] = [None; N];
     for (key, member) in members {
-        let index = names.iter().position(|n| n == key).or_else(|| {
-            let folded = crate::gocompat::fold_field_name(key);
-            folded_names.iter().position(|n| *n == folded)
-        });
-        let Some(index) = index else { continue };
+        let Some(index) = resolve_key(names, &folded_names, key) else {
+            continue;
+        };
         let (Some(slot), Some(seen_key)) = (out.get_mut(index), seen.get_mut(index)) else {
             continue;
         };
@@ -682,9 +692,182 @@ fn tdx_reference_values(
     })
 }
 
+// ---- unknown keys ----
+
+/// Every key that selects no field, at every level of the schema, in document order. Runs on a
+/// tree that [`manifest`] decoded, and is as lenient: a value of an unexpected shape has no
+/// unknown keys (the decoder reports it).
+fn unknown_keys(json: &Json) -> Vec<UnknownKey> {
+    let mut out = Vec::new();
+    let [policies_v, reference_values_v, ..] =
+        known_members("", Some(json), &MANIFEST_FIELDS, &mut out);
+    if let Some(Json::Object(entries)) = policies_v {
+        for (key, entry) in entries {
+            known_members(
+                &key_path("Policies", key),
+                Some(entry),
+                &POLICY_ENTRY_FIELDS,
+                &mut out,
+            );
+        }
+    }
+    let [snp, tdx] = known_members(
+        "ReferenceValues",
+        reference_values_v,
+        &REFERENCE_VALUES_FIELDS,
+        &mut out,
+    );
+    for (index, entry) in elements(snp).iter().enumerate() {
+        let path = index_path("ReferenceValues.snp", index);
+        let [_, _, _, tcb, guest_policy_v, platform_info_v, ..] =
+            known_members(&path, Some(entry), &SNP_FIELDS, &mut out);
+        for (field, value, names) in [
+            ("MinimumTCB", tcb, &MINIMUM_TCB_FIELDS[..]),
+            ("GuestPolicy", guest_policy_v, &GUEST_POLICY_FIELDS[..]),
+            ("PlatformInfo", platform_info_v, &PLATFORM_INFO_FIELDS[..]),
+        ] {
+            unknown_members(&field_path(&path, field), value, names, &mut out);
+        }
+    }
+    for (index, entry) in elements(tdx).iter().enumerate() {
+        let path = index_path("ReferenceValues.tdx", index);
+        unknown_members(&path, Some(entry), &TDX_FIELDS, &mut out);
+    }
+    out
+}
+
+/// The elements of an array value (none for anything else).
+fn elements(value: Option<&Json>) -> &[Json] {
+    match value {
+        Some(Json::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+/// Records the keys of the object `value` that select none of `names`; returns the members
+/// that do, by field (the first one of each; `null` counts as absent).
+fn known_members<'a, const N: usize>(
+    path: &str,
+    value: Option<&'a Json>,
+    names: &[&'static str; N],
+    out: &mut Vec<UnknownKey>,
+) -> [Option<&'a Json>; N] {
+    let mut known: [Option<&'a Json>; N] = [None; N];
+    for (index, member) in unknown_members(path, value, names, out) {
+        if let Some(slot) = known.get_mut(index)
+            && slot.is_none()
+            && !matches!(member, Json::Null)
+        {
+            *slot = Some(member);
+        }
+    }
+    known
+}
+
+/// Records the keys of the object `value` that select none of `names`, and returns the others
+/// with the index of their field.
+fn unknown_members<'a>(
+    path: &str,
+    value: Option<&'a Json>,
+    names: &[&'static str],
+    out: &mut Vec<UnknownKey>,
+) -> Vec<(usize, &'a Json)> {
+    let Some(Json::Object(members)) = value else {
+        return Vec::new();
+    };
+    let folded_names: Vec<String> = names
+        .iter()
+        .map(|n| crate::gocompat::fold_field_name(n))
+        .collect();
+    let mut known = Vec::new();
+    for (key, member) in members {
+        match resolve_key(names, &folded_names, key) {
+            Some(index) => known.push((index, member)),
+            None => out.push(UnknownKey {
+                object_path: path.to_owned(),
+                key: key.clone(),
+                nearest: nearest_field(key, names),
+            }),
+        }
+    }
+    known
+}
+
+/// The field of `names` nearest to `key` by edit distance, ignoring case as Go's matching does,
+/// when it is near enough to be a likely typo: at most 2 edits, or a third of the name.
+fn nearest_field(key: &str, names: &[&'static str]) -> Option<&'static str> {
+    let key: Vec<char> = key.chars().map(|c| c.to_ascii_lowercase()).collect();
+    names
+        .iter()
+        .filter_map(|name| {
+            let limit = (name.len() / 3).max(2);
+            // The distance is at least the difference in length: skip the work (a key may be
+            // megabytes long).
+            if key.len().abs_diff(name.len()) > limit {
+                return None;
+            }
+            let name_chars: Vec<char> = name.chars().map(|c| c.to_ascii_lowercase()).collect();
+            let distance = edit_distance(&key, &name_chars);
+            (distance <= limit).then_some((distance, *name))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        if let Some(first) = current.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous
+                .get(j)
+                .map_or(usize::MAX, |d| d + usize::from(ca != cb));
+            let delete = previous.get(j + 1).map_or(usize::MAX, |d| d + 1);
+            let insert = current.get(j).map_or(usize::MAX, |d| d + 1);
+            if let Some(slot) = current.get_mut(j + 1) {
+                *slot = substitute.min(delete).min(insert);
+            }
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous.last().copied().unwrap_or(a.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        let d = |a: &str, b: &str| {
+            edit_distance(
+                &a.chars().collect::<Vec<_>>(),
+                &b.chars().collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(d("", ""), 0);
+        assert_eq!(d("abc", ""), 3);
+        assert_eq!(d("", "abc"), 3);
+        assert_eq!(d("Polices", "Policies"), 1);
+        assert_eq!(d("Platfrom", "Platform"), 2);
+        assert_eq!(d("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn nearest_field_ignores_case_and_far_keys() {
+        assert_eq!(
+            nearest_field("workloadownerpubkey", &MANIFEST_FIELDS),
+            Some("WorkloadOwnerPubKeys")
+        );
+        assert_eq!(nearest_field("Polices", &MANIFEST_FIELDS), Some("Policies"));
+        assert_eq!(nearest_field("Comment", &MANIFEST_FIELDS), None);
+        assert_eq!(nearest_field(&"x".repeat(1 << 20), &MANIFEST_FIELDS), None);
+        assert_eq!(nearest_field("spn", &REFERENCE_VALUES_FIELDS), Some("snp"));
+    }
 
     #[test]
     fn keeps_duplicate_members_in_the_tree() {

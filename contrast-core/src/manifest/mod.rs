@@ -44,6 +44,10 @@
 //!   U+FFFD, numbers beyond the `f64` range are rejected even under unknown keys, and the input
 //!   size ([`MAX_MANIFEST_SIZE`]) and nesting depth ([`MAX_NESTING_DEPTH`]) are capped.
 //!
+//! Unknown keys are ignored as Go ignores them, but [`ManifestDocument::unknown_keys`] lists
+//! them with the nearest field name, so tools can report a misspelt field (a manifest whose
+//! `WorkloadOwnerPubKeys` is misspelt has no owners, and nobody can ever update it).
+//!
 //! `WorkloadOwnerKeyDigests` (old schema; the newest Go struct no longer has it and ignores it)
 //! is kept in its old position, after `ReferenceValues`, and written only when present.
 //!
@@ -62,6 +66,7 @@ mod reference_values;
 pub mod validate;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 pub use reference_values::{
     FieldError, GuestPolicy, MinimumTcb, PlatformInfo, PlatformKind, Product, ReferenceValues,
@@ -205,13 +210,27 @@ pub fn decode_snp_reference_values(raw: &[u8]) -> Result<Vec<SnpReferenceValues>
 pub struct ManifestDocument {
     raw: Vec<u8>,
     manifest: Manifest,
+    unknown_keys: Vec<UnknownKey>,
 }
 
 impl ManifestDocument {
     /// Decodes manifest bytes with Go's rules. Does not validate (see [`Manifest::validate`]).
     pub fn parse(raw: Vec<u8>) -> Result<Self, ManifestError> {
-        let manifest = decode::decode_manifest(&raw)?;
-        Ok(Self { raw, manifest })
+        let (manifest, unknown_keys) = decode::decode_manifest(&raw)?;
+        Ok(Self {
+            raw,
+            manifest,
+            unknown_keys,
+        })
+    }
+
+    /// The keys that name no field of the schema, at every level, in document order. Go (and
+    /// [`parse`](Self::parse)) ignore them, so a misspelt field (`WorkloadOwnerPubKey`) is
+    /// silently absent; tools report them before the manifest is used. Keys of `Policies` are
+    /// policy hashes, not field names, and are never unknown.
+    #[must_use]
+    pub fn unknown_keys(&self) -> &[UnknownKey] {
+        &self.unknown_keys
     }
 
     /// The exact bytes, as submitted.
@@ -236,6 +255,48 @@ impl ManifestDocument {
     #[must_use]
     pub fn into_raw(self) -> Vec<u8> {
         self.raw
+    }
+}
+
+/// A key of a manifest object that selects no field (exactly or case-insensitively, as Go
+/// matches), which decoding ignores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// JSON path of the object that holds the key (empty for the top level), e.g.
+    /// `ReferenceValues.snp[0]`.
+    pub object_path: String,
+    /// The key, exactly as written.
+    pub key: String,
+    /// The object's field whose name is nearest to the key (ignoring case), when it is near
+    /// enough to be a likely typo.
+    pub nearest: Option<&'static str>,
+}
+
+impl UnknownKey {
+    /// The JSON path of the key itself, e.g. `WorkloadOwnerPubKey` or
+    /// `Policies["<hash>"].SAN` (a key that is no identifier is quoted).
+    #[must_use]
+    pub fn path(&self) -> String {
+        let plain = !self.key.is_empty()
+            && self
+                .key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        match (self.object_path.is_empty(), plain) {
+            (true, true) => self.key.clone(),
+            (false, true) => format!("{}.{}", self.object_path, self.key),
+            (_, false) => decode::key_path(&self.object_path, &self.key),
+        }
+    }
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: unknown key {:?}", self.path(), self.key)?;
+        match self.nearest {
+            Some(nearest) => write!(f, " (did you mean {nearest:?}?)"),
+            None => f.write_str(" (no field of this object has a similar name)"),
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //!   case, but the Coordinator looks entries up by the lowercase hex of the attested HOST_DATA,
 //!   so an uppercase key could never match; we reject it instead.
 //! - Roles are `""` or `coordinator`; at least one policy has role `coordinator`.
+//! - Every SAN of a policy can be a SAN of its workload certificate ([`crate::san::check_san`]:
+//!   not empty, ASCII, a valid DNS name, IP address or URI), and at least one is a DNS name: the
+//!   certificate's common name is the first DNS SAN, so without one every initializer of the
+//!   workload would be refused later (contrast-rs; upstream does not check SANs).
 //! - At least one `snp` or `tdx` entry.
 //! - SNP: all four `MinimumTCB` parts set (a `null` part "needs filling in"); `ProductName` is
 //!   `Milan`, `Genoa` or `Turin` (Turin is our extension: the contrast-rs verifier supports Turin
@@ -28,6 +32,7 @@
 use std::fmt;
 
 use crate::hexstring::{self, HexError};
+use crate::san::{San, SanError, check_san, classify_san};
 
 use super::decode::key_path;
 use super::{
@@ -67,6 +72,18 @@ pub enum ViolationKind {
     UnknownRole {
         /// The role found.
         role: String,
+    },
+    /// A SAN that cannot be a SAN of the workload certificate.
+    #[error("invalid subject alternative name: {0}")]
+    InvalidSan(SanError),
+    /// A policy whose SANs hold no DNS name: its workload certificate would have no common name.
+    #[error(
+        "expected at least one DNS name (the workload certificate's common name is the first \
+         DNS SAN), found {found} SANs and none is a DNS name"
+    )]
+    NoDnsSan {
+        /// How many SANs the policy has (IP addresses and URIs only).
+        found: usize,
     },
     /// No policy has role `coordinator`.
     #[error("expected at least 1 policy with role \"coordinator\", found none")]
@@ -229,6 +246,7 @@ impl Manifest {
             } else if key.bytes().any(|b| b.is_ascii_uppercase()) {
                 out.push(Violation::new(path.clone(), ViolationKind::UppercaseHex));
             }
+            validate_sans(&path, entry.sans.as_deref().unwrap_or_default(), out);
             if let Role::Other(role) = &entry.role {
                 out.push(Violation::new(
                     format!("{path}.Role"),
@@ -310,6 +328,28 @@ impl Manifest {
                 out.push(Violation::new(format!("SeedshareOwnerPubKeys[{i}]"), kind));
             }
         }
+    }
+}
+
+/// Every SAN must be usable ([`check_san`]) and one must be a DNS name. A DNS name that is
+/// itself invalid counts as one (it is reported already).
+fn validate_sans(policy_path: &str, sans: &[String], out: &mut Vec<Violation>) {
+    for (index, san) in sans.iter().enumerate() {
+        if let Err(error) = check_san(san) {
+            out.push(Violation::new(
+                format!("{policy_path}.SANs[{index}]"),
+                ViolationKind::InvalidSan(error),
+            ));
+        }
+    }
+    let has_dns = sans
+        .iter()
+        .any(|san| !san.is_empty() && matches!(classify_san(san), San::Dns(_)));
+    if !has_dns {
+        out.push(Violation::new(
+            format!("{policy_path}.SANs"),
+            ViolationKind::NoDnsSan { found: sans.len() },
+        ));
     }
 }
 
