@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::coordinator_identity::{CoordinatorIdentity, IdentityError};
 use contrast_core::initdata::{self, Algorithm, Initdata};
-use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
+use contrast_core::kubernetes::{COORDINATOR_IDENTITY_ENV, SKIP_INITIALIZER_ANNOTATION};
 use contrast_core::manifest::{
     Manifest, ManifestDocument, PolicyEntry, Role, SIMULATED_SNP_PLATFORM, SnpReferenceValues,
 };
@@ -103,6 +103,20 @@ CronJob) whose runtimeClassName is contrast-cc gets:
     coordinator), else generate refuses. The identity is set before the policy is computed, so
     the policy, and with it the pod's initdata digest, covers it: re-run generate for the
     workloads whenever the Coordinator's policy or the reference values change.
+Upstream's pod annotations (read from the pod template's metadata, else the resource's own):
+  contrast.edgeless.systems/skip-initializer: \"true\" injects no initializer into that pod (an
+    initializer injected by an earlier run is removed); the pod still gets its initdata and its
+    manifest entry. \"false\" (or no annotation) injects it; any other value is refused.
+  contrast.edgeless.systems/pod-role and contrast.edgeless.systems/workload-secret-id are
+    honoured (the manifest's Role and WorkloadSecretID).
+  contrast.edgeless.systems/servicemesh-ingress, contrast.edgeless.systems/servicemesh-egress,
+  contrast.edgeless.systems/servicemesh-admin-interface-port, contrast.edgeless.systems/secure-pv
+  and contrast.edgeless.systems/image-store-size (but \"0\") are refused: contrast-rs has no
+    service mesh, secure persistence or image store yet, and the pod would run without them.
+Warnings (on stderr, and in --json's \"warnings\"): a runtimeClassName close to contrast-cc but
+not it (contrast-c, Contrast-cc, upstream's contrast-cc-<platform>-<hash>, ...), which generate
+leaves alone; a workload with an initializer in another namespace than this run's Coordinator
+(the initializer connects to the Service coordinator-ready of its own namespace).
 Other resources and documents are left alone; files without such a resource are not rewritten.
 Comments inside a rewritten document are not kept (those above it are). With --coordinator,
 the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
@@ -129,6 +143,7 @@ Examples:
   # Simulated platform, development policy, with the Coordinator's resources:
   contrast generate --reference-values Simulated-SNP --sim-dir ./sim \\
       --insecure-allow-all-policy --coordinator deployment/
+
 
   # Real hardware: your own measured reference values and policy:
   contrast generate --reference-values Metal-QEMU-SNP --reference-values-file snp.json \\
@@ -228,6 +243,9 @@ struct GeneratedWorkload {
     workload: ConfidentialWorkload,
     digest_hex: String,
     entry: PolicyEntry,
+    /// The Coordinator identity (JSON) given to the injected initializer; `None` when no
+    /// initializer was injected.
+    initializer_identity: Option<String>,
 }
 
 /// One input file after processing.
@@ -293,6 +311,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
                 .with_context(|| format!("in {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut warnings: Vec<String> = files.iter().flat_map(InputFile::near_misses).collect();
 
     // The Coordinator's pods first: the initializer of every other pod is given the
     // Coordinator's identity, and that identity (its policy hash) comes from them.
@@ -396,14 +416,15 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         files_unchanged.push(manifest_path.clone());
     }
 
-    let warnings: Vec<String> = match manifest.validate() {
-        Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .violations()
-            .iter()
-            .map(|violation| format!("manifest: {violation}"))
-            .collect(),
-    };
+    warnings.extend(namespace_warnings(&workloads));
+    if let Err(errors) = manifest.validate() {
+        warnings.extend(
+            errors
+                .violations()
+                .iter()
+                .map(|violation| format!("manifest: {violation}")),
+        );
+    }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -422,6 +443,43 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         &manifest_path,
         &warnings,
     ))
+}
+
+/// Warnings for workloads whose initializer looks for the Coordinator in another namespace
+/// than the one this run puts the Coordinator in: the initializer's `COORDINATOR_HOST` is the
+/// Service `coordinator-ready`, which resolves in the pod's own namespace.
+fn namespace_warnings(workloads: &[GeneratedWorkload]) -> Vec<String> {
+    let coordinator_namespaces: BTreeSet<&str> = workloads
+        .iter()
+        .filter(|w| w.workload.is_coordinator())
+        .map(|w| w.workload.namespace.as_str())
+        .collect();
+    if coordinator_namespaces.is_empty() {
+        return Vec::new();
+    }
+    let coordinators = coordinator_namespaces
+        .iter()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    workloads
+        .iter()
+        .filter(|w| {
+            w.initializer_identity.is_some()
+                && !coordinator_namespaces.contains(w.workload.namespace.as_str())
+        })
+        .map(|w| {
+            format!(
+                "{} is in namespace {}, but the Coordinator is in namespace {coordinators}: its \
+                 initializer connects to the Service {} of its own namespace and will not find \
+                 the Coordinator; put them in one namespace (--coordinator-namespace {})",
+                w.workload.qualified_name(),
+                w.workload.namespace,
+                contrast_core::kubernetes::COORDINATOR_READY_SERVICE,
+                w.workload.namespace
+            )
+        })
+        .collect()
 }
 
 fn summary(
@@ -755,6 +813,31 @@ impl InputFile {
         })
     }
 
+    /// Warnings for the resources of this file whose runtimeClassName is a near miss of
+    /// [`kube::RUNTIME_CLASS`] (documents that do not parse are skipped: they are not
+    /// Kubernetes YAML generate would touch anyway).
+    fn near_misses(&self) -> Vec<String> {
+        let Some(text) = self.original.as_deref().or(self.generated.as_deref()) else {
+            return Vec::new();
+        };
+        kube::split_documents(text)
+            .iter()
+            .filter_map(|document| kube::parse_document(document).ok())
+            .filter_map(|resource| kube::near_miss_runtime_class(&resource))
+            .map(|miss| {
+                format!(
+                    "{}: {} has runtimeClassName {:?}, not {rc}, so generate leaves it alone \
+                     (no initdata, no initializer, no manifest entry); did you mean {rc}? \
+                     (contrast-rs takes exactly {rc}, not upstream's platform runtime classes)",
+                    self.path.display(),
+                    miss.resource,
+                    miss.runtime_class,
+                    rc = kube::RUNTIME_CLASS
+                )
+            })
+            .collect()
+    }
+
     fn finish(self) -> ProcessedFile {
         let rewritten = match self.documents {
             Some(documents) if self.modified || self.generated.is_some() => {
@@ -839,19 +922,25 @@ fn process_workload(
     policy_source: &PolicySource,
     file: &Path,
 ) -> anyhow::Result<GeneratedWorkload> {
+    let annotations = kube::pod_annotations(resource, &workload)?;
     let template = kube::pod_template_mut(resource)
         .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
+    if annotations.skip_initializer {
+        // An earlier run may have injected it before the pod was annotated.
+        kube::remove_initializer(template);
+    }
     // The identity goes in before the policy is computed: genpolicy's policy pins the
     // container's environment, and a policy file gets the identity's digest (below).
     let injected_identity = match identity {
-        Some(identity) if !args.skip_initializer => {
+        Some(identity) if !args.skip_initializer && !annotations.skip_initializer => {
             let identity = identity.as_ref().map_err(|reason| {
                 anyhow!(
                     "{} needs the initializer, and the initializer needs the Coordinator's \
                      identity to attest it, but {reason}; pass --coordinator (or the \
                      Coordinator's resources) so that generate computes the Coordinator's \
                      policy, or run generate with the manifest of a deployment that has one; \
-                     --skip-initializer injects no initializer",
+                     --skip-initializer (or the pod annotation {SKIP_INITIALIZER_ANNOTATION}: \
+                     \"true\") injects no initializer",
                     workload.qualified_name()
                 )
             })?;
@@ -909,6 +998,7 @@ fn process_workload(
         workload,
         digest_hex,
         entry,
+        initializer_identity: injected_identity,
     })
 }
 
@@ -1032,6 +1122,28 @@ mod tests {
             ["cc".to_owned(), "aa".to_owned()],
         );
         assert_eq!(merged, ["aa", "bb", "cc"]);
+    }
+
+    #[test]
+    fn help_names_every_annotation_it_decides_on() {
+        for annotation in kube::UNSUPPORTED_ANNOTATIONS
+            .iter()
+            .map(|(annotation, _)| *annotation)
+            .chain([
+                SKIP_INITIALIZER_ANNOTATION,
+                contrast_core::kubernetes::POD_ROLE_ANNOTATION,
+                contrast_core::kubernetes::WORKLOAD_SECRET_ID_ANNOTATION,
+            ])
+        {
+            assert!(LONG_ABOUT.contains(annotation), "{annotation}");
+        }
+        for name in [
+            kube::RUNTIME_CLASS,
+            COORDINATOR_IDENTITY_ENV,
+            contrast_core::kubernetes::COORDINATOR_READY_SERVICE,
+        ] {
+            assert!(LONG_ABOUT.contains(name), "{name}");
+        }
     }
 
     #[test]
