@@ -15,6 +15,7 @@ use contrast_core::manifest::{
 };
 use serde_json::json;
 
+use crate::command_line::{self, CommandLine, CoordinatorAddrs};
 use crate::coordinator_resources::{
     self, CoordinatorOptions, DEFAULT_COORDINATOR_IMAGE, DEFAULT_COORDINATOR_MEMORY_MIB,
 };
@@ -135,7 +136,15 @@ workload's copy also names the digest of its initializer's Coordinator identity.
 manifest.json (or -m FILE) is created or updated: the Policies entries of the processed
 workloads are replaced (matched by digest, or by WorkloadSecretID and name), others are kept; the
 reference values of the chosen platform are replaced, those of other platforms kept; owner keys
-are added, never removed (except -d). Running generate again on the same input rewrites nothing.";
+are added, never removed (except -d). Running generate again on the same input rewrites nothing.
+
+With --reference-values Simulated-SNP, generate then prints the commands that run this
+deployment on this machine (--json: \"commands\", each with argv, env and the shell line): start
+the Coordinator (coordinator --tee simulated --sim-dir DIR --sim-host-data <its policy digest>
+--state-dir <workspace>/coordinator-state, on 127.0.0.1 with the standard ports), contrast set,
+one initializer per workload with an initializer (--sim-host-data <its initdata digest>, the
+Coordinator identity its pod was given in CONTRAST_COORDINATOR_IDENTITY, --root
+<workspace>/workloads/<name>), contrast verify.";
 
 /// Examples (`--help`).
 pub const AFTER_LONG_HELP: &str = "\
@@ -144,6 +153,7 @@ Examples:
   contrast generate --reference-values Simulated-SNP --sim-dir ./sim \\
       --insecure-allow-all-policy --coordinator deployment/
 
+  #   ...then run the commands it prints: the Coordinator, set, the initializers, verify.
 
   # Real hardware: your own measured reference values and policy:
   contrast generate --reference-values Metal-QEMU-SNP --reference-values-file snp.json \\
@@ -435,6 +445,13 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         );
     }
 
+    let commands = match (&args.sim_dir, args.reference_values.as_str()) {
+        (Some(sim_dir), SIMULATED_SNP_PLATFORM) => {
+            local_commands(global, sim_dir, &workspace, &manifest, &workloads)
+        }
+        _ => Vec::new(),
+    };
+
     Ok(summary(
         &workloads,
         &files_written,
@@ -442,7 +459,98 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         &keys_generated,
         &manifest_path,
         &warnings,
+        &commands,
     ))
+}
+
+/// One command `generate` prints for running the deployment on this machine.
+#[derive(Debug)]
+struct LocalCommand {
+    /// What it does, e.g. `start the Coordinator`.
+    step: String,
+    /// The workload it is for (`<namespace>/<kind>/<name>`), if one.
+    workload: Option<String>,
+    line: CommandLine,
+}
+
+/// The commands that run this deployment on the simulated platform in `sim_dir`, in order:
+/// start the Coordinator (as the VM whose HOST_DATA is the Coordinator's policy digest), set
+/// the manifest, run each injected initializer (as the VM of its workload's digest, with the
+/// Coordinator identity its pod was given), verify. The Coordinator listens on loopback with
+/// its standard ports.
+fn local_commands(
+    global: &GlobalArgs,
+    sim_dir: &Path,
+    workspace: &Workspace,
+    manifest: &Manifest,
+    workloads: &[GeneratedWorkload],
+) -> Vec<LocalCommand> {
+    let addrs = CoordinatorAddrs::default_loopback();
+    // The Coordinator of this run, else the manifest's only one.
+    let this_run: Vec<&str> = workloads
+        .iter()
+        .filter(|w| w.workload.is_coordinator())
+        .map(|w| w.digest_hex.as_str())
+        .collect();
+    let coordinator_digest = match this_run.as_slice() {
+        [digest] => Some(*digest),
+        [] => {
+            let known: Vec<&str> = manifest.coordinator_policy_hashes().collect();
+            match known.as_slice() {
+                [digest] => Some(*digest),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let mut commands = Vec::new();
+    if let Some(digest) = coordinator_digest {
+        commands.push(LocalCommand {
+            step: "start the Coordinator (keep it running)".to_owned(),
+            workload: None,
+            line: command_line::coordinator(
+                sim_dir,
+                digest,
+                &workspace.path(command_line::COORDINATOR_STATE_DIR),
+                &addrs,
+            ),
+        });
+    }
+    let mut files: Vec<&Path> = Vec::new();
+    for workload in workloads {
+        if !files.contains(&workload.file.as_path()) {
+            files.push(&workload.file);
+        }
+    }
+    commands.push(LocalCommand {
+        step: "set the manifest".to_owned(),
+        workload: None,
+        line: command_line::contrast(&global.workspace_dir, ["set", "-c", &addrs.user]).args(files),
+    });
+    for workload in workloads {
+        let Some(identity) = &workload.initializer_identity else {
+            continue;
+        };
+        commands.push(LocalCommand {
+            step: format!("initializer of {}", workload.workload.qualified_name()),
+            workload: Some(workload.workload.qualified_name()),
+            line: command_line::initializer(
+                sim_dir,
+                &workload.digest_hex,
+                identity,
+                &addrs.mesh,
+                &workspace
+                    .path(command_line::WORKLOADS_DIR)
+                    .join(&workload.workload.name),
+            ),
+        });
+    }
+    commands.push(LocalCommand {
+        step: "verify as a data owner".to_owned(),
+        workload: None,
+        line: command_line::contrast(&global.workspace_dir, ["verify", "-c", &addrs.user]),
+    });
+    commands
 }
 
 /// Warnings for workloads whose initializer looks for the Coordinator in another namespace
@@ -489,6 +597,7 @@ fn summary(
     keys_generated: &[PathBuf],
     manifest_path: &Path,
     warnings: &[String],
+    commands: &[LocalCommand],
 ) -> Outcome {
     let paths = |list: &[PathBuf]| -> Vec<String> {
         list.iter().map(|p| p.display().to_string()).collect()
@@ -528,6 +637,30 @@ fn summary(
     if files_written.is_empty() {
         human.push_str("✔ nothing changed\n");
     }
+    if !commands.is_empty() {
+        human.push_str(
+            "\nTo run this deployment on this machine (simulated platform; the binaries on PATH, \
+             the Coordinator in its own terminal):\n",
+        );
+        for command in commands {
+            human.push_str(&format!(
+                "  # {}\n  {}\n",
+                command.step,
+                command.line.to_shell()
+            ));
+        }
+    }
+    let commands: Vec<serde_json::Value> = commands
+        .iter()
+        .map(|command| {
+            let mut value = command.line.to_json();
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("step".to_owned(), json!(command.step));
+                map.insert("workload".to_owned(), json!(command.workload));
+            }
+            value
+        })
+        .collect();
     Outcome {
         status: ExitStatus::Ok,
         human,
@@ -539,6 +672,7 @@ fn summary(
             "keys_generated": paths(keys_generated),
             "policies": policies,
             "warnings": warnings,
+            "commands": commands,
         }),
     }
 }
@@ -1140,6 +1274,8 @@ mod tests {
         for name in [
             kube::RUNTIME_CLASS,
             COORDINATOR_IDENTITY_ENV,
+            command_line::COORDINATOR_STATE_DIR,
+            command_line::WORKLOADS_DIR,
             contrast_core::kubernetes::COORDINATOR_READY_SERVICE,
         ] {
             assert!(LONG_ABOUT.contains(name), "{name}");

@@ -1803,3 +1803,133 @@ fn a_coordinator_in_another_namespace_than_the_workloads_is_warned_about() {
     assert_success(&out);
     assert!(!stderr(&out).contains("namespace"), "{}", stderr(&out));
 }
+
+#[test]
+fn simulated_generate_prints_the_commands_with_the_digests() {
+    let env = TestEnv::new();
+    let sim_dir = env.root.join("sim");
+    contrast_tee::SimulatedEnvironment::create(
+        &sim_dir,
+        contrast_core::manifest::Product::Milan,
+        std::time::SystemTime::now(),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let sim_arg = sim_dir.display().to_string();
+    let [app, _] = env.app_paths();
+    let args = [
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--sim-dir",
+        &sim_arg,
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ];
+    let out = env.run(&args);
+    assert_success(&out);
+    let human = String::from_utf8_lossy(&out.stdout).into_owned();
+    let manifest = env.manifest();
+    let coordinator = coordinator_digest(&env);
+    assert!(
+        human.contains("To run this deployment on this machine"),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!(
+            "coordinator --tee simulated --sim-dir {sim_arg} --sim-host-data {coordinator} "
+        )),
+        "{human}"
+    );
+
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(&args);
+    let out = env.run(&json_args);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands = summary["commands"].as_array().unwrap();
+    let argv = |command: &serde_json::Value| -> Vec<String> {
+        command["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let flag = |argv: &[String], name: &str| -> String {
+        let at = argv.iter().position(|a| a == name).unwrap();
+        argv[at + 1].clone()
+    };
+    // The Coordinator runs as the VM of the manifest's coordinator policy.
+    let first = argv(&commands[0]);
+    assert_eq!(first[0], "coordinator");
+    assert_eq!(flag(&first, "--sim-host-data"), coordinator);
+    assert_eq!(
+        manifest.coordinator_policy_hashes().collect::<Vec<_>>(),
+        [coordinator.as_str()]
+    );
+    assert_eq!(flag(&first, "--tee"), "simulated");
+    assert_eq!(flag(&first, "--sim-dir"), sim_arg);
+    assert_eq!(flag(&first, "--user-addr"), "127.0.0.1:1313");
+    assert_eq!(flag(&first, "--mesh-addr"), "127.0.0.1:7777");
+    // Then set, one initializer per workload with an initializer, then verify.
+    assert_eq!(
+        argv(&commands[1])[..4],
+        [
+            "contrast",
+            "--workspace-dir",
+            &env.ws.display().to_string(),
+            "set"
+        ]
+    );
+    assert_eq!(argv(commands.last().unwrap())[3], "verify");
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let initializers: Vec<&serde_json::Value> = commands
+        .iter()
+        .filter(|c| argv(c)[0] == "initializer")
+        .collect();
+    assert!(!initializers.is_empty());
+    for command in initializers {
+        let workload = command["workload"].as_str().unwrap();
+        let name = workload.rsplit('/').next().unwrap();
+        let kind = workload.split('/').nth(1).unwrap();
+        let resource = resources
+            .iter()
+            .find(|r| {
+                r["metadata"]["name"].as_str() == Some(name)
+                    && r["kind"].as_str().unwrap().eq_ignore_ascii_case(kind)
+            })
+            .unwrap();
+        let digest = digest_hex(&initdata_of(resource));
+        let argv = argv(command);
+        assert_eq!(flag(&argv, "--sim-host-data"), digest, "{workload}");
+        assert!(manifest.policies.contains_key(&digest), "{workload}");
+        assert_eq!(flag(&argv, "--coordinator"), "127.0.0.1:7777");
+        assert_eq!(
+            command["env"][COORDINATOR_IDENTITY_ENV].as_str(),
+            initializer_env(resource, COORDINATOR_IDENTITY_ENV).as_deref(),
+            "{workload}"
+        );
+        let shell = command["shell"].as_str().unwrap();
+        assert!(human.contains(shell), "{shell} not in {human}");
+    }
+
+    // Real platforms print no local commands.
+    let out = env.generate(&[
+        "--json",
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ]);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["commands"], serde_json::json!([]));
+    assert!(
+        !String::from_utf8_lossy(
+            &env.generate(&["--insecure-allow-all-policy", "--coordinator", &app])
+                .stdout
+        )
+        .contains("To run this deployment")
+    );
+}
