@@ -516,11 +516,17 @@ fn local_commands(
             ),
         });
     }
-    let mut files: Vec<&Path> = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     for workload in workloads {
-        if !files.contains(&workload.file.as_path()) {
-            files.push(&workload.file);
+        if !files.contains(&workload.file) {
+            files.push(workload.file.clone());
         }
+    }
+    // Set needs the Coordinator's policy too: without --coordinator in this run, its resources
+    // are where an earlier `generate --coordinator` writes them by default, if they are there.
+    let default_coordinator_file = workspace.path(workspace::COORDINATOR_FILE);
+    if this_run.is_empty() && default_coordinator_file.is_file() {
+        files.insert(0, default_coordinator_file);
     }
     commands.push(LocalCommand {
         step: "set the manifest".to_owned(),

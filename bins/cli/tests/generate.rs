@@ -1915,6 +1915,25 @@ fn simulated_generate_prints_the_commands_with_the_digests() {
         assert!(human.contains(shell), "{shell} not in {human}");
     }
 
+    // Without --coordinator: the manifest's Coordinator, and set takes the Coordinator's
+    // resources where an earlier run wrote them.
+    let without: Vec<&str> = json_args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--coordinator")
+        .collect();
+    let out = env.run(&without);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands = summary["commands"].as_array().unwrap();
+    assert_eq!(flag(&argv(&commands[0]), "--sim-host-data"), coordinator);
+    let set = argv(&commands[1]);
+    assert_eq!(set[3], "set");
+    assert!(
+        set.contains(&env.ws.join("coordinator.yml").display().to_string()),
+        "{set:?}"
+    );
+
     // Real platforms print no local commands.
     let out = env.generate(&[
         "--json",
