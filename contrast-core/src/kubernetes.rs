@@ -42,6 +42,37 @@ pub const COORDINATOR_POD_ROLE: &str = "coordinator";
 /// Pod annotation overriding a workload's default workload-secret ID.
 pub const WORKLOAD_SECRET_ID_ANNOTATION: &str = "contrast.edgeless.systems/workload-secret-id";
 
+/// Pod annotation (upstream's) asking `contrast generate` not to inject the initializer into
+/// this pod: `"true"` skips it, `"false"` (or no annotation) injects it. The pod still gets its
+/// initdata and its manifest entry. Upstream compares with `"true"` and treats anything else as
+/// `"false"`; contrast-rs refuses any other value, so a typo is not silently an injection.
+pub const SKIP_INITIALIZER_ANNOTATION: &str = "contrast.edgeless.systems/skip-initializer";
+
+/// Pod annotation (upstream's) configuring the service mesh's ingress (`<name>#<port>#<disableTLS>`
+/// entries separated by `##`); upstream injects the service-mesh sidecar for it. contrast-rs has
+/// no service mesh yet: `contrast generate` refuses a pod carrying it.
+pub const SERVICE_MESH_INGRESS_ANNOTATION: &str = "contrast.edgeless.systems/servicemesh-ingress";
+
+/// Pod annotation (upstream's) configuring the service mesh's egress
+/// (`<name>#<listenIP>:<port>#<remoteHost>:<port>` entries separated by `##`). Not supported
+/// yet, like [`SERVICE_MESH_INGRESS_ANNOTATION`].
+pub const SERVICE_MESH_EGRESS_ANNOTATION: &str = "contrast.edgeless.systems/servicemesh-egress";
+
+/// Pod annotation (upstream's) enabling the service mesh proxy's Envoy admin interface on a
+/// port. Not supported yet, like [`SERVICE_MESH_INGRESS_ANNOTATION`].
+pub const SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION: &str =
+    "contrast.edgeless.systems/servicemesh-admin-interface-port";
+
+/// Pod annotation (upstream's) asking for secure persistence: `<volume claim>:<emptyDir volume>`,
+/// a LUKS volume keyed by the workload secret, opened by the initializer running `cryptsetup`
+/// as a sidecar. Not supported yet: `contrast generate` refuses a pod carrying it.
+pub const SECURE_PV_ANNOTATION: &str = "contrast.edgeless.systems/secure-pv";
+
+/// Pod annotation (upstream's) setting the size of the secure image store (`generate
+/// --inject-image-store`; `"0"` disables the store for the pod). contrast-rs has no image store,
+/// so `"0"` asks for what happens anyway; any other value is refused by `contrast generate`.
+pub const IMAGE_STORE_SIZE_ANNOTATION: &str = "contrast.edgeless.systems/image-store-size";
+
 /// Service annotation asking the platform to expose the Service.
 pub const EXPOSE_SERVICE_ANNOTATION: &str = "contrast.edgeless.systems/expose-service";
 

@@ -16,6 +16,7 @@ use anyhow::{Context as _, anyhow, bail};
 use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
 use contrast_core::manifest::{ManifestDocument, Role};
 
+use crate::command_line::{self, CommandLine, CoordinatorAddrs};
 use crate::{ExitStatus, GlobalArgs, Outcome, kube, workspace};
 
 /// Shown by `contrast demo --help`.
@@ -34,8 +35,12 @@ Run the whole Contrast flow on this machine, without SEV-SNP hardware or Kuberne
  10. run an initializer again and show that old and new certificates chain to the same root
  11. verify again
 
-Each step is printed with its timing; the command exits non-zero if any step fails. The
-`coordinator` and `initializer` binaries must be next to this one, built with their
+Each step is printed with its timing; the command exits non-zero if any step fails. With
+--show-commands, each step is preceded by the command lines that do the same by hand (`$ ...`,
+for the `contrast`, `coordinator` and `initializer` binaries on PATH): the README's \"Run it by
+hand\" with this run's paths, ports and digests.
+
+The `coordinator` and `initializer` binaries must be next to this one, built with their
 `simulated` feature (cargo build -p coordinator -p initializer --features
 coordinator/simulated,initializer/simulated, or --release for all three).";
 
@@ -46,6 +51,7 @@ Examples:
       --features coordinator/simulated,initializer/simulated
   target/release/contrast demo
   target/release/contrast demo --dir ./demo --keep
+  target/release/contrast demo --show-commands     # also print each step's commands
 
 Exit codes:
   0  every step succeeded
@@ -64,6 +70,9 @@ pub struct DemoArgs {
     /// Keep the temporary directory.
     #[arg(long)]
     pub keep: bool,
+    /// Print, as each step runs, the command lines that do the same by hand.
+    #[arg(long)]
+    pub show_commands: bool,
 }
 
 /// A child process that is killed when dropped (every exit path of the demo).
@@ -90,6 +99,12 @@ struct Coordinator {
     ops: String,
 }
 
+impl Coordinator {
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+}
+
 /// What the demo needs to know across its steps.
 struct Demo {
     dir: PathBuf,
@@ -99,6 +114,7 @@ struct Demo {
     sim_dir: PathBuf,
     ports: [u16; 4],
     json: bool,
+    show_commands: bool,
     steps: Vec<serde_json::Value>,
     human: String,
 }
@@ -200,6 +216,7 @@ pub fn run(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<Outcome> {
         initializer_binary,
         ports: [free_port()?, free_port()?, free_port()?, free_port()?],
         json: global.json,
+        show_commands: args.show_commands,
         steps: Vec::new(),
         human: String::new(),
     };
@@ -279,7 +296,7 @@ impl Demo {
         self.step("set the manifest", |demo| demo.set(&user, &yamls))?;
 
         for (service, digest) in &host_data.1 {
-            let root = self.dir.join("workloads").join(service);
+            let root = self.dir.join(command_line::WORKLOADS_DIR).join(service);
             self.step(&format!("initializer of {service}"), |demo| {
                 let identity = demo.coordinator_identity(&app, service)?;
                 demo.initializer(&coordinator, &identity, digest, &root)
@@ -297,6 +314,7 @@ impl Demo {
         self.step("verify the update", |demo| demo.verify(&user))?;
 
         coordinator = self.step("kill -9 and restart the coordinator", |demo| {
+            demo.show(&format!("kill -9 {}", coordinator.pid()));
             coordinator.process.kill();
             demo.start_coordinator(&host_data.0, "2")
         })?;
@@ -312,14 +330,26 @@ impl Demo {
             .ok_or_else(|| anyhow!("the manifest has no workload"))?;
         let after = self
             .dir
-            .join("workloads")
+            .join(command_line::WORKLOADS_DIR)
             .join(format!("{web}-after-recovery"));
         self.step(&format!("initializer of {web} after recovery"), |demo| {
             let identity = demo.coordinator_identity(&app, &web)?;
             demo.initializer(&coordinator, &identity, &web_digest, &after)
         })?;
-        let before = self.dir.join("workloads").join(&web);
+        let before = self.dir.join(command_line::WORKLOADS_DIR).join(&web);
         self.step("old and new certificates chain to the same root", |demo| {
+            for workload in [&before, &after] {
+                let tls = workload.join("tls-config");
+                let chain = tls.join("certChain.pem");
+                demo.show_line(
+                    &CommandLine::new("openssl")
+                        .args(["verify", "-CAfile"])
+                        .arg(demo.dir.join("coordinator-root-ca.pem"))
+                        .arg("-untrusted")
+                        .arg(&chain)
+                        .arg(&chain),
+                );
+            }
             demo.same_root(&before, &after)
         })?;
         self.step("verify after recovery", |demo| demo.verify(&user))?;
@@ -354,16 +384,29 @@ impl Demo {
         result.with_context(|| format!("step {number} ({name}) failed"))
     }
 
+    /// With `--show-commands`: prints `text` as a command line of the step that runs now.
+    fn show(&self, text: &str) {
+        if !self.show_commands {
+            return;
+        }
+        if self.json {
+            eprintln!("    $ {text}");
+        } else {
+            println!("    $ {text}");
+        }
+    }
+
+    /// [`Self::show`] for a command line.
+    fn show_line(&self, line: &CommandLine) {
+        self.show(&line.to_shell());
+    }
+
     /// Runs this binary with `--workspace-dir <demo dir>`.
     fn contrast(&self, args: &[&str], paths: &[&Path]) -> anyhow::Result<Output> {
-        let mut command = Command::new(&self.contrast);
-        command
-            .arg("--workspace-dir")
-            .arg(&self.dir)
-            .args(args)
-            .args(paths);
+        let line = command_line::contrast(&self.dir, args).args(paths);
+        self.show_line(&line);
         run_checked(
-            command,
+            line.command(&self.contrast),
             &format!("contrast {}", args.first().unwrap_or(&"")),
         )
     }
@@ -399,19 +442,23 @@ impl Demo {
     }
 
     fn start_coordinator(&self, host_data: &str, run: &str) -> anyhow::Result<Coordinator> {
-        let addr = |port: u16| format!("127.0.0.1:{port}");
-        let [user, mesh, evidence, ops] = self.ports.map(addr);
+        let addrs = CoordinatorAddrs::loopback(self.ports);
         let log_path = self.dir.join(format!("coordinator-{run}.log"));
         let log = fs::File::create(&log_path)
             .with_context(|| format!("could not create {}", log_path.display()))?;
-        let child = Command::new(&self.coordinator_binary)
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(&self.sim_dir)
-            .args(["--sim-host-data", host_data, "--state-dir"])
-            .arg(self.dir.join("coordinator-state"))
-            .args(["--user-addr", &user, "--mesh-addr", &mesh])
-            .args(["--evidence-addr", &evidence, "--ops-addr", &ops])
-            .args(["--log-level", "info"])
+        let line = command_line::coordinator(
+            &self.sim_dir,
+            host_data,
+            &self.dir.join(command_line::COORDINATOR_STATE_DIR),
+            &addrs,
+        )
+        .args(["--log-level", "info"]);
+        self.show(&format!("{} 2>{} &", line.to_shell(), log_path.display()));
+        let CoordinatorAddrs {
+            user, mesh, ops, ..
+        } = addrs;
+        let child = line
+            .command(&self.coordinator_binary)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -486,29 +533,26 @@ impl Demo {
         host_data: &str,
         root: &Path,
     ) -> anyhow::Result<()> {
-        let mut command = Command::new(&self.initializer_binary);
-        command
-            .env(COORDINATOR_IDENTITY_ENV, identity)
-            .args(["--coordinator", &coordinator.mesh, "--root"])
-            .arg(root)
-            .arg("--done-file")
-            .arg(root.join("done"))
-            .args(["--tee", "simulated", "--sim-dir"])
-            .arg(&self.sim_dir)
-            .args(["--sim-host-data", host_data])
-            .args([
-                "--retry-min",
-                "100ms",
-                "--retry-max",
-                "1s",
-                "--max-attempts",
-                "30",
-            ]);
-        run_checked(command, "initializer").map(|_| ())
+        let line =
+            command_line::initializer(&self.sim_dir, host_data, identity, &coordinator.mesh, root)
+                .args([
+                    "--retry-min",
+                    "100ms",
+                    "--retry-max",
+                    "1s",
+                    "--max-attempts",
+                    "30",
+                ]);
+        self.show_line(&line);
+        run_checked(line.command(&self.initializer_binary), "initializer").map(|_| ())
     }
 
     /// Adds `san` to the policy of `service` and writes the manifest.
     fn add_san(&self, service: &str, san: &str) -> anyhow::Result<()> {
+        self.show(&format!(
+            "# edit {}: add \"{san}\" to the SANs of {service}'s policy",
+            self.dir.join(workspace::MANIFEST_FILE).display()
+        ));
         let mut manifest = self.manifest()?.manifest().clone();
         let suffix = format!("/Deployment/default/{service}");
         let entry = manifest

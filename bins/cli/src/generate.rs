@@ -9,12 +9,13 @@ use std::process::Command;
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::coordinator_identity::{CoordinatorIdentity, IdentityError};
 use contrast_core::initdata::{self, Algorithm, Initdata};
-use contrast_core::kubernetes::COORDINATOR_IDENTITY_ENV;
+use contrast_core::kubernetes::{COORDINATOR_IDENTITY_ENV, SKIP_INITIALIZER_ANNOTATION};
 use contrast_core::manifest::{
     Manifest, ManifestDocument, PolicyEntry, Role, SIMULATED_SNP_PLATFORM, SnpReferenceValues,
 };
 use serde_json::json;
 
+use crate::command_line::{self, CommandLine, CoordinatorAddrs};
 use crate::coordinator_resources::{
     self, CoordinatorOptions, DEFAULT_COORDINATOR_IMAGE, DEFAULT_COORDINATOR_MEMORY_MIB,
 };
@@ -103,6 +104,20 @@ CronJob) whose runtimeClassName is contrast-cc gets:
     coordinator), else generate refuses. The identity is set before the policy is computed, so
     the policy, and with it the pod's initdata digest, covers it: re-run generate for the
     workloads whenever the Coordinator's policy or the reference values change.
+Upstream's pod annotations (read from the pod template's metadata, else the resource's own):
+  contrast.edgeless.systems/skip-initializer: \"true\" injects no initializer into that pod (an
+    initializer injected by an earlier run is removed); the pod still gets its initdata and its
+    manifest entry. \"false\" (or no annotation) injects it; any other value is refused.
+  contrast.edgeless.systems/pod-role and contrast.edgeless.systems/workload-secret-id are
+    honoured (the manifest's Role and WorkloadSecretID).
+  contrast.edgeless.systems/servicemesh-ingress, contrast.edgeless.systems/servicemesh-egress,
+  contrast.edgeless.systems/servicemesh-admin-interface-port, contrast.edgeless.systems/secure-pv
+  and contrast.edgeless.systems/image-store-size (but \"0\") are refused: contrast-rs has no
+    service mesh, secure persistence or image store yet, and the pod would run without them.
+Warnings (on stderr, and in --json's \"warnings\"): a runtimeClassName close to contrast-cc but
+not it (contrast-c, Contrast-cc, upstream's contrast-cc-<platform>-<hash>, ...), which generate
+leaves alone; a workload with an initializer in another namespace than this run's Coordinator
+(the initializer connects to the Service coordinator-ready of its own namespace).
 Other resources and documents are left alone; files without such a resource are not rewritten.
 Comments inside a rewritten document are not kept (those above it are). With --coordinator,
 the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
@@ -121,7 +136,15 @@ workload's copy also names the digest of its initializer's Coordinator identity.
 manifest.json (or -m FILE) is created or updated: the Policies entries of the processed
 workloads are replaced (matched by digest, or by WorkloadSecretID and name), others are kept; the
 reference values of the chosen platform are replaced, those of other platforms kept; owner keys
-are added, never removed (except -d). Running generate again on the same input rewrites nothing.";
+are added, never removed (except -d). Running generate again on the same input rewrites nothing.
+
+With --reference-values Simulated-SNP, generate then prints the commands that run this
+deployment on this machine (--json: \"commands\", each with argv, env and the shell line): start
+the Coordinator (coordinator --tee simulated --sim-dir DIR --sim-host-data <its policy digest>
+--state-dir <workspace>/coordinator-state, on 127.0.0.1 with the standard ports), contrast set,
+one initializer per workload with an initializer (--sim-host-data <its initdata digest>, the
+Coordinator identity its pod was given in CONTRAST_COORDINATOR_IDENTITY, --root
+<workspace>/workloads/<name>), contrast verify.";
 
 /// Examples (`--help`).
 pub const AFTER_LONG_HELP: &str = "\
@@ -129,6 +152,8 @@ Examples:
   # Simulated platform, development policy, with the Coordinator's resources:
   contrast generate --reference-values Simulated-SNP --sim-dir ./sim \\
       --insecure-allow-all-policy --coordinator deployment/
+
+  #   ...then run the commands it prints: the Coordinator, set, the initializers, verify.
 
   # Real hardware: your own measured reference values and policy:
   contrast generate --reference-values Metal-QEMU-SNP --reference-values-file snp.json \\
@@ -232,6 +257,9 @@ struct GeneratedWorkload {
     workload: ConfidentialWorkload,
     digest_hex: String,
     entry: PolicyEntry,
+    /// The Coordinator identity (JSON) given to the injected initializer; `None` when no
+    /// initializer was injected.
+    initializer_identity: Option<String>,
 }
 
 /// One input file after processing.
@@ -306,6 +334,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
                 .with_context(|| format!("in {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut warnings: Vec<String> = files.iter().flat_map(InputFile::near_misses).collect();
 
     // The Coordinator's pods first: the initializer of every other pod is given the
     // Coordinator's identity, and that identity (its policy hash) comes from them.
@@ -409,7 +439,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         files_unchanged.push(manifest_path.clone());
     }
 
-    let mut warnings = unknown_key_warnings;
+    warnings.extend(unknown_key_warnings);
+    warnings.extend(namespace_warnings(&workloads));
     if let Err(errors) = manifest.validate() {
         warnings.extend(
             errors
@@ -428,6 +459,13 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         );
     }
 
+    let commands = match (&args.sim_dir, args.reference_values.as_str()) {
+        (Some(sim_dir), SIMULATED_SNP_PLATFORM) => {
+            local_commands(global, sim_dir, &workspace, &manifest, &workloads)
+        }
+        _ => Vec::new(),
+    };
+
     Ok(summary(
         &workloads,
         &files_written,
@@ -435,7 +473,141 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         &keys_generated,
         &manifest_path,
         &warnings,
+        &commands,
     ))
+}
+
+/// One command `generate` prints for running the deployment on this machine.
+#[derive(Debug)]
+struct LocalCommand {
+    /// What it does, e.g. `start the Coordinator`.
+    step: String,
+    /// The workload it is for (`<namespace>/<kind>/<name>`), if one.
+    workload: Option<String>,
+    line: CommandLine,
+}
+
+/// The commands that run this deployment on the simulated platform in `sim_dir`, in order:
+/// start the Coordinator (as the VM whose HOST_DATA is the Coordinator's policy digest), set
+/// the manifest, run each injected initializer (as the VM of its workload's digest, with the
+/// Coordinator identity its pod was given), verify. The Coordinator listens on loopback with
+/// its standard ports.
+fn local_commands(
+    global: &GlobalArgs,
+    sim_dir: &Path,
+    workspace: &Workspace,
+    manifest: &Manifest,
+    workloads: &[GeneratedWorkload],
+) -> Vec<LocalCommand> {
+    let addrs = CoordinatorAddrs::default_loopback();
+    // The Coordinator of this run, else the manifest's only one.
+    let this_run: Vec<&str> = workloads
+        .iter()
+        .filter(|w| w.workload.is_coordinator())
+        .map(|w| w.digest_hex.as_str())
+        .collect();
+    let coordinator_digest = match this_run.as_slice() {
+        [digest] => Some(*digest),
+        [] => {
+            let known: Vec<&str> = manifest.coordinator_policy_hashes().collect();
+            match known.as_slice() {
+                [digest] => Some(*digest),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let mut commands = Vec::new();
+    if let Some(digest) = coordinator_digest {
+        commands.push(LocalCommand {
+            step: "start the Coordinator (keep it running)".to_owned(),
+            workload: None,
+            line: command_line::coordinator(
+                sim_dir,
+                digest,
+                &workspace.path(command_line::COORDINATOR_STATE_DIR),
+                &addrs,
+            ),
+        });
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for workload in workloads {
+        if !files.contains(&workload.file) {
+            files.push(workload.file.clone());
+        }
+    }
+    // Set needs the Coordinator's policy too: without --coordinator in this run, its resources
+    // are where an earlier `generate --coordinator` writes them by default, if they are there.
+    let default_coordinator_file = workspace.path(workspace::COORDINATOR_FILE);
+    if this_run.is_empty() && default_coordinator_file.is_file() {
+        files.insert(0, default_coordinator_file);
+    }
+    commands.push(LocalCommand {
+        step: "set the manifest".to_owned(),
+        workload: None,
+        line: command_line::contrast(&global.workspace_dir, ["set", "-c", &addrs.user]).args(files),
+    });
+    for workload in workloads {
+        let Some(identity) = &workload.initializer_identity else {
+            continue;
+        };
+        commands.push(LocalCommand {
+            step: format!("initializer of {}", workload.workload.qualified_name()),
+            workload: Some(workload.workload.qualified_name()),
+            line: command_line::initializer(
+                sim_dir,
+                &workload.digest_hex,
+                identity,
+                &addrs.mesh,
+                &workspace
+                    .path(command_line::WORKLOADS_DIR)
+                    .join(&workload.workload.name),
+            ),
+        });
+    }
+    commands.push(LocalCommand {
+        step: "verify as a data owner".to_owned(),
+        workload: None,
+        line: command_line::contrast(&global.workspace_dir, ["verify", "-c", &addrs.user]),
+    });
+    commands
+}
+
+/// Warnings for workloads whose initializer looks for the Coordinator in another namespace
+/// than the one this run puts the Coordinator in: the initializer's `COORDINATOR_HOST` is the
+/// Service `coordinator-ready`, which resolves in the pod's own namespace.
+fn namespace_warnings(workloads: &[GeneratedWorkload]) -> Vec<String> {
+    let coordinator_namespaces: BTreeSet<&str> = workloads
+        .iter()
+        .filter(|w| w.workload.is_coordinator())
+        .map(|w| w.workload.namespace.as_str())
+        .collect();
+    if coordinator_namespaces.is_empty() {
+        return Vec::new();
+    }
+    let coordinators = coordinator_namespaces
+        .iter()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    workloads
+        .iter()
+        .filter(|w| {
+            w.initializer_identity.is_some()
+                && !coordinator_namespaces.contains(w.workload.namespace.as_str())
+        })
+        .map(|w| {
+            format!(
+                "{} is in namespace {}, but the Coordinator is in namespace {coordinators}: its \
+                 initializer connects to the Service {} of its own namespace and will not find \
+                 the Coordinator; put them in one namespace (--coordinator-namespace {})",
+                w.workload.qualified_name(),
+                w.workload.namespace,
+                contrast_core::kubernetes::COORDINATOR_READY_SERVICE,
+                w.workload.namespace
+            )
+        })
+        .collect()
 }
 
 fn summary(
@@ -445,6 +617,7 @@ fn summary(
     keys_generated: &[PathBuf],
     manifest_path: &Path,
     warnings: &[String],
+    commands: &[LocalCommand],
 ) -> Outcome {
     let paths = |list: &[PathBuf]| -> Vec<String> {
         list.iter().map(|p| p.display().to_string()).collect()
@@ -484,6 +657,30 @@ fn summary(
     if files_written.is_empty() {
         human.push_str("✔ nothing changed\n");
     }
+    if !commands.is_empty() {
+        human.push_str(
+            "\nTo run this deployment on this machine (simulated platform; the binaries on PATH, \
+             the Coordinator in its own terminal):\n",
+        );
+        for command in commands {
+            human.push_str(&format!(
+                "  # {}\n  {}\n",
+                command.step,
+                command.line.to_shell()
+            ));
+        }
+    }
+    let commands: Vec<serde_json::Value> = commands
+        .iter()
+        .map(|command| {
+            let mut value = command.line.to_json();
+            if let serde_json::Value::Object(map) = &mut value {
+                map.insert("step".to_owned(), json!(command.step));
+                map.insert("workload".to_owned(), json!(command.workload));
+            }
+            value
+        })
+        .collect();
     Outcome {
         status: ExitStatus::Ok,
         human,
@@ -495,6 +692,7 @@ fn summary(
             "keys_generated": paths(keys_generated),
             "policies": policies,
             "warnings": warnings,
+            "commands": commands,
         }),
     }
 }
@@ -769,6 +967,31 @@ impl InputFile {
         })
     }
 
+    /// Warnings for the resources of this file whose runtimeClassName is a near miss of
+    /// [`kube::RUNTIME_CLASS`] (documents that do not parse are skipped: they are not
+    /// Kubernetes YAML generate would touch anyway).
+    fn near_misses(&self) -> Vec<String> {
+        let Some(text) = self.original.as_deref().or(self.generated.as_deref()) else {
+            return Vec::new();
+        };
+        kube::split_documents(text)
+            .iter()
+            .filter_map(|document| kube::parse_document(document).ok())
+            .filter_map(|resource| kube::near_miss_runtime_class(&resource))
+            .map(|miss| {
+                format!(
+                    "{}: {} has runtimeClassName {:?}, not {rc}, so generate leaves it alone \
+                     (no initdata, no initializer, no manifest entry); did you mean {rc}? \
+                     (contrast-rs takes exactly {rc}, not upstream's platform runtime classes)",
+                    self.path.display(),
+                    miss.resource,
+                    miss.runtime_class,
+                    rc = kube::RUNTIME_CLASS
+                )
+            })
+            .collect()
+    }
+
     fn finish(self) -> ProcessedFile {
         let rewritten = match self.documents {
             Some(documents) if self.modified || self.generated.is_some() => {
@@ -853,19 +1076,25 @@ fn process_workload(
     policy_source: &PolicySource,
     file: &Path,
 ) -> anyhow::Result<GeneratedWorkload> {
+    let annotations = kube::pod_annotations(resource, &workload)?;
     let template = kube::pod_template_mut(resource)
         .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
+    if annotations.skip_initializer {
+        // An earlier run may have injected it before the pod was annotated.
+        kube::remove_initializer(template);
+    }
     // The identity goes in before the policy is computed: genpolicy's policy pins the
     // container's environment, and a policy file gets the identity's digest (below).
     let injected_identity = match identity {
-        Some(identity) if !args.skip_initializer => {
+        Some(identity) if !args.skip_initializer && !annotations.skip_initializer => {
             let identity = identity.as_ref().map_err(|reason| {
                 anyhow!(
                     "{} needs the initializer, and the initializer needs the Coordinator's \
                      identity to attest it, but {reason}; pass --coordinator (or the \
                      Coordinator's resources) so that generate computes the Coordinator's \
                      policy, or run generate with the manifest of a deployment that has one; \
-                     --skip-initializer injects no initializer",
+                     --skip-initializer (or the pod annotation {SKIP_INITIALIZER_ANNOTATION}: \
+                     \"true\") injects no initializer",
                     workload.qualified_name()
                 )
             })?;
@@ -923,6 +1152,7 @@ fn process_workload(
         workload,
         digest_hex,
         entry,
+        initializer_identity: injected_identity,
     })
 }
 
@@ -1046,6 +1276,30 @@ mod tests {
             ["cc".to_owned(), "aa".to_owned()],
         );
         assert_eq!(merged, ["aa", "bb", "cc"]);
+    }
+
+    #[test]
+    fn help_names_every_annotation_it_decides_on() {
+        for annotation in kube::UNSUPPORTED_ANNOTATIONS
+            .iter()
+            .map(|(annotation, _)| *annotation)
+            .chain([
+                SKIP_INITIALIZER_ANNOTATION,
+                contrast_core::kubernetes::POD_ROLE_ANNOTATION,
+                contrast_core::kubernetes::WORKLOAD_SECRET_ID_ANNOTATION,
+            ])
+        {
+            assert!(LONG_ABOUT.contains(annotation), "{annotation}");
+        }
+        for name in [
+            kube::RUNTIME_CLASS,
+            COORDINATOR_IDENTITY_ENV,
+            command_line::COORDINATOR_STATE_DIR,
+            command_line::WORKLOADS_DIR,
+            contrast_core::kubernetes::COORDINATOR_READY_SERVICE,
+        ] {
+            assert!(LONG_ABOUT.contains(name), "{name}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::kubernetes::{
     COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, COORDINATOR_POD_ROLE,
-    COORDINATOR_READY_SERVICE, POD_ROLE_ANNOTATION, SECRETS_MOUNT_PATH,
+    COORDINATOR_READY_SERVICE, IMAGE_STORE_SIZE_ANNOTATION, POD_ROLE_ANNOTATION,
+    SECRETS_MOUNT_PATH, SECURE_PV_ANNOTATION, SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
+    SERVICE_MESH_EGRESS_ANNOTATION, SERVICE_MESH_INGRESS_ANNOTATION, SKIP_INITIALIZER_ANNOTATION,
     WORKLOAD_SECRET_ID_ANNOTATION,
 };
 use serde_norway::{Mapping, Value};
@@ -214,6 +216,175 @@ pub fn confidential_workload(resource: &Value) -> anyhow::Result<Option<Confiden
     }))
 }
 
+/// Upstream annotations whose feature contrast-rs does not have yet, with that feature:
+/// `contrast generate` refuses a pod that carries one (see [`decide_annotations`]), because
+/// ignoring it would deploy the pod without what the annotation asks for.
+pub const UNSUPPORTED_ANNOTATIONS: [(&str, &str); 5] = [
+    (SERVICE_MESH_INGRESS_ANNOTATION, "the service mesh"),
+    (SERVICE_MESH_EGRESS_ANNOTATION, "the service mesh"),
+    (
+        SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
+        "the service mesh",
+    ),
+    (SECURE_PV_ANNOTATION, "secure persistence (secure-pv)"),
+    (IMAGE_STORE_SIZE_ANNOTATION, "the secure image store"),
+];
+
+/// What a confidential pod's Contrast annotations ask of `contrast generate`, once those it
+/// cannot honour were refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodAnnotations {
+    /// [`SKIP_INITIALIZER_ANNOTATION`] is `"true"`: no initializer for this pod (it still gets
+    /// its initdata and its manifest entry).
+    pub skip_initializer: bool,
+}
+
+/// The one decision about upstream's workload annotations: which are honoured (and how their
+/// values are read) and which are refused. `lookup` gives an annotation's value, if the pod has
+/// it; `workload` names the pod in messages.
+///
+/// - [`SKIP_INITIALIZER_ANNOTATION`]: `"true"` or `"false"`; anything else is refused (upstream
+///   reads anything but `"true"` as `"false"`, which turns a typo into an injection).
+/// - [`UNSUPPORTED_ANNOTATIONS`]: refused with any value, naming the feature that is not
+///   supported yet; except [`IMAGE_STORE_SIZE_ANNOTATION`] `"0"`, which disables the image store
+///   upstream and so asks for what contrast-rs does anyway.
+/// - Every annotation value must be a string (Kubernetes refuses other types).
+pub fn decide_annotations<'a>(
+    workload: &str,
+    lookup: impl Fn(&str) -> Option<&'a Value>,
+) -> anyhow::Result<PodAnnotations> {
+    let string = |key: &str| -> anyhow::Result<Option<&'a str>> {
+        match lookup(key) {
+            None => Ok(None),
+            Some(Value::String(value)) => Ok(Some(value.as_str())),
+            Some(other) => bail!(
+                "{workload}: the annotation {key} is {}, but annotation values must be strings; \
+                 quote it (e.g. \"true\")",
+                yaml_type(other)
+            ),
+        }
+    };
+    for (key, feature) in UNSUPPORTED_ANNOTATIONS {
+        let Some(value) = string(key)? else {
+            continue;
+        };
+        if key == IMAGE_STORE_SIZE_ANNOTATION && value == "0" {
+            continue;
+        }
+        bail!(
+            "{workload} has the annotation {key}: {value:?}, but contrast-rs does not support \
+             {feature} yet; remove the annotation (the pod would run without it) or deploy this \
+             workload with upstream Contrast"
+        );
+    }
+    let skip_initializer = match string(SKIP_INITIALIZER_ANNOTATION)? {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => bail!(
+            "{workload}: the annotation {SKIP_INITIALIZER_ANNOTATION} is {other:?}; it must be \
+             \"true\" (inject no initializer) or \"false\""
+        ),
+    };
+    Ok(PodAnnotations { skip_initializer })
+}
+
+fn yaml_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The Contrast annotations of a confidential resource, decided by [`decide_annotations`]. An
+/// annotation is read from the pod template's metadata (where upstream's documentation puts
+/// it) or else from the resource's own metadata (where some upstream versions read it), so
+/// that neither placement is silently ignored.
+pub fn pod_annotations(
+    resource: &Value,
+    workload: &ConfidentialWorkload,
+) -> anyhow::Result<PodAnnotations> {
+    let template = pod_template_path(&workload.kind).and_then(|path| get_path(resource, path));
+    let lookup = |key: &str| {
+        template
+            .and_then(|template| get_path(template, &["metadata", "annotations", key]))
+            .or_else(|| get_path(resource, &["metadata", "annotations", key]))
+    };
+    decide_annotations(&workload.qualified_name(), lookup)
+}
+
+/// Removes the injected initializer container (no-op when absent): for a pod that an earlier
+/// run injected and that is now annotated to skip it. The shared emptyDir volume stays, as the
+/// pod's containers may mount it.
+pub fn remove_initializer(template: &mut Value) {
+    if let Some(Value::Sequence(containers)) = template
+        .get_mut("spec")
+        .and_then(|spec| spec.get_mut("initContainers"))
+    {
+        containers.retain(|container| get_str(container, &["name"]) != Some(INITIALIZER_CONTAINER));
+    }
+}
+
+/// Whether a runtimeClassName that is not [`RUNTIME_CLASS`] looks meant as it: the same but for
+/// case, within two edits of it, or starting with `contrast` (upstream's platform runtime
+/// classes, `contrast-cc-<platform>-<hash>`, which upstream's generate accepts by prefix and
+/// contrast-rs does not).
+#[must_use]
+pub fn is_near_miss_runtime_class(found: &str) -> bool {
+    if found == RUNTIME_CLASS {
+        return false;
+    }
+    let lower = found.to_ascii_lowercase();
+    lower.starts_with("contrast") || edit_distance(&lower, RUNTIME_CLASS) <= 2
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// A resource whose pod template's runtimeClassName is a near miss of [`RUNTIME_CLASS`] (see
+/// [`is_near_miss_runtime_class`]): `generate` leaves it alone, which is likely not what was
+/// meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearMiss {
+    /// `<namespace>/<kind lowercase>/<name>`, as [`ConfidentialWorkload::qualified_name`].
+    pub resource: String,
+    /// The runtimeClassName found.
+    pub runtime_class: String,
+}
+
+/// The near miss of `resource`, if its pod template has one.
+#[must_use]
+pub fn near_miss_runtime_class(resource: &Value) -> Option<NearMiss> {
+    let kind = get_str(resource, &["kind"])?;
+    let template = get_path(resource, pod_template_path(kind)?)?;
+    let found = get_str(template, &["spec", "runtimeClassName"])?;
+    is_near_miss_runtime_class(found).then(|| NearMiss {
+        resource: format!(
+            "{}/{}/{}",
+            get_str(resource, &["metadata", "namespace"]).unwrap_or("default"),
+            kind.to_ascii_lowercase(),
+            get_str(resource, &["metadata", "name"]).unwrap_or("<unnamed>")
+        ),
+        runtime_class: found.to_owned(),
+    })
+}
+
 /// The mapping under `key` of a mapping value, created when absent or `null`.
 fn child_mapping<'a>(parent: &'a mut Value, key: &str) -> anyhow::Result<&'a mut Mapping> {
     let Value::Mapping(map) = parent else {
@@ -379,6 +550,112 @@ mod tests {
         assert_eq!(workload.qualified_name(), "shop/pod/web");
         workload.workload_secret_id_annotation = Some("mine".to_owned());
         assert_eq!(workload.workload_secret_id(), "mine");
+    }
+
+    fn annotations(pairs: &[(&str, Value)]) -> Mapping {
+        pairs
+            .iter()
+            .map(|(k, v)| (Value::String((*k).to_owned()), v.clone()))
+            .collect()
+    }
+
+    fn decide(pairs: &[(&str, Value)]) -> anyhow::Result<PodAnnotations> {
+        let map = annotations(pairs);
+        decide_annotations("default/pod/p", |key| map.get(key))
+    }
+
+    fn string(text: &str) -> Value {
+        Value::String(text.to_owned())
+    }
+
+    #[test]
+    fn skip_initializer_is_true_false_or_refused() {
+        assert_eq!(decide(&[]).unwrap(), PodAnnotations::default());
+        let skip = |value: Value| decide(&[(SKIP_INITIALIZER_ANNOTATION, value)]);
+        assert!(skip(string("true")).unwrap().skip_initializer);
+        assert!(!skip(string("false")).unwrap().skip_initializer);
+        for bad in [string("yes"), string("True"), string(""), Value::Bool(true)] {
+            let message = format!("{:#}", skip(bad).unwrap_err());
+            assert!(message.contains("default/pod/p"), "{message}");
+            assert!(message.contains(SKIP_INITIALIZER_ANNOTATION), "{message}");
+        }
+    }
+
+    #[test]
+    fn unsupported_annotations_are_refused_naming_the_feature() {
+        for (key, feature) in UNSUPPORTED_ANNOTATIONS {
+            let message = format!("{:#}", decide(&[(key, string("x"))]).unwrap_err());
+            for needle in ["default/pod/p", key, feature, "not support"] {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+            // Even an empty value asks for the feature upstream.
+            assert!(decide(&[(key, string(""))]).is_err());
+        }
+        // "0" disables the image store: nothing to refuse.
+        assert_eq!(
+            decide(&[(IMAGE_STORE_SIZE_ANNOTATION, string("0"))]).unwrap(),
+            PodAnnotations::default()
+        );
+        // Annotations contrast-rs honours elsewhere, or does not know, are not refused here.
+        assert!(decide(&[(WORKLOAD_SECRET_ID_ANNOTATION, string("id"))]).is_ok());
+        assert!(decide(&[("example.com/other", string("x"))]).is_ok());
+    }
+
+    #[test]
+    fn annotations_are_read_from_the_template_or_the_resource() {
+        let resource: Value = serde_norway::from_str(
+            "kind: Deployment\nmetadata: {name: d, annotations: {contrast.edgeless.systems/secure-pv: 'a:b'}}\nspec:\n  template:\n    metadata: {annotations: {contrast.edgeless.systems/skip-initializer: 'true'}}\n    spec: {runtimeClassName: contrast-cc}\n",
+        )
+        .unwrap();
+        let workload = confidential_workload(&resource).unwrap().unwrap();
+        let message = format!("{:#}", pod_annotations(&resource, &workload).unwrap_err());
+        assert!(message.contains(SECURE_PV_ANNOTATION), "{message}");
+        let template_only: Value = serde_norway::from_str(
+            "kind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    metadata: {annotations: {contrast.edgeless.systems/skip-initializer: 'true'}}\n    spec: {runtimeClassName: contrast-cc}\n",
+        )
+        .unwrap();
+        assert!(
+            pod_annotations(&template_only, &workload)
+                .unwrap()
+                .skip_initializer
+        );
+    }
+
+    #[test]
+    fn near_misses_of_the_runtime_class() {
+        for near in [
+            "contrast-c",
+            "Contrast-cc",
+            "contrast_cc",
+            "contrastcc",
+            "contrast-cc-snp",
+            "contrast-cc-metal-qemu-snp-1a2b3c4d",
+            "contrast",
+            "kontrast-cc",
+        ] {
+            assert!(is_near_miss_runtime_class(near), "{near}");
+        }
+        for far in [
+            RUNTIME_CLASS,
+            "kata-qemu-snp",
+            "kata-cc",
+            "runc",
+            "gvisor",
+            "",
+        ] {
+            assert!(!is_near_miss_runtime_class(far), "{far}");
+        }
+        let pod: Value = serde_norway::from_str(
+            "kind: Pod\nmetadata: {name: p, namespace: n}\nspec: {runtimeClassName: contrast-c}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            near_miss_runtime_class(&pod),
+            Some(NearMiss {
+                resource: "n/pod/p".to_owned(),
+                runtime_class: "contrast-c".to_owned()
+            })
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #![allow(unreachable_pub)]
 
 mod collateral;
+mod command_line;
 mod connect;
 mod coordinator_resources;
 mod demo;

@@ -709,6 +709,180 @@ fn demo_completes_and_prints_its_summary() {
         "{stdout}"
     );
     assert!(stdout.contains("demo complete: 15 steps"), "{stdout}");
+    // Command lines only with --show-commands.
+    assert!(!stdout.contains("    $ "), "{stdout}");
+}
+
+#[test]
+fn demo_show_commands_prints_each_steps_command_lines() {
+    workspace_binary("coordinator");
+    workspace_binary("initializer");
+    let output = Command::new(CONTRAST)
+        .args(["demo", "--show-commands"])
+        .env_remove("CARGO")
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("    $ "))
+        .collect();
+    // Every step's commands come before its result line, in order.
+    let starts = |prefix: &str| shown.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(starts("contrast --workspace-dir "), 8, "{stdout}");
+    assert_eq!(starts("coordinator --tee simulated "), 2, "{stdout}");
+    assert_eq!(
+        starts("CONTRAST_COORDINATOR_IDENTITY='{\"PolicyHashes\""),
+        4,
+        "{stdout}"
+    );
+    assert_eq!(starts("kill -9 "), 1, "{stdout}");
+    assert_eq!(starts("openssl verify -CAfile "), 2, "{stdout}");
+    for needle in [
+        " simulate --dir ",
+        " generate --reference-values Simulated-SNP ",
+        " set -c 127.0.0.1:",
+        " verify -c 127.0.0.1:",
+        " recover -c 127.0.0.1:",
+    ] {
+        assert!(
+            shown.iter().any(|l| l.contains(needle)),
+            "{needle}: {stdout}"
+        );
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    let simulate = lines
+        .iter()
+        .position(|l| l.contains(" simulate --dir "))
+        .unwrap();
+    let first_step = lines.iter().position(|l| l.starts_with("[ 1]")).unwrap();
+    assert!(simulate < first_step, "{stdout}");
+    // The coordinator's printed HOST_DATA is the manifest's coordinator policy.
+    let coordinator = shown
+        .iter()
+        .find(|l| l.starts_with("coordinator "))
+        .unwrap();
+    let host_data = coordinator
+        .split(" --sim-host-data ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(host_data.len(), 64, "{coordinator}");
+    assert!(stdout.contains("demo complete: 15 steps"), "{stdout}");
+}
+
+/// `generate --reference-values Simulated-SNP` prints the commands of a local run; the
+/// Coordinator they start runs as the manifest's coordinator policy, and the printed initializer
+/// command, pointed at this test's Coordinator, gets its workload's certificate.
+#[test]
+fn the_commands_generate_prints_run_the_deployment() {
+    let ws = Workspace::generate();
+    let output = contrast(
+        &ws.dir,
+        &[
+            "--json",
+            "generate",
+            "--reference-values",
+            "Simulated-SNP",
+            "--sim-dir",
+            ws.path("sim").to_str().unwrap(),
+            "--insecure-allow-all-policy",
+            "--coordinator",
+            "--coordinator-replicas",
+            "1",
+            ws.path("app.yml").to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let commands = summary["commands"].as_array().unwrap().clone();
+    let argv = |command: &serde_json::Value| -> Vec<String> {
+        command["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let flag = |argv: &[String], name: &str| -> String {
+        argv[argv.iter().position(|a| a == name).unwrap() + 1].clone()
+    };
+    let printed_coordinator = argv(&commands[0]);
+    assert_eq!(printed_coordinator[0], "coordinator");
+    assert_eq!(
+        flag(&printed_coordinator, "--sim-host-data"),
+        ws.host_data("coordinator")
+    );
+
+    // The printed Coordinator command, on this test's free ports and state directory.
+    let addrs = Addrs::free().unwrap();
+    let state = ws.path("printed-state");
+    let mut args = printed_coordinator[1..].to_vec();
+    for (name, value) in [
+        ("--user-addr", addrs.user.clone()),
+        ("--mesh-addr", addrs.mesh.clone()),
+        ("--evidence-addr", addrs.evidence.clone()),
+        ("--ops-addr", addrs.ops.clone()),
+        ("--state-dir", state.display().to_string()),
+    ] {
+        let at = args.iter().position(|a| a == name).unwrap();
+        args[at + 1] = value;
+    }
+    let mut coordinator = Command::new(workspace_binary("coordinator"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let [app, coordinator_yml] = ws.yamls();
+    let set = contrast(
+        &ws.dir,
+        &[
+            "set",
+            "-c",
+            &addrs.user,
+            "--timeout",
+            "60s",
+            &app,
+            &coordinator_yml,
+        ],
+    );
+    let mut initializers = 0;
+    let mut result = Ok(());
+    if set.status.success() {
+        for command in commands.iter().filter(|c| argv(c)[0] == "initializer") {
+            let mut args = argv(command)[1..].to_vec();
+            let root = ws.path(&format!("printed-{initializers}"));
+            for (name, value) in [
+                ("--coordinator", addrs.mesh.clone()),
+                ("--root", root.display().to_string()),
+                ("--done-file", root.join("done").display().to_string()),
+            ] {
+                let at = args.iter().position(|a| a == name).unwrap();
+                args[at + 1] = value;
+            }
+            let mut initializer = Command::new(workspace_binary("initializer"));
+            initializer.args(&args).args(["--max-attempts", "20"]);
+            for (name, value) in command["env"].as_object().unwrap() {
+                initializer.env(name, value.as_str().unwrap());
+            }
+            let output = initializer.output().unwrap();
+            if !output.status.success() {
+                result = Err(stderr(&output));
+                break;
+            }
+            assert!(root.join("tls-config/certChain.pem").exists());
+            initializers += 1;
+        }
+    }
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+    assert_exit(&set, 0);
+    result.unwrap();
+    assert_eq!(initializers, 2);
 }
 
 /// The Coordinator's history as its user API serves it, fetched with the library client.

@@ -1474,3 +1474,481 @@ fn workloads_without_a_known_coordinator_are_refused_unless_skip_initializer() {
         None
     );
 }
+
+/// A Deployment `name` in `namespace` with `runtime_class`, its pod template annotated with
+/// `annotations` (`key: value` YAML lines, values as written).
+fn deployment(name: &str, namespace: &str, runtime_class: &str, annotations: &[&str]) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "      annotations:\n{}",
+            annotations
+                .iter()
+                .map(|line| format!("        {line}\n"))
+                .collect::<String>()
+        )
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n{annotations}    spec:\n      runtimeClassName: {runtime_class}\n      containers:\n        - name: {name}\n          image: example/{name}:1\n"
+    )
+}
+
+fn has_initializer(resource: &Value) -> bool {
+    pod_template(resource)["spec"]["initContainers"]
+        .as_sequence()
+        .is_some_and(|containers| {
+            containers
+                .iter()
+                .any(|c| c["name"].as_str() == Some("contrast-initializer"))
+        })
+}
+
+#[test]
+fn skip_initializer_annotation_is_honoured_and_an_invalid_value_refused() {
+    let env = TestEnv::new();
+    let app = env.root.join("skip.yml");
+    let app_arg = app.display().to_string();
+    let args = [
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        app_arg.as_str(),
+    ];
+
+    // First without the annotation: both get the initializer.
+    fs::write(
+        &app,
+        [
+            deployment("web", "default", "contrast-cc", &[]),
+            deployment("api", "default", "contrast-cc", &[]),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    assert_success(&env.generate(&args));
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    assert!(has_initializer(find(&resources, "Deployment", "web")));
+
+    // Annotated "true" (on the generated file, as a user would edit it): web's injected
+    // initializer goes, its initdata stays and is in the manifest; api keeps its initializer.
+    let mut resources = documents(&fs::read_to_string(&app).unwrap());
+    for resource in &mut resources {
+        if resource["metadata"]["name"].as_str() == Some("web") {
+            let Value::Mapping(annotations) =
+                &mut resource["spec"]["template"]["metadata"]["annotations"]
+            else {
+                panic!("no annotations: {resource:?}");
+            };
+            annotations.insert(
+                Value::String("contrast.edgeless.systems/skip-initializer".to_owned()),
+                Value::String("true".to_owned()),
+            );
+        }
+    }
+    let text = resources
+        .iter()
+        .map(|r| serde_norway::to_string(r).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    fs::write(&app, text).unwrap();
+    let out = env.generate(&args);
+    assert_success(&out);
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let web = find(&resources, "Deployment", "web");
+    assert!(!has_initializer(web), "{web:?}");
+    let web_digest = digest_hex(&initdata_of(web));
+    let manifest = env.manifest();
+    assert!(manifest.policies.contains_key(&web_digest));
+    // Without an initializer the policy names no Coordinator identity.
+    assert!(
+        !initdata_of(web).data()["policy.rego"].contains("coordinator identity"),
+        "{}",
+        initdata_of(web).data()["policy.rego"]
+    );
+    let api = find(&resources, "Deployment", "api");
+    assert!(has_initializer(api));
+    assert!(
+        manifest
+            .policies
+            .contains_key(&digest_hex(&initdata_of(api)))
+    );
+    // "false" injects it.
+    fs::write(
+        &app,
+        deployment(
+            "web",
+            "default",
+            "contrast-cc",
+            &["contrast.edgeless.systems/skip-initializer: \"false\""],
+        ),
+    )
+    .unwrap();
+    assert_success(&env.generate(&args));
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    assert!(has_initializer(find(&resources, "Deployment", "web")));
+
+    // Any other value is refused, naming the resource and the value; nothing is written.
+    for value in ["\"yes\"", "true", "\"TRUE\""] {
+        fs::write(
+            &app,
+            deployment(
+                "web",
+                "default",
+                "contrast-cc",
+                &[&format!(
+                    "contrast.edgeless.systems/skip-initializer: {value}"
+                )],
+            ),
+        )
+        .unwrap();
+        let before = env.snapshot();
+        let out = env.generate(&args);
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", stderr(&out));
+        for needle in [
+            "default/deployment/web",
+            "contrast.edgeless.systems/skip-initializer",
+        ] {
+            assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        }
+        assert_eq!(env.snapshot(), before);
+    }
+}
+
+#[test]
+fn service_mesh_and_secure_pv_annotations_are_refused() {
+    let env = TestEnv::new();
+    let app = env.root.join("mesh.yml");
+    let app_arg = app.display().to_string();
+    for (annotation, value, feature) in [
+        (
+            "contrast.edgeless.systems/servicemesh-ingress",
+            "\"\"",
+            "service mesh",
+        ),
+        (
+            "contrast.edgeless.systems/servicemesh-egress",
+            "\"db#127.137.0.1:5432#db:5432\"",
+            "service mesh",
+        ),
+        (
+            "contrast.edgeless.systems/servicemesh-admin-interface-port",
+            "\"9901\"",
+            "service mesh",
+        ),
+        (
+            "contrast.edgeless.systems/secure-pv",
+            "\"state:share\"",
+            "secure persistence",
+        ),
+        (
+            "contrast.edgeless.systems/image-store-size",
+            "\"20Gi\"",
+            "image store",
+        ),
+    ] {
+        fs::write(
+            &app,
+            deployment(
+                "web",
+                "shop",
+                "contrast-cc",
+                &[&format!("{annotation}: {value}")],
+            ),
+        )
+        .unwrap();
+        let before = env.snapshot();
+        let out = env.generate(&["--insecure-allow-all-policy", "--coordinator", &app_arg]);
+        assert_eq!(out.status.code(), Some(1), "{annotation}: {}", stderr(&out));
+        let message = stderr(&out);
+        for needle in [
+            "shop/deployment/web",
+            annotation,
+            feature,
+            "does not support",
+            "yet",
+        ] {
+            assert!(message.contains(needle), "{needle} missing: {message}");
+        }
+        assert_eq!(env.snapshot(), before, "{annotation}");
+    }
+    // image-store-size "0" disables the image store: nothing to refuse.
+    fs::write(
+        &app,
+        deployment(
+            "web",
+            "shop",
+            "contrast-cc",
+            &["contrast.edgeless.systems/image-store-size: \"0\""],
+        ),
+    )
+    .unwrap();
+    assert_success(&env.generate(&[
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        "--coordinator-namespace",
+        "shop",
+        &app_arg,
+    ]));
+}
+
+#[test]
+fn near_miss_runtime_classes_are_warned_about() {
+    let env = TestEnv::new();
+    let app = env.root.join("near.yml");
+    fs::write(
+        &app,
+        [
+            deployment("exact", "default", "contrast-cc", &[]),
+            deployment("short", "default", "contrast-c", &[]),
+            deployment("upstream", "default", "contrast-cc-metal-qemu-snp", &[]),
+            deployment("unrelated", "default", "kata-qemu-snp", &[]),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    // A file that never spells contrast-cc exactly is checked too.
+    let other = env.root.join("case.yml");
+    fs::write(&other, deployment("cased", "shop", "Contrast-CC", &[])).unwrap();
+    let out = env.generate(&[
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app.display().to_string(),
+        &other.display().to_string(),
+    ]);
+    assert_success(&out);
+    let message = stderr(&out);
+    for (resource, found) in [
+        ("default/deployment/short", "contrast-c"),
+        ("default/deployment/upstream", "contrast-cc-metal-qemu-snp"),
+        ("shop/deployment/cased", "Contrast-CC"),
+    ] {
+        let line = message
+            .lines()
+            .find(|line| line.contains(resource))
+            .unwrap_or_else(|| panic!("no warning for {resource}: {message}"));
+        assert!(line.starts_with("warning: "), "{line}");
+        assert!(
+            line.contains(&format!("runtimeClassName {found:?}")),
+            "{line}"
+        );
+        assert!(line.contains("did you mean contrast-cc?"), "{line}");
+    }
+    for quiet in ["default/deployment/exact", "default/deployment/unrelated"] {
+        assert!(!message.contains(quiet), "{quiet}: {message}");
+    }
+    // The warnings are in the JSON summary too.
+    let out = env.generate(&[
+        "--json",
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app.display().to_string(),
+    ]);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = summary["warnings"].as_array().unwrap();
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w.as_str().unwrap().contains("did you mean contrast-cc?"))
+            .count(),
+        2,
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_coordinator_in_another_namespace_than_the_workloads_is_warned_about() {
+    let env = TestEnv::new();
+    let app = env.root.join("ns.yml");
+    fs::write(
+        &app,
+        [
+            deployment("web", "shop", "contrast-cc", &[]),
+            deployment(
+                "quiet",
+                "shop",
+                "contrast-cc",
+                &["contrast.edgeless.systems/skip-initializer: \"true\""],
+            ),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let app_arg = app.display().to_string();
+    let out = env.generate(&["--insecure-allow-all-policy", "--coordinator", &app_arg]);
+    assert_success(&out);
+    let message = stderr(&out);
+    let line = message
+        .lines()
+        .find(|line| line.contains("shop/deployment/web"))
+        .unwrap_or_else(|| panic!("no namespace warning: {message}"));
+    assert!(line.starts_with("warning: "), "{line}");
+    for needle in [
+        "namespace shop",
+        "the Coordinator is in namespace default",
+        "--coordinator-namespace shop",
+    ] {
+        assert!(line.contains(needle), "{needle}: {line}");
+    }
+    // A pod without an initializer does not look for the Coordinator.
+    assert!(!message.contains("shop/deployment/quiet"), "{message}");
+
+    let out = env.generate(&[
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        "--coordinator-namespace",
+        "shop",
+        &app_arg,
+    ]);
+    assert_success(&out);
+    assert!(!stderr(&out).contains("namespace"), "{}", stderr(&out));
+}
+
+#[test]
+fn simulated_generate_prints_the_commands_with_the_digests() {
+    let env = TestEnv::new();
+    let sim_dir = env.root.join("sim");
+    contrast_tee::SimulatedEnvironment::create(
+        &sim_dir,
+        contrast_core::manifest::Product::Milan,
+        std::time::SystemTime::now(),
+        &mut rand_core::OsRng,
+    )
+    .unwrap();
+    let sim_arg = sim_dir.display().to_string();
+    let [app, _] = env.app_paths();
+    let args = [
+        "generate",
+        "--reference-values",
+        "Simulated-SNP",
+        "--sim-dir",
+        &sim_arg,
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ];
+    let out = env.run(&args);
+    assert_success(&out);
+    let human = String::from_utf8_lossy(&out.stdout).into_owned();
+    let manifest = env.manifest();
+    let coordinator = coordinator_digest(&env);
+    assert!(
+        human.contains("To run this deployment on this machine"),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!(
+            "coordinator --tee simulated --sim-dir {sim_arg} --sim-host-data {coordinator} "
+        )),
+        "{human}"
+    );
+
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(&args);
+    let out = env.run(&json_args);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands = summary["commands"].as_array().unwrap();
+    let argv = |command: &serde_json::Value| -> Vec<String> {
+        command["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let flag = |argv: &[String], name: &str| -> String {
+        let at = argv.iter().position(|a| a == name).unwrap();
+        argv[at + 1].clone()
+    };
+    // The Coordinator runs as the VM of the manifest's coordinator policy.
+    let first = argv(&commands[0]);
+    assert_eq!(first[0], "coordinator");
+    assert_eq!(flag(&first, "--sim-host-data"), coordinator);
+    assert_eq!(
+        manifest.coordinator_policy_hashes().collect::<Vec<_>>(),
+        [coordinator.as_str()]
+    );
+    assert_eq!(flag(&first, "--tee"), "simulated");
+    assert_eq!(flag(&first, "--sim-dir"), sim_arg);
+    assert_eq!(flag(&first, "--user-addr"), "127.0.0.1:1313");
+    assert_eq!(flag(&first, "--mesh-addr"), "127.0.0.1:7777");
+    // Then set, one initializer per workload with an initializer, then verify.
+    assert_eq!(
+        argv(&commands[1])[..4],
+        [
+            "contrast",
+            "--workspace-dir",
+            &env.ws.display().to_string(),
+            "set"
+        ]
+    );
+    assert_eq!(argv(commands.last().unwrap())[3], "verify");
+    let resources = documents(&fs::read_to_string(&app).unwrap());
+    let initializers: Vec<&serde_json::Value> = commands
+        .iter()
+        .filter(|c| argv(c)[0] == "initializer")
+        .collect();
+    assert!(!initializers.is_empty());
+    for command in initializers {
+        let workload = command["workload"].as_str().unwrap();
+        let name = workload.rsplit('/').next().unwrap();
+        let kind = workload.split('/').nth(1).unwrap();
+        let resource = resources
+            .iter()
+            .find(|r| {
+                r["metadata"]["name"].as_str() == Some(name)
+                    && r["kind"].as_str().unwrap().eq_ignore_ascii_case(kind)
+            })
+            .unwrap();
+        let digest = digest_hex(&initdata_of(resource));
+        let argv = argv(command);
+        assert_eq!(flag(&argv, "--sim-host-data"), digest, "{workload}");
+        assert!(manifest.policies.contains_key(&digest), "{workload}");
+        assert_eq!(flag(&argv, "--coordinator"), "127.0.0.1:7777");
+        assert_eq!(
+            command["env"][COORDINATOR_IDENTITY_ENV].as_str(),
+            initializer_env(resource, COORDINATOR_IDENTITY_ENV).as_deref(),
+            "{workload}"
+        );
+        let shell = command["shell"].as_str().unwrap();
+        assert!(human.contains(shell), "{shell} not in {human}");
+    }
+
+    // Without --coordinator: the manifest's Coordinator, and set takes the Coordinator's
+    // resources where an earlier run wrote them.
+    let without: Vec<&str> = json_args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--coordinator")
+        .collect();
+    let out = env.run(&without);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands = summary["commands"].as_array().unwrap();
+    assert_eq!(flag(&argv(&commands[0]), "--sim-host-data"), coordinator);
+    let set = argv(&commands[1]);
+    assert_eq!(set[3], "set");
+    assert!(
+        set.contains(&env.ws.join("coordinator.yml").display().to_string()),
+        "{set:?}"
+    );
+
+    // Real platforms print no local commands.
+    let out = env.generate(&[
+        "--json",
+        "--insecure-allow-all-policy",
+        "--coordinator",
+        &app,
+    ]);
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["commands"], serde_json::json!([]));
+    assert!(
+        !String::from_utf8_lossy(
+            &env.generate(&["--insecure-allow-all-policy", "--coordinator", &app])
+                .stdout
+        )
+        .contains("To run this deployment")
+    );
+}
