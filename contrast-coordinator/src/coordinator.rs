@@ -102,7 +102,7 @@ impl<S: Store, P> Coordinator<S, P> {
     }
 
     /// The state if it is active, without store access: what a mesh connection is accepted
-    /// under (no state, no handshake).
+    /// under (without one, the mesh API answers every call with the reason).
     #[must_use]
     pub fn active(&self) -> Option<Arc<State>> {
         self.guard.active()

@@ -25,17 +25,16 @@ pub const EVIDENCE_API_PORT: u16 = 1314;
 /// TCP port of the probes and `/metrics` (plain HTTP).
 pub const OPS_PORT: u16 = 9102;
 
-/// What a Coordinator serves on `port`, if it is one of its default ports: for messages that
-/// tell a user who dialled the wrong one where the user API is.
+/// What a Coordinator serves on `port`, if it is one of its default ports (a noun phrase
+/// without article, e.g. "mesh API, ..."): for messages that tell a user who dialled the wrong
+/// one where the user API is.
 #[must_use]
 pub fn coordinator_port_role(port: u16) -> Option<&'static str> {
     match port {
-        USER_API_PORT => Some("the user API (gRPC over attested TLS)"),
-        MESH_API_PORT => {
-            Some("the mesh API, which initializers use (gRPC over mutual attested TLS)")
-        }
-        EVIDENCE_API_PORT => Some("the evidence API (/attest, plain HTTP)"),
-        OPS_PORT => Some("the probes and metrics (plain HTTP)"),
+        USER_API_PORT => Some("user API (gRPC over attested TLS)"),
+        MESH_API_PORT => Some("mesh API, which initializers use (gRPC over mutual attested TLS)"),
+        EVIDENCE_API_PORT => Some("evidence API (/attest, plain HTTP)"),
+        OPS_PORT => Some("probe and metrics port (plain HTTP)"),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use contrast_attest::AtlsClient;
 use contrast_attest::atls::{AtlsKey, VerifiedPeer};
 use contrast_core::api::{ErrorCode, USER_API_PORT, coordinator_port_role};
+use contrast_core::duration::parse_duration;
 use contrast_core::manifest::ManifestDocument;
 use contrast_sdk::{ClientError, CoordinatorClient, coordinator_validator};
 
@@ -39,6 +40,22 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("could not start the async runtime")
+}
+
+/// The flags of every command that talks to a Coordinator.
+// The doc comments of these flags are their `--help` text, written for a terminal: `[:PORT]` is
+// meant literally, not as an intra-doc link.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
+    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = user_api_address)]
+    pub coordinator: String,
+    /// How long to wait while the Coordinator is starting or recovering, e.g. 30s or 3m; what
+    /// waiting cannot fix (a host that does not resolve, a port that is not the user API, a
+    /// refused attestation) ends the command at once.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Parses `--coordinator`: `HOST[:PORT]`, the port defaulting to the user API's (1313). A URL,
@@ -221,4 +238,87 @@ pub fn attested_summary(
         "host_data": host_data,
     });
     (human, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(error: ClientError, addr: &str) -> String {
+        client_failure(error, addr).to_string()
+    }
+
+    #[test]
+    fn another_coordinator_port_is_named_with_the_user_api_port() {
+        let text = message(
+            ClientError::Api {
+                addr: "10.0.0.1:7777".into(),
+                method: "/edgelesssys.contrast.userapi.UserAPI/GetManifests",
+                status: tonic::Code::Unimplemented,
+                code: ErrorCode::Other("unimplemented".into()),
+                message: String::new(),
+            },
+            "10.0.0.1:7777",
+        );
+        assert!(
+            text.contains(
+                "port 7777 is the Coordinator's mesh API, which initializers use (gRPC over \
+                 mutual attested TLS); the user API is port 1313: use -c HOST:1313"
+            ),
+            "{text}"
+        );
+        let text = message(
+            ClientError::NotTls {
+                addr: "10.0.0.1:9102".into(),
+                reason: "received corrupt message".into(),
+            },
+            "10.0.0.1:9102",
+        );
+        assert!(
+            text.contains("port 9102 is the Coordinator's probe and metrics port (plain HTTP)"),
+            "{text}"
+        );
+        let text = message(
+            ClientError::NotTls {
+                addr: "10.0.0.1:8080".into(),
+                reason: "received corrupt message".into(),
+            },
+            "10.0.0.1:8080",
+        );
+        assert!(
+            text.contains("this address does not serve the Coordinator's user API"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_what_can_change_is_retried() {
+        let api = |code: ErrorCode, status| ClientError::Api {
+            addr: "h:1313".into(),
+            method: "m",
+            status,
+            code,
+            message: String::new(),
+        };
+        assert!(worth_retrying(&api(
+            ErrorCode::NeedsRecovery,
+            tonic::Code::FailedPrecondition
+        )));
+        assert!(!worth_retrying(&api(
+            ErrorCode::NoManifest,
+            tonic::Code::FailedPrecondition
+        )));
+        assert!(!worth_retrying(&api(
+            ErrorCode::Other("unimplemented".into()),
+            tonic::Code::Unimplemented
+        )));
+        assert!(worth_retrying(&ClientError::Connect {
+            addr: "h:1313".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        }));
+        assert!(!worth_retrying(&ClientError::Resolve {
+            addr: "h:1313".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }));
+    }
 }

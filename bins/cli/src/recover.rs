@@ -3,17 +3,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::{ErrorCode, RecoverRequest};
-use contrast_core::duration::parse_duration;
 use contrast_core::owner::SeedshareOwnerPrivateKey;
 use contrast_core::seedshare::SeedShareDocument;
 use zeroize::Zeroizing;
 
-use crate::connect::{self, DEFAULT_TIMEOUT};
+use crate::connect;
 use crate::set;
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
@@ -56,9 +54,8 @@ Exit codes:
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
-    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
-    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
-    pub coordinator: String,
+    #[command(flatten)]
+    pub connect: crate::connect::CoordinatorArgs,
     /// The manifest whose reference values attest the Coordinator
     /// [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
@@ -76,9 +73,6 @@ pub struct RecoverArgs {
     /// verify` saw (verify/latest-transition): accept a rolled-back history knowingly.
     #[arg(long)]
     pub accept_rollback: bool,
-    /// How long to retry while the Coordinator is unreachable, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
-    pub timeout: Duration,
 }
 
 /// Runs `contrast recover`.
@@ -132,12 +126,12 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
     };
 
     let manifest = set::load_manifest(&manifest_path)?;
-    let client = connect::attested_client(&args.coordinator, &manifest, Some(atls_key))?;
+    let client = connect::attested_client(&args.connect.coordinator, &manifest, Some(atls_key))?;
     let runtime = connect::runtime()?;
     let recovered = runtime
         .block_on(connect::with_retries(
             "recovering the coordinator",
-            args.timeout,
+            args.connect.timeout,
             || client.recover(&request),
         ))
         .map_err(|error| {
@@ -149,7 +143,7 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
                          older history than the head in {} (seen by an earlier verify). \
                          Restore the store from a backup; --accept-rollback recovers the older \
                          history knowingly (workloads removed since then are admitted again)",
-                        args.coordinator,
+                        args.connect.coordinator,
                         seen_file.display()
                     ),
                 }
@@ -160,12 +154,12 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
                     "the coordinator at {} refused the recovery: either {} is not a seed-share \
                      owner key of its stored manifest, or the seed in {} is not this \
                      deployment's (the coordinator's message says which)",
-                    args.coordinator,
+                    args.connect.coordinator,
                     key_path.display(),
                     seed_path.display()
                 ))
             } else {
-                connect::client_failure(error, &args.coordinator)
+                connect::client_failure(error, &args.connect.coordinator)
             }
         })?;
     let (attested_text, attested_json) = connect::attested_summary(&recovered.peer, &manifest);
@@ -174,10 +168,10 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
     let refreshed = runtime
         .block_on(connect::with_retries(
             "fetching the new CAs",
-            args.timeout,
+            args.connect.timeout,
             || client.get_manifests(),
         ))
-        .map_err(|error| connect::client_failure(error, &args.coordinator))
+        .map_err(|error| connect::client_failure(error, &args.connect.coordinator))
         .and_then(|manifests| {
             workspace.create_dir()?;
             Ok(vec![
@@ -194,7 +188,7 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
     let head = hex::encode(&recovered.latest_transition_hash);
     let mut human = format!(
         "the coordinator at {} is recovered\n{attested_text}",
-        args.coordinator
+        args.connect.coordinator
     );
     if recovered.latest_transition_hash.is_empty() {
         human.push_str(
@@ -229,7 +223,7 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
         status: ExitStatus::Ok,
         human,
         json: serde_json::json!({
-            "coordinator": args.coordinator,
+            "coordinator": args.connect.coordinator,
             "attested": attested_json,
             "recovered": true,
             "force": args.force,

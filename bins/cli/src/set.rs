@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use contrast_attest::atls::AtlsKey;
 use contrast_core::api::{ErrorCode, SetManifestRequest};
-use contrast_core::duration::parse_duration;
 use contrast_core::initdata::{self, Initdata};
 use contrast_core::manifest::ManifestDocument;
 use contrast_core::owner::{
@@ -20,9 +19,7 @@ use contrast_core::seedshare::SeedShareDocument;
 use contrast_sdk::{ClientError, CoordinatorClient};
 use zeroize::Zeroizing;
 
-use crate::connect::{
-    self, DEFAULT_TIMEOUT, attested_client, client_failure, runtime, with_retries,
-};
+use crate::connect::{self, attested_client, client_failure, runtime, with_retries};
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, GlobalArgs, Outcome, UsageError, generate, kube, sign};
 
@@ -49,10 +46,11 @@ Set the manifest at the Coordinator.
    on (--latest-transition, else verify/latest-transition as `contrast verify` writes it): the
    Coordinator refuses the update if its history moved on since, instead of replacing a
    manifest you have not reviewed.
-3. While the Coordinator is unreachable or not ready, the call is retried every second until
-   --timeout. A first set (the Coordinator has no manifest yet) declares that there is no
-   previous transition, so a retry of a first set whose answer was lost cannot silently become
-   an update: set fails and says that the seed shares were lost and what to do.
+3. While the Coordinator is starting or recovering, the call is retried every second until
+   --timeout; what waiting cannot fix ends set at once. A first set (the Coordinator has no
+   manifest yet) declares that there is no previous transition, so a retry of a first set
+   whose answer was lost cannot silently become an update: set fails and says that the seed
+   shares were lost and what to do.
 4. coordinator-root-ca.pem and mesh-ca.pem are written to the workspace, and on the first set
    seed-shares.json (the seed encrypted to every seed-share owner key).";
 
@@ -86,9 +84,8 @@ Exit codes:
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct SetArgs {
-    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
-    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
-    pub coordinator: String,
+    #[command(flatten)]
+    pub connect: crate::connect::CoordinatorArgs,
     /// The manifest to set [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -121,9 +118,6 @@ pub struct SetArgs {
     /// A raw policy (initdata) document to send, for use without Kubernetes YAML (repeatable).
     #[arg(long, value_name = "FILE")]
     pub policy_file: Vec<PathBuf>,
-    /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
-    pub timeout: Duration,
     /// Kubernetes YAML files (or directories) whose initdata annotations are the policies.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -174,11 +168,11 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
     }
 
     let key = owner_key.as_ref().map(atls_key).transpose()?;
-    let client = attested_client(&args.coordinator, &manifest, key)?;
+    let client = attested_client(&args.connect.coordinator, &manifest, key)?;
     let runtime = runtime()?;
     let first = runtime
-        .block_on(has_no_manifest(&client, args.timeout))
-        .map_err(|error| client_failure(error, &args.coordinator))?;
+        .block_on(has_no_manifest(&client, args.connect.timeout))
+        .map_err(|error| client_failure(error, &args.connect.coordinator))?;
     // A first set declares "no previous transition": if its answer is lost and it is sent
     // again, the second one is a conflict, not an update that returns no seed shares. An
     // atomic update declares the transition it is based on.
@@ -189,7 +183,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
                 "--atomic needs the latest transition this update is based on, and there is \
                  none: run `contrast verify -c {}` (it writes {}) and review the history, or \
                  pass --latest-transition",
-                args.coordinator,
+                args.connect.coordinator,
                 sign::default_latest_transition_path(&workspace).display()
             ));
         }
@@ -204,23 +198,27 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
     };
     let attempts = std::cell::Cell::new(0usize);
     let response = runtime
-        .block_on(with_retries("setting the manifest", args.timeout, || {
-            attempts.set(attempts.get() + 1);
-            client.set_manifest(&request)
-        }))
+        .block_on(with_retries(
+            "setting the manifest",
+            args.connect.timeout,
+            || {
+                attempts.set(attempts.get() + 1);
+                client.set_manifest(&request)
+            },
+        ))
         .map_err(|error| match (error.api_code(), &based_on) {
             (Some(ErrorCode::ManifestConflict), Some(latest))
                 if !first || latest.hash != [0; 32] =>
             {
-                atomic_conflict(&error, latest, attempts.get(), &args.coordinator)
+                atomic_conflict(&error, latest, attempts.get(), &args.connect.coordinator)
             }
             (Some(ErrorCode::ManifestConflict), _) if first => {
-                first_set_conflict(attempts.get(), &args.coordinator)
+                first_set_conflict(attempts.get(), &args.connect.coordinator)
             }
             (Some(ErrorCode::InvalidSignature), _) => {
                 signature_refused(&error, args, based_on.as_ref())
             }
-            _ => client_failure(error, &args.coordinator),
+            _ => client_failure(error, &args.connect.coordinator),
         })?;
     let (attested_text, attested_json) = connect::attested_summary(&response.peer, &manifest);
     let response = response.value;
@@ -235,7 +233,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
              manifest names seed-share owners: nobody holds this deployment's seed, so it \
              cannot be recovered after a restart; reset the coordinator (wipe its store) and \
              set the manifest again",
-            args.coordinator
+            args.connect.coordinator
         );
     }
 
@@ -258,7 +256,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
     let mut human = format!(
         "manifest {} set at {} (manifest hash {manifest_hash})\n",
         manifest_path.display(),
-        args.coordinator
+        args.connect.coordinator
     );
     human.push_str(&attested_text);
     for path in &written {
@@ -276,7 +274,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
         status: ExitStatus::Ok,
         human,
         json: serde_json::json!({
-            "coordinator": args.coordinator,
+            "coordinator": args.connect.coordinator,
             "attested": attested_json,
             "manifest": manifest_path,
             "manifest_hash": manifest_hash,
@@ -475,7 +473,7 @@ fn signature_refused(
          signature by a workload owner key of the manifest in force, over this manifest and the \
          coordinator's latest transition: run `contrast verify` to get the latest transition, \
          then `contrast sign` (or sign the file of `contrast sign --prepare`) again",
-        args.coordinator
+        args.connect.coordinator
     )
 }
 

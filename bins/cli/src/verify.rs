@@ -6,15 +6,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use contrast_core::duration::parse_duration;
 use contrast_core::history::Hash;
 use contrast_core::initdata::Initdata;
 use contrast_sdk::verify_deployment;
 
-use crate::connect::{self, DEFAULT_TIMEOUT};
+use crate::connect;
 use crate::set;
 use crate::workspace::{self, Workspace};
 use crate::{ExitStatus, Failure, GlobalArgs, Outcome};
@@ -67,15 +65,11 @@ pub const LATEST_TRANSITION_FILE: &str = "latest-transition";
 #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The Coordinator's user API, HOST[:PORT]; the port defaults to 1313.
-    #[arg(short = 'c', long, value_name = "HOST[:PORT]", value_parser = crate::connect::user_api_address)]
-    pub coordinator: String,
+    #[command(flatten)]
+    pub connect: crate::connect::CoordinatorArgs,
     /// The expected manifest [default: <workspace>/manifest.json].
     #[arg(short = 'm', long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// How long to retry while the Coordinator is unreachable or not ready, e.g. 30s or 3m.
-    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT, value_parser = parse_duration)]
-    pub timeout: Duration,
     /// Accept that the Coordinator was re-initialised since the last verify (a new root CA key
     /// and a new history): pin the new root and head instead of refusing (exit 7 or 4).
     #[arg(long)]
@@ -90,14 +84,14 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| workspace.path(workspace::MANIFEST_FILE));
     let manifest = set::load_manifest(&manifest_path)?;
-    let client = connect::attested_client(&args.coordinator, &manifest, None)?;
+    let client = connect::attested_client(&args.connect.coordinator, &manifest, None)?;
     let response = connect::runtime()?
         .block_on(connect::with_retries(
             "fetching the manifests",
-            args.timeout,
+            args.connect.timeout,
             || client.get_manifests(),
         ))
-        .map_err(|error| connect::client_failure(error, &args.coordinator))?;
+        .map_err(|error| connect::client_failure(error, &args.connect.coordinator))?;
     let (attested_text, attested_json) = connect::attested_summary(&response.peer, &manifest);
     let response = response.value;
     let deployment = verify_deployment(&response).map_err(|error| Failure {
@@ -105,7 +99,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         message: format!(
             "the coordinator at {} sent an inconsistent history: {error}; do not trust this \
              coordinator (its history was changed, truncated or reordered); nothing was written",
-            args.coordinator
+            args.connect.coordinator
         ),
     })?;
 
@@ -180,7 +174,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             message: format!(
                 "the active manifest at {} does not match the expected manifest {}; it is \
                  {}; compare them, and verify the manifest history and policies in {}",
-                args.coordinator,
+                args.connect.coordinator,
                 manifest_path.display(),
                 dir.join(format!(
                     "manifest.{}.json",
@@ -196,7 +190,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
     let human = format!(
         "the coordinator at {} runs the manifest {} ({} manifests in its history, head {head})\n\
          {attested_text}  wrote {} files to {}\n  please verify the manifest history and policies there\n",
-        args.coordinator,
+        args.connect.coordinator,
         manifest_path.display(),
         response.manifests.len(),
         written.len(),
@@ -206,7 +200,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         status: ExitStatus::Ok,
         human,
         json: serde_json::json!({
-            "coordinator": args.coordinator,
+            "coordinator": args.connect.coordinator,
             "attested": attested_json,
             "manifest": manifest_path,
             "manifests": response.manifests.len(),

@@ -539,9 +539,23 @@ fn permanent_connection_errors_are_answered_at_once() {
     };
 
     // Not initialised: verify has nothing to verify.
-    let output = contrast(&ws.dir, &["verify", "-c", &addrs.user, "--timeout", "120s"]);
+    let output = contrast(
+        &ws.dir,
+        &[
+            "--log-level",
+            "debug",
+            "verify",
+            "-c",
+            &addrs.user,
+            "--timeout",
+            "120s",
+        ],
+    );
     assert_exit(&output, 1);
     no_retry(&output);
+    // Logs on a pipe carry no colour codes.
+    assert!(stderr(&output).contains("DEBUG"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains('\x1b'), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("no manifest is set yet: run `contrast set` first"),
         "{}",

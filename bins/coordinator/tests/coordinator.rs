@@ -122,6 +122,10 @@ async fn workloads_get_certificates_and_secrets_and_updates_rotate_the_mesh_ca()
         "{}",
         coordinator.log_text()
     );
+    assert!(
+        !coordinator.log_text().contains('\x1b'),
+        "colour codes in a log file"
+    );
     // The Coordinator attested as the simulated VM with its policy hash.
     let attested = first.peer.attestation.as_ref().unwrap();
     assert_eq!(attested.host_data, coordinator_workload().host_data());
