@@ -81,7 +81,8 @@ macro_rules! binary_version {
 }
 
 /// The `--version` text (clap's long version): the [`binary_version!`] line, then which TEEs
-/// the binary can attest with and which platforms it verifies.
+/// the binary can attest with ([`tee_support!`]) and which platforms it verifies
+/// ([`verified_platforms!`]).
 #[macro_export]
 macro_rules! binary_long_version {
     () => {
@@ -94,9 +95,9 @@ macro_rules! binary_long_version {
                 " (commit ",
                 $commit,
                 ") +simulated\n",
-                "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
-                "     the simulated SEV-SNP platform (--tee simulated): built in, for development and tests\n",
-                "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX"
+                $crate::tee_support!(simulated),
+                "\n",
+                $crate::verified_platforms!()
             )
         } else {
             concat!(
@@ -104,11 +105,37 @@ macro_rules! binary_long_version {
                 " (commit ",
                 $commit,
                 ")\n",
-                "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
-                "     the simulated SEV-SNP platform: not built in (its feature `simulated` is off)\n",
-                "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX"
+                $crate::tee_support!(),
+                "\n",
+                $crate::verified_platforms!()
             )
         }
+    };
+}
+
+/// The TEEs a binary attests with, for `--version`: `tee_support!(simulated)` for a build with
+/// the simulated platform.
+#[macro_export]
+macro_rules! tee_support {
+    () => {
+        concat!(
+            "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
+            "     the simulated SEV-SNP platform: not built in (its feature `simulated` is off)"
+        )
+    };
+    (simulated) => {
+        concat!(
+            "TEE: SEV-SNP guest reports via configfs-tsm or /dev/sev-guest (--tee snp, the default)\n",
+            "     the simulated SEV-SNP platform (--tee simulated): built in, for development and tests"
+        )
+    };
+}
+
+/// What the verifier of every binary accepts, for `--version`.
+#[macro_export]
+macro_rules! verified_platforms {
+    () => {
+        "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX"
     };
 }
 

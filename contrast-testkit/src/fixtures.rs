@@ -387,3 +387,35 @@ pub fn verify_chain(chain_pem: &[u8], anchor_pem: &[u8]) -> Result<(), webpki::E
     )
     .map(|_| ())
 }
+
+/// The argument vector of one command `contrast generate --json` printed (an element of its
+/// `commands`, whose `argv` is a list of strings).
+pub fn printed_argv(command: &serde_json::Value) -> Vec<String> {
+    command["argv"]
+        .as_array()
+        .expect("a printed command has an argv list")
+        .iter()
+        .map(|arg| arg.as_str().expect("argv holds strings").to_owned())
+        .collect()
+}
+
+/// The value after the flag `name` in `argv`.
+pub fn flag_value(argv: &[String], name: &str) -> String {
+    let at = argv
+        .iter()
+        .position(|arg| arg == name)
+        .unwrap_or_else(|| panic!("{name} is not in {argv:?}"));
+    argv[at + 1].clone()
+}
+
+/// Replaces the value after each flag of `values` in `argv` (e.g. ports and paths of a printed
+/// command, for a test's own).
+pub fn replace_flag_values(argv: &mut [String], values: &[(&str, String)]) {
+    for (name, value) in values {
+        let at = argv
+            .iter()
+            .position(|arg| arg == name)
+            .unwrap_or_else(|| panic!("{name} is not in {argv:?}"));
+        argv[at + 1].clone_from(value);
+    }
+}

@@ -128,7 +128,8 @@ const LONG_VERSION: &str = concat!(
     " (commit ",
     env!("CONTRAST_BUILD_COMMIT"),
     ")\n",
-    "verifies: SEV-SNP on Milan, Genoa and Turin (VCEK or VLEK), Simulated-SNP by its pinned ARK; not TDX\n",
+    contrast_tee::verified_platforms!(),
+    "\n",
     "simulated SEV-SNP platform: built in (`contrast simulate`, `contrast demo`; development and tests only)"
 );
 

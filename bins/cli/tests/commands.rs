@@ -89,23 +89,29 @@ impl Workspace {
         );
         write_seedshare_owner_key(&dir);
         std::fs::write(dir.join("app.yml"), app_yaml(&["web", "api"])).unwrap();
-        let output = contrast(
-            &dir,
-            &[
-                "generate",
-                "--reference-values",
-                "Simulated-SNP",
-                "--sim-dir",
-                dir.join("sim").to_str().unwrap(),
-                "--insecure-allow-all-policy",
-                "--coordinator",
-                "--coordinator-replicas",
-                "1",
-                dir.join("app.yml").to_str().unwrap(),
-            ],
-        );
-        assert_exit(&output, 0);
-        Self { _temp: temp, dir }
+        let workspace = Self { _temp: temp, dir };
+        let args = workspace.generate_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_exit(&contrast(&workspace.dir, &args), 0);
+        workspace
+    }
+
+    /// The `contrast generate` arguments of this workspace.
+    fn generate_args(&self) -> Vec<String> {
+        [
+            "generate",
+            "--reference-values",
+            "Simulated-SNP",
+            "--sim-dir",
+            self.path("sim").to_str().unwrap(),
+            "--insecure-allow-all-policy",
+            "--coordinator",
+            "--coordinator-replicas",
+            "1",
+            self.path("app.yml").to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -794,36 +800,15 @@ fn demo_show_commands_prints_each_steps_command_lines() {
 #[test]
 fn the_commands_generate_prints_run_the_deployment() {
     let ws = Workspace::generate();
-    let output = contrast(
-        &ws.dir,
-        &[
-            "--json",
-            "generate",
-            "--reference-values",
-            "Simulated-SNP",
-            "--sim-dir",
-            ws.path("sim").to_str().unwrap(),
-            "--insecure-allow-all-policy",
-            "--coordinator",
-            "--coordinator-replicas",
-            "1",
-            ws.path("app.yml").to_str().unwrap(),
-        ],
-    );
+    let mut args = vec!["--json".to_owned()];
+    args.extend(ws.generate_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = contrast(&ws.dir, &args);
     assert_exit(&output, 0);
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let commands = summary["commands"].as_array().unwrap().clone();
-    let argv = |command: &serde_json::Value| -> Vec<String> {
-        command["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let flag = |argv: &[String], name: &str| -> String {
-        argv[argv.iter().position(|a| a == name).unwrap() + 1].clone()
-    };
+    let argv = fixtures::printed_argv;
+    let flag = fixtures::flag_value;
     let printed_coordinator = argv(&commands[0]);
     assert_eq!(printed_coordinator[0], "coordinator");
     assert_eq!(
@@ -835,16 +820,16 @@ fn the_commands_generate_prints_run_the_deployment() {
     let addrs = Addrs::free().unwrap();
     let state = ws.path("printed-state");
     let mut args = printed_coordinator[1..].to_vec();
-    for (name, value) in [
-        ("--user-addr", addrs.user.clone()),
-        ("--mesh-addr", addrs.mesh.clone()),
-        ("--evidence-addr", addrs.evidence.clone()),
-        ("--ops-addr", addrs.ops.clone()),
-        ("--state-dir", state.display().to_string()),
-    ] {
-        let at = args.iter().position(|a| a == name).unwrap();
-        args[at + 1] = value;
-    }
+    fixtures::replace_flag_values(
+        &mut args,
+        &[
+            ("--user-addr", addrs.user.clone()),
+            ("--mesh-addr", addrs.mesh.clone()),
+            ("--evidence-addr", addrs.evidence.clone()),
+            ("--ops-addr", addrs.ops.clone()),
+            ("--state-dir", state.display().to_string()),
+        ],
+    );
     let mut coordinator = Command::new(workspace_binary("coordinator"))
         .args(&args)
         .stdout(Stdio::null())
@@ -870,14 +855,14 @@ fn the_commands_generate_prints_run_the_deployment() {
         for command in commands.iter().filter(|c| argv(c)[0] == "initializer") {
             let mut args = argv(command)[1..].to_vec();
             let root = ws.path(&format!("printed-{initializers}"));
-            for (name, value) in [
-                ("--coordinator", addrs.mesh.clone()),
-                ("--root", root.display().to_string()),
-                ("--done-file", root.join("done").display().to_string()),
-            ] {
-                let at = args.iter().position(|a| a == name).unwrap();
-                args[at + 1] = value;
-            }
+            fixtures::replace_flag_values(
+                &mut args,
+                &[
+                    ("--coordinator", addrs.mesh.clone()),
+                    ("--root", root.display().to_string()),
+                    ("--done-file", root.join("done").display().to_string()),
+                ],
+            );
             let mut initializer = Command::new(workspace_binary("initializer"));
             initializer.args(&args).args(["--max-attempts", "20"]);
             for (name, value) in command["env"].as_object().unwrap() {

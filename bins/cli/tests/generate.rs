@@ -1849,18 +1849,8 @@ fn simulated_generate_prints_the_commands_with_the_digests() {
     assert_success(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let commands = summary["commands"].as_array().unwrap();
-    let argv = |command: &serde_json::Value| -> Vec<String> {
-        command["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let flag = |argv: &[String], name: &str| -> String {
-        let at = argv.iter().position(|a| a == name).unwrap();
-        argv[at + 1].clone()
-    };
+    let argv = contrast_testkit::fixtures::printed_argv;
+    let flag = contrast_testkit::fixtures::flag_value;
     // The Coordinator runs as the VM of the manifest's coordinator policy.
     let first = argv(&commands[0]);
     assert_eq!(first[0], "coordinator");
