@@ -39,6 +39,7 @@
 //! | peer recovery (serving) | [`Coordinator::peer_recovery_answer`] | as a mesh certificate, and the policy's role is `coordinator` |
 //! | peer recovery (asking) | [`Coordinator::recover_from_peer`] | the peer's answer must be the stored head's manifest and its seed must verify the history |
 //! | evidence | [`Coordinator::attest`] | active only; report data binds nonce, head, root and mesh CA |
+//! | transit encrypt / decrypt | [`Coordinator::transit`] | the state still in force; the client certificate's workload-secret ID is the key name; key from the seed ([`transit`]) |
 #![forbid(unsafe_code)]
 
 mod admission;
@@ -49,6 +50,7 @@ mod evidence;
 mod mesh;
 mod recovery;
 mod state;
+pub mod transit;
 mod user;
 
 pub use admission::UpdateAdmission;

@@ -113,7 +113,7 @@ impl<S: Store, P> Coordinator<S, P> {
 
     /// Whether `accepted` (the state a mesh connection was accepted under) is still the state
     /// in force, and serving.
-    fn still_in_force(&self, accepted: &State) -> Result<(), Error> {
+    pub(crate) fn still_in_force(&self, accepted: &State) -> Result<(), Error> {
         let current = self.guard.current();
         if !current
             .as_ref()

@@ -24,6 +24,10 @@ pub const MESH_API_PORT: u16 = 7777;
 pub const EVIDENCE_API_PORT: u16 = 1314;
 /// TCP port of the probes and `/metrics` (plain HTTP).
 pub const OPS_PORT: u16 = 9102;
+/// TCP port of the transit engine (HTTPS with a mesh certificate, client certificates
+/// required), upstream's Vault-compatible key management for attested workloads. Off unless
+/// the Coordinator is told to serve it.
+pub const TRANSIT_PORT: u16 = 8200;
 
 /// What a Coordinator serves on `port`, if it is one of its default ports (a noun phrase
 /// without article, e.g. "mesh API, ..."): for messages that tell a user who dialled the wrong
@@ -35,6 +39,9 @@ pub fn coordinator_port_role(port: u16) -> Option<&'static str> {
         MESH_API_PORT => Some("mesh API, which initializers use (gRPC over mutual attested TLS)"),
         EVIDENCE_API_PORT => Some("evidence API (/attest, plain HTTP)"),
         OPS_PORT => Some("probe and metrics port (plain HTTP)"),
+        TRANSIT_PORT => Some(
+            "transit engine (Vault-compatible encrypt/decrypt, HTTPS with a mesh client certificate)",
+        ),
         _ => None,
     }
 }
@@ -55,16 +62,25 @@ pub const MANIFEST_UPDATES_IN_FLIGHT: usize = 2;
 /// upstream Coordinator, which sends no `contrast-error-code`, recognise the state by it.
 pub const NO_MANIFEST_MESSAGE: &str = "no manifest configured";
 
+/// Largest accepted transit engine request body (encrypt or decrypt): the engine wraps keys
+/// (Vault's auto-unseal sends a few hundred bytes), so 64 KiB is ample; a larger body is refused
+/// with 400 and the error body before it is read further.
+pub const TRANSIT_BODY_LIMIT: usize = 64 * 1024;
+
 /// Length of the client nonce in `/attest`.
 pub const ATTEST_NONCE_SIZE: usize = 32;
 
-/// Paths of the evidence API's endpoints (the user and mesh APIs are gRPC:
+/// Paths of the plain-HTTP endpoints (evidence API, transit engine; the user and mesh APIs are gRPC:
 /// `contrast_grpc::method`).
 pub mod path {
     /// `POST`: attestation evidence for a nonce (evidence API, upstream-compatible).
     pub const ATTEST: &str = "/attest";
     /// `GET`: supported API versions (evidence API).
     pub const CAPABILITIES: &str = "/capabilities";
+    /// `POST /v1/transit/encrypt/{name}` (transit engine): the prefix before the key name.
+    pub const TRANSIT_ENCRYPT_PREFIX: &str = "/v1/transit/encrypt/";
+    /// `POST /v1/transit/decrypt/{name}` (transit engine): the prefix before the key name.
+    pub const TRANSIT_DECRYPT_PREFIX: &str = "/v1/transit/decrypt/";
 }
 
 /// Serde adapters for standard base64 (with padding), as Go encodes `[]byte`.
