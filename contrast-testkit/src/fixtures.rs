@@ -239,6 +239,37 @@ impl CoordinatorProcess {
         env: &[(String, String)],
         wait: bool,
     ) -> Self {
+        Self::start_full(state_dir, addrs, None, identity, extra, env, wait)
+    }
+
+    /// Starts a Coordinator on fresh ports over `state_dir` with the transit engine on a fresh
+    /// loopback port too (`--transit-addr`, in [`CoordinatorProcess::transit`]), waiting for
+    /// its startup probe.
+    pub fn start_with_transit(state_dir: &Path, extra: &[&str]) -> Self {
+        let addrs = [free_port(), free_port(), free_port(), free_port()]
+            .map(|port| format!("127.0.0.1:{port}"));
+        let transit = format!("127.0.0.1:{}", free_port());
+        Self::start_full(
+            state_dir,
+            addrs,
+            Some(transit),
+            &coordinator_workload(),
+            extra,
+            &[],
+            true,
+        )
+    }
+
+    /// [`start_with`](Self::start_with), with the transit engine on `transit` if given.
+    pub fn start_full(
+        state_dir: &Path,
+        addrs: [String; 4],
+        transit: Option<String>,
+        identity: &Workload,
+        extra: &[&str],
+        env: &[(String, String)],
+        wait: bool,
+    ) -> Self {
         let [user, mesh, evidence, ops] = addrs;
         let mut launch = Launch::new(
             workspace_binary("coordinator"),
@@ -259,6 +290,7 @@ impl CoordinatorProcess {
         launch.log_level = Some("info,coordinator=debug".to_owned());
         launch.args = extra.iter().map(|s| (*s).to_owned()).collect();
         launch.env = env.to_vec();
+        launch.transit = transit;
         let process = Self::spawn(launch, LogFile::Truncate).unwrap();
         if wait {
             process.wait_for("/probe/startup", 200, Duration::from_secs(30));

@@ -10,7 +10,9 @@
 //!   tells it to;
 //! - [`kds`]: a stand-in for AMD's KDS or a collateral proxy, with faults on demand;
 //! - [`fixtures`]: one simulated SEV-SNP environment per test binary, workloads, owner keys,
-//!   manifests, and convenience constructors of Coordinators on that environment.
+//!   manifests, and convenience constructors of Coordinators on that environment;
+//! - [`transit`]: an HTTPS client of the Coordinator's transit engine with a workload's mesh
+//!   certificate.
 //!
 //! Test support fails loudly: where a test has nothing better to do with an error, these
 //! functions panic with the reason (a failed test). The process harness returns errors where a
@@ -23,3 +25,4 @@ pub mod fixtures;
 pub mod kds;
 pub mod net;
 pub mod process;
+pub mod transit;

@@ -116,6 +116,8 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Environment variables set for the process.
     pub env: Vec<(String, String)>,
+    /// `--transit-addr` (the transit engine), off when `None`.
+    pub transit: Option<String>,
     /// How often an ops probe is polled while waiting (the resolution of measured times).
     pub probe_poll: Duration,
 }
@@ -142,6 +144,7 @@ impl Launch {
             log_level: None,
             args: Vec::new(),
             env: Vec::new(),
+            transit: None,
             probe_poll: Duration::from_millis(50),
         }
     }
@@ -161,6 +164,9 @@ impl Launch {
             .args(["--ops-addr", &self.addrs.ops]);
         if let Some(level) = &self.log_level {
             command.args(["--log-level", level]);
+        }
+        if let Some(transit) = &self.transit {
+            command.args(["--transit-addr", transit]);
         }
         command
             .args(&self.args)
@@ -233,6 +239,8 @@ pub struct CoordinatorProcess {
     pub evidence: String,
     /// Ops address.
     pub ops: String,
+    /// Transit engine address, when enabled (`launch.transit`).
+    pub transit: Option<String>,
     /// Where its stderr goes.
     pub log: PathBuf,
     /// Just before the current process was spawned.
@@ -250,6 +258,7 @@ impl CoordinatorProcess {
             mesh: launch.addrs.mesh.clone(),
             evidence: launch.addrs.evidence.clone(),
             ops: launch.addrs.ops.clone(),
+            transit: launch.transit.clone(),
             log: launch.log.clone(),
             launch,
             spawned,
@@ -274,6 +283,7 @@ impl CoordinatorProcess {
         self.mesh.clone_from(&self.launch.addrs.mesh);
         self.evidence.clone_from(&self.launch.addrs.evidence);
         self.ops.clone_from(&self.launch.addrs.ops);
+        self.transit.clone_from(&self.launch.transit);
         self.log.clone_from(&self.launch.log);
         Ok(())
     }

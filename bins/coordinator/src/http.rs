@@ -275,7 +275,7 @@ pub(crate) async fn serve_plain<S: PlainService>(
 
 /// The HTTP/1.1 server of every listener: a client gets the handshake timeout to send each
 /// request's headers.
-fn http1_server(limits: Limits) -> hyper::server::conn::http1::Builder {
+pub(crate) fn http1_server(limits: Limits) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -8,7 +8,8 @@
 //! This binary is wiring: flags, listeners, signals, logging and metrics. The state machine and
 //! every request rule are the library `contrast_coordinator`; the modules here adapt it to the
 //! listeners: [`user_api`] (1313) and [`mesh_api`] (7777), upstream's gRPC services served by
-//! `contrast_grpc::server`, [`evidence_api`] (1314), [`ops`] (9102);
+//! `contrast_grpc::server`, [`evidence_api`] (1314), [`ops`] (9102), [`transit_api`] (8200, off
+//! unless `--transit-addr`);
 //! [`http`] is the plain HTTP serving machinery, [`recovery`] the peer-recovery transport, [`peers`]
 //! replica discovery, [`metrics`] the Prometheus metrics.
 
@@ -21,6 +22,7 @@ mod metrics;
 mod ops;
 mod peers;
 mod recovery;
+mod transit_api;
 mod user_api;
 
 use std::net::SocketAddr;
@@ -117,6 +119,15 @@ struct Args {
     /// turns it on.
     #[arg(long, env = "CONTRAST_METRICS")]
     metrics: bool,
+    /// Serve the transit engine here (off by default; upstream's port is 8200, e.g.
+    /// 0.0.0.0:8200): Vault-compatible POST /v1/transit/encrypt/{name} and
+    /// /v1/transit/decrypt/{name} over HTTPS with a mesh certificate, for workloads (Vault or
+    /// OpenBao auto-unseal) whose mesh client certificate carries the workload secret ID {name}.
+    /// Keys derive from the seed, so every replica and recovered Coordinator decrypts alike.
+    /// Served only while a state is active; otherwise connections are closed before the
+    /// handshake.
+    #[arg(long, value_name = "ADDR", env = "CONTRAST_TRANSIT_ADDR")]
+    transit_addr: Option<SocketAddr>,
     /// Where the history is kept.
     #[arg(long, value_enum, default_value = "file")]
     store: StoreKind,
@@ -362,6 +373,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mesh = bind(args.mesh_addr, "mesh API")?;
     let evidence = bind(args.evidence_addr, "evidence API")?;
     let ops = bind(args.ops_addr, "probes and metrics")?;
+    let transit = args
+        .transit_addr
+        .map(|addr| bind(addr, "transit engine"))
+        .transpose()?;
     let limits = contrast_grpc::server::Limits {
         handshake_timeout: args.handshake_timeout,
         connection_timeout: args.connection_timeout,
@@ -397,6 +412,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown.clone(),
         refused(&coordinator, "ops"),
     ));
+    if let Some(transit) = transit {
+        servers.spawn(transit_api::serve(
+            transit,
+            Arc::clone(&coordinator),
+            limits,
+            shutdown.clone(),
+        ));
+    }
     let watcher = tokio::spawn(watch_history(Arc::clone(&coordinator)));
 
     // As upstream: one recovery attempt before the startup probe passes.
@@ -425,6 +448,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         mesh = %args.mesh_addr,
         evidence = %args.evidence_addr,
         ops = %args.ops_addr,
+        transit = ?args.transit_addr,
         state = phase.name(),
         "coordinator started"
     );

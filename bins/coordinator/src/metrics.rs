@@ -59,8 +59,17 @@ pub(crate) struct MethodLabels {
 /// Labels of a connection closed at its listener's cap.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RefusedLabels {
-    /// `user`, `mesh`, `evidence` or `ops`.
+    /// `user`, `mesh`, `evidence`, `ops` or `transit`.
     pub(crate) listener: &'static str,
+}
+
+/// Labels of a transit engine request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TransitLabels {
+    /// `encrypt`, `decrypt` or `other` (an unknown path).
+    pub(crate) operation: &'static str,
+    /// `ok` or `contrast_coordinator::transit::TransitError::reason` (a fixed set).
+    pub(crate) result: &'static str,
 }
 
 /// Labels of a tampered store head.
@@ -82,6 +91,7 @@ pub(crate) struct Metrics {
     generation: Gauge,
     tampering: Family<TamperingLabels, Counter>,
     refused: Family<RefusedLabels, Counter>,
+    transit: Family<TransitLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -146,6 +156,12 @@ impl Metrics {
             "Connections closed on accept because their listener was at --max-connections",
             refused.clone(),
         );
+        let transit = Family::<TransitLabels, Counter>::default();
+        registry.register(
+            "contrast_coordinator_transit_requests",
+            "Transit engine requests by operation and result",
+            transit.clone(),
+        );
         Self {
             registry,
             attestations,
@@ -156,7 +172,15 @@ impl Metrics {
             generation,
             tampering,
             refused,
+            transit,
         }
+    }
+
+    /// Counts a transit engine request (`operation` and `result` from fixed sets).
+    pub(crate) fn transit(&self, operation: &'static str, result: &'static str) {
+        self.transit
+            .get_or_create(&TransitLabels { operation, result })
+            .inc();
     }
 
     /// Counts a connection closed at `listener`'s connection cap.
@@ -265,7 +289,14 @@ mod tests {
             Duration::from_millis(1),
         );
         metrics.set_generation(2);
+        metrics.transit("encrypt", "unauthorized");
         let text = metrics.encode();
+        assert!(
+            text.contains(
+                "contrast_coordinator_transit_requests_total{operation=\"encrypt\",result=\"unauthorized\"} 1"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "contrast_coordinator_grpc_calls_total{method=\"/meshapi.MeshAPI/NewMeshCert\",code=\"permission_denied\"} 1"
