@@ -694,3 +694,60 @@ async fn replicas_on_configmaps(cluster: Cluster, dir: &std::path::Path) {
         "a replica used the file store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_decrypts_what_another_encrypted() {
+    use base64::Engine as _;
+    use contrast_testkit::transit::{ClientIdentity, client_config, mesh_ca, path, post};
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let (ports_a, ports_b) = (ports(), ports());
+    let start = |own: [u16; 4], peer: [u16; 4]| {
+        let peer = format!("127.0.0.1:{}=127.0.0.1:{}", peer[1], peer[3]);
+        CoordinatorProcess::start_full(
+            &state_dir,
+            own.map(|port| format!("127.0.0.1:{port}")),
+            Some(format!("127.0.0.1:{}", free_port())),
+            &coordinator_workload(),
+            &["--recovery-interval", INTERVAL, "--peer", &peer],
+            &[],
+            true,
+        )
+    };
+    let a = start(ports_a, ports_b);
+    let b = start(ports_b, ports_a);
+    let vault = Workload::new("vault");
+    a.user_client(None)
+        .set_manifest(&request(std::slice::from_ref(&vault), None))
+        .await
+        .unwrap();
+    let replicas = vec![a, b];
+    converge(&replicas, Duration::from_secs(30)).await;
+    let root = dir.path().join("vault");
+    let output = run_initializer(&replicas[0], &vault, &root, &["--max-attempts", "3"]);
+    assert!(output.status.success());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let config = || client_config(&mesh_ca(&root), &ClientIdentity::from_initializer(&root));
+    let name = vault.secret_id();
+    let body = json!({"plaintext": b64.encode(b"unseal"), "key_version": 3});
+    let (status, sealed) = post(
+        replicas[0].transit.as_deref().unwrap(),
+        config(),
+        &path("encrypt", &name),
+        body.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{sealed}");
+    let body = json!({"ciphertext": sealed["data"]["ciphertext"]});
+    let (status, opened) = post(
+        replicas[1].transit.as_deref().unwrap(),
+        config(),
+        &path("decrypt", &name),
+        body.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{opened}");
+    assert_eq!(opened["data"]["plaintext"], b64.encode(b"unseal"));
+}
