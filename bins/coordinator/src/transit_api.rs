@@ -13,7 +13,7 @@
 //!
 //! Limits: the handshake (and each request's headers) within `--handshake-timeout`, the
 //! connection within `--connection-timeout`, bodies up to
-//! [`TRANSIT_BODY_LIMIT`](contrast_core::api::TRANSIT_BODY_LIMIT) (beyond it 400), at most
+//! [`TRANSIT_BODY_LIMIT`] (beyond it 400), at most
 //! `--max-connections` connections. Logs name the operation, key name, client and outcome,
 //! never keys, plaintext or ciphertext.
 
