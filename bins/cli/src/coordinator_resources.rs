@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use contrast_core::api::{
     EVIDENCE_API_PORT, MANIFEST_BODY_LIMIT, MANIFEST_UPDATES_IN_FLIGHT, MESH_API_PORT, OPS_PORT,
-    USER_API_PORT,
+    TRANSIT_PORT, USER_API_PORT,
 };
 use contrast_core::kubernetes::{
     COORDINATOR_NAME, COORDINATOR_POD_ROLE, COORDINATOR_READY_SERVICE, EXPOSE_SERVICE_ANNOTATION,
@@ -67,6 +67,18 @@ const PORTS: [(&str, i32); 4] = [
     ("metrics", PROBE_PORT),
 ];
 
+/// The transit engine's named port, with [`CoordinatorOptions::transit_engine`].
+const TRANSIT: (&str, i32) = ("transit", TRANSIT_PORT as i32);
+
+/// The named ports of a Coordinator built with `options`.
+fn ports(options: &CoordinatorOptions) -> Vec<(&'static str, i32)> {
+    let mut ports = PORTS.to_vec();
+    if options.transit_engine {
+        ports.push(TRANSIT);
+    }
+    ports
+}
+
 /// What can be chosen about the Coordinator's resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorOptions {
@@ -78,6 +90,9 @@ pub struct CoordinatorOptions {
     pub image: String,
     /// Memory request and limit, a Kubernetes quantity such as `128Mi`.
     pub memory: String,
+    /// Serve the transit engine on its port (the container gets `--transit-addr`, the
+    /// Services the port).
+    pub transit_engine: bool,
 }
 
 /// The Coordinator's resources, in the order they are written.
@@ -128,7 +143,7 @@ fn http_probe(
     }
 }
 
-fn service(name: &str, namespace: &str, not_ready: bool) -> Service {
+fn service(name: &str, namespace: &str, not_ready: bool, ports: &[(&str, i32)]) -> Service {
     let mut meta = metadata(name, namespace);
     if not_ready {
         meta.annotations = Some(BTreeMap::from([(
@@ -142,7 +157,7 @@ fn service(name: &str, namespace: &str, not_ready: bool) -> Service {
             selector: Some(labels()),
             publish_not_ready_addresses: not_ready.then_some(true),
             ports: Some(
-                PORTS
+                ports
                     .iter()
                     .map(|(port_name, port)| ServicePort {
                         name: Some((*port_name).to_owned()),
@@ -163,10 +178,18 @@ fn service(name: &str, namespace: &str, not_ready: bool) -> Service {
 pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
     let namespace = options.namespace.as_str();
     let memory = Quantity(options.memory.clone());
+    let ports = ports(options);
+    let mut args = vec!["--store".to_owned(), "kubernetes".to_owned()];
+    if options.transit_engine {
+        args.extend([
+            "--transit-addr".to_owned(),
+            format!("0.0.0.0:{TRANSIT_PORT}"),
+        ]);
+    }
     let container = Container {
         name: COORDINATOR_NAME.to_owned(),
         image: Some(options.image.clone()),
-        args: Some(vec!["--store".to_owned(), "kubernetes".to_owned()]),
+        args: Some(args),
         env: Some(vec![EnvVar {
             name: "HOSTNAME".to_owned(),
             value_from: Some(EnvVarSource {
@@ -179,7 +202,7 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
             ..EnvVar::default()
         }]),
         ports: Some(
-            PORTS
+            ports
                 .iter()
                 .map(|(name, port)| ContainerPort {
                     name: Some((*name).to_owned()),
@@ -287,8 +310,8 @@ pub fn build(options: &CoordinatorOptions) -> CoordinatorResources {
                 ..Subject::default()
             }]),
         },
-        service: service(COORDINATOR_NAME, namespace, true),
-        ready_service: service(COORDINATOR_READY_SERVICE, namespace, false),
+        service: service(COORDINATOR_NAME, namespace, true, &ports),
+        ready_service: service(COORDINATOR_READY_SERVICE, namespace, false, &ports),
         stateful_set,
     }
 }

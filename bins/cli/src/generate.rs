@@ -236,6 +236,10 @@ pub struct GenerateArgs {
     /// the two manifest updates of at most 4 MiB it reads at once.
     #[arg(long, value_name = "QUANTITY", default_value_t = format!("{DEFAULT_COORDINATOR_MEMORY_MIB}Mi"))]
     pub coordinator_memory: String,
+    /// Serve the transit engine (Vault's transit API, for auto-unsealing Vault or OpenBao with a
+    /// workload's mesh certificate) on port 8200 of the Coordinator.
+    #[arg(long, requires = "coordinator")]
+    pub coordinator_transit_engine: bool,
     /// Namespace of the Coordinator's resources.
     #[arg(long, value_name = "NAMESPACE", default_value = "default")]
     pub coordinator_namespace: String,
@@ -315,6 +319,7 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
             replicas: args.coordinator_replicas,
             image: args.coordinator_image.clone(),
             memory: args.coordinator_memory.clone(),
+            transit_engine: args.coordinator_transit_engine,
         });
         inputs.push((output.clone(), Some(resources.to_yaml()?)));
     }

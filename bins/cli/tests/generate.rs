@@ -795,6 +795,68 @@ mod coordinator {
         typed
     }
 
+    /// `--coordinator-transit-engine` gives the container `--transit-addr 0.0.0.0:8200` and both
+    /// Services and the container the port `transit`; without it neither is there.
+    #[test]
+    fn the_transit_engine_is_served_only_when_asked() {
+        let env = TestEnv::new();
+        assert_success(&env.generate(&[
+            "--insecure-allow-all-policy",
+            "--coordinator",
+            "--coordinator-transit-engine",
+        ]));
+        let text = fs::read_to_string(env.ws.join("coordinator.yml")).unwrap();
+        let docs = documents(&text);
+        let stateful_set: StatefulSet = typed(&docs[5]);
+        let container = &stateful_set.spec.template.spec.unwrap().containers[0];
+        assert_eq!(
+            container.args.as_deref().unwrap(),
+            ["--store", "kubernetes", "--transit-addr", "0.0.0.0:8200"]
+        );
+        let port = |ports: Vec<(Option<String>, i32)>| {
+            ports
+                .into_iter()
+                .find(|(_, number)| *number == 8200)
+                .and_then(|(name, _)| name)
+        };
+        assert_eq!(
+            port(
+                container
+                    .ports
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| (p.name, p.container_port))
+                    .collect()
+            )
+            .as_deref(),
+            Some("transit")
+        );
+        for document in [&docs[3], &docs[4]] {
+            let service: Service = typed(document);
+            let ports = service.spec.unwrap().ports.unwrap();
+            assert_eq!(
+                port(ports.into_iter().map(|p| (p.name, p.port)).collect()).as_deref(),
+                Some("transit")
+            );
+        }
+
+        let env = TestEnv::new();
+        assert_success(&env.generate(&["--insecure-allow-all-policy", "--coordinator"]));
+        let text = fs::read_to_string(env.ws.join("coordinator.yml")).unwrap();
+        assert!(
+            !text.contains("8200") && !text.contains("--transit-addr"),
+            "{text}"
+        );
+
+        // The flag needs the Coordinator's resources.
+        let out = env.generate(&[
+            "--insecure-allow-all-policy",
+            "--coordinator-transit-engine",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+    }
+
     #[test]
     fn coordinator_resources_round_trip_and_get_a_coordinator_policy() {
         let env = TestEnv::new();
