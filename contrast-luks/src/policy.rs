@@ -1,5 +1,6 @@
 //! The strict comparison of a parsed header with the layout Contrast formats.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::Value;
@@ -106,41 +107,33 @@ pub fn check(header: &Luks2Header, expected: &ExpectedLayout) -> Result<(), Vec<
     let mut out = Findings::default();
     let meta = &header.metadata;
 
-    out.count("keyslots", meta.keyslots.len(), 1);
-    for (id, slot) in &meta.keyslots {
-        if id == "0" {
-            keyslot(&mut out, slot, expected);
-        } else {
-            out.push(format!("keyslots.{id}"), "none", "a keyslot");
-        }
-    }
-    if !meta.keyslots.contains_key("0") {
-        out.push("keyslots.0", "a keyslot", "none");
-    }
-
-    out.count("segments", meta.segments.len(), 1);
-    for (id, seg) in &meta.segments {
-        if id == "0" {
-            segment(&mut out, seg, expected);
-        } else {
-            out.push(format!("segments.{id}"), "none", "a segment");
-        }
-    }
-    if !meta.segments.contains_key("0") {
-        out.push("segments.0", "a segment", "none");
-    }
-
-    out.count("digests", meta.digests.len(), 1);
-    for (id, dig) in &meta.digests {
-        if id == "0" {
-            digest(&mut out, dig, expected);
-        } else {
-            out.push(format!("digests.{id}"), "none", "a digest");
-        }
-    }
-    if !meta.digests.contains_key("0") {
-        out.push("digests.0", "a digest", "none");
-    }
+    only_entry_zero(
+        &mut out,
+        "keyslots",
+        "a keyslot",
+        &meta.keyslots,
+        |out, slot| {
+            keyslot(out, slot, expected);
+        },
+    );
+    only_entry_zero(
+        &mut out,
+        "segments",
+        "a segment",
+        &meta.segments,
+        |out, seg| {
+            segment(out, seg, expected);
+        },
+    );
+    only_entry_zero(
+        &mut out,
+        "digests",
+        "a digest",
+        &meta.digests,
+        |out, dig| {
+            digest(out, dig, expected);
+        },
+    );
 
     if !meta.tokens.is_empty() {
         out.push("tokens", "none", meta.tokens.len().to_string());
@@ -153,6 +146,28 @@ pub fn check(header: &Luks2Header, expected: &ExpectedLayout) -> Result<(), Vec<
     out.unknown("", &meta.unknown);
 
     if out.0.is_empty() { Ok(()) } else { Err(out.0) }
+}
+
+/// Exactly one entry of `kind`, with id `0`, checked by `check_zero` where it stands in id
+/// order; every other id and a missing `0` are deviations (`a_noun` names one entry).
+fn only_entry_zero<T>(
+    out: &mut Findings,
+    kind: &str,
+    a_noun: &str,
+    entries: &BTreeMap<String, T>,
+    mut check_zero: impl FnMut(&mut Findings, &T),
+) {
+    out.count(kind, entries.len(), 1);
+    for (id, entry) in entries {
+        if id == "0" {
+            check_zero(out, entry);
+        } else {
+            out.push(format!("{kind}.{id}"), "none", a_noun);
+        }
+    }
+    if !entries.contains_key("0") {
+        out.push(format!("{kind}.0"), a_noun, "none");
+    }
 }
 
 fn keyslot(out: &mut Findings, slot: &Keyslot, expected: &ExpectedLayout) {
