@@ -68,15 +68,23 @@ macro_rules! binary_version {
     };
     ($commit:expr) => {
         if cfg!(feature = "simulated") {
-            concat!(
-                env!("CARGO_PKG_VERSION"),
-                " (commit ",
-                $commit,
-                ") +simulated"
-            )
+            $crate::version_line!($commit, simulated)
         } else {
-            concat!(env!("CARGO_PKG_VERSION"), " (commit ", $commit, ")")
+            $crate::version_line!($commit)
         }
+    };
+}
+
+/// The first line of every binary's `--version`: the calling crate's package version and
+/// `$commit`, then [`SIMULATED_VERSION_TAG`] with `version_line!(commit, simulated)`. The one
+/// spelling of the line [`binary_has_simulated_tee`] reads.
+#[macro_export]
+macro_rules! version_line {
+    ($commit:expr) => {
+        concat!(env!("CARGO_PKG_VERSION"), " (commit ", $commit, ")")
+    };
+    ($commit:expr, simulated) => {
+        concat!($crate::version_line!($commit), " +simulated")
     };
 }
 
@@ -91,20 +99,16 @@ macro_rules! binary_long_version {
     ($commit:expr) => {
         if cfg!(feature = "simulated") {
             concat!(
-                env!("CARGO_PKG_VERSION"),
-                " (commit ",
-                $commit,
-                ") +simulated\n",
+                $crate::version_line!($commit, simulated),
+                "\n",
                 $crate::tee_support!(simulated),
                 "\n",
                 $crate::verified_platforms!()
             )
         } else {
             concat!(
-                env!("CARGO_PKG_VERSION"),
-                " (commit ",
-                $commit,
-                ")\n",
+                $crate::version_line!($commit),
+                "\n",
                 $crate::tee_support!(),
                 "\n",
                 $crate::verified_platforms!()

@@ -124,10 +124,8 @@ Exit codes:
 /// `contrast --version`: the version, the commit (set by `bins/build_commit.rs`) and what the
 /// tool verifies.
 const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("CONTRAST_BUILD_COMMIT"),
-    ")\n",
+    contrast_tee::version_line!(env!("CONTRAST_BUILD_COMMIT")),
+    "\n",
     contrast_tee::verified_platforms!(),
     "\n",
     "simulated SEV-SNP platform: built in (`contrast simulate`, `contrast demo`; development and tests only)"
@@ -137,7 +135,7 @@ const LONG_VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(
     name = "contrast",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CONTRAST_BUILD_COMMIT"), ")"),
+    version = contrast_tee::version_line!(env!("CONTRAST_BUILD_COMMIT")),
     long_version = LONG_VERSION,
     about = "Deploy and verify confidential Kubernetes workloads with Contrast",
     after_long_help = EXIT_CODES_HELP
