@@ -116,9 +116,7 @@ pub fn run(global: &GlobalArgs, args: &RecoverArgs) -> anyhow::Result<Outcome> {
         force: args.force,
         history_contains: None,
     };
-    let seen_file = workspace
-        .path(workspace::VERIFY_DIR)
-        .join(crate::verify::LATEST_TRANSITION_FILE);
+    let seen_file = crate::verify::latest_transition_path(&workspace);
     let seen = crate::verify::read_previous_head(&seen_file)?.filter(|_| !args.accept_rollback);
     let request = RecoverRequest {
         history_contains: seen.map(|hash| hash.to_vec()),

@@ -184,7 +184,7 @@ pub fn run(global: &GlobalArgs, args: &SetArgs) -> anyhow::Result<Outcome> {
                  none: run `contrast verify -c {}` (it writes {}) and review the history, or \
                  pass --latest-transition",
                 args.connect.coordinator,
-                sign::default_latest_transition_path(&workspace).display()
+                crate::verify::latest_transition_path(&workspace).display()
             ));
         }
         (None, _, true) => Some([0; 32]),

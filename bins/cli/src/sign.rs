@@ -90,13 +90,6 @@ pub struct LatestTransition {
     pub source: String,
 }
 
-/// Where `contrast verify` keeps the latest transition it saw.
-pub fn default_latest_transition_path(workspace: &Workspace) -> PathBuf {
-    workspace
-        .path(workspace::VERIFY_DIR)
-        .join(crate::verify::LATEST_TRANSITION_FILE)
-}
-
 /// The latest transition from `flag` (64 hex digits, or a file holding them), else from the
 /// workspace's `verify/latest-transition`; `None` when neither is there.
 pub fn latest_transition(
@@ -120,7 +113,7 @@ pub fn latest_transition(
                 "--latest-transition {value} is neither 64 hex digits nor an existing file; give \
                  the Coordinator's latest transition hash, or the file `contrast verify` wrote it \
                  to ({})",
-                default_latest_transition_path(workspace).display()
+                crate::verify::latest_transition_path(workspace).display()
             )
         })?;
         return Ok(Some(LatestTransition {
@@ -128,7 +121,7 @@ pub fn latest_transition(
             source: path.display().to_string(),
         }));
     }
-    let path = default_latest_transition_path(workspace);
+    let path = crate::verify::latest_transition_path(workspace);
     Ok(
         crate::verify::read_previous_head(&path)?.map(|hash| LatestTransition {
             hash,
@@ -157,7 +150,7 @@ pub fn run(global: &GlobalArgs, args: &SignArgs) -> anyhow::Result<Outcome> {
                 hash: [0; 32],
                 source: format!(
                     "none: {} does not exist, so no manifest is set yet",
-                    default_latest_transition_path(&workspace).display()
+                    crate::verify::latest_transition_path(&workspace).display()
                 ),
             }
         });

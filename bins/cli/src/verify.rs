@@ -104,7 +104,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Outcome> {
     })?;
 
     let dir = workspace.path(workspace::VERIFY_DIR);
-    let head_file = dir.join(LATEST_TRANSITION_FILE);
+    let head_file = latest_transition_path(&workspace);
     let root_file = dir.join(workspace::ROOT_CA_FILE);
     let previous_root = read_previous_root_key(&root_file)?;
     let root = root_key(&response.root_ca)?;
@@ -222,6 +222,14 @@ fn root_key(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
         .subject_public_key_info
         .to_der()
         .map_err(|error| anyhow!("the root CA's key does not encode: {error}"))
+}
+
+/// Where `contrast verify` keeps the latest transition it saw (`verify/latest-transition`), which
+/// `recover`, `sign` and `set --atomic` read.
+pub fn latest_transition_path(workspace: &Workspace) -> PathBuf {
+    workspace
+        .path(workspace::VERIFY_DIR)
+        .join(LATEST_TRANSITION_FILE)
 }
 
 /// The root CA key pinned in `path`, or `None` when the file does not exist.
