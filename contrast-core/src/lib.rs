@@ -15,6 +15,7 @@
 //! - [`coordinator_identity`]: what a workload's initializer expects of its Coordinator.
 //! - [`kubernetes`]: the names, labels and annotations Contrast's Kubernetes objects share.
 //! - [`duration`]: the duration syntax of every command-line flag.
+//! - [`edit_distance`]: the Levenshtein distance behind "did you mean" messages.
 //!
 //! Time and randomness are parameters; secrets are zeroized on drop. Every format that crosses a
 //! boundary is byte-compatible with upstream Contrast.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod coordinator_identity;
 pub mod duration;
+pub mod edit_distance;
 pub mod error_chain;
 mod gocompat;
 pub mod hexstring;

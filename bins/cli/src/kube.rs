@@ -339,22 +339,8 @@ pub fn is_near_miss_runtime_class(found: &str) -> bool {
         return false;
     }
     let lower = found.to_ascii_lowercase();
-    lower.starts_with("contrast") || edit_distance(&lower, RUNTIME_CLASS) <= 2
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
+    lower.starts_with("contrast")
+        || contrast_core::edit_distance::levenshtein(&lower, RUNTIME_CLASS) <= 2
 }
 
 /// A resource whose pod template's runtimeClassName is a near miss of [`RUNTIME_CLASS`] (see

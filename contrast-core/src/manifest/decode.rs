@@ -807,55 +807,16 @@ fn nearest_field(key: &str, names: &[&'static str]) -> Option<&'static str> {
                 return None;
             }
             let name_chars: Vec<char> = name.chars().map(|c| c.to_ascii_lowercase()).collect();
-            let distance = edit_distance(&key, &name_chars);
+            let distance = crate::edit_distance::of_chars(&key, &name_chars);
             (distance <= limit).then_some((distance, *name))
         })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, name)| name)
 }
 
-/// Levenshtein distance (insertions, deletions, substitutions).
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        if let Some(first) = current.first_mut() {
-            *first = i + 1;
-        }
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous
-                .get(j)
-                .map_or(usize::MAX, |d| d + usize::from(ca != cb));
-            let delete = previous.get(j + 1).map_or(usize::MAX, |d| d + 1);
-            let insert = current.get(j).map_or(usize::MAX, |d| d + 1);
-            if let Some(slot) = current.get_mut(j + 1) {
-                *slot = substitute.min(delete).min(insert);
-            }
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous.last().copied().unwrap_or(a.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        let d = |a: &str, b: &str| {
-            edit_distance(
-                &a.chars().collect::<Vec<_>>(),
-                &b.chars().collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(d("", ""), 0);
-        assert_eq!(d("abc", ""), 3);
-        assert_eq!(d("", "abc"), 3);
-        assert_eq!(d("Polices", "Policies"), 1);
-        assert_eq!(d("Platfrom", "Platform"), 2);
-        assert_eq!(d("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn nearest_field_ignores_case_and_far_keys() {
