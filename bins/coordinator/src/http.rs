@@ -125,6 +125,17 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// A response with `status` and the JSON `body`, already encoded.
+pub(crate) fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// A 200 JSON response.
 pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     json_with_status(StatusCode::OK, value)
@@ -132,15 +143,7 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Response {
 
 fn json_with_status<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut response = http::Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        Ok(body) => json_body(status, body),
         Err(error) => {
             tracing::error!(%error, "encoding a response");
             let mut response = http::Response::new(Full::new(Bytes::from_static(

@@ -21,13 +21,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
 use contrast_coordinator::State;
 use contrast_coordinator::transit::{self, TransitError, TransitRequest};
 use contrast_core::api::TRANSIT_BODY_LIMIT;
 use contrast_grpc::server::{ConnectionSlot, Limits, accept_loop};
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
@@ -38,7 +37,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::Coordinator;
-use crate::http::{Response, http1_server};
+use crate::http::{Response, http1_server, json_body};
 
 /// The listener's name in logs and metrics.
 const NAME: &str = "transit";
@@ -209,7 +208,7 @@ async fn answer(
                 }
             } else {
                 tracing::info!(listener = NAME, %remote, %error, "reading a transit request body");
-                return json(
+                return json_body(
                     StatusCode::BAD_REQUEST,
                     transit::error_body("reading the request body failed"),
                 );
@@ -238,7 +237,7 @@ async fn answer(
                 name = answer.name,
                 "transit request served"
             );
-            json(StatusCode::OK, answer.body.to_vec())
+            json_body(StatusCode::OK, answer.body.to_vec())
         }
         Err(error) => refusal(coordinator, remote, operation, &error),
     }
@@ -258,22 +257,12 @@ fn refusal(
         tracing::info!(listener = NAME, %remote, operation, %error, "transit request refused");
     }
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json(status, error.body());
+    let mut response = json_body(status, error.body());
     if matches!(error, TransitError::NotServing(_)) {
         // The connection was accepted under another state: the client reconnects.
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    response
-}
-
-fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = http::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }
