@@ -47,6 +47,9 @@ impl CoordinatorProcess {
             Addrs::free().context("finding free ports")?,
         );
         launch.log_level = Some(log_level.to_owned());
+        // Above every scenario's concurrency: with the default cap (256) the connections of 256
+        // initializers plus those still closing are refused at accept, which is not load.
+        launch.args = vec!["--max-connections".to_owned(), "4096".to_owned()];
         launch.probe_poll = PROBE_POLL;
         let log = launch.log.clone();
         let process = process::CoordinatorProcess::spawn(launch, LogFile::Truncate)
