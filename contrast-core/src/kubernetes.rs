@@ -63,10 +63,42 @@ pub const SERVICE_MESH_EGRESS_ANNOTATION: &str = "contrast.edgeless.systems/serv
 pub const SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION: &str =
     "contrast.edgeless.systems/servicemesh-admin-interface-port";
 
-/// Pod annotation (upstream's) asking for secure persistence: `<volume claim>:<emptyDir volume>`,
-/// a LUKS volume keyed by the workload secret, opened by the initializer running `cryptsetup`
-/// as a sidecar. Not supported yet: `contrast generate` refuses a pod carrying it.
+/// Pod annotation (upstream's) asking for secure persistence: `<device volume>:<mount volume>`
+/// (a block-mode volume claim and an `emptyDir` volume of the pod). `contrast generate` injects
+/// the initializer a second time, as a sidecar running [`cryptsetup_args`]: it opens a LUKS2
+/// volume on the device, keyed by the workload secret, and mounts it on the `emptyDir`, which
+/// the pod's containers see through mount propagation.
 pub const SECURE_PV_ANNOTATION: &str = "contrast.edgeless.systems/secure-pv";
+
+/// Where the secure-pv sidecar gets the block device (`volumeDevices[].devicePath`; upstream's
+/// example path).
+pub const SECURE_PV_DEVICE_PATH: &str = "/dev/csi0";
+
+/// Where the secure-pv sidecar mounts the `emptyDir` volume, and the opened LUKS volume on it.
+pub const SECURE_PV_MOUNT_POINT: &str = "/state";
+
+/// The marker file the initializer writes when it is done (its `--done-file` default): the main
+/// run once the files are written, the `cryptsetup` sidecar once the volume is mounted. The
+/// sidecar's startup probe tests it.
+pub const INITIALIZER_DONE_FILE: &str = "/done";
+
+/// The initializer's subcommand that opens (formatting it first if it is not LUKS) an encrypted
+/// volume and keeps it mounted until signalled.
+pub const CRYPTSETUP_SUBCOMMAND: &str = "cryptsetup";
+
+/// The initializer's arguments (after the program name) for the secure-pv sidecar: the one
+/// spelling of that command line, which `contrast generate` writes into the sidecar's `args`
+/// and the initializer's tests parse.
+#[must_use]
+pub fn cryptsetup_args(device_path: &str, mount_point: &str) -> Vec<String> {
+    vec![
+        CRYPTSETUP_SUBCOMMAND.to_owned(),
+        "--device-path".to_owned(),
+        device_path.to_owned(),
+        "--mount-point".to_owned(),
+        mount_point.to_owned(),
+    ]
+}
 
 /// Pod annotation (upstream's) setting the size of the secure image store (`generate
 /// --inject-image-store`; `"0"` disables the store for the pod). contrast-rs has no image store,
