@@ -825,8 +825,8 @@ pub fn check_secure_pv(
                 Some(other) => yaml_type(other).to_owned(),
             };
             bail!(
-                "{name}: the container {container_name} mounts the secure-pv volume {mount:?} \
-                 with mountPropagation {found}, so it would never see the encrypted volume the \
+                "{name}: the container {container_name} mounts {mount:?}, the mount volume of \
+                 the annotation {SECURE_PV_ANNOTATION}, with mountPropagation {found}, so it would never see the encrypted volume the \
                  sidecar mounts there; remove mountPropagation (generate sets HostToContainer) \
                  or set it to HostToContainer"
             );
