@@ -10,50 +10,28 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use contrast_ca::{Ca, MeshCaKey, UnixTime};
+use contrast_ca::Ca;
 use contrast_mesh::config::EgressEntry;
 use contrast_mesh::metrics::Metrics;
 use contrast_mesh::proxy::{self, Context, Forward, IngressTls, Limits, TlsHandle};
 use contrast_mesh::tls::{MeshFiles, MeshTls, TlsError};
-use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
-use rand_core::OsRng;
+use contrast_testkit::mesh;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-fn now() -> UnixTime {
-    UnixTime::from(std::time::SystemTime::now())
-}
-
-/// One deployment's CA.
 fn deployment() -> Ca {
-    let root = p384::ecdsa::SigningKey::random(&mut OsRng);
-    Ca::new(&root, MeshCaKey::generate(&mut OsRng), now(), &mut OsRng).unwrap()
+    mesh::new_deployment()
 }
 
 /// The files an initializer writes for a workload of `ca`.
 fn workload_files(ca: &Ca, name: &str) -> MeshFiles {
-    let key = p256::SecretKey::random(&mut OsRng);
-    let spki = key.public_key().to_public_key_der().unwrap();
-    let leaf = ca
-        .issue_mesh_cert(
-            spki.as_bytes(),
-            &[name.to_owned(), "*".to_owned()],
-            &[],
-            now(),
-            &mut OsRng,
-        )
-        .unwrap();
+    let pems = mesh::workload_pems(ca, name);
     MeshFiles {
-        mesh_ca_pem: leaf.mesh_ca_pem.into_bytes(),
-        cert_chain_pem: leaf.cert_chain_pem.into_bytes(),
-        key_pem: zeroize::Zeroizing::new(
-            key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-                .unwrap()
-                .as_bytes()
-                .to_vec(),
-        ),
+        mesh_ca_pem: pems.mesh_ca,
+        cert_chain_pem: pems.cert_chain,
+        key_pem: zeroize::Zeroizing::new(pems.key),
     }
 }
 

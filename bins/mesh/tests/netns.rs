@@ -4,8 +4,8 @@
 //! attesting to real (simulated SEV-SNP) Coordinators. The sidecar installs its iptables rules
 //! in the pod's namespace and removes the pod's default-deny rule, as in a pod VM.
 //!
-//! Needs root, `ip`, `iptables`, `curl` and `python3` (CI installs iptables and curl); SKIPPED
-//! with a message otherwise.
+//! Needs root, `ip`, `iptables`, `curl` and `python3` (CI installs them); SKIPPED with a message
+//! otherwise, except in CI (`contrast_testkit::skip`).
 
 #![allow(missing_docs, clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -264,13 +264,11 @@ fn initialize(coordinator: &CoordinatorProcess, workload: &Workload, root: &Path
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_talk_mutual_tls_through_their_sidecars() {
     if !is_root() {
-        println!("SKIPPED: needs root (network namespaces, iptables)");
-        return;
+        return contrast_testkit::skip("needs root (network namespaces, iptables)");
     }
     for program in ["ip", "iptables", "iptables-restore", "curl", "python3"] {
         if !have(program) {
-            println!("SKIPPED: {program} is not installed");
-            return;
+            return contrast_testkit::skip(&format!("{program} is not installed"));
         }
     }
     let dir = tempfile::tempdir().unwrap();
