@@ -24,6 +24,10 @@ pub const INGRESS_ENV: &str = "CONTRAST_INGRESS_PROXY_CONFIG";
 pub const EGRESS_ENV: &str = "CONTRAST_EGRESS_PROXY_CONFIG";
 /// The environment variable with the admin interface's port (upstream's).
 pub const ADMIN_PORT_ENV: &str = "CONTRAST_ADMIN_PORT";
+/// The initializer's environment variable (upstream's) that says the pod has no service mesh:
+/// when it is set and not empty, the initializer removes the pod VM's default-deny rule itself
+/// (otherwise the sidecar does, once its rules are in place).
+pub const SERVICE_MESH_DISABLED_ENV: &str = "CONTRAST_SERVICE_MESH_DISABLED";
 /// The ingress value that turns the ingress redirection off (upstream's).
 pub const INGRESS_DISABLED: &str = "DISABLED";
 /// Where inbound connections that need mutual TLS are redirected (upstream's port).
