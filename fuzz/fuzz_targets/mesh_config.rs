@@ -10,12 +10,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = parse_egress(EGRESS_ENV, text);
+    let egress = parse_egress(EGRESS_ENV, text).unwrap_or_default();
     if let Ok(ingress) = parse_ingress(INGRESS_ENV, text) {
         // Every accepted entry becomes exactly one rule, between the fixed lines.
         if let Some(rules) = ingress_rules(&ingress) {
             assert!(rules.ends_with("COMMIT\n"));
         }
-        let _ = parse_admin_port(text, &ingress);
+        let _ = parse_admin_port(text, &ingress, &egress);
     }
 });

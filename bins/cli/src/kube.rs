@@ -338,21 +338,22 @@ fn decide_service_mesh<'a>(
     let parsed_ingress =
         mesh_config::parse_ingress(SERVICE_MESH_INGRESS_ANNOTATION, ingress.unwrap_or(""))
             .map_err(|error| entry_error(error, SERVICE_MESH_INGRESS_SYNTAX))?;
-    if let Some(egress) = egress {
-        // Upstream refuses it too: an egress annotation that declares nothing is a mistake.
-        if egress.is_empty() {
-            bail!(
-                "{workload}: the annotation {SERVICE_MESH_EGRESS_ANNOTATION} is empty; it must \
-                 list at least one entry ({SERVICE_MESH_EGRESS_SYNTAX}) or be removed"
-            );
-        }
-        mesh_config::parse_egress(SERVICE_MESH_EGRESS_ANNOTATION, egress)
-            .map_err(|error| entry_error(error, SERVICE_MESH_EGRESS_SYNTAX))?;
+    // Upstream refuses it too: an egress annotation that declares nothing is a mistake.
+    if egress == Some("") {
+        bail!(
+            "{workload}: the annotation {SERVICE_MESH_EGRESS_ANNOTATION} is empty; it must list \
+             at least one entry ({SERVICE_MESH_EGRESS_SYNTAX}) or be removed"
+        );
     }
+    let parsed_egress = egress
+        .map(|egress| mesh_config::parse_egress(SERVICE_MESH_EGRESS_ANNOTATION, egress))
+        .transpose()
+        .map_err(|error| entry_error(error, SERVICE_MESH_EGRESS_SYNTAX))?
+        .unwrap_or_default();
     let admin_port = admin_port
         .map(|value| {
             let key = SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION;
-            mesh_config::parse_admin_port(value, &parsed_ingress)
+            mesh_config::parse_admin_port(value, &parsed_ingress, &parsed_egress)
                 .map(|port| (value.to_owned(), port))
                 .map_err(|error| match error {
                     ConfigError::AdminPort { found } => anyhow!(
