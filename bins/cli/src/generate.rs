@@ -1196,7 +1196,12 @@ fn process_workload(
                 )
             })?;
             let json = identity.to_json();
-            kube::inject_initializer(template, &args.initializer_image, &json)?;
+            kube::inject_initializer(
+                template,
+                &args.initializer_image,
+                &json,
+                annotations.service_mesh.is_some(),
+            )?;
             if let Some(plan) = &secure_pv {
                 kube::inject_secure_pv(template, &args.initializer_image, plan)?;
             }

@@ -15,6 +15,7 @@ use contrast_core::kubernetes::{
     SERVICE_MESH_EGRESS_ANNOTATION, SERVICE_MESH_INGRESS_ANNOTATION, SERVICE_MESH_READY_FILE,
     SKIP_INITIALIZER_ANNOTATION, WORKLOAD_SECRET_ID_ANNOTATION, cryptsetup_args,
 };
+use contrast_mesh::config::SERVICE_MESH_DISABLED_ENV;
 use contrast_mesh::config::{self as mesh_config, ConfigError};
 use serde_norway::{Mapping, Value};
 
@@ -663,14 +664,23 @@ pub fn remove_annotation(template: &mut Value, key: &str) {
 }
 
 /// The initializer init container, given the Coordinator's identity (its JSON document).
-fn initializer_container(image: &str, coordinator_identity: &str) -> anyhow::Result<Value> {
+fn initializer_container(
+    image: &str,
+    coordinator_identity: &str,
+    service_mesh: bool,
+) -> anyhow::Result<Value> {
+    let mut env = vec![
+        serde_json::json!({ "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE }),
+        serde_json::json!({ "name": COORDINATOR_IDENTITY_ENV, "value": coordinator_identity }),
+    ];
+    // Without the sidecar, the initializer is what removes the pod VM's default-deny rule.
+    if !service_mesh {
+        env.push(serde_json::json!({ "name": SERVICE_MESH_DISABLED_ENV, "value": "true" }));
+    }
     let container = serde_json::json!({
         "name": INITIALIZER_CONTAINER,
         "image": image,
-        "env": [
-            { "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE },
-            { "name": COORDINATOR_IDENTITY_ENV, "value": coordinator_identity },
-        ],
+        "env": env,
         "resources": {
             "limits": { "memory": INITIALIZER_MEMORY },
             "requests": { "memory": INITIALIZER_MEMORY },
@@ -715,15 +725,18 @@ fn upsert_named(items: &mut Vec<Value>, name: &str, item: Value, at_front: bool)
 }
 
 /// Injects the initializer as the first init container, given the Coordinator's identity (its
-/// JSON document) in its environment, and the shared emptyDir volume. Both replace an earlier
+/// JSON document) in its environment (and, for a pod without the service-mesh sidecar,
+/// `CONTRAST_SERVICE_MESH_DISABLED=true`: the initializer then removes the pod VM's
+/// default-deny rule), and the shared emptyDir volume. Both replace an earlier
 /// injection with the same name (the whole container, so its environment is replaced, never
 /// extended): injecting twice changes nothing.
 pub fn inject_initializer(
     template: &mut Value,
     image: &str,
     coordinator_identity: &str,
+    service_mesh: bool,
 ) -> anyhow::Result<()> {
-    let container = initializer_container(image, coordinator_identity)?;
+    let container = initializer_container(image, coordinator_identity, service_mesh)?;
     let volume = secrets_volume()?;
     let spec = child_mapping(template, "spec").context("the pod template")?;
     let init_containers =
@@ -1313,9 +1326,17 @@ mod tests {
             ])
             .is_ok()
         );
+        // Nor an egress listener's port.
+        assert!(
+            mesh(&[
+                (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:1#db:1"),
+                (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "1"),
+            ])
+            .is_err()
+        );
         let names = mesh(&[
             (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:1#db:1"),
-            (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "1"),
+            (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "2"),
         ])
         .unwrap()
         .unwrap()
@@ -1401,7 +1422,7 @@ mod tests {
             admin_port: Some(("9901".to_owned(), 9901)),
         };
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
         inject_service_mesh(template, "mesh:1", &mesh).unwrap();
         assert_eq!(
             names(&pod),
@@ -1529,11 +1550,11 @@ mod tests {
         let plan = secure_pv_plan(&pod, &InputClaims::new()).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
         inject_secure_pv(template, "img:1", &plan).unwrap();
         let once = pod.clone();
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
         inject_secure_pv(template, "img:1", &plan).unwrap();
         assert_eq!(pod, once);
         let names: Vec<_> = pod["spec"]["initContainers"]
@@ -1694,16 +1715,17 @@ mod tests {
         )
         .unwrap();
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{\"old\":1}").unwrap();
-        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{\"old\":1}", false).unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}", false).unwrap();
         let once = pod.clone();
-        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}", false).unwrap();
         assert_eq!(pod, once);
         // The identity is replaced, not added.
         let env = pod["spec"]["initContainers"][0]["env"]
             .as_sequence()
             .unwrap();
-        assert_eq!(env.len(), 2);
+        assert_eq!(env.len(), 3);
+        assert_eq!(env[2]["name"].as_str(), Some(SERVICE_MESH_DISABLED_ENV));
         assert_eq!(env[1]["name"].as_str(), Some(COORDINATOR_IDENTITY_ENV));
         assert_eq!(env[1]["value"].as_str(), Some("{}"));
         let names: Vec<_> = pod["spec"]["initContainers"]

@@ -1527,6 +1527,11 @@ fn the_workload_digest_changes_with_the_coordinator_identity() {
     let web = find(&resources, "Deployment", "web");
     let policy = initdata_of(web).data()["policy.rego"].clone();
     let json = initializer_env(web, COORDINATOR_IDENTITY_ENV).unwrap();
+    // No service mesh: the initializer removes the pod VM's default-deny rule.
+    assert_eq!(
+        initializer_env(web, "CONTRAST_SERVICE_MESH_DISABLED").as_deref(),
+        Some("true")
+    );
     assert!(policy.contains(COORDINATOR_IDENTITY_ENV), "{policy}");
     assert!(
         policy.contains(&json[..40]),
@@ -2788,6 +2793,11 @@ mod service_mesh {
         assert_eq!(
             init_container_names(&web),
             ["contrast-initializer", "contrast-service-mesh"]
+        );
+        // The sidecar removes the default-deny rule, not the initializer.
+        assert_eq!(
+            super::initializer_env(&web, "CONTRAST_SERVICE_MESH_DISABLED"),
+            None
         );
         let sidecar = as_json(init_container(&web, "contrast-service-mesh"));
         // Field by field, so that the order of the keys is checked too.
