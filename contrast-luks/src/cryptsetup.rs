@@ -112,6 +112,52 @@ pub fn mapped_device(mapping: &str) -> std::path::PathBuf {
     Path::new("/dev/mapper").join(mapping)
 }
 
+/// The block size of the file system on a new volume: the volume's sector size, so that a block
+/// is one integrity unit.
+pub const EXT4_BLOCK_SIZE: u64 = 4096;
+
+/// `mkfs.ext4` for the opened volume, with `dry_run` (`-n`) only printing what it would do.
+/// `-F`: the device is new (formatted in this run), no question asked.
+#[must_use]
+pub fn mkfs_args(device: &Path, dry_run: bool) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec![if dry_run { "-n" } else { "-q" }.into()];
+    out.extend(["-F".into(), "-b".into(), EXT4_BLOCK_SIZE.to_string().into()]);
+    out.push(device.into());
+    out
+}
+
+/// The blocks `mkfs.ext4` reads before it writes them, from its dry run's output: block 0 and
+/// the backup superblocks (`Superblock backups stored on blocks:` and the numbers on the lines
+/// after it, up to an empty line). With `--integrity-no-wipe` none of a new volume's blocks has
+/// a valid integrity tag until written, so reading one fails with EIO: these must be written
+/// (with zeros) before mkfs runs.
+///
+/// # Errors
+///
+/// A list item that is not a block number, with the item.
+pub fn blocks_mkfs_reads(dry_run_output: &str) -> Result<Vec<u64>, String> {
+    let mut blocks = vec![0];
+    let Some((_, after)) = dry_run_output.split_once("Superblock backups stored on blocks:") else {
+        return Ok(blocks);
+    };
+    for line in after.lines().skip_while(|line| line.trim().is_empty()) {
+        if line.trim().is_empty() {
+            break;
+        }
+        for item in line
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            blocks.push(
+                item.parse()
+                    .map_err(|_| format!("{item:?} is not a block number"))?,
+            );
+        }
+    }
+    Ok(blocks)
+}
+
 fn key_file_option(key_file: &Path) -> [OsString; 2] {
     ["--key-file".into(), key_file.into()]
 }
@@ -155,6 +201,26 @@ mod tests {
                 "m"
             ]
         );
+    }
+
+    #[test]
+    fn the_blocks_mkfs_reads_come_from_its_dry_run() {
+        // mke2fs 1.47.0, `-n -F -b 4096` on 600 MiB.
+        let output = "mke2fs 1.47.0 (5-Feb-2023)\nCreating filesystem with 153600 4k blocks \
+                      and 38400 inodes\nFilesystem UUID: 78bf0fe5-1fe0-48c8-9d5e-2a01e1670210\n\
+                      Superblock backups stored on blocks: \n\t32768, 98304\n\n";
+        assert_eq!(blocks_mkfs_reads(output), Ok(vec![0, 32768, 98304]));
+        let long = "Superblock backups stored on blocks: \n\t32768, 98304, 163840,\n\t229376\n\nAllocating group tables: 12";
+        assert_eq!(
+            blocks_mkfs_reads(long),
+            Ok(vec![0, 32768, 98304, 163840, 229376])
+        );
+        // A small volume has no backups.
+        assert_eq!(
+            blocks_mkfs_reads("Creating filesystem with 8192 4k blocks and 8192 inodes\n\n"),
+            Ok(vec![0])
+        );
+        assert!(blocks_mkfs_reads("Superblock backups stored on blocks: \n\tmany\n").is_err());
     }
 
     #[test]

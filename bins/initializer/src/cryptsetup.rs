@@ -489,7 +489,8 @@ async fn mount(args: &CryptsetupArgs, volume: &mut OpenVolume, formatted: bool) 
     let device = luks_cli::mapped_device(&volume.mapping);
     if formatted {
         info!(device = %device.display(), "creating the ext4 file system");
-        run_tool(MKFS, [OsString::from("-q"), device.clone().into()])
+        write_blocks_mkfs_reads(&device).await?;
+        run_tool(MKFS, luks_cli::mkfs_args(&device, false))
             .await?
             .success("cannot create the file system")?;
     }
@@ -520,6 +521,37 @@ async fn mount(args: &CryptsetupArgs, volume: &mut OpenVolume, formatted: bool) 
         return Err(output.failure(hint));
     }
     volume.mounted = true;
+    Ok(())
+}
+
+/// A new volume (`--integrity-no-wipe`) answers EIO for every block not yet written, and
+/// mkfs.ext4 reads block 0 and the backup superblocks before writing them: like upstream,
+/// zeros go to exactly those blocks first (their numbers from a dry run of the same mkfs).
+async fn write_blocks_mkfs_reads(device: &Path) -> Result<()> {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let dry_run = run_tool(MKFS, luks_cli::mkfs_args(device, true)).await?;
+    if !dry_run.output.status.success() {
+        return Err(dry_run.failure("cannot plan the file system"));
+    }
+    let blocks = luks_cli::blocks_mkfs_reads(&String::from_utf8_lossy(&dry_run.output.stdout))
+        .map_err(|e| anyhow!("cannot read mkfs.ext4's dry run: {e}"))?;
+    let block_size = luks_cli::EXT4_BLOCK_SIZE;
+    let zeros = vec![0u8; usize::try_from(block_size)?];
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .with_context(|| format!("cannot open {} for writing", device.display()))?;
+    for block in &blocks {
+        let offset = block
+            .checked_mul(block_size)
+            .ok_or_else(|| anyhow!("block {block} of mkfs.ext4's dry run is out of range"))?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(&zeros)
+            .with_context(|| format!("cannot write block {block} of {}", device.display()))?;
+    }
+    file.sync_all()
+        .with_context(|| format!("cannot flush {}", device.display()))?;
+    info!(?blocks, "wrote the blocks mkfs.ext4 reads first");
     Ok(())
 }
 
