@@ -193,19 +193,9 @@ pub fn parse_ingress(setting: &'static str, value: &str) -> Result<Ingress, Conf
     }
     let mut entries: Vec<IngressEntry> = Vec::new();
     for (index, text) in entries_of(value) {
-        let problem = |problem| ConfigError::Entry {
-            setting,
-            index,
-            entry: text.to_owned(),
-            problem,
-        };
-        let fields: Vec<&str> = text.split(FIELD_SEPARATOR).collect();
-        let [name, port, disable_tls] = fields[..] else {
-            return Err(problem(EntryProblem::Fields {
-                expected: "<name>#<port>#<disableTLS>",
-                found: fields.len(),
-            }));
-        };
+        let problem = in_entry(setting, index, text);
+        let [name, port, disable_tls] =
+            fields(text, "<name>#<port>#<disableTLS>").map_err(problem)?;
         let name = non_empty(name, "name").map_err(problem)?;
         let port = parse_port(port, "port").map_err(problem)?;
         if port == MTLS_INGRESS_PORT || port == TLS_INGRESS_PORT {
@@ -239,19 +229,9 @@ pub fn parse_ingress(setting: &'static str, value: &str) -> Result<Ingress, Conf
 pub fn parse_egress(setting: &'static str, value: &str) -> Result<Vec<EgressEntry>, ConfigError> {
     let mut entries: Vec<EgressEntry> = Vec::new();
     for (index, text) in entries_of(value) {
-        let problem = |problem| ConfigError::Entry {
-            setting,
-            index,
-            entry: text.to_owned(),
-            problem,
-        };
-        let fields: Vec<&str> = text.split(FIELD_SEPARATOR).collect();
-        let [name, listen, remote] = fields[..] else {
-            return Err(problem(EntryProblem::Fields {
-                expected: "<name>#<listen IPv4>:<port>#<remote host>:<port>",
-                found: fields.len(),
-            }));
-        };
+        let problem = in_entry(setting, index, text);
+        let [name, listen, remote] =
+            fields(text, "<name>#<listen IPv4>:<port>#<remote host>:<port>").map_err(problem)?;
         let name = non_empty(name, "name").map_err(problem)?;
         let listen_text = non_empty(listen, "listen address").map_err(problem)?;
         let listen: SocketAddrV4 = listen_text.parse().map_err(|_| {
@@ -343,6 +323,32 @@ pub fn parse_admin_port(
         });
     }
     Ok(port)
+}
+
+/// Makes a problem with entry `index` (`text`) of `setting` an error.
+fn in_entry<'a>(
+    setting: &'static str,
+    index: usize,
+    text: &'a str,
+) -> impl Fn(EntryProblem) -> ConfigError + Copy + 'a {
+    move |problem| ConfigError::Entry {
+        setting,
+        index,
+        entry: text.to_owned(),
+        problem,
+    }
+}
+
+/// The `#`-separated fields of an entry, exactly `N` of them (`expected` is the syntax).
+fn fields<'a, const N: usize>(
+    text: &'a str,
+    expected: &'static str,
+) -> Result<[&'a str; N], EntryProblem> {
+    let fields: Vec<&str> = text.split(FIELD_SEPARATOR).collect();
+    <[&str; N]>::try_from(fields).map_err(|fields| EntryProblem::Fields {
+        expected,
+        found: fields.len(),
+    })
 }
 
 /// Go's `strconv.ParseBool`.
