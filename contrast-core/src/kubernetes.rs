@@ -67,7 +67,9 @@ pub const SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION: &str =
 /// (a block-mode volume claim and an `emptyDir` volume of the pod). `contrast generate` injects
 /// the initializer a second time, as a sidecar running [`cryptsetup_args`]: it opens a LUKS2
 /// volume on the device, keyed by the workload secret, and mounts it on the `emptyDir`, which
-/// the pod's containers see through mount propagation.
+/// the pod's containers see through mount propagation. `generate` refuses a value or volumes
+/// that do not fit, and a pod without the initializer (the sidecar needs the workload secret
+/// the initializer writes); `docs/secure-persistence.md` lists what it checks.
 pub const SECURE_PV_ANNOTATION: &str = "contrast.edgeless.systems/secure-pv";
 
 /// Where the secure-pv sidecar gets the block device (`volumeDevices[].devicePath`; upstream's

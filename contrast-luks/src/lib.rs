@@ -14,6 +14,9 @@
 //!    `hmac(sha256)` integrity and 4096-byte sectors, one PBKDF2-SHA256 digest linking the two,
 //!    no tokens) and returns every [`Deviation`] as path, expected and found.
 //!
+//! 3. [`cryptsetup`] spells the `cryptsetup` command lines that format, back up and open such a
+//!    volume, and its device-mapper name.
+//!
 //! ```
 //! # fn example(device_start: &[u8]) -> Result<(), String> {
 //! use contrast_luks::{check, ExpectedLayout, Luks2Header};
@@ -26,6 +29,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cryptsetup;
 mod error;
 mod header;
 pub mod metadata;

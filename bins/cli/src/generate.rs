@@ -9,7 +9,9 @@ use std::process::Command;
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::coordinator_identity::{CoordinatorIdentity, IdentityError};
 use contrast_core::initdata::{self, Algorithm, Initdata};
-use contrast_core::kubernetes::{COORDINATOR_IDENTITY_ENV, SKIP_INITIALIZER_ANNOTATION};
+use contrast_core::kubernetes::{
+    COORDINATOR_IDENTITY_ENV, SECURE_PV_ANNOTATION, SKIP_INITIALIZER_ANNOTATION,
+};
 use contrast_core::manifest::{
     Manifest, ManifestDocument, PolicyEntry, Role, SIMULATED_SNP_PLATFORM, SnpReferenceValues,
 };
@@ -110,14 +112,25 @@ Upstream's pod annotations (read from the pod template's metadata, else the reso
     manifest entry. \"false\" (or no annotation) injects it; any other value is refused.
   contrast.edgeless.systems/pod-role and contrast.edgeless.systems/workload-secret-id are
     honoured (the manifest's Role and WorkloadSecretID).
+  contrast.edgeless.systems/secure-pv: \"<device volume>:<mount volume>\" injects, right after
+    the initializer, the sidecar contrast-secure-pv: the initializer image with the arguments
+    cryptsetup --device-path /dev/csi0 --mount-point /state, privileged, restartPolicy Always,
+    a startup probe testing /done. It gets the device volume as the raw block device /dev/csi0:
+    a StatefulSet's volume claim template, an ephemeral volume or a persistentVolumeClaim
+    volume, with volumeMode Block (a claim that is not among the input files cannot be
+    checked: a warning). It mounts the mount volume, an emptyDir, at /state with Bidirectional
+    propagation; the containers that mount it get mountPropagation HostToContainer (None is
+    refused). It opens the LUKS volume with the workload secret, so it cannot be combined with
+    skip-initializer; the sidecar of an earlier run is removed when the annotation is gone.
   contrast.edgeless.systems/servicemesh-ingress, contrast.edgeless.systems/servicemesh-egress,
-  contrast.edgeless.systems/servicemesh-admin-interface-port, contrast.edgeless.systems/secure-pv
-  and contrast.edgeless.systems/image-store-size (but \"0\") are refused: contrast-rs has no
-    service mesh, secure persistence or image store yet, and the pod would run without them.
+  contrast.edgeless.systems/servicemesh-admin-interface-port and
+  contrast.edgeless.systems/image-store-size (but \"0\") are refused: contrast-rs has no
+    service mesh or image store yet, and the pod would run without them.
 Warnings (on stderr, and in --json's \"warnings\"): a runtimeClassName close to contrast-cc but
 not it (contrast-c, Contrast-cc, upstream's contrast-cc-<platform>-<hash>, ...), which generate
 leaves alone; a workload with an initializer in another namespace than this run's Coordinator
-(the initializer connects to the Service coordinator-ready of its own namespace).
+(the initializer connects to the Service coordinator-ready of its own namespace); a secure-pv
+claim generate could not check, or a secure-pv mount volume that no container mounts.
 Other resources and documents are left alone; files without such a resource are not rewritten.
 Comments inside a rewritten document are not kept (those above it are). With --coordinator,
 the Coordinator's file is rewritten from the flags each time: change the flags, not the file.
@@ -264,6 +277,18 @@ struct GeneratedWorkload {
     /// The Coordinator identity (JSON) given to the injected initializer; `None` when no
     /// initializer was injected.
     initializer_identity: Option<String>,
+    /// What generate could not check or what looks unintended in this workload.
+    warnings: Vec<String>,
+}
+
+/// What every workload of a run is processed with.
+#[derive(Debug)]
+struct WorkloadContext<'a> {
+    args: &'a GenerateArgs,
+    workspace: &'a Workspace,
+    policy_source: &'a PolicySource,
+    /// The PersistentVolumeClaims among the input files, for secure-pv's check.
+    claims: &'a kube::InputClaims,
 }
 
 /// One input file after processing.
@@ -341,20 +366,23 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut warnings: Vec<String> = files.iter().flat_map(InputFile::near_misses).collect();
+    let mut claims = kube::InputClaims::new();
+    for file in &files {
+        file.collect_claims(&mut claims);
+    }
+    let context = WorkloadContext {
+        args,
+        workspace: &workspace,
+        policy_source: &policy_source,
+        claims: &claims,
+    };
 
     // The Coordinator's pods first: the initializer of every other pod is given the
     // Coordinator's identity, and that identity (its policy hash) comes from them.
     let mut workloads = Vec::new();
     for file in &mut files {
-        process_file(
-            file,
-            Phase::Coordinators,
-            args,
-            &workspace,
-            &policy_source,
-            &mut workloads,
-        )
-        .with_context(|| format!("in {}", file.path.display()))?;
+        process_file(file, Phase::Coordinators, &context, &mut workloads)
+            .with_context(|| format!("in {}", file.path.display()))?;
     }
     let mut manifest = existing_manifest
         .as_ref()
@@ -368,15 +396,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
     update_policies(&mut manifest, &workloads);
     let identity = CoordinatorIdentity::from_manifest(&manifest);
     for file in &mut files {
-        process_file(
-            file,
-            Phase::Workloads(&identity),
-            args,
-            &workspace,
-            &policy_source,
-            &mut workloads,
-        )
-        .with_context(|| format!("in {}", file.path.display()))?;
+        process_file(file, Phase::Workloads(&identity), &context, &mut workloads)
+            .with_context(|| format!("in {}", file.path.display()))?;
     }
     check_unique_workloads(&workloads)?;
     let processed: Vec<ProcessedFile> = files.into_iter().map(InputFile::finish).collect();
@@ -445,6 +466,11 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Outcome> 
     }
 
     warnings.extend(unknown_key_warnings);
+    warnings.extend(
+        workloads
+            .iter()
+            .flat_map(|workload| workload.warnings.iter().cloned()),
+    );
     warnings.extend(namespace_warnings(&workloads));
     if let Err(errors) = manifest.validate() {
         warnings.extend(
@@ -997,6 +1023,19 @@ impl InputFile {
             .collect()
     }
 
+    /// Adds the PersistentVolumeClaims of this file to `claims` (documents that do not parse
+    /// are skipped, as in [`Self::near_misses`]).
+    fn collect_claims(&self, claims: &mut kube::InputClaims) {
+        let Some(text) = self.original.as_deref().or(self.generated.as_deref()) else {
+            return;
+        };
+        for document in kube::split_documents(text) {
+            if let Ok(resource) = kube::parse_document(&document) {
+                kube::collect_claim(&resource, claims);
+            }
+        }
+    }
+
     fn finish(self) -> ProcessedFile {
         let rewritten = match self.documents {
             Some(documents) if self.modified || self.generated.is_some() => {
@@ -1027,9 +1066,7 @@ enum Phase<'a> {
 fn process_file(
     file: &mut InputFile,
     phase: Phase<'_>,
-    args: &GenerateArgs,
-    workspace: &Workspace,
-    policy_source: &PolicySource,
+    context: &WorkloadContext<'_>,
     workloads: &mut Vec<GeneratedWorkload>,
 ) -> anyhow::Result<()> {
     let Some(documents) = &mut file.documents else {
@@ -1053,16 +1090,8 @@ fn process_file(
             Phase::Workloads(identity) if !workload.is_coordinator() => Some(identity),
             _ => continue,
         };
-        let generated = process_workload(
-            &mut value,
-            workload,
-            identity,
-            args,
-            workspace,
-            policy_source,
-            &file.path,
-        )
-        .with_context(|| format!("document {position}"))?;
+        let generated = process_workload(&mut value, workload, identity, context, &file.path)
+            .with_context(|| format!("document {position}"))?;
         *document = kube::render_document(&value, document)?;
         workloads.push(generated);
         file.modified = true;
@@ -1071,22 +1100,40 @@ fn process_file(
 }
 
 /// Gives one workload its initializer (with `identity`, the Coordinator's identity or why there
-/// is none; `None` for the Coordinator's own pods) and its initdata.
+/// is none; `None` for the Coordinator's own pods), its secure-pv sidecar if annotated, and its
+/// initdata.
 fn process_workload(
     resource: &mut serde_norway::Value,
     workload: ConfidentialWorkload,
     identity: Option<&Result<CoordinatorIdentity, IdentityError>>,
-    args: &GenerateArgs,
-    workspace: &Workspace,
-    policy_source: &PolicySource,
+    context: &WorkloadContext<'_>,
     file: &Path,
 ) -> anyhow::Result<GeneratedWorkload> {
+    let WorkloadContext {
+        args,
+        workspace,
+        policy_source,
+        claims,
+    } = context;
     let annotations = kube::pod_annotations(resource, &workload)?;
+    let secure_pv = match &annotations.secure_pv {
+        Some(secure_pv) => {
+            check_secure_pv_has_initializer(&workload, args, &annotations, identity.is_none())?;
+            Some(kube::check_secure_pv(
+                resource, &workload, secure_pv, claims,
+            )?)
+        }
+        None => None,
+    };
     let template = kube::pod_template_mut(resource)
         .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
     if annotations.skip_initializer {
         // An earlier run may have injected it before the pod was annotated.
         kube::remove_initializer(template);
+    }
+    if secure_pv.is_none() {
+        // An earlier run may have injected it while the pod was annotated.
+        kube::remove_secure_pv(template);
     }
     // The identity goes in before the policy is computed: genpolicy's policy pins the
     // container's environment, and a policy file gets the identity's digest (below).
@@ -1105,6 +1152,9 @@ fn process_workload(
             })?;
             let json = identity.to_json();
             kube::inject_initializer(template, &args.initializer_image, &json)?;
+            if let Some(plan) = &secure_pv {
+                kube::inject_secure_pv(template, &args.initializer_image, plan)?;
+            }
             Some(json)
         }
         _ => None,
@@ -1158,7 +1208,33 @@ fn process_workload(
         digest_hex,
         entry,
         initializer_identity: injected_identity,
+        warnings: secure_pv.map(|plan| plan.warnings).unwrap_or_default(),
     })
+}
+
+/// Refuses secure-pv on a pod that gets no initializer: the sidecar opens the volume with the
+/// workload secret the initializer writes.
+fn check_secure_pv_has_initializer(
+    workload: &ConfidentialWorkload,
+    args: &GenerateArgs,
+    annotations: &kube::PodAnnotations,
+    is_coordinator: bool,
+) -> anyhow::Result<()> {
+    let reason = if is_coordinator {
+        "it is the Coordinator, which gets no initializer"
+    } else if args.skip_initializer {
+        "--skip-initializer is given"
+    } else if annotations.skip_initializer {
+        &format!("it has the annotation {SKIP_INITIALIZER_ANNOTATION}: \"true\"")
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "{} has the annotation {SECURE_PV_ANNOTATION}, but {reason}: the secure-pv sidecar \
+         opens the encrypted volume with the workload secret the initializer writes; remove \
+         one of the two (drop {SECURE_PV_ANNOTATION}, or let generate inject the initializer)",
+        workload.qualified_name()
+    )
 }
 
 /// Runs Kata's genpolicy on one resource and returns the policy it prints.
@@ -1290,6 +1366,7 @@ mod tests {
             .map(|(annotation, _)| *annotation)
             .chain([
                 SKIP_INITIALIZER_ANNOTATION,
+                SECURE_PV_ANNOTATION,
                 contrast_core::kubernetes::POD_ROLE_ANNOTATION,
                 contrast_core::kubernetes::WORKLOAD_SECRET_ID_ANNOTATION,
             ])
@@ -1298,6 +1375,15 @@ mod tests {
         }
         for name in [
             kube::RUNTIME_CLASS,
+            kube::SECURE_PV_CONTAINER,
+            contrast_core::kubernetes::SECURE_PV_DEVICE_PATH,
+            contrast_core::kubernetes::SECURE_PV_MOUNT_POINT,
+            contrast_core::kubernetes::INITIALIZER_DONE_FILE,
+            &contrast_core::kubernetes::cryptsetup_args(
+                contrast_core::kubernetes::SECURE_PV_DEVICE_PATH,
+                contrast_core::kubernetes::SECURE_PV_MOUNT_POINT,
+            )
+            .join(" "),
             COORDINATOR_IDENTITY_ENV,
             command_line::COORDINATOR_STATE_DIR,
             command_line::WORKLOADS_DIR,

@@ -4,13 +4,16 @@
 //! Documents are kept as untyped YAML values so that fields this tool does not know survive a
 //! rewrite unchanged; only documents that are modified are serialised again.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context as _, anyhow, bail};
 use contrast_core::kubernetes::{
     COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, COORDINATOR_POD_ROLE,
-    COORDINATOR_READY_SERVICE, IMAGE_STORE_SIZE_ANNOTATION, POD_ROLE_ANNOTATION,
-    SECRETS_MOUNT_PATH, SECURE_PV_ANNOTATION, SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
+    COORDINATOR_READY_SERVICE, IMAGE_STORE_SIZE_ANNOTATION, INITIALIZER_DONE_FILE,
+    POD_ROLE_ANNOTATION, SECRETS_MOUNT_PATH, SECURE_PV_ANNOTATION, SECURE_PV_DEVICE_PATH,
+    SECURE_PV_MOUNT_POINT, SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
     SERVICE_MESH_EGRESS_ANNOTATION, SERVICE_MESH_INGRESS_ANNOTATION, SKIP_INITIALIZER_ANNOTATION,
-    WORKLOAD_SECRET_ID_ANNOTATION,
+    WORKLOAD_SECRET_ID_ANNOTATION, cryptsetup_args,
 };
 use serde_norway::{Mapping, Value};
 
@@ -22,6 +25,14 @@ pub const INITIALIZER_CONTAINER: &str = "contrast-initializer";
 pub const SECRETS_VOLUME: &str = "contrast-secrets";
 /// Memory request and limit of the initializer.
 pub const INITIALIZER_MEMORY: &str = "50Mi";
+/// Name of the injected secure-pv sidecar (the initializer running `cryptsetup`).
+pub const SECURE_PV_CONTAINER: &str = "contrast-secure-pv";
+/// Memory request and limit of the secure-pv sidecar: more than the initializer's, as
+/// cryptsetup's key derivation and mkfs run in it.
+pub const SECURE_PV_MEMORY: &str = "100Mi";
+/// How often the secure-pv sidecar's startup probe may fail (once a second) before the kubelet
+/// restarts it: formatting and mkfs of a large volume take a while.
+pub const SECURE_PV_STARTUP_FAILURE_THRESHOLD: u32 = 600;
 
 /// One document of a multi-document YAML file, as bytes: the separator line that opened it
 /// (`---`, empty for a first document without one) and the text up to the next separator.
@@ -219,24 +230,84 @@ pub fn confidential_workload(resource: &Value) -> anyhow::Result<Option<Confiden
 /// Upstream annotations whose feature contrast-rs does not have yet, with that feature:
 /// `contrast generate` refuses a pod that carries one (see [`decide_annotations`]), because
 /// ignoring it would deploy the pod without what the annotation asks for.
-pub const UNSUPPORTED_ANNOTATIONS: [(&str, &str); 5] = [
+pub const UNSUPPORTED_ANNOTATIONS: [(&str, &str); 4] = [
     (SERVICE_MESH_INGRESS_ANNOTATION, "the service mesh"),
     (SERVICE_MESH_EGRESS_ANNOTATION, "the service mesh"),
     (
         SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
         "the service mesh",
     ),
-    (SECURE_PV_ANNOTATION, "secure persistence (secure-pv)"),
     (IMAGE_STORE_SIZE_ANNOTATION, "the secure image store"),
 ];
 
 /// What a confidential pod's Contrast annotations ask of `contrast generate`, once those it
 /// cannot honour were refused.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodAnnotations {
     /// [`SKIP_INITIALIZER_ANNOTATION`] is `"true"`: no initializer for this pod (it still gets
     /// its initdata and its manifest entry).
     pub skip_initializer: bool,
+    /// [`SECURE_PV_ANNOTATION`]'s volumes: inject the secure-pv sidecar.
+    pub secure_pv: Option<SecurePv>,
+}
+
+/// The expected syntax of [`SECURE_PV_ANNOTATION`]'s value, for messages.
+const SECURE_PV_SYNTAX: &str = "\"<device volume>:<mount volume>\" (a block-mode volume claim \
+     and an emptyDir volume of the pod, e.g. \"state:share\")";
+
+/// The two volumes [`SECURE_PV_ANNOTATION`] names (`<device volume>:<mount volume>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurePv {
+    /// The block-mode volume claim the sidecar gets as the raw device [`SECURE_PV_DEVICE_PATH`].
+    pub device_volume: String,
+    /// The `emptyDir` volume the sidecar mounts the opened volume on, shared with the pod's
+    /// containers by mount propagation.
+    pub mount_volume: String,
+}
+
+impl SecurePv {
+    /// Parses `<device volume>:<mount volume>`: exactly one `:`, both parts valid volume names
+    /// (DNS-1123 labels) and different. The error says what is wrong with `value`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = value.split(':').collect();
+        let [device_volume, mount_volume] = parts.as_slice() else {
+            return Err(format!(
+                "it has {} ':' where exactly one must separate the two volumes",
+                parts.len() - 1
+            ));
+        };
+        for (what, name) in [("device", device_volume), ("mount", mount_volume)] {
+            if name.is_empty() {
+                return Err(format!("the {what} volume is empty"));
+            }
+            if !is_dns_label(name) {
+                return Err(format!(
+                    "the {what} volume {name:?} is not a valid volume name (lowercase letters, \
+                     digits and '-', starting and ending with a letter or digit, at most 63 \
+                     characters)"
+                ));
+            }
+        }
+        if device_volume == mount_volume {
+            return Err(format!(
+                "it names the volume {device_volume:?} twice, but the device and the mount \
+                 volume must be two volumes"
+            ));
+        }
+        Ok(Self {
+            device_volume: (*device_volume).to_owned(),
+            mount_volume: (*mount_volume).to_owned(),
+        })
+    }
+}
+
+/// Whether `name` is a DNS-1123 label, what Kubernetes requires of volume names.
+fn is_dns_label(name: &str) -> bool {
+    let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&name.len())
+        && name.chars().all(|c| alphanumeric(c) || c == '-')
+        && name.starts_with(alphanumeric)
+        && name.ends_with(alphanumeric)
 }
 
 /// The one decision about upstream's workload annotations: which are honoured (and how their
@@ -245,6 +316,8 @@ pub struct PodAnnotations {
 ///
 /// - [`SKIP_INITIALIZER_ANNOTATION`]: `"true"` or `"false"`; anything else is refused (upstream
 ///   reads anything but `"true"` as `"false"`, which turns a typo into an injection).
+/// - [`SECURE_PV_ANNOTATION`]: `<device volume>:<mount volume>` ([`SecurePv::parse`]); whether
+///   the volumes fit is checked on the resource ([`check_secure_pv`]).
 /// - [`UNSUPPORTED_ANNOTATIONS`]: refused with any value, naming the feature that is not
 ///   supported yet; except [`IMAGE_STORE_SIZE_ANNOTATION`] `"0"`, which disables the image store
 ///   upstream and so asks for what contrast-rs does anyway.
@@ -285,7 +358,20 @@ pub fn decide_annotations<'a>(
              \"true\" (inject no initializer) or \"false\""
         ),
     };
-    Ok(PodAnnotations { skip_initializer })
+    let secure_pv = string(SECURE_PV_ANNOTATION)?
+        .map(|value| {
+            SecurePv::parse(value).map_err(|reason| {
+                anyhow!(
+                    "{workload}: the annotation {SECURE_PV_ANNOTATION} is {value:?}, but \
+                     {reason}; it must be {SECURE_PV_SYNTAX}"
+                )
+            })
+        })
+        .transpose()?;
+    Ok(PodAnnotations {
+        skip_initializer,
+        secure_pv,
+    })
 }
 
 fn yaml_type(value: &Value) -> &'static str {
@@ -321,11 +407,22 @@ pub fn pod_annotations(
 /// run injected and that is now annotated to skip it. The shared emptyDir volume stays, as the
 /// pod's containers may mount it.
 pub fn remove_initializer(template: &mut Value) {
+    remove_init_container(template, INITIALIZER_CONTAINER);
+}
+
+/// Removes the injected secure-pv sidecar (no-op when absent): for a pod that an earlier run
+/// injected and whose [`SECURE_PV_ANNOTATION`] is gone now. The mount propagation set on the
+/// containers' mounts stays: it is harmless, and it may have been the user's.
+pub fn remove_secure_pv(template: &mut Value) {
+    remove_init_container(template, SECURE_PV_CONTAINER);
+}
+
+fn remove_init_container(template: &mut Value, name: &str) {
     if let Some(Value::Sequence(containers)) = template
         .get_mut("spec")
         .and_then(|spec| spec.get_mut("initContainers"))
     {
-        containers.retain(|container| get_str(container, &["name"]) != Some(INITIALIZER_CONTAINER));
+        containers.retain(|container| get_str(container, &["name"]) != Some(name));
     }
 }
 
@@ -501,6 +598,333 @@ pub fn inject_initializer(
     Ok(())
 }
 
+/// The PersistentVolumeClaims among `generate`'s input files: the `spec.volumeMode` of each
+/// (`None` when absent), by namespace and name.
+pub type InputClaims = BTreeMap<(String, String), Option<Value>>;
+
+/// Adds `resource` to `claims` if it is a named PersistentVolumeClaim.
+pub fn collect_claim(resource: &Value, claims: &mut InputClaims) {
+    if get_str(resource, &["kind"]) != Some("PersistentVolumeClaim") {
+        return;
+    }
+    let Some(name) = get_str(resource, &["metadata", "name"]) else {
+        return;
+    };
+    let namespace = get_str(resource, &["metadata", "namespace"]).unwrap_or("default");
+    claims.insert(
+        (namespace.to_owned(), name.to_owned()),
+        get_path(resource, &["spec", "volumeMode"]).cloned(),
+    );
+}
+
+/// `None` if a claim's `volumeMode` is `Block`, else what it is, for messages.
+fn not_block(volume_mode: Option<&Value>) -> Option<String> {
+    match volume_mode {
+        Some(Value::String(mode)) if mode == "Block" => None,
+        None | Some(Value::Null) => Some("no volumeMode (Filesystem, the default)".to_owned()),
+        Some(Value::String(mode)) => Some(format!("volumeMode {mode}")),
+        Some(other) => Some(format!("a volumeMode that is {}", yaml_type(other))),
+    }
+}
+
+/// The kind of a pod volume: its source's key (`emptyDir`, `hostPath`, ...). A volume without
+/// a source is an `emptyDir`, as Kubernetes defaults it.
+fn volume_kind(volume: &Value) -> &str {
+    volume
+        .as_mapping()
+        .and_then(|map| {
+            map.keys()
+                .filter_map(Value::as_str)
+                .find(|key| *key != "name")
+        })
+        .unwrap_or("emptyDir")
+}
+
+fn sequence<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
+    get_path(value, path)
+        .and_then(Value::as_sequence)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// What [`check_secure_pv`] found: what [`inject_secure_pv`] changes, and what to warn about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurePvPlan {
+    secure_pv: SecurePv,
+    /// `(container, volumeMount)` indices of the containers' mounts of the mount volume that
+    /// have no `mountPropagation`: they get `HostToContainer`.
+    propagation_to_set: Vec<(usize, usize)>,
+    /// What generate could not check or what looks unintended, naming the workload.
+    pub warnings: Vec<String>,
+}
+
+/// Checks that the volumes of a confidential resource's [`SECURE_PV_ANNOTATION`] fit, before
+/// anything is changed:
+///
+/// - the device volume is, looked up in this order, a StatefulSet's volume claim template, an
+///   ephemeral volume or a `persistentVolumeClaim` volume, with `volumeMode: Block`. A claim
+///   that is not in `claims` (the input files) cannot be checked: a warning says so;
+/// - the mount volume is an `emptyDir` volume of the pod (not the initializer's own);
+/// - no container mounts the mount volume with `mountPropagation: None` (it would never see the
+///   encrypted volume); a warning if no container mounts it at all.
+pub fn check_secure_pv(
+    resource: &Value,
+    workload: &ConfidentialWorkload,
+    secure_pv: &SecurePv,
+    claims: &InputClaims,
+) -> anyhow::Result<SecurePvPlan> {
+    let name = workload.qualified_name();
+    let template = pod_template_path(&workload.kind)
+        .and_then(|path| get_path(resource, path))
+        .ok_or_else(|| anyhow!("{name}: the pod template is not a mapping"))?;
+    let volumes = sequence(template, &["spec", "volumes"]);
+    let volume = |wanted: &str| {
+        volumes
+            .iter()
+            .find(|volume| get_str(volume, &["name"]) == Some(wanted))
+    };
+    // A claim template replaces a pod volume of the same name (the StatefulSet controller's
+    // rule), so it is looked up first.
+    let claim_templates = if workload.kind == "StatefulSet" {
+        sequence(resource, &["spec", "volumeClaimTemplates"])
+    } else {
+        &[]
+    };
+    let claim_template = |wanted: &str| {
+        claim_templates
+            .iter()
+            .find(|claim| get_str(claim, &["metadata", "name"]) == Some(wanted))
+    };
+    let existing = {
+        let names = |items: &[Value], path: &[&str]| {
+            items
+                .iter()
+                .filter_map(|item| get_str(item, path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !claim_templates.is_empty() {
+            parts.push(format!(
+                "volume claim templates: {}",
+                names(claim_templates, &["metadata", "name"])
+            ));
+        }
+        if !volumes.is_empty() {
+            parts.push(format!("volumes: {}", names(volumes, &["name"])));
+        }
+        if parts.is_empty() {
+            "it has no volumes".to_owned()
+        } else {
+            format!("its {}", parts.join("; its "))
+        }
+    };
+    let mut warnings = Vec::new();
+
+    let device = secure_pv.device_volume.as_str();
+    let context =
+        format!("{name}: the annotation {SECURE_PV_ANNOTATION} names the device volume {device:?}");
+    let block_hint = "secure-pv needs a raw block device";
+    if let Some(claim) = claim_template(device) {
+        if let Some(found) = not_block(get_path(claim, &["spec", "volumeMode"])) {
+            bail!(
+                "{context}, a volume claim template of the StatefulSet, but it has {found}; \
+                 {block_hint}: set its spec.volumeMode to Block"
+            );
+        }
+    } else if let Some(volume) = volume(device) {
+        if let Some(ephemeral) = volume.get("ephemeral") {
+            let mode = get_path(ephemeral, &["volumeClaimTemplate", "spec", "volumeMode"]);
+            if let Some(found) = not_block(mode) {
+                bail!(
+                    "{context}, an ephemeral volume, but its volume claim template has {found}; \
+                     {block_hint}: set ephemeral.volumeClaimTemplate.spec.volumeMode to Block"
+                );
+            }
+        } else if let Some(claim_name) = get_str(volume, &["persistentVolumeClaim", "claimName"]) {
+            let namespace = workload.namespace.as_str();
+            match claims.get(&(namespace.to_owned(), claim_name.to_owned())) {
+                Some(mode) => {
+                    if let Some(found) = not_block(mode.as_ref()) {
+                        bail!(
+                            "{context}, the PersistentVolumeClaim {namespace}/{claim_name}, but \
+                             that claim (in the input files) has {found}; {block_hint}: set \
+                             its spec.volumeMode to Block (a claim's volumeMode cannot change: \
+                             recreate it)"
+                        );
+                    }
+                }
+                None => warnings.push(format!(
+                    "{name}: the secure-pv device volume {device:?} is the \
+                     PersistentVolumeClaim {namespace}/{claim_name}, which is not among the \
+                     input files, so generate could not check its volumeMode; it must be Block \
+                     (a raw block device), else the pod does not start; pass the claim's file \
+                     to generate to have it checked"
+                )),
+            }
+        } else {
+            bail!(
+                "{context}, but that is a {} volume; {block_hint}: a volume claim template of \
+                 a StatefulSet, an ephemeral volume or a persistentVolumeClaim volume, with \
+                 volumeMode Block",
+                volume_kind(volume)
+            );
+        }
+    } else {
+        bail!(
+            "{context}, but the pod has no such volume ({existing}); name one of them, or add \
+             a volume claim with volumeMode Block"
+        );
+    }
+
+    let mount = secure_pv.mount_volume.as_str();
+    let context =
+        format!("{name}: the annotation {SECURE_PV_ANNOTATION} names the mount volume {mount:?}");
+    let emptydir_hint = format!(
+        "it must be an emptyDir volume of the pod (`- name: {mount}` with `emptyDir: {{}}` under \
+         spec.volumes), which the sidecar mounts the encrypted volume on"
+    );
+    if mount == SECRETS_VOLUME {
+        bail!("{context}, the initializer's own volume; {emptydir_hint}");
+    }
+    if claim_template(mount).is_some() {
+        bail!("{context}, a volume claim template of the StatefulSet; {emptydir_hint}");
+    }
+    match volume(mount) {
+        None => bail!("{context}, but the pod has no such volume ({existing}); {emptydir_hint}"),
+        Some(volume) if volume_kind(volume) != "emptyDir" => bail!(
+            "{context}, but that is a {} volume; {emptydir_hint}",
+            volume_kind(volume)
+        ),
+        Some(_) => {}
+    }
+
+    let mut propagation_to_set = Vec::new();
+    let mut mounted = false;
+    for (container_index, container) in sequence(template, &["spec", "containers"])
+        .iter()
+        .enumerate()
+    {
+        let container_name = get_str(container, &["name"]).unwrap_or("<unnamed>");
+        for (mount_index, volume_mount) in sequence(container, &["volumeMounts"]).iter().enumerate()
+        {
+            if get_str(volume_mount, &["name"]) != Some(mount) {
+                continue;
+            }
+            mounted = true;
+            let found = match volume_mount.get("mountPropagation") {
+                None | Some(Value::Null) => {
+                    propagation_to_set.push((container_index, mount_index));
+                    continue;
+                }
+                Some(Value::String(mode))
+                    if mode == "HostToContainer" || mode == "Bidirectional" =>
+                {
+                    continue;
+                }
+                Some(Value::String(mode)) => format!("{mode:?}"),
+                Some(other) => yaml_type(other).to_owned(),
+            };
+            bail!(
+                "{name}: the container {container_name} mounts {mount:?}, the mount volume of \
+                 the annotation {SECURE_PV_ANNOTATION}, with mountPropagation {found}, so it would never see the encrypted volume the \
+                 sidecar mounts there; remove mountPropagation (generate sets HostToContainer) \
+                 or set it to HostToContainer"
+            );
+        }
+    }
+    if !mounted {
+        warnings.push(format!(
+            "{name}: no container mounts the secure-pv volume {mount:?}, so none sees the \
+             encrypted volume; add a volumeMount of {mount} to the containers that need it"
+        ));
+    }
+    Ok(SecurePvPlan {
+        secure_pv: secure_pv.clone(),
+        propagation_to_set,
+        warnings,
+    })
+}
+
+/// The secure-pv sidecar: the initializer image running [`cryptsetup_args`] as a restartable
+/// init container. It opens the LUKS volume on the device with the workload secret the
+/// initializer wrote to the secrets volume, and mounts it on the mount volume, which
+/// `Bidirectional` propagation shares with the pod's containers; its startup probe holds back
+/// the containers until the marker file says the volume is mounted.
+fn secure_pv_container(image: &str, secure_pv: &SecurePv) -> anyhow::Result<Value> {
+    let container = serde_json::json!({
+        "name": SECURE_PV_CONTAINER,
+        "image": image,
+        // `args`, not `command`: the image's entrypoint is the initializer.
+        "args": cryptsetup_args(SECURE_PV_DEVICE_PATH, SECURE_PV_MOUNT_POINT),
+        "restartPolicy": "Always",
+        // Opening a LUKS volume (device mapper) and mounting need it.
+        "securityContext": { "privileged": true },
+        "startupProbe": {
+            "exec": { "command": ["test", "-f", INITIALIZER_DONE_FILE] },
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": SECURE_PV_STARTUP_FAILURE_THRESHOLD,
+        },
+        "resources": {
+            "limits": { "memory": SECURE_PV_MEMORY },
+            "requests": { "memory": SECURE_PV_MEMORY },
+        },
+        "volumeDevices": [{ "name": secure_pv.device_volume, "devicePath": SECURE_PV_DEVICE_PATH }],
+        "volumeMounts": [
+            {
+                "name": secure_pv.mount_volume,
+                "mountPath": SECURE_PV_MOUNT_POINT,
+                "mountPropagation": "Bidirectional",
+            },
+            { "name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH },
+        ],
+    });
+    Ok(serde_norway::to_value(container)?)
+}
+
+/// Injects the secure-pv sidecar that `plan` ([`check_secure_pv`]) was checked for: right
+/// after the initializer (it needs the workload secret the initializer writes), replacing an
+/// earlier injection of the same name, so injecting twice changes nothing. The containers'
+/// mounts of the mount volume without `mountPropagation` get `HostToContainer`.
+pub fn inject_secure_pv(
+    template: &mut Value,
+    image: &str,
+    plan: &SecurePvPlan,
+) -> anyhow::Result<()> {
+    let container = secure_pv_container(image, &plan.secure_pv)?;
+    let spec = child_mapping(template, "spec").context("the pod template")?;
+    if let Some(Value::Sequence(containers)) = spec.get_mut("containers") {
+        for &(container_index, mount_index) in &plan.propagation_to_set {
+            if let Some(Value::Mapping(volume_mount)) = containers
+                .get_mut(container_index)
+                .and_then(|container| container.get_mut("volumeMounts"))
+                .and_then(|mounts| mounts.get_mut(mount_index))
+            {
+                volume_mount.insert(
+                    Value::String("mountPropagation".to_owned()),
+                    Value::String("HostToContainer".to_owned()),
+                );
+            }
+        }
+    }
+    let init_containers =
+        child_sequence(spec, "initContainers").context("spec.initContainers of the pod")?;
+    match init_containers
+        .iter_mut()
+        .find(|existing| get_str(existing, &["name"]) == Some(SECURE_PV_CONTAINER))
+    {
+        Some(existing) => *existing = container,
+        None => {
+            let position = init_containers
+                .iter()
+                .position(|existing| get_str(existing, &["name"]) == Some(INITIALIZER_CONTAINER))
+                .map_or(0, |index| index + 1);
+            init_containers.insert(position, container);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,8 +1018,17 @@ mod tests {
         )
         .unwrap();
         let workload = confidential_workload(&resource).unwrap().unwrap();
-        let message = format!("{:#}", pod_annotations(&resource, &workload).unwrap_err());
-        assert!(message.contains(SECURE_PV_ANNOTATION), "{message}");
+        // Each from where it is: secure-pv from the resource, skip-initializer from the template.
+        assert_eq!(
+            pod_annotations(&resource, &workload).unwrap(),
+            PodAnnotations {
+                skip_initializer: true,
+                secure_pv: Some(SecurePv {
+                    device_volume: "a".to_owned(),
+                    mount_volume: "b".to_owned()
+                }),
+            }
+        );
         let template_only: Value = serde_norway::from_str(
             "kind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    metadata: {annotations: {contrast.edgeless.systems/skip-initializer: 'true'}}\n    spec: {runtimeClassName: contrast-cc}\n",
         )
@@ -605,6 +1038,208 @@ mod tests {
                 .unwrap()
                 .skip_initializer
         );
+    }
+
+    #[test]
+    fn secure_pv_is_a_device_and_a_mount_volume() {
+        assert_eq!(
+            SecurePv::parse("state:share"),
+            Ok(SecurePv {
+                device_volume: "state".to_owned(),
+                mount_volume: "share".to_owned(),
+            })
+        );
+        assert!(SecurePv::parse("a-1:0b").is_ok());
+        let long = "a".repeat(63);
+        assert!(SecurePv::parse(&format!("{long}:b")).is_ok());
+        for (bad, reason) in [
+            ("state", "0 ':'"),
+            ("", "0 ':'"),
+            ("a:b:c", "2 ':'"),
+            ("state::share", "2 ':'"),
+            (":share", "device volume is empty"),
+            ("state:", "mount volume is empty"),
+            (":", "device volume is empty"),
+            ("State:share", "\"State\" is not a valid volume name"),
+            ("state:sh_are", "\"sh_are\" is not a valid volume name"),
+            ("-state:share", "not a valid volume name"),
+            ("state:share-", "not a valid volume name"),
+            (" state:share", "not a valid volume name"),
+            (&format!("{long}a:b"), "not a valid volume name"),
+            ("same:same", "twice"),
+        ] {
+            let message = SecurePv::parse(bad).unwrap_err();
+            assert!(message.contains(reason), "{bad:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn secure_pv_annotation_errors_name_the_workload_value_and_syntax() {
+        assert_eq!(
+            decide(&[(SECURE_PV_ANNOTATION, string("state:share"))])
+                .unwrap()
+                .secure_pv,
+            Some(SecurePv {
+                device_volume: "state".to_owned(),
+                mount_volume: "share".to_owned(),
+            })
+        );
+        for bad in [string("state"), string("a:b:c"), string(":share")] {
+            let value = bad.as_str().unwrap().to_owned();
+            let message = format!("{:#}", decide(&[(SECURE_PV_ANNOTATION, bad)]).unwrap_err());
+            for needle in [
+                "default/pod/p",
+                SECURE_PV_ANNOTATION,
+                &format!("{value:?}"),
+                "<device volume>:<mount volume>",
+            ] {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+        }
+        let message = format!(
+            "{:#}",
+            decide(&[(SECURE_PV_ANNOTATION, Value::Bool(true))]).unwrap_err()
+        );
+        assert!(message.contains("must be strings"), "{message}");
+    }
+
+    fn secure_pv_plan(resource: &Value, claims: &InputClaims) -> anyhow::Result<SecurePvPlan> {
+        let workload = confidential_workload(resource).unwrap().unwrap();
+        let secure_pv = pod_annotations(resource, &workload)
+            .unwrap()
+            .secure_pv
+            .unwrap();
+        check_secure_pv(resource, &workload, &secure_pv, claims)
+    }
+
+    #[test]
+    fn secure_pv_sidecar_follows_the_initializer_and_injecting_twice_is_idempotent() {
+        let mut pod: Value = serde_norway::from_str(
+            "kind: Pod\nmetadata: {name: p, annotations: {contrast.edgeless.systems/secure-pv: 'disk:share'}}\nspec:\n  runtimeClassName: contrast-cc\n  initContainers: [{name: other, image: x}]\n  containers: [{name: c, image: y, volumeMounts: [{name: share, mountPath: /s}]}, {name: d, image: y, volumeMounts: [{name: share, mountPath: /s, mountPropagation: Bidirectional}]}]\n  volumes:\n    - {name: disk, ephemeral: {volumeClaimTemplate: {spec: {volumeMode: Block}}}}\n    - {name: share}\n",
+        )
+        .unwrap();
+        let plan = secure_pv_plan(&pod, &InputClaims::new()).unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        let template = pod_template_mut(&mut pod).unwrap();
+        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_secure_pv(template, "img:1", &plan).unwrap();
+        let once = pod.clone();
+        let template = pod_template_mut(&mut pod).unwrap();
+        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_secure_pv(template, "img:1", &plan).unwrap();
+        assert_eq!(pod, once);
+        let names: Vec<_> = pod["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [INITIALIZER_CONTAINER, SECURE_PV_CONTAINER, "other"]);
+        let propagation = |index: usize| {
+            pod["spec"]["containers"][index]["volumeMounts"][0]["mountPropagation"].as_str()
+        };
+        assert_eq!(propagation(0), Some("HostToContainer"));
+        assert_eq!(propagation(1), Some("Bidirectional"));
+        remove_secure_pv(pod_template_mut(&mut pod).unwrap());
+        let names: Vec<_> = pod["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [INITIALIZER_CONTAINER, "other"]);
+    }
+
+    #[test]
+    fn secure_pv_volumes_are_checked() {
+        let pod = |volumes: &str, mount: &str| -> Value {
+            serde_norway::from_str(&format!(
+                "kind: Pod\nmetadata: {{name: p, annotations: {{contrast.edgeless.systems/secure-pv: 'disk:share'}}}}\nspec:\n  runtimeClassName: contrast-cc\n  containers: [{{name: c, image: y, volumeMounts: [{{name: share, mountPath: /s{mount}}}]}}]\n  volumes: {volumes}\n"
+            ))
+            .unwrap()
+        };
+        let share = "{name: share, emptyDir: {}}";
+        let claim = "{name: disk, persistentVolumeClaim: {claimName: data}}";
+        let refused = |resource: Value, claims: &InputClaims, needles: &[&str]| {
+            let message = format!("{:#}", secure_pv_plan(&resource, claims).unwrap_err());
+            for needle in needles {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+        };
+        let mut claims = InputClaims::new();
+        // Not among the inputs: accepted with a warning.
+        let plan = secure_pv_plan(&pod(&format!("[{claim}, {share}]"), ""), &claims).unwrap();
+        assert!(
+            plan.warnings[0].contains("could not check"),
+            "{:?}",
+            plan.warnings
+        );
+        // Among them (same namespace): Block only.
+        let data: Value = serde_norway::from_str(
+            "kind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {volumeMode: Block}\n",
+        )
+        .unwrap();
+        collect_claim(&data, &mut claims);
+        let plan = secure_pv_plan(&pod(&format!("[{claim}, {share}]"), ""), &claims).unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        let data: Value = serde_norway::from_str(
+            "kind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {}\n",
+        )
+        .unwrap();
+        collect_claim(&data, &mut claims);
+        refused(
+            pod(&format!("[{claim}, {share}]"), ""),
+            &claims,
+            &["default/data", "Filesystem, the default", "Block"],
+        );
+        refused(
+            pod(&format!("[{share}]"), ""),
+            &claims,
+            &["no such volume", "volumes: share"],
+        );
+        refused(
+            pod(
+                &format!("[{{name: disk, hostPath: {{path: /x}}}}, {share}]"),
+                "",
+            ),
+            &claims,
+            &["a hostPath volume", "Block"],
+        );
+        refused(
+            pod(
+                &format!(
+                    "[{{name: disk, ephemeral: {{volumeClaimTemplate: {{spec: {{volumeMode: Filesystem}}}}}}}}, {share}]"
+                ),
+                "",
+            ),
+            &claims,
+            &["ephemeral", "volumeMode Filesystem"],
+        );
+        let disk = "{name: disk, ephemeral: {volumeClaimTemplate: {spec: {volumeMode: Block}}}}";
+        refused(
+            pod(
+                &format!("[{disk}, {{name: share, configMap: {{name: x}}}}]"),
+                "",
+            ),
+            &claims,
+            &["\"share\"", "a configMap volume", "emptyDir"],
+        );
+        refused(
+            pod(&format!("[{disk}]"), ""),
+            &claims,
+            &["mount volume \"share\"", "no such volume", "emptyDir"],
+        );
+        refused(
+            pod(&format!("[{disk}, {share}]"), ", mountPropagation: None"),
+            &claims,
+            &[
+                "container c",
+                "mountPropagation \"None\"",
+                "HostToContainer",
+            ],
+        );
+        // A volume with only a name is an emptyDir (Kubernetes' default).
+        assert!(secure_pv_plan(&pod(&format!("[{disk}, {{name: share}}]"), ""), &claims).is_ok());
     }
 
     #[test]

@@ -787,7 +787,7 @@ mod coordinator {
 
     /// Parses a document into a k8s-openapi type and checks that serialising it back gives the
     /// same tree: no field is unknown to the type or lost.
-    fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(document: &Value) -> T {
+    pub(super) fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(document: &Value) -> T {
         let typed: T = serde_norway::from_value(document.clone()).unwrap();
         let back = serde_json::to_value(&typed).unwrap();
         let original = serde_json::to_value(document).unwrap();
@@ -1292,26 +1292,8 @@ fn kubectl_accepts_the_coordinator_resources() {
     assert_success(&env.generate(&["--insecure-allow-all-policy", "--coordinator"]));
     let coordinator = env.ws.join("coordinator.yml");
 
-    let server = fake_discovery::start();
-    let kubeconfig = env.root.join("kubeconfig");
-    fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\ncurrent-context: c\n",
-            server.url
-        ),
-    )
-    .unwrap();
-    let kubectl_run = |args: &[&str]| {
-        Command::new(&kubectl)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("HOME", env.root.join("home"))
-            .args(args)
-            .arg("-f")
-            .arg(&coordinator)
-            .output()
-            .unwrap()
-    };
+    let cluster = FakeCluster::start(&env);
+    let kubectl_run = |args: &[&str]| cluster.kubectl(&kubectl, args, &coordinator);
 
     let out = kubectl_run(&["apply", "--dry-run=client", "--validate=false"]);
     assert_success(&out);
@@ -1336,15 +1318,62 @@ fn kubectl_accepts_the_coordinator_resources() {
         "json",
     ]);
     assert_success(&out);
-    let from_kubectl: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout)
+    assert_eq!(json_documents(&out.stdout), yaml_as_json(&coordinator));
+}
+
+/// kubectl pointed at [`fake_discovery`]'s server, for client-side dry runs.
+struct FakeCluster {
+    _server: fake_discovery::Server,
+    kubeconfig: PathBuf,
+    home: PathBuf,
+}
+
+impl FakeCluster {
+    fn start(env: &TestEnv) -> Self {
+        let server = fake_discovery::start();
+        let kubeconfig = env.root.join("kubeconfig");
+        fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u, namespace: default}}}}]\ncurrent-context: c\n",
+                server.url
+            ),
+        )
+        .unwrap();
+        Self {
+            _server: server,
+            kubeconfig,
+            home: env.root.join("home"),
+        }
+    }
+
+    /// `kubectl <args> -f <file>`.
+    fn kubectl(&self, kubectl: &Path, args: &[&str], file: &Path) -> Output {
+        Command::new(kubectl)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.home)
+            .args(args)
+            .arg("-f")
+            .arg(file)
+            .output()
+            .unwrap()
+    }
+}
+
+/// The JSON documents kubectl printed (`-o json`, one per object).
+fn json_documents(stdout: &[u8]) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_slice(stdout)
         .into_iter()
         .collect::<Result<_, _>>()
-        .unwrap();
-    let ours: Vec<serde_json::Value> = documents(&fs::read_to_string(&coordinator).unwrap())
+        .unwrap()
+}
+
+/// The documents of a YAML file, as JSON.
+fn yaml_as_json(path: &Path) -> Vec<serde_json::Value> {
+    documents(&fs::read_to_string(path).unwrap())
         .iter()
         .map(|d| serde_json::to_value(d).unwrap())
-        .collect();
-    assert_eq!(from_kubectl, ours);
+        .collect()
 }
 
 #[test]
@@ -1677,7 +1706,7 @@ fn skip_initializer_annotation_is_honoured_and_an_invalid_value_refused() {
 }
 
 #[test]
-fn service_mesh_and_secure_pv_annotations_are_refused() {
+fn service_mesh_and_image_store_annotations_are_refused() {
     let env = TestEnv::new();
     let app = env.root.join("mesh.yml");
     let app_arg = app.display().to_string();
@@ -1696,11 +1725,6 @@ fn service_mesh_and_secure_pv_annotations_are_refused() {
             "contrast.edgeless.systems/servicemesh-admin-interface-port",
             "\"9901\"",
             "service mesh",
-        ),
-        (
-            "contrast.edgeless.systems/secure-pv",
-            "\"state:share\"",
-            "secure persistence",
         ),
         (
             "contrast.edgeless.systems/image-store-size",
@@ -2003,4 +2027,661 @@ fn simulated_generate_prints_the_commands_with_the_digests() {
         )
         .contains("To run this deployment")
     );
+}
+
+/// `contrast.edgeless.systems/secure-pv`: the sidecar generate injects, and what it refuses.
+mod secure_pv {
+    use super::*;
+    use contrast_core::kubernetes::{
+        INITIALIZER_DONE_FILE, SECRETS_MOUNT_PATH, SECURE_PV_DEVICE_PATH, SECURE_PV_MOUNT_POINT,
+        cryptsetup_args,
+    };
+    use k8s_openapi::api::apps::v1::StatefulSet;
+
+    const INITIALIZER_IMAGE: &str = "example.com/contrast/initializer:1";
+
+    /// Upstream's documented example: a StatefulSet whose volume claim template is a raw block
+    /// device, and an emptyDir `share` that the main container mounts (without
+    /// mountPropagation), with its own workload secret ID.
+    const VOLUME_TESTER: &str = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: volume-tester
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: volume-tester
+  serviceName: volume-tester
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: volume-tester
+      annotations:
+        contrast.edgeless.systems/secure-pv: "state:share"
+        contrast.edgeless.systems/workload-secret-id: "volume-tester-secret"
+    spec:
+      runtimeClassName: contrast-cc
+      containers:
+        - name: volume-tester
+          image: example.com/volume-tester:1
+          command: ["/bin/sh", "-c", "sleep inf"]
+          volumeMounts:
+            - name: share
+              mountPath: /state
+      volumes:
+        - name: share
+          emptyDir: {}
+  volumeClaimTemplates:
+    - apiVersion: v1
+      kind: PersistentVolumeClaim
+      metadata:
+        name: state
+      spec:
+        accessModes: ["ReadWriteOnce"]
+        resources:
+          requests:
+            storage: 1Gi
+        volumeMode: Block
+"#;
+
+    /// A Deployment annotated `disk:share` whose volume `disk` has the source `device` (one
+    /// YAML line), and a container mounting `share` at /data.
+    fn web(device: &str) -> String {
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+      annotations:
+        contrast.edgeless.systems/secure-pv: "disk:share"
+    spec:
+      runtimeClassName: contrast-cc
+      containers:
+        - name: web
+          image: example.com/web:1
+          volumeMounts:
+            - name: share
+              mountPath: /data
+      volumes:
+        - name: share
+          emptyDir: {{}}
+        - name: disk
+          {device}
+"#
+        )
+    }
+
+    /// A PersistentVolumeClaim `web-data` with `volume_mode` (a YAML line under spec, or empty).
+    fn claim(namespace: &str, volume_mode: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: web-data\n  namespace: {namespace}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n  {volume_mode}\n"
+        )
+    }
+
+    /// A workspace that knows a Coordinator (from an earlier run), with `files` (name, text)
+    /// written to its app directory (which [`TestEnv::snapshot`] covers); their paths.
+    fn env_with(files: &[(&str, &str)]) -> (TestEnv, Vec<String>) {
+        let env = TestEnv::new();
+        env.seed_coordinator();
+        let paths = files
+            .iter()
+            .map(|(name, text)| write_app(&env, name, text))
+            .collect();
+        (env, paths)
+    }
+
+    fn write_app(env: &TestEnv, name: &str, text: &str) -> String {
+        let path = env.root.join("app").join(name);
+        fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// `generate` with the fixture policy and [`INITIALIZER_IMAGE`].
+    fn generate(env: &TestEnv, paths: &[String], extra: &[&str]) -> Output {
+        let policy = format!("{FIXTURES}/policy.rego");
+        let mut args = vec![
+            "--policy",
+            &policy,
+            "--initializer-image",
+            INITIALIZER_IMAGE,
+        ];
+        args.extend_from_slice(extra);
+        args.extend(paths.iter().map(String::as_str));
+        env.generate(&args)
+    }
+
+    fn init_container_names(resource: &Value) -> Vec<&str> {
+        pod_template(resource)["spec"]["initContainers"]
+            .as_sequence()
+            .map(|containers| {
+                containers
+                    .iter()
+                    .map(|c| c["name"].as_str().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn init_container<'a>(resource: &'a Value, name: &str) -> &'a Value {
+        pod_template(resource)["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}: {resource:?}"))
+    }
+
+    fn as_json(value: &Value) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    /// Every field of the sidecar for the volumes `device` and `mount`.
+    fn expected_sidecar(device: &str, mount: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": "contrast-secure-pv",
+            "image": INITIALIZER_IMAGE,
+            "args": cryptsetup_args(SECURE_PV_DEVICE_PATH, SECURE_PV_MOUNT_POINT),
+            "restartPolicy": "Always",
+            "securityContext": { "privileged": true },
+            "startupProbe": {
+                "exec": { "command": ["test", "-f", INITIALIZER_DONE_FILE] },
+                "initialDelaySeconds": 1,
+                "periodSeconds": 1,
+                "failureThreshold": 600,
+            },
+            "resources": {
+                "limits": { "memory": "100Mi" },
+                "requests": { "memory": "100Mi" },
+            },
+            "volumeDevices": [{ "name": device, "devicePath": SECURE_PV_DEVICE_PATH }],
+            "volumeMounts": [
+                {
+                    "name": mount,
+                    "mountPath": SECURE_PV_MOUNT_POINT,
+                    "mountPropagation": "Bidirectional",
+                },
+                { "name": "contrast-secrets", "mountPath": SECRETS_MOUNT_PATH },
+            ],
+        })
+    }
+
+    /// A genpolicy whose policy is the resource it is given, as comments: the policy shows
+    /// what genpolicy saw. Shell builtins only (the child's PATH holds nothing but this).
+    fn install_echo_genpolicy(env: &TestEnv) {
+        let program = env.root.join("bin/genpolicy");
+        fs::write(
+            &program,
+            "#!/bin/sh\necho 'package agent_policy'\nwhile IFS= read -r line; do echo \"# $line\"; done < \"$2\"\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stateful_set_gets_the_sidecar_and_its_policy_covers_it() {
+        let (env, paths) = env_with(&[("volume-tester.yml", VOLUME_TESTER)]);
+        install_echo_genpolicy(&env);
+        let args = ["--initializer-image", INITIALIZER_IMAGE, paths[0].as_str()];
+        let out = env.generate(&args);
+        assert_success(&out);
+        assert!(!stderr(&out).contains("secure-pv"), "{}", stderr(&out));
+
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let tester = find(&resources, "StatefulSet", "volume-tester");
+        assert_eq!(
+            init_container_names(tester),
+            ["contrast-initializer", "contrast-secure-pv"]
+        );
+        assert_eq!(
+            as_json(init_container(tester, "contrast-secure-pv")),
+            expected_sidecar("state", "share")
+        );
+        assert_eq!(
+            init_container(tester, "contrast-initializer")["image"].as_str(),
+            Some(INITIALIZER_IMAGE)
+        );
+        let spec = &pod_template(tester)["spec"];
+        assert_eq!(
+            as_json(&spec["containers"][0]["volumeMounts"]),
+            serde_json::json!([
+                { "name": "share", "mountPath": "/state", "mountPropagation": "HostToContainer" }
+            ])
+        );
+        assert_eq!(
+            as_json(&spec["volumes"]),
+            serde_json::json!([
+                { "name": "share", "emptyDir": {} },
+                { "name": "contrast-secrets", "emptyDir": {} },
+            ])
+        );
+        // The claim template is left alone.
+        assert_eq!(
+            tester["spec"]["volumeClaimTemplates"],
+            find(&documents(VOLUME_TESTER), "StatefulSet", "volume-tester")["spec"]["volumeClaimTemplates"]
+        );
+
+        // genpolicy saw the injected sidecar and the changed mount.
+        let initdata = initdata_of(tester);
+        let policy = &initdata.data()["policy.rego"];
+        for needle in [
+            "name: contrast-secure-pv",
+            "- cryptsetup",
+            "mountPropagation: Bidirectional",
+            "mountPropagation: HostToContainer",
+        ] {
+            assert!(policy.contains(needle), "{needle} missing from:\n{policy}");
+        }
+        let manifest = env.manifest();
+        let entry = &manifest.policies[&digest_hex(&initdata)];
+        assert_eq!(entry.workload_secret_id, "volume-tester-secret");
+        assert_eq!(
+            entry.sans.as_deref(),
+            Some(&["volume-tester".to_owned(), "*".to_owned()][..])
+        );
+
+        // Again: nothing changes.
+        let first = env.snapshot();
+        assert_success(&env.generate(&args));
+        assert_eq!(env.snapshot(), first);
+
+        // The annotation removed: the sidecar goes, the initializer stays, the manifest entry
+        // is replaced.
+        let mut resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let Value::Mapping(annotations) =
+            &mut resources[0]["spec"]["template"]["metadata"]["annotations"]
+        else {
+            panic!("no annotations");
+        };
+        annotations.remove("contrast.edgeless.systems/secure-pv");
+        fs::write(&paths[0], serde_norway::to_string(&resources[0]).unwrap()).unwrap();
+        assert_success(&env.generate(&args));
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let tester = find(&resources, "StatefulSet", "volume-tester");
+        assert_eq!(init_container_names(tester), ["contrast-initializer"]);
+        let digest = digest_hex(&initdata_of(tester));
+        let manifest = env.manifest();
+        assert_eq!(
+            manifest.policies[&digest].workload_secret_id,
+            "volume-tester-secret"
+        );
+        assert_eq!(manifest.policies.len(), 2, "{:?}", manifest.policies);
+    }
+
+    #[test]
+    fn the_annotation_on_the_resources_own_metadata_is_honoured() {
+        let moved = VOLUME_TESTER
+            .replace(
+                "        contrast.edgeless.systems/secure-pv: \"state:share\"\n",
+                "",
+            )
+            .replace(
+                "  namespace: default\n",
+                "  namespace: default\n  annotations:\n    contrast.edgeless.systems/secure-pv: \"state:share\"\n",
+            );
+        let (env, paths) = env_with(&[("volume-tester.yml", &moved)]);
+        assert_success(&generate(&env, &paths, &[]));
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let tester = find(&resources, "StatefulSet", "volume-tester");
+        assert_eq!(
+            as_json(init_container(tester, "contrast-secure-pv")),
+            expected_sidecar("state", "share")
+        );
+    }
+
+    #[test]
+    fn an_ephemeral_block_volume_is_a_device() {
+        let ephemeral = "ephemeral: {volumeClaimTemplate: {spec: {accessModes: [ReadWriteOnce], volumeMode: Block, resources: {requests: {storage: 1Gi}}}}}";
+        let (env, paths) = env_with(&[("web.yml", &web(ephemeral))]);
+        let out = generate(&env, &paths, &[]);
+        assert_success(&out);
+        assert!(!stderr(&out).contains("secure-pv"), "{}", stderr(&out));
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let web = find(&resources, "Deployment", "web");
+        assert_eq!(
+            as_json(init_container(web, "contrast-secure-pv")),
+            expected_sidecar("disk", "share")
+        );
+        assert_eq!(
+            pod_template(web)["spec"]["containers"][0]["volumeMounts"][0]["mountPropagation"]
+                .as_str(),
+            Some("HostToContainer")
+        );
+    }
+
+    #[test]
+    fn a_persistent_volume_claim_is_checked_when_among_the_inputs() {
+        let volume = "persistentVolumeClaim: {claimName: web-data}";
+
+        // In another input file (one generate does not rewrite), block-mode: accepted.
+        let (env, paths) = env_with(&[
+            ("web.yml", &web(volume)),
+            ("claims.yml", &claim("default", "volumeMode: Block")),
+        ]);
+        let out = generate(&env, &paths, &[]);
+        assert_success(&out);
+        assert!(!stderr(&out).contains("web-data"), "{}", stderr(&out));
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        assert_eq!(
+            as_json(init_container(
+                find(&resources, "Deployment", "web"),
+                "contrast-secure-pv"
+            )),
+            expected_sidecar("disk", "share")
+        );
+
+        // Filesystem, or no volumeMode (Filesystem by default): refused, nothing written.
+        for (volume_mode, found) in [
+            ("volumeMode: Filesystem", "volumeMode Filesystem"),
+            ("", "no volumeMode (Filesystem, the default)"),
+        ] {
+            let (env, paths) = env_with(&[
+                ("web.yml", &web(volume)),
+                ("claims.yml", &claim("default", volume_mode)),
+            ]);
+            let before = env.snapshot();
+            let out = generate(&env, &paths, &[]);
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let message = stderr(&out);
+            for needle in [
+                "default/deployment/web",
+                "contrast.edgeless.systems/secure-pv",
+                "\"disk\"",
+                "PersistentVolumeClaim default/web-data",
+                found,
+                "volumeMode to Block",
+            ] {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+            assert_eq!(env.snapshot(), before);
+        }
+
+        // Not among the inputs (here: only in another namespace): accepted with a warning.
+        for claims in [None, Some(claim("other", "volumeMode: Filesystem"))] {
+            let mut files = vec![("web.yml", web(volume))];
+            files.extend(claims.map(|text| ("claims.yml", text)));
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            let (env, paths) = env_with(&files);
+            let out = generate(&env, &paths, &[]);
+            assert_success(&out);
+            let message = stderr(&out);
+            for needle in [
+                "warning: default/deployment/web",
+                "PersistentVolumeClaim default/web-data",
+                "could not check its volumeMode",
+                "Block",
+            ] {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+            let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+            assert!(
+                init_container_names(find(&resources, "Deployment", "web"))
+                    .contains(&"contrast-secure-pv")
+            );
+            // --json lists it too.
+            let out = generate(&env, &paths, &["--json"]);
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                summary["warnings"].as_array().unwrap().iter().any(|w| w
+                    .as_str()
+                    .unwrap()
+                    .contains("could not check its volumeMode")),
+                "{summary}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mount_volume_no_container_mounts_is_warned_about() {
+        let ephemeral = "ephemeral: {volumeClaimTemplate: {spec: {volumeMode: Block, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}}";
+        let text = web(ephemeral).replace(
+            "          volumeMounts:\n            - name: share\n              mountPath: /data\n",
+            "",
+        );
+        let (env, paths) = env_with(&[("web.yml", &text)]);
+        let out = generate(&env, &paths, &[]);
+        assert_success(&out);
+        let message = stderr(&out);
+        for needle in [
+            "warning: default/deployment/web",
+            "no container mounts the secure-pv volume \"share\"",
+        ] {
+            assert!(message.contains(needle), "{needle} missing: {message}");
+        }
+    }
+
+    #[test]
+    fn each_misfit_is_refused_and_nothing_is_written() {
+        let annotated = |value: &str| {
+            VOLUME_TESTER.replace(
+                "secure-pv: \"state:share\"",
+                &format!("secure-pv: \"{value}\""),
+            )
+        };
+        let syntax = "\"<device volume>:<mount volume>\"";
+        let cases: Vec<(&str, String, &[&str], Vec<&str>)> = vec![
+            (
+                "no colon",
+                annotated("state"),
+                &[],
+                vec!["\"state\"", "0 ':'", syntax],
+            ),
+            (
+                "two colons",
+                annotated("state:share:x"),
+                &[],
+                vec!["\"state:share:x\"", "2 ':'", syntax],
+            ),
+            (
+                "empty device",
+                annotated(":share"),
+                &[],
+                vec!["\":share\"", "device volume is empty", syntax],
+            ),
+            (
+                "empty mount",
+                annotated("state:"),
+                &[],
+                vec!["\"state:\"", "mount volume is empty", syntax],
+            ),
+            (
+                "not a volume name",
+                annotated("State:share"),
+                &[],
+                vec!["\"State\" is not a valid volume name", syntax],
+            ),
+            (
+                "no such device volume",
+                annotated("disk:share"),
+                &[],
+                vec![
+                    "device volume \"disk\"",
+                    "no such volume",
+                    "volume claim templates: state",
+                    "volumes: share",
+                ],
+            ),
+            (
+                "claim template not block-mode",
+                VOLUME_TESTER.replace("volumeMode: Block", "volumeMode: Filesystem"),
+                &[],
+                vec![
+                    "device volume \"state\"",
+                    "volume claim template",
+                    "volumeMode Filesystem",
+                    "set its spec.volumeMode to Block",
+                ],
+            ),
+            (
+                "claim template without volumeMode",
+                VOLUME_TESTER.replace("        volumeMode: Block\n", ""),
+                &[],
+                vec!["no volumeMode (Filesystem, the default)", "Block"],
+            ),
+            (
+                "device volume of another kind",
+                annotated("config:share").replace(
+                    "      volumes:\n",
+                    "      volumes:\n        - name: config\n          configMap: {name: config}\n",
+                ),
+                &[],
+                vec!["device volume \"config\"", "a configMap volume", "Block"],
+            ),
+            (
+                "mount volume not an emptyDir",
+                VOLUME_TESTER.replace("emptyDir: {}", "hostPath: {path: /mnt}"),
+                &[],
+                vec!["mount volume \"share\"", "a hostPath volume", "emptyDir"],
+            ),
+            (
+                "no such mount volume",
+                annotated("state:shared"),
+                &[],
+                vec!["mount volume \"shared\"", "no such volume", "emptyDir"],
+            ),
+            (
+                "mountPropagation None",
+                VOLUME_TESTER.replace(
+                    "              mountPath: /state\n",
+                    "              mountPath: /state\n              mountPropagation: None\n",
+                ),
+                &[],
+                vec![
+                    "container volume-tester",
+                    "mountPropagation \"None\"",
+                    "never see the encrypted volume",
+                    "HostToContainer",
+                ],
+            ),
+            (
+                "--skip-initializer",
+                VOLUME_TESTER.to_owned(),
+                &["--skip-initializer"],
+                vec!["--skip-initializer", "workload secret"],
+            ),
+            (
+                "skip-initializer annotation",
+                VOLUME_TESTER.replace(
+                    "      annotations:\n",
+                    "      annotations:\n        contrast.edgeless.systems/skip-initializer: \"true\"\n",
+                ),
+                &[],
+                vec![
+                    "contrast.edgeless.systems/skip-initializer: \"true\"",
+                    "workload secret",
+                ],
+            ),
+        ];
+        for (case, text, extra, needles) in cases {
+            let (env, paths) = env_with(&[("volume-tester.yml", &text)]);
+            let before = env.snapshot();
+            let out = generate(&env, &paths, extra);
+            assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+            let message = stderr(&out);
+            for needle in [
+                "default/statefulset/volume-tester",
+                "contrast.edgeless.systems/secure-pv",
+            ]
+            .iter()
+            .chain(&needles)
+            {
+                assert!(
+                    message.contains(needle),
+                    "{case}: {needle} missing: {message}"
+                );
+            }
+            assert_eq!(env.snapshot(), before, "{case}");
+        }
+    }
+
+    #[test]
+    fn k8s_openapi_and_kubectl_accept_the_stateful_set() {
+        let (env, paths) = env_with(&[("volume-tester.yml", VOLUME_TESTER)]);
+        assert_success(&generate(&env, &paths, &[]));
+        let resources = documents(&fs::read_to_string(&paths[0]).unwrap());
+        let stateful_set: StatefulSet = super::coordinator::typed(&resources[0]);
+        let pod = stateful_set.spec.template.spec.unwrap();
+        let init = pod.init_containers.unwrap();
+        let sidecar = &init[1];
+        assert_eq!(sidecar.name, "contrast-secure-pv");
+        assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            sidecar.security_context.as_ref().unwrap().privileged,
+            Some(true)
+        );
+        let devices = sidecar.volume_devices.as_ref().unwrap();
+        assert_eq!(
+            (devices[0].name.as_str(), devices[0].device_path.as_str()),
+            ("state", SECURE_PV_DEVICE_PATH)
+        );
+        let mounts = sidecar.volume_mounts.as_ref().unwrap();
+        assert_eq!(
+            (
+                mounts[0].name.as_str(),
+                mounts[0].mount_path.as_str(),
+                mounts[0].mount_propagation.as_deref()
+            ),
+            ("share", SECURE_PV_MOUNT_POINT, Some("Bidirectional"))
+        );
+        let probe = sidecar.startup_probe.as_ref().unwrap();
+        assert_eq!(
+            probe.exec.as_ref().unwrap().command.as_deref().unwrap(),
+            ["test", "-f", INITIALIZER_DONE_FILE]
+        );
+        assert_eq!(
+            (
+                probe.initial_delay_seconds,
+                probe.period_seconds,
+                probe.failure_threshold
+            ),
+            (Some(1), Some(1), Some(600))
+        );
+        let main_mount = &pod.containers[0].volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            main_mount.mount_propagation.as_deref(),
+            Some("HostToContainer")
+        );
+
+        let Some(kubectl) = find_kubectl() else {
+            println!("SKIPPED: kubectl is not on PATH; the k8s-openapi round trip still ran");
+            return;
+        };
+        let cluster = FakeCluster::start(&env);
+        let file = Path::new(&paths[0]);
+        let out = cluster.kubectl(
+            &kubectl,
+            &["apply", "--dry-run=client", "--validate=false"],
+            file,
+        );
+        assert_success(&out);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            stdout.contains("statefulset.apps/volume-tester created (dry run)"),
+            "{stdout}"
+        );
+        let out = cluster.kubectl(
+            &kubectl,
+            &[
+                "create",
+                "--dry-run=client",
+                "--validate=false",
+                "-o",
+                "json",
+            ],
+            file,
+        );
+        assert_success(&out);
+        assert_eq!(json_documents(&out.stdout), yaml_as_json(file));
+    }
 }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cryptsetup;
 mod files;
 
 use std::num::NonZeroU32;
@@ -33,7 +34,8 @@ use contrast_core::api::MESH_API_PORT;
 use contrast_core::coordinator_identity::CoordinatorIdentity;
 use contrast_core::duration::parse_duration;
 use contrast_core::kubernetes::{
-    COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, SECRETS_MOUNT_PATH,
+    COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, CRYPTSETUP_SUBCOMMAND, INITIALIZER_DONE_FILE,
+    SECRETS_MOUNT_PATH,
 };
 use contrast_sdk::{CoordinatorClient, identity_validator};
 use contrast_tee::TeeArgs;
@@ -71,7 +73,10 @@ Flow:
        secrets/workload-secret-seed        workload secret, lowercase hex  0400
                                            (only if the policy has a WorkloadSecretID)
      Existing files are replaced.
-  6. Write the empty marker --done-file (0644) and exit 0.";
+  6. Write the empty marker --done-file (0644) and exit 0.
+
+`initializer cryptsetup` opens an encrypted volume keyed by the workload secret and keeps it
+mounted (secure persistence); see `initializer cryptsetup --help`.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -88,7 +93,7 @@ Example (simulated TEE, local Coordinator):
     --coordinator-identity <JSON, as generate writes it in CONTRAST_COORDINATOR_IDENTITY> \\
     --tee simulated --sim-dir ./sim --sim-host-data <initdata digest>";
 
-/// The initializer's command line.
+/// The initializer's command line: the main run (attest, write the files), or a subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "initializer",
@@ -96,15 +101,39 @@ Example (simulated TEE, local Coordinator):
     long_version = contrast_tee::binary_long_version!(),
     about = "Attest this pod to the Contrast Coordinator and write its mesh certificate",
     long_about = LONG_ABOUT,
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+    #[command(flatten)]
+    run: Args,
+}
+
+/// The initializer's subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Open (formatting it first if it is not LUKS) an encrypted volume keyed by the workload
+    /// secret, mount it, and keep it mounted until signalled (secure persistence).
+    #[command(
+        name = CRYPTSETUP_SUBCOMMAND,
+        long_about = cryptsetup::LONG_ABOUT,
+        after_help = cryptsetup::AFTER_HELP
+    )]
+    Cryptsetup(cryptsetup::CryptsetupArgs),
+}
+
+/// The main run's flags.
+#[derive(Debug, clap::Args)]
 // The doc comments of these flags are their `--help` text, written for a terminal:
 // `HOST[:PORT]` is meant literally, not as an intra-doc link.
 #[allow(rustdoc::broken_intra_doc_links)]
 struct Args {
     /// The Coordinator's mesh API, HOST[:PORT] (port 7777 when absent).
-    #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]")]
-    coordinator: String,
+    #[arg(long, env = COORDINATOR_HOST_ENV, value_name = "HOST[:PORT]", required = true)]
+    coordinator: Option<String>,
     /// The Coordinator's identity, a JSON document {"PolicyHashes": [...],
     /// "SnpReferenceValues": [...]} (written by `contrast generate`): only a Coordinator whose
     /// evidence matches it is trusted.
@@ -125,7 +154,7 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value = SECRETS_MOUNT_PATH)]
     root: PathBuf,
     /// The empty marker written last (the startup probe's condition).
-    #[arg(long, value_name = "PATH", default_value = "/done")]
+    #[arg(long, value_name = "PATH", default_value = INITIALIZER_DONE_FILE)]
     done_file: PathBuf,
     /// First delay between attempts (e.g. 500ms, 2s).
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
@@ -162,9 +191,13 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = cli.run;
+    if let Some(Subcommand::Cryptsetup(args)) = cli.command {
+        return run_cryptsetup(args);
+    }
     if args.coordinator_identity.is_none() && !args.insecure_trust_any_coordinator {
-        Args::command()
+        Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
                 format!(
@@ -177,15 +210,8 @@ fn main() -> ExitCode {
             .exit();
     }
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(args)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -206,6 +232,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// `initializer cryptsetup`: see [`cryptsetup`].
+fn run_cryptsetup(args: cryptsetup::CryptsetupArgs) -> ExitCode {
+    init_logging(LogFormat::Text);
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(cryptsetup::run(args)) {
+        Ok(cryptsetup::Ended::Closed(_)) => ExitCode::SUCCESS,
+        Ok(cryptsetup::Ended::Interrupted(signal)) => {
+            warn!(signal, "stopped by a signal before the volume was mounted");
+            ExitCode::from(128 + signal)
+        }
+        Err(e) => {
+            error!(
+                error = contrast_core::error_chain::describe(e.as_ref()),
+                "secure persistence failed"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            None
+        }
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -218,7 +279,12 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(args: Args) -> Result<Outcome> {
-    let addr = coordinator_addr(&args.coordinator);
+    // Required by clap unless a subcommand is given.
+    let coordinator = args
+        .coordinator
+        .as_deref()
+        .context("--coordinator is missing")?;
+    let addr = coordinator_addr(coordinator);
     args.tee
         .check_simulated_allowed("initializer", cfg!(feature = "simulated"))?;
     let tee = args
@@ -361,17 +427,61 @@ mod tests {
 
     #[test]
     fn command_line_parses_with_defaults() {
-        let args = Args::try_parse_from([
+        let cli = Cli::try_parse_from([
             "initializer",
             "--coordinator",
             "c",
             "--insecure-trust-any-coordinator",
         ])
         .unwrap();
+        assert!(cli.command.is_none());
+        let args = cli.run;
         assert_eq!(args.root, PathBuf::from("/contrast"));
         assert_eq!(args.done_file, PathBuf::from("/done"));
         assert_eq!(args.retry_min, Duration::from_millis(500));
         assert_eq!(args.retry_max, Duration::from_secs(5));
         assert_eq!(args.max_attempts, None);
+    }
+
+    #[test]
+    fn the_command_line_generate_writes_for_the_sidecar_parses() {
+        let argv = std::iter::once("initializer".to_owned()).chain(
+            contrast_core::kubernetes::cryptsetup_args("/dev/csi0", "/state"),
+        );
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Some(Subcommand::Cryptsetup(args)) = cli.command else {
+            panic!("not the cryptsetup subcommand: {cli:?}");
+        };
+        assert_eq!(args.device_path, PathBuf::from("/dev/csi0"));
+        assert_eq!(args.mount_point, PathBuf::from("/state"));
+        assert_eq!(args.done_file, PathBuf::from("/done"));
+        assert_eq!(args.secret_timeout, None);
+    }
+
+    #[test]
+    fn the_main_run_needs_the_coordinator_and_the_subcommand_does_not() {
+        let error =
+            Cli::try_parse_from(["initializer", "--insecure-trust-any-coordinator"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert!(error.to_string().contains("--coordinator"), "{error}");
+        let error = Cli::try_parse_from(["initializer", "cryptsetup", "-d", "/dev/x"]).unwrap_err();
+        assert!(error.to_string().contains("--mount-point"), "{error}");
+        // Main-run flags do not mix with the subcommand.
+        assert!(
+            Cli::try_parse_from([
+                "initializer",
+                "--coordinator",
+                "c",
+                "cryptsetup",
+                "-d",
+                "/dev/x",
+                "-m",
+                "/m"
+            ])
+            .is_err()
+        );
     }
 }
