@@ -97,6 +97,25 @@ write_payload() {
     cp /params/payload "$MOUNT_POINT/payload" && sync
 }
 
+# `active_as_upstream MAPPING`: the open volume (the kernel's view, not the header's) is
+# aes-xts-plain64 with hmac(sha256) integrity from dm-integrity, 4096-byte sectors.
+active_as_upstream() {
+    cryptsetup status "$1" >/tmp/status.txt 2>&1 || return 1
+    sed 's/^/  status: /' /tmp/status.txt
+    for pattern in \
+        '^[[:space:]]+type:[[:space:]]+LUKS2$' \
+        '^[[:space:]]+cipher:[[:space:]]+aes-xts-plain64$' \
+        '^[[:space:]]+integrity:[[:space:]]+hmac\(sha256\)$' \
+        '^[[:space:]]+sector size:[[:space:]]+4096$'; do
+        if ! grep -Eq "$pattern" /tmp/status.txt; then
+            echo "cryptsetup status has no line matching $pattern"
+            return 1
+        fi
+    done
+    [ -e "/dev/mapper/$1_dif" ] || { echo "no dm-integrity device $1_dif"; return 1; }
+    rm -f /tmp/status.txt
+}
+
 payload_intact() {
     [ "$(sha256sum "$MOUNT_POINT/payload" | cut -d' ' -f1)" = "$(cat /params/payload.sha256)" ]
 }
@@ -143,11 +162,15 @@ wait_for_done() {
     ok "$1"
 }
 
-# `wait_for_exit STEP RUN`: the initializer exits within EXIT_WITHIN seconds; its status is
-# in $status.
+# `wait_for_exit STEP RUN [refusal]`: the initializer exits within EXIT_WITHIN seconds; its
+# status is in $status. With "refusal", a done file is a failure at once (the volume was
+# opened and mounted when it should have been refused).
 wait_for_exit() {
     start=$(date +%s)
     while [ ! -e /tmp/"$2".rc ]; do
+        if [ "${3:-}" = refusal ] && [ -e "$DONE_FILE" ]; then
+            fail "$1" "the initializer wrote $DONE_FILE: it opened and mounted the volume"
+        fi
         if [ "$(elapsed_since "$start")" -ge $EXIT_WITHIN ]; then
             fail "$1" "the initializer is still running after $EXIT_WITHIN s"
         fi
@@ -167,7 +190,7 @@ stop_initializer() {
 
 # `refused_before_open PREFIX RUN`: the initializer failed without opening anything.
 refused_before_open() {
-    wait_for_exit "$1-exit" "$2"
+    wait_for_exit "$1-exit" "$2" refusal
     [ "$status" != 0 ] || fail "$1-exit" "exit status 0, expected a failure"
     ok "$1-exit"
     check "$1-no-done" "$DONE_FILE exists" test ! -e "$DONE_FILE"
@@ -183,10 +206,11 @@ scenario_format() {
     install_secret /params/secret
     start_initializer format "$DATA"
     wait_for_done format-done format
-    print_initializer_log format
     check format-mounted "$MOUNT_POINT is not an ext4 from /dev/mapper/$mapping" \
         mounted_from "$mapping"
     check format-header "luksDump differs from upstream's format" header_is_upstream "$DATA"
+    check format-active "the open volume is not dm-crypt over dm-integrity as upstream's" \
+        active_as_upstream "$mapping"
     check format-write "cannot write the payload to $MOUNT_POINT" write_payload
     check format-write-readback "the payload read back differs" payload_intact
     stop_initializer format-sigterm format
@@ -202,11 +226,13 @@ scenario_reopen() {
     install_secret /params/secret
     start_initializer reopen "$DATA"
     wait_for_done reopen-done reopen
-    print_initializer_log reopen
     check reopen-mounted "$MOUNT_POINT is not an ext4 from /dev/mapper/$mapping" \
         mounted_from "$mapping"
+    check reopen-active "the open volume is not dm-crypt over dm-integrity as upstream's" \
+        active_as_upstream "$mapping"
     check reopen-payload "the payload's SHA-256 is not the host's" payload_intact
     stop_initializer reopen-sigterm reopen
+    print_initializer_log reopen
     check reopen-unmounted "$MOUNT_POINT is still mounted" not_mounted
     check reopen-closed "a device-mapper mapping is left: $(ls /dev/mapper)" no_mapping
 
@@ -218,16 +244,17 @@ scenario_reopen() {
         grep -q 'No key available with this passphrase' /tmp/initializer-wrong-secret.log
 }
 
-# `tampered KIND EXPECTED_PATH`: the initializer refuses the header on the disk with serial
-# tamper-KIND, naming EXPECTED_PATH among the deviations, and opens nothing.
+# `tampered KIND PATH PATTERN`: the initializer refuses the header on the disk with serial
+# tamper-KIND, with a deviation at the JSON path PATH (an extended regex, PATTERN, finds it in
+# the output), and opens nothing.
 tampered() {
     device=$(disk "tamper-$1") || fail "tamper-$1-disk" "no disk with serial tamper-$1"
     start_initializer "tamper-$1" "$device"
     refused_before_open "tamper-$1" "tamper-$1"
     # What a reader of the log wants to see: the deviations and the refusal.
-    print_initializer_log "tamper-$1" 'refus|deviat|expected|segments|keyslots|digests|tokens'
-    check "tamper-$1-names-$2" "the output does not name $2" \
-        grep -qF "$2" /tmp/initializer-tamper-"$1".log
+    print_initializer_log "tamper-$1" 'refus|deviat'
+    check "tamper-$1-names-$2" "the output names no deviation at $2" \
+        grep -Eq "$3" /tmp/initializer-tamper-"$1".log
     check "tamper-$1-says-refused" "the output has neither 'refused' nor 'deviation'" \
         grep -Eqi 'refused|deviation' /tmp/initializer-tamper-"$1".log
 }
@@ -253,9 +280,10 @@ scenario_tamper() {
         cryptsetup luksAddKey --batch-mode --key-file="$SECRET_FILE" "$(disk tamper-keyslots)" \
         /params/wrong-secret
 
-    tampered cipher segments.0.encryption
-    tampered integrity segments.0.integrity
-    tampered keyslots keyslots
+    tampered cipher segments.0.encryption 'segments\.0\.encryption'
+    tampered integrity segments.0.integrity 'segments\.0\.integrity'
+    # The count, or a keyslot other than 0 (keyslots.0.* would also match a key-size change).
+    tampered keyslots keyslots '(^|[^.[:alnum:]])keyslots(: |\.[1-9])'
 }
 
 # --- The platform with the plain tools (.ci/vm-cryptsetup --plain) ---------------------------
@@ -284,6 +312,8 @@ scenario_plain_format() {
     check plain-header "luksDump differs from upstream's format" header_is_upstream "$DATA"
     timed plain-open "cryptsetup open failed" \
         cryptsetup open --type=luks2 --key-file="$SECRET_FILE" "$DATA" "$mapping"
+    check plain-active "the open volume is not dm-crypt over dm-integrity as upstream's" \
+        active_as_upstream "$mapping"
     timed plain-ext4-blocks "cannot write the blocks mkfs.ext4 reads" \
         write_ext4_blocks "/dev/mapper/$mapping"
     timed plain-mkfs "mkfs.ext4 failed" mkfs.ext4 -q "/dev/mapper/$mapping"
