@@ -146,12 +146,17 @@ print_initializer_log() {
     fi | sed 's/\x1b\[[0-9;]*m//g; s/^/  initializer: /'
 }
 
+# `last_words RUN`: the initializer's last line of output (its error), shortened.
+last_words() {
+    tail -n 1 /tmp/initializer-"$1".log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-400
+}
+
 # `wait_for_done STEP RUN`: the done file appears while the initializer runs.
 wait_for_done() {
     start=$(date +%s)
     while [ ! -e "$DONE_FILE" ]; do
         if [ -e /tmp/"$2".rc ]; then
-            fail "$1" "the initializer exited with status $(cat /tmp/"$2".rc) before writing $DONE_FILE"
+            fail "$1" "the initializer exited with status $(cat /tmp/"$2".rc) before writing $DONE_FILE: $(last_words "$2")"
         fi
         if [ "$(elapsed_since "$start")" -ge $DONE_WITHIN ]; then
             fail "$1" "no $DONE_FILE within $DONE_WITHIN s"
