@@ -48,20 +48,39 @@ pub const WORKLOAD_SECRET_ID_ANNOTATION: &str = "contrast.edgeless.systems/workl
 /// `"false"`; contrast-rs refuses any other value, so a typo is not silently an injection.
 pub const SKIP_INITIALIZER_ANNOTATION: &str = "contrast.edgeless.systems/skip-initializer";
 
-/// Pod annotation (upstream's) configuring the service mesh's ingress (`<name>#<port>#<disableTLS>`
-/// entries separated by `##`); upstream injects the service-mesh sidecar for it. contrast-rs has
-/// no service mesh yet: `contrast generate` refuses a pod carrying it.
+/// Pod annotation (upstream's) configuring the service mesh's ingress: `<name>#<port>#<disableTLS>`
+/// entries separated by `##` (`disableTLS` true: plain traffic to the port passes; false: TLS
+/// without a client certificate); every other inbound TCP port requires mutual TLS with a mesh
+/// certificate. An empty value means just that; `DISABLED` turns the ingress redirection off.
+///
+/// Any of the three service-mesh annotations makes `contrast generate` inject the sidecar
+/// `contrast-service-mesh` (the `contrast-mesh` binary) right after the initializer (and the
+/// secure-pv sidecar), with each present annotation's value, verbatim, in the sidecar's
+/// environment: this one in `CONTRAST_INGRESS_PROXY_CONFIG`. Without it the sidecar's default
+/// applies: every inbound TCP port requires mutual TLS. `generate` parses the values with
+/// `contrast_mesh::config`, the sidecar's own parser, and refuses a value the sidecar would
+/// refuse, and a pod without the initializer (the sidecar needs the mesh certificates the
+/// initializer writes); `docs/service-mesh.md` lists what it checks.
 pub const SERVICE_MESH_INGRESS_ANNOTATION: &str = "contrast.edgeless.systems/servicemesh-ingress";
 
-/// Pod annotation (upstream's) configuring the service mesh's egress
-/// (`<name>#<listenIP>:<port>#<remoteHost>:<port>` entries separated by `##`). Not supported
-/// yet, like [`SERVICE_MESH_INGRESS_ANNOTATION`].
+/// Pod annotation (upstream's) configuring the service mesh's egress:
+/// `<name>#<listen IPv4>:<port>#<remote host>:<port>` entries separated by `##`; the sidecar
+/// listens on the loopback address (127.0.0.0/8) and connects to the remote with mutual TLS.
+/// `contrast generate` copies it into the sidecar's `CONTRAST_EGRESS_PROXY_CONFIG` (see
+/// [`SERVICE_MESH_INGRESS_ANNOTATION`]); an empty value is refused, as upstream refuses it.
 pub const SERVICE_MESH_EGRESS_ANNOTATION: &str = "contrast.edgeless.systems/servicemesh-egress";
 
-/// Pod annotation (upstream's) enabling the service mesh proxy's Envoy admin interface on a
-/// port. Not supported yet, like [`SERVICE_MESH_INGRESS_ANNOTATION`].
+/// Pod annotation (upstream's) enabling the service-mesh sidecar's admin interface (upstream:
+/// Envoy's) on a port of all the pod's addresses. `contrast generate` copies it into the
+/// sidecar's `CONTRAST_ADMIN_PORT` and declares the port on the sidecar (see
+/// [`SERVICE_MESH_INGRESS_ANNOTATION`]); a port an ingress entry or the proxy uses is refused.
 pub const SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION: &str =
     "contrast.edgeless.systems/servicemesh-admin-interface-port";
+
+/// The marker file the service-mesh sidecar writes once it is ready (its listeners bound, its
+/// rules installed): the startup probe `contrast generate` gives the sidecar tests it, so the
+/// pod's containers start only when their traffic is meshed.
+pub const SERVICE_MESH_READY_FILE: &str = "/ready";
 
 /// Pod annotation (upstream's) asking for secure persistence: `<device volume>:<mount volume>`
 /// (a block-mode volume claim and an `emptyDir` volume of the pod). `contrast generate` injects

@@ -1,6 +1,6 @@
 //! The `cryptsetup` command lines of secure persistence: what the initializer runs, spelled once,
 //! so that the format it writes and the [`ExpectedLayout`](crate::ExpectedLayout) it requires
-//! cannot drift apart (a test formats with [`format_args`] and checks with the layout), and the
+//! cannot drift apart (a test formats with [`format_args`](fn@format_args) and checks with the layout), and the
 //! mapping name stays upstream Contrast's (a device opened by either initializer has the same
 //! `/dev/mapper` name).
 //!

@@ -24,6 +24,10 @@ pub const INGRESS_ENV: &str = "CONTRAST_INGRESS_PROXY_CONFIG";
 pub const EGRESS_ENV: &str = "CONTRAST_EGRESS_PROXY_CONFIG";
 /// The environment variable with the admin interface's port (upstream's).
 pub const ADMIN_PORT_ENV: &str = "CONTRAST_ADMIN_PORT";
+/// The initializer's environment variable (upstream's) that says the pod has no service mesh:
+/// when it is set and not empty, the initializer removes the pod VM's default-deny rule itself
+/// (otherwise the sidecar does, once its rules are in place).
+pub const SERVICE_MESH_DISABLED_ENV: &str = "CONTRAST_SERVICE_MESH_DISABLED";
 /// The ingress value that turns the ingress redirection off (upstream's).
 pub const INGRESS_DISABLED: &str = "DISABLED";
 /// Where inbound connections that need mutual TLS are redirected (upstream's port).
@@ -299,14 +303,19 @@ pub fn parse_egress(setting: &'static str, value: &str) -> Result<Vec<EgressEntr
     Ok(entries)
 }
 
-/// Parses the admin interface's port and checks it against the proxy's ports and the ingress
+/// Parses the admin interface's port and checks it against the proxy's ports, the ingress
 /// entries (it is served on all addresses of the pod, so it must not be a redirected port that
-/// is meant for the application).
+/// is meant for the application) and the egress listeners (on all addresses, it would take
+/// their port on loopback too).
 ///
 /// # Errors
 ///
 /// [`ConfigError::AdminPort`] or [`ConfigError::AdminPortConflict`].
-pub fn parse_admin_port(value: &str, ingress: &Ingress) -> Result<u16, ConfigError> {
+pub fn parse_admin_port(
+    value: &str,
+    ingress: &Ingress,
+    egress: &[EgressEntry],
+) -> Result<u16, ConfigError> {
     let port = parse_port(value, "admin port").map_err(|_| ConfigError::AdminPort {
         found: value.to_owned(),
     })?;
@@ -322,6 +331,15 @@ pub fn parse_admin_port(value: &str, ingress: &Ingress) -> Result<u16, ConfigErr
         return Err(ConfigError::AdminPortConflict {
             port,
             reason: format!("the ingress entry {:?} declares it", entry.name),
+        });
+    }
+    if let Some(entry) = egress.iter().find(|e| e.listen.port() == port) {
+        return Err(ConfigError::AdminPortConflict {
+            port,
+            reason: format!(
+                "the egress entry {:?} listens on {}",
+                entry.name, entry.listen
+            ),
         });
     }
     Ok(port)
@@ -574,19 +592,25 @@ mod tests {
     #[test]
     fn admin_port_must_not_collide() {
         let ingress = ingress("web#8080#false").unwrap();
-        assert_eq!(parse_admin_port("9901", &ingress).unwrap(), 9901);
+        let egress = egress("db#127.137.0.1:5432#db:5432").unwrap();
+        assert_eq!(parse_admin_port("9901", &ingress, &egress).unwrap(), 9901);
         assert!(matches!(
-            parse_admin_port("x", &ingress),
+            parse_admin_port("x", &ingress, &egress),
             Err(ConfigError::AdminPort { .. })
         ));
         assert!(matches!(
-            parse_admin_port("15006", &ingress),
+            parse_admin_port("15006", &ingress, &egress),
             Err(ConfigError::AdminPortConflict { .. })
         ));
         assert!(matches!(
-            parse_admin_port("8080", &ingress),
+            parse_admin_port("8080", &ingress, &egress),
             Err(ConfigError::AdminPortConflict { .. })
         ));
+        let taken = parse_admin_port("5432", &ingress, &egress).unwrap_err();
+        assert_eq!(
+            taken.to_string(),
+            "CONTRAST_ADMIN_PORT 5432: the egress entry \"db\" listens on 127.137.0.1:5432"
+        );
     }
 
     proptest::proptest! {
@@ -594,7 +618,7 @@ mod tests {
         fn parsing_never_panics(value in ".{0,80}") {
             let _ = ingress(&value);
             let _ = egress(&value);
-            let _ = parse_admin_port(&value, &Ingress::Disabled);
+            let _ = parse_admin_port(&value, &Ingress::Disabled, &[]);
         }
     }
 }

@@ -12,7 +12,9 @@
 //! - [`fixtures`]: one simulated SEV-SNP environment per test binary, workloads, owner keys,
 //!   manifests, and convenience constructors of Coordinators on that environment;
 //! - [`transit`]: an HTTPS client of the Coordinator's transit engine with a workload's mesh
-//!   certificate.
+//!   certificate;
+//! - [`mesh`]: a deployment's CA and a workload's mesh certificate files without a Coordinator;
+//! - [`skip`]: what a test does when the machine lacks a tool it needs.
 //!
 //! Test support fails loudly: where a test has nothing better to do with an error, these
 //! functions panic with the reason (a failed test). The process harness returns errors where a
@@ -23,6 +25,21 @@ pub mod apiserver;
 pub mod atls_stub;
 pub mod fixtures;
 pub mod kds;
+pub mod mesh;
 pub mod net;
 pub mod process;
 pub mod transit;
+
+/// The environment variable that turns a skipped test into a failed one: CI sets it, since it
+/// installs every tool the tests need, so a test that would skip there has lost its tool.
+pub const NO_SKIP_ENV: &str = "CONTRAST_NO_SKIP";
+
+/// A test that cannot run here (`reason`, e.g. a missing program) returns after this: it
+/// prints `SKIPPED: reason`, or panics when [`NO_SKIP_ENV`] is set.
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var_os(NO_SKIP_ENV).is_none(),
+        "{reason}, and {NO_SKIP_ENV} is set (CI installs every tool the tests need)"
+    );
+    println!("SKIPPED: {reason}");
+}

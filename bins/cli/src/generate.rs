@@ -28,6 +28,10 @@ use crate::{ExitStatus, GlobalArgs, Outcome, UsageError};
 /// Default container image of the injected initializer.
 pub const DEFAULT_INITIALIZER_IMAGE: &str = "localhost/contrast-rs/initializer:0.1.0";
 
+/// Default container image of the injected service-mesh sidecar (the `contrast-mesh` binary of
+/// bins/mesh).
+pub const DEFAULT_SERVICE_MESH_IMAGE: &str = "localhost/contrast-rs/mesh:0.1.0";
+
 /// Key of the agent policy in the initdata `[data]` table (CoCo convention).
 pub const POLICY_DATA_KEY: &str = "policy.rego";
 
@@ -122,10 +126,25 @@ Upstream's pod annotations (read from the pod template's metadata, else the reso
     propagation; the containers that mount it get mountPropagation HostToContainer (None is
     refused). It opens the LUKS volume with the workload secret, so it cannot be combined with
     skip-initializer; the sidecar of an earlier run is removed when the annotation is gone.
-  contrast.edgeless.systems/servicemesh-ingress, contrast.edgeless.systems/servicemesh-egress,
-  contrast.edgeless.systems/servicemesh-admin-interface-port and
-  contrast.edgeless.systems/image-store-size (but \"0\") are refused: contrast-rs has no
-    service mesh or image store yet, and the pod would run without them.
+  contrast.edgeless.systems/servicemesh-ingress, contrast.edgeless.systems/servicemesh-egress
+  and contrast.edgeless.systems/servicemesh-admin-interface-port: any of them injects the
+    service-mesh sidecar contrast-service-mesh (--service-mesh-image, the contrast-mesh binary)
+    after the initializer and the secure-pv sidecar: restartPolicy Always, privileged with
+    NET_ADMIN, contrast-secrets at /contrast (the initializer's mesh certificates), a startup
+    probe testing /ready. Each annotation present is copied verbatim into its environment
+    variable: ingress CONTRAST_INGRESS_PROXY_CONFIG (<name>#<port>#<disableTLS> entries
+    separated by ##; empty: every inbound TCP port requires mutual TLS; DISABLED: no ingress
+    redirection), egress CONTRAST_EGRESS_PROXY_CONFIG (<name>#<127.x.y.z>:<port>#<remote
+    host>:<port> entries separated by ##; empty is refused), admin-interface-port
+    CONTRAST_ADMIN_PORT (also the sidecar's container port contrast-admin). Without the
+    ingress annotation the variable is absent and the sidecar's default applies: every inbound
+    TCP port requires mutual TLS. The values are parsed as the sidecar parses them: a
+    malformed or conflicting entry is refused, naming the entry, as is an admin port an
+    ingress entry or the proxy (15006, 15007) uses. The sidecar needs the initializer, so it
+    cannot be combined with skip-initializer or the Coordinator's pod; the sidecar of an
+    earlier run is removed when all three annotations are gone.
+  contrast.edgeless.systems/image-store-size (but \"0\") is refused: contrast-rs has no image
+    store yet, and the pod would run without it.
 Warnings (on stderr, and in --json's \"warnings\"): a runtimeClassName close to contrast-cc but
 not it (contrast-c, Contrast-cc, upstream's contrast-cc-<platform>-<hash>, ...), which generate
 leaves alone; a workload with an initializer in another namespace than this run's Coordinator
@@ -233,6 +252,9 @@ pub struct GenerateArgs {
     /// Image of the injected initializer.
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_INITIALIZER_IMAGE)]
     pub initializer_image: String,
+    /// Image of the service-mesh sidecar, injected into pods with a service-mesh annotation.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_SERVICE_MESH_IMAGE)]
+    pub service_mesh_image: String,
     /// Also write the Coordinator's resources and process them like the other inputs.
     #[arg(long)]
     pub coordinator: bool,
@@ -1100,8 +1122,8 @@ fn process_file(
 }
 
 /// Gives one workload its initializer (with `identity`, the Coordinator's identity or why there
-/// is none; `None` for the Coordinator's own pods), its secure-pv sidecar if annotated, and its
-/// initdata.
+/// is none; `None` for the Coordinator's own pods), its secure-pv and service-mesh sidecars if
+/// annotated, and its initdata.
 fn process_workload(
     resource: &mut serde_norway::Value,
     workload: ConfidentialWorkload,
@@ -1116,24 +1138,47 @@ fn process_workload(
         claims,
     } = context;
     let annotations = kube::pod_annotations(resource, &workload)?;
+    let is_coordinator = identity.is_none();
     let secure_pv = match &annotations.secure_pv {
         Some(secure_pv) => {
-            check_secure_pv_has_initializer(&workload, args, &annotations, identity.is_none())?;
+            check_has_initializer(
+                &workload,
+                args,
+                &annotations,
+                is_coordinator,
+                &format!("the annotation {SECURE_PV_ANNOTATION}"),
+                "the secure-pv sidecar opens the encrypted volume with the workload secret the \
+                 initializer writes",
+            )?;
             Some(kube::check_secure_pv(
                 resource, &workload, secure_pv, claims,
             )?)
         }
         None => None,
     };
+    if let Some(mesh) = &annotations.service_mesh {
+        check_has_initializer(
+            &workload,
+            args,
+            &annotations,
+            is_coordinator,
+            &mesh.annotations(),
+            "the service-mesh sidecar serves the pod's traffic with the mesh certificates the \
+             initializer writes",
+        )?;
+    }
     let template = kube::pod_template_mut(resource)
         .ok_or_else(|| anyhow!("the pod template is not a mapping"))?;
     if annotations.skip_initializer {
         // An earlier run may have injected it before the pod was annotated.
         kube::remove_initializer(template);
     }
+    // An earlier run may have injected them while the pod was annotated.
     if secure_pv.is_none() {
-        // An earlier run may have injected it while the pod was annotated.
         kube::remove_secure_pv(template);
+    }
+    if annotations.service_mesh.is_none() {
+        kube::remove_service_mesh(template);
     }
     // The identity goes in before the policy is computed: genpolicy's policy pins the
     // container's environment, and a policy file gets the identity's digest (below).
@@ -1151,9 +1196,17 @@ fn process_workload(
                 )
             })?;
             let json = identity.to_json();
-            kube::inject_initializer(template, &args.initializer_image, &json)?;
+            kube::inject_initializer(
+                template,
+                &args.initializer_image,
+                &json,
+                annotations.service_mesh.is_some(),
+            )?;
             if let Some(plan) = &secure_pv {
                 kube::inject_secure_pv(template, &args.initializer_image, plan)?;
+            }
+            if let Some(mesh) = &annotations.service_mesh {
+                kube::inject_service_mesh(template, &args.service_mesh_image, mesh)?;
             }
             Some(json)
         }
@@ -1212,27 +1265,29 @@ fn process_workload(
     })
 }
 
-/// Refuses secure-pv on a pod that gets no initializer: the sidecar opens the volume with the
-/// workload secret the initializer writes.
-fn check_secure_pv_has_initializer(
+/// Refuses an annotated sidecar that needs the initializer on a pod that gets none:
+/// `annotations` (`the annotation ...`) ask for the sidecar, `why` says what it needs the
+/// initializer for.
+fn check_has_initializer(
     workload: &ConfidentialWorkload,
     args: &GenerateArgs,
-    annotations: &kube::PodAnnotations,
+    pod_annotations: &kube::PodAnnotations,
     is_coordinator: bool,
+    annotations: &str,
+    why: &str,
 ) -> anyhow::Result<()> {
     let reason = if is_coordinator {
         "it is the Coordinator, which gets no initializer"
     } else if args.skip_initializer {
         "--skip-initializer is given"
-    } else if annotations.skip_initializer {
+    } else if pod_annotations.skip_initializer {
         &format!("it has the annotation {SKIP_INITIALIZER_ANNOTATION}: \"true\"")
     } else {
         return Ok(());
     };
     bail!(
-        "{} has the annotation {SECURE_PV_ANNOTATION}, but {reason}: the secure-pv sidecar \
-         opens the encrypted volume with the workload secret the initializer writes; remove \
-         one of the two (drop {SECURE_PV_ANNOTATION}, or let generate inject the initializer)",
+        "{} has {annotations}, but {reason}: {why}; drop {annotations}, or let generate inject \
+         the initializer",
         workload.qualified_name()
     )
 }
@@ -1364,6 +1419,7 @@ mod tests {
         for annotation in kube::UNSUPPORTED_ANNOTATIONS
             .iter()
             .map(|(annotation, _)| *annotation)
+            .chain(kube::SERVICE_MESH_ANNOTATIONS)
             .chain([
                 SKIP_INITIALIZER_ANNOTATION,
                 SECURE_PV_ANNOTATION,
@@ -1384,6 +1440,17 @@ mod tests {
                 contrast_core::kubernetes::SECURE_PV_MOUNT_POINT,
             )
             .join(" "),
+            kube::SERVICE_MESH_CONTAINER,
+            kube::SERVICE_MESH_ADMIN_PORT_NAME,
+            contrast_core::kubernetes::SERVICE_MESH_READY_FILE,
+            contrast_mesh::config::INGRESS_ENV,
+            contrast_mesh::config::EGRESS_ENV,
+            contrast_mesh::config::ADMIN_PORT_ENV,
+            contrast_mesh::config::INGRESS_DISABLED,
+            &contrast_mesh::config::MTLS_INGRESS_PORT.to_string(),
+            &contrast_mesh::config::TLS_INGRESS_PORT.to_string(),
+            kube::SECRETS_VOLUME,
+            contrast_core::kubernetes::SECRETS_MOUNT_PATH,
             COORDINATOR_IDENTITY_ENV,
             command_line::COORDINATOR_STATE_DIR,
             command_line::WORKLOADS_DIR,

@@ -12,9 +12,11 @@ use contrast_core::kubernetes::{
     COORDINATOR_READY_SERVICE, IMAGE_STORE_SIZE_ANNOTATION, INITIALIZER_DONE_FILE,
     POD_ROLE_ANNOTATION, SECRETS_MOUNT_PATH, SECURE_PV_ANNOTATION, SECURE_PV_DEVICE_PATH,
     SECURE_PV_MOUNT_POINT, SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
-    SERVICE_MESH_EGRESS_ANNOTATION, SERVICE_MESH_INGRESS_ANNOTATION, SKIP_INITIALIZER_ANNOTATION,
-    WORKLOAD_SECRET_ID_ANNOTATION, cryptsetup_args,
+    SERVICE_MESH_EGRESS_ANNOTATION, SERVICE_MESH_INGRESS_ANNOTATION, SERVICE_MESH_READY_FILE,
+    SKIP_INITIALIZER_ANNOTATION, WORKLOAD_SECRET_ID_ANNOTATION, cryptsetup_args,
 };
+use contrast_mesh::config::SERVICE_MESH_DISABLED_ENV;
+use contrast_mesh::config::{self as mesh_config, ConfigError};
 use serde_norway::{Mapping, Value};
 
 /// The runtime class of confidential pods.
@@ -33,6 +35,18 @@ pub const SECURE_PV_MEMORY: &str = "100Mi";
 /// How often the secure-pv sidecar's startup probe may fail (once a second) before the kubelet
 /// restarts it: formatting and mkfs of a large volume take a while.
 pub const SECURE_PV_STARTUP_FAILURE_THRESHOLD: u32 = 600;
+/// Name of the injected service-mesh sidecar (upstream's name for its Envoy sidecar).
+pub const SERVICE_MESH_CONTAINER: &str = "contrast-service-mesh";
+/// Memory request and limit of the service-mesh sidecar: its proxy buffers each connection.
+pub const SERVICE_MESH_MEMORY: &str = "100Mi";
+/// How often the service-mesh sidecar's startup probe may fail (once a second) before the
+/// kubelet restarts it: it waits up to five minutes (its `--cert-timeout`) for the
+/// initializer's certificates.
+pub const SERVICE_MESH_STARTUP_FAILURE_THRESHOLD: u32 = 300;
+/// Name of the container port of the service-mesh sidecar's admin interface (a port name has
+/// at most 15 characters).
+pub const SERVICE_MESH_ADMIN_PORT_NAME: &str = "contrast-admin";
+const _: () = assert!(SERVICE_MESH_ADMIN_PORT_NAME.len() <= 15);
 
 /// One document of a multi-document YAML file, as bytes: the separator line that opened it
 /// (`---`, empty for a first document without one) and the text up to the next separator.
@@ -230,14 +244,14 @@ pub fn confidential_workload(resource: &Value) -> anyhow::Result<Option<Confiden
 /// Upstream annotations whose feature contrast-rs does not have yet, with that feature:
 /// `contrast generate` refuses a pod that carries one (see [`decide_annotations`]), because
 /// ignoring it would deploy the pod without what the annotation asks for.
-pub const UNSUPPORTED_ANNOTATIONS: [(&str, &str); 4] = [
-    (SERVICE_MESH_INGRESS_ANNOTATION, "the service mesh"),
-    (SERVICE_MESH_EGRESS_ANNOTATION, "the service mesh"),
-    (
-        SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
-        "the service mesh",
-    ),
-    (IMAGE_STORE_SIZE_ANNOTATION, "the secure image store"),
+pub const UNSUPPORTED_ANNOTATIONS: [(&str, &str); 1] =
+    [(IMAGE_STORE_SIZE_ANNOTATION, "the secure image store")];
+
+/// The service-mesh annotations, which [`decide_annotations`] reads into [`ServiceMesh`].
+pub const SERVICE_MESH_ANNOTATIONS: [&str; 3] = [
+    SERVICE_MESH_INGRESS_ANNOTATION,
+    SERVICE_MESH_EGRESS_ANNOTATION,
+    SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
 ];
 
 /// What a confidential pod's Contrast annotations ask of `contrast generate`, once those it
@@ -249,6 +263,117 @@ pub struct PodAnnotations {
     pub skip_initializer: bool,
     /// [`SECURE_PV_ANNOTATION`]'s volumes: inject the secure-pv sidecar.
     pub secure_pv: Option<SecurePv>,
+    /// The service-mesh annotations, if any is present: inject the service-mesh sidecar.
+    pub service_mesh: Option<ServiceMesh>,
+}
+
+/// The service-mesh annotations of a pod, checked with the sidecar's own parser
+/// ([`contrast_mesh::config`]). The values are kept as written: the sidecar gets them verbatim
+/// in its environment and parses them the same way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceMesh {
+    /// [`SERVICE_MESH_INGRESS_ANNOTATION`], for [`mesh_config::INGRESS_ENV`]; absent: the
+    /// sidecar's default, every inbound TCP port requires mutual TLS.
+    pub ingress: Option<String>,
+    /// [`SERVICE_MESH_EGRESS_ANNOTATION`] (never empty), for [`mesh_config::EGRESS_ENV`].
+    pub egress: Option<String>,
+    /// [`SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION`] as written, for
+    /// [`mesh_config::ADMIN_PORT_ENV`], and the port it names.
+    pub admin_port: Option<(String, u16)>,
+}
+
+impl ServiceMesh {
+    /// The annotations present, for messages: `the annotation a`, `the annotations a and b`,
+    /// or `the annotations a, b and c`.
+    #[must_use]
+    pub fn annotations(&self) -> String {
+        let present: Vec<&str> = SERVICE_MESH_ANNOTATIONS
+            .into_iter()
+            .zip([
+                self.ingress.is_some(),
+                self.egress.is_some(),
+                self.admin_port.is_some(),
+            ])
+            .filter_map(|(annotation, present)| present.then_some(annotation))
+            .collect();
+        match present.split_last() {
+            Some((last, rest)) if !rest.is_empty() => {
+                format!("the annotations {} and {last}", rest.join(", "))
+            }
+            _ => format!("the annotation {}", present.concat()),
+        }
+    }
+}
+
+/// The expected syntax of [`SERVICE_MESH_INGRESS_ANNOTATION`]'s entries, for messages.
+const SERVICE_MESH_INGRESS_SYNTAX: &str = "\"<name>#<port>#<disableTLS>\" entries separated by \
+     \"##\", e.g. \"web#8080#false##metrics#9090#true\"; empty: every port requires mutual TLS; \
+     \"DISABLED\": no ingress redirection";
+
+/// The expected syntax of [`SERVICE_MESH_EGRESS_ANNOTATION`]'s entries, for messages.
+const SERVICE_MESH_EGRESS_SYNTAX: &str = "\"<name>#<listen IPv4>:<port>#<remote host>:<port>\" \
+     entries separated by \"##\", the listen address in 127.0.0.0/8, e.g. \
+     \"db#127.137.0.1:5432#db:5432\"";
+
+/// Decides the service-mesh annotations (`string` gives an annotation's string value): `None`
+/// when the pod has none of them. Each value is parsed with [`contrast_mesh::config`]; an
+/// error names `workload`, the annotation, the entry and the problem.
+fn decide_service_mesh<'a>(
+    workload: &str,
+    string: impl Fn(&str) -> anyhow::Result<Option<&'a str>>,
+) -> anyhow::Result<Option<ServiceMesh>> {
+    let ingress = string(SERVICE_MESH_INGRESS_ANNOTATION)?;
+    let egress = string(SERVICE_MESH_EGRESS_ANNOTATION)?;
+    let admin_port = string(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION)?;
+    if ingress.is_none() && egress.is_none() && admin_port.is_none() {
+        return Ok(None);
+    }
+    let entry_error = |error: ConfigError, syntax: &str| {
+        anyhow!(
+            "{workload}: {error}; fix the entry (the annotation takes {syntax}) or remove the \
+             annotation"
+        )
+    };
+    // Absent, the sidecar's default applies, which is the empty value's meaning; the admin
+    // port is checked against it.
+    let parsed_ingress =
+        mesh_config::parse_ingress(SERVICE_MESH_INGRESS_ANNOTATION, ingress.unwrap_or(""))
+            .map_err(|error| entry_error(error, SERVICE_MESH_INGRESS_SYNTAX))?;
+    // Upstream refuses it too: an egress annotation that declares nothing is a mistake.
+    if egress == Some("") {
+        bail!(
+            "{workload}: the annotation {SERVICE_MESH_EGRESS_ANNOTATION} is empty; it must list \
+             at least one entry ({SERVICE_MESH_EGRESS_SYNTAX}) or be removed"
+        );
+    }
+    let parsed_egress = egress
+        .map(|egress| mesh_config::parse_egress(SERVICE_MESH_EGRESS_ANNOTATION, egress))
+        .transpose()
+        .map_err(|error| entry_error(error, SERVICE_MESH_EGRESS_SYNTAX))?
+        .unwrap_or_default();
+    let admin_port = admin_port
+        .map(|value| {
+            let key = SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION;
+            mesh_config::parse_admin_port(value, &parsed_ingress, &parsed_egress)
+                .map(|port| (value.to_owned(), port))
+                .map_err(|error| match error {
+                    ConfigError::AdminPort { found } => anyhow!(
+                        "{workload}: the annotation {key} is {found:?}, but it must be a port \
+                         number from 1 to 65535; fix it or remove the annotation"
+                    ),
+                    ConfigError::AdminPortConflict { port, reason } => anyhow!(
+                        "{workload}: the annotation {key} is {value:?}, but port {port} is \
+                         taken: {reason}; choose another port for the admin interface"
+                    ),
+                    other => anyhow!("{workload}: the annotation {key}: {other}"),
+                })
+        })
+        .transpose()?;
+    Ok(Some(ServiceMesh {
+        ingress: ingress.map(str::to_owned),
+        egress: egress.map(str::to_owned),
+        admin_port,
+    }))
 }
 
 /// The expected syntax of [`SECURE_PV_ANNOTATION`]'s value, for messages.
@@ -318,6 +443,10 @@ fn is_dns_label(name: &str) -> bool {
 ///   reads anything but `"true"` as `"false"`, which turns a typo into an injection).
 /// - [`SECURE_PV_ANNOTATION`]: `<device volume>:<mount volume>` ([`SecurePv::parse`]); whether
 ///   the volumes fit is checked on the resource ([`check_secure_pv`]).
+/// - [`SERVICE_MESH_ANNOTATIONS`]: any of them asks for the service-mesh sidecar
+///   ([`ServiceMesh`]); each value is parsed by the sidecar's parser ([`contrast_mesh::config`]),
+///   an empty egress is refused (as upstream does), the admin port is checked against the
+///   ingress. Whether the pod gets the initializer the sidecar needs is checked by the caller.
 /// - [`UNSUPPORTED_ANNOTATIONS`]: refused with any value, naming the feature that is not
 ///   supported yet; except [`IMAGE_STORE_SIZE_ANNOTATION`] `"0"`, which disables the image store
 ///   upstream and so asks for what contrast-rs does anyway.
@@ -368,9 +497,11 @@ pub fn decide_annotations<'a>(
             })
         })
         .transpose()?;
+    let service_mesh = decide_service_mesh(workload, string)?;
     Ok(PodAnnotations {
         skip_initializer,
         secure_pv,
+        service_mesh,
     })
 }
 
@@ -415,6 +546,12 @@ pub fn remove_initializer(template: &mut Value) {
 /// containers' mounts stays: it is harmless, and it may have been the user's.
 pub fn remove_secure_pv(template: &mut Value) {
     remove_init_container(template, SECURE_PV_CONTAINER);
+}
+
+/// Removes the injected service-mesh sidecar (no-op when absent): for a pod that an earlier run
+/// injected and whose service-mesh annotations are all gone now.
+pub fn remove_service_mesh(template: &mut Value) {
+    remove_init_container(template, SERVICE_MESH_CONTAINER);
 }
 
 fn remove_init_container(template: &mut Value, name: &str) {
@@ -527,14 +664,23 @@ pub fn remove_annotation(template: &mut Value, key: &str) {
 }
 
 /// The initializer init container, given the Coordinator's identity (its JSON document).
-fn initializer_container(image: &str, coordinator_identity: &str) -> anyhow::Result<Value> {
+fn initializer_container(
+    image: &str,
+    coordinator_identity: &str,
+    service_mesh: bool,
+) -> anyhow::Result<Value> {
+    let mut env = vec![
+        serde_json::json!({ "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE }),
+        serde_json::json!({ "name": COORDINATOR_IDENTITY_ENV, "value": coordinator_identity }),
+    ];
+    // Without the sidecar, the initializer is what removes the pod VM's default-deny rule.
+    if !service_mesh {
+        env.push(serde_json::json!({ "name": SERVICE_MESH_DISABLED_ENV, "value": "true" }));
+    }
     let container = serde_json::json!({
         "name": INITIALIZER_CONTAINER,
         "image": image,
-        "env": [
-            { "name": COORDINATOR_HOST_ENV, "value": COORDINATOR_READY_SERVICE },
-            { "name": COORDINATOR_IDENTITY_ENV, "value": coordinator_identity },
-        ],
+        "env": env,
         "resources": {
             "limits": { "memory": INITIALIZER_MEMORY },
             "requests": { "memory": INITIALIZER_MEMORY },
@@ -579,15 +725,18 @@ fn upsert_named(items: &mut Vec<Value>, name: &str, item: Value, at_front: bool)
 }
 
 /// Injects the initializer as the first init container, given the Coordinator's identity (its
-/// JSON document) in its environment, and the shared emptyDir volume. Both replace an earlier
+/// JSON document) in its environment (and, for a pod without the service-mesh sidecar,
+/// `CONTRAST_SERVICE_MESH_DISABLED=true`: the initializer then removes the pod VM's
+/// default-deny rule), and the shared emptyDir volume. Both replace an earlier
 /// injection with the same name (the whole container, so its environment is replaced, never
 /// extended): injecting twice changes nothing.
 pub fn inject_initializer(
     template: &mut Value,
     image: &str,
     coordinator_identity: &str,
+    service_mesh: bool,
 ) -> anyhow::Result<()> {
-    let container = initializer_container(image, coordinator_identity)?;
+    let container = initializer_container(image, coordinator_identity, service_mesh)?;
     let volume = secrets_volume()?;
     let spec = child_mapping(template, "spec").context("the pod template")?;
     let init_containers =
@@ -925,6 +1074,94 @@ pub fn inject_secure_pv(
     Ok(())
 }
 
+/// The service-mesh sidecar: the `contrast-mesh` image as a restartable init container, with
+/// the annotations' values, verbatim, in the environment variables it reads. It redirects the
+/// pod's traffic with iptables (`NET_ADMIN`; privileged, as upstream's sidecar is) and serves it
+/// with the mesh certificates the initializer wrote to the secrets volume; its startup probe
+/// holds back the containers until it is ready.
+fn service_mesh_container(image: &str, mesh: &ServiceMesh) -> anyhow::Result<Value> {
+    let env: Vec<serde_json::Value> = [
+        (mesh_config::INGRESS_ENV, mesh.ingress.as_deref()),
+        (mesh_config::EGRESS_ENV, mesh.egress.as_deref()),
+        (
+            mesh_config::ADMIN_PORT_ENV,
+            mesh.admin_port.as_ref().map(|(value, _)| value.as_str()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        value.map(|value| serde_json::json!({ "name": name, "value": value }))
+    })
+    .collect();
+    let mut container = serde_json::Map::new();
+    let mut field = |key: &str, value: serde_json::Value| {
+        container.insert(key.to_owned(), value);
+    };
+    field("name", SERVICE_MESH_CONTAINER.into());
+    field("image", image.into());
+    field("restartPolicy", "Always".into());
+    field(
+        "securityContext",
+        serde_json::json!({ "privileged": true, "capabilities": { "add": ["NET_ADMIN"] } }),
+    );
+    field("env", env.into());
+    if let Some((_, port)) = &mesh.admin_port {
+        field(
+            "ports",
+            serde_json::json!([{ "name": SERVICE_MESH_ADMIN_PORT_NAME, "containerPort": port }]),
+        );
+    }
+    field(
+        "startupProbe",
+        serde_json::json!({
+            "exec": { "command": ["test", "-f", SERVICE_MESH_READY_FILE] },
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": SERVICE_MESH_STARTUP_FAILURE_THRESHOLD,
+        }),
+    );
+    field(
+        "resources",
+        serde_json::json!({
+            "limits": { "memory": SERVICE_MESH_MEMORY },
+            "requests": { "memory": SERVICE_MESH_MEMORY },
+        }),
+    );
+    field(
+        "volumeMounts",
+        serde_json::json!([{ "name": SECRETS_VOLUME, "mountPath": SECRETS_MOUNT_PATH }]),
+    );
+    Ok(serde_norway::to_value(container)?)
+}
+
+/// Injects the service-mesh sidecar for `mesh`: after the initializer (it needs the mesh
+/// certificates the initializer writes) and after the secure-pv sidecar if there is one. An
+/// earlier injection of the same name is replaced and put there again, so injecting twice
+/// changes nothing, and a sidecar that was moved before the initializer (where it would wait
+/// for certificates that never come) is moved back.
+pub fn inject_service_mesh(
+    template: &mut Value,
+    image: &str,
+    mesh: &ServiceMesh,
+) -> anyhow::Result<()> {
+    let container = service_mesh_container(image, mesh)?;
+    let spec = child_mapping(template, "spec").context("the pod template")?;
+    let init_containers =
+        child_sequence(spec, "initContainers").context("spec.initContainers of the pod")?;
+    init_containers.retain(|existing| get_str(existing, &["name"]) != Some(SERVICE_MESH_CONTAINER));
+    let position = init_containers
+        .iter()
+        .rposition(|existing| {
+            matches!(
+                get_str(existing, &["name"]),
+                Some(INITIALIZER_CONTAINER | SECURE_PV_CONTAINER)
+            )
+        })
+        .map_or(0, |index| index + 1);
+    init_containers.insert(position, container);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1027,6 +1264,7 @@ mod tests {
                     device_volume: "a".to_owned(),
                     mount_volume: "b".to_owned()
                 }),
+                service_mesh: None,
             }
         );
         let template_only: Value = serde_norway::from_str(
@@ -1037,6 +1275,197 @@ mod tests {
             pod_annotations(&template_only, &workload)
                 .unwrap()
                 .skip_initializer
+        );
+    }
+
+    fn mesh(pairs: &[(&str, &str)]) -> anyhow::Result<Option<ServiceMesh>> {
+        let pairs: Vec<(&str, Value)> = pairs.iter().map(|(k, v)| (*k, string(v))).collect();
+        decide(&pairs).map(|annotations| annotations.service_mesh)
+    }
+
+    #[test]
+    fn service_mesh_annotations_are_kept_verbatim() {
+        assert_eq!(mesh(&[]).unwrap(), None);
+        assert_eq!(
+            mesh(&[
+                (
+                    SERVICE_MESH_INGRESS_ANNOTATION,
+                    "web#8080#false##metrics#9090#true"
+                ),
+                (
+                    SERVICE_MESH_EGRESS_ANNOTATION,
+                    "db#127.137.0.1:5432#db:5432"
+                ),
+                (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "9901"),
+            ])
+            .unwrap(),
+            Some(ServiceMesh {
+                ingress: Some("web#8080#false##metrics#9090#true".to_owned()),
+                egress: Some("db#127.137.0.1:5432#db:5432".to_owned()),
+                admin_port: Some(("9901".to_owned(), 9901)),
+            })
+        );
+        for ingress in ["", "DISABLED"] {
+            assert_eq!(
+                mesh(&[(SERVICE_MESH_INGRESS_ANNOTATION, ingress)]).unwrap(),
+                Some(ServiceMesh {
+                    ingress: Some(ingress.to_owned()),
+                    ..ServiceMesh::default()
+                })
+            );
+        }
+        // Without ingress, the admin port is checked against the sidecar's default (no
+        // entries): any port but the proxy's own.
+        assert!(mesh(&[(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080")]).is_ok());
+        assert!(mesh(&[(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "15006")]).is_err());
+        // With ingress DISABLED, an ingress port is free.
+        assert!(
+            mesh(&[
+                (SERVICE_MESH_INGRESS_ANNOTATION, "DISABLED"),
+                (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080")
+            ])
+            .is_ok()
+        );
+        // Nor an egress listener's port.
+        assert!(
+            mesh(&[
+                (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:1#db:1"),
+                (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "1"),
+            ])
+            .is_err()
+        );
+        let names = mesh(&[
+            (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:1#db:1"),
+            (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "2"),
+        ])
+        .unwrap()
+        .unwrap()
+        .annotations();
+        assert_eq!(
+            names,
+            format!(
+                "the annotations {SERVICE_MESH_EGRESS_ANNOTATION} and \
+                 {SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION}"
+            )
+        );
+    }
+
+    #[test]
+    fn service_mesh_errors_name_the_workload_annotation_and_entry() {
+        for (pairs, needles) in [
+            (
+                vec![(SERVICE_MESH_INGRESS_ANNOTATION, "web#8080#false##db#5432")],
+                vec![
+                    "entry 2 \"db#5432\"",
+                    "<name>#<port>#<disableTLS>",
+                    "found 2 field(s)",
+                ],
+            ),
+            (
+                vec![(SERVICE_MESH_EGRESS_ANNOTATION, "db#10.0.0.1:5432#db:5432")],
+                vec!["entry 1", "10.0.0.1 is not a loopback address"],
+            ),
+            (
+                vec![(SERVICE_MESH_EGRESS_ANNOTATION, "")],
+                vec!["is empty", "at least one entry", "removed"],
+            ),
+            (
+                vec![(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "x")],
+                vec!["\"x\"", "port number from 1 to 65535"],
+            ),
+            (
+                vec![
+                    (SERVICE_MESH_INGRESS_ANNOTATION, "web#8080#false"),
+                    (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080"),
+                ],
+                vec![
+                    "\"8080\"",
+                    "the ingress entry \"web\" declares it",
+                    "another port",
+                ],
+            ),
+        ] {
+            let annotation = pairs.last().unwrap().0;
+            let message = format!("{:#}", mesh(&pairs).unwrap_err());
+            for needle in ["default/pod/p", annotation].iter().chain(&needles) {
+                assert!(message.contains(needle), "{needle} missing: {message}");
+            }
+        }
+        let message = format!(
+            "{:#}",
+            decide(&[(
+                SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION,
+                Value::from(9901)
+            )])
+            .unwrap_err()
+        );
+        assert!(message.contains("must be strings"), "{message}");
+    }
+
+    #[test]
+    fn service_mesh_sidecar_follows_the_initializer_and_secure_pv() {
+        let mut pod: Value = serde_norway::from_str(
+            "kind: Pod\nmetadata: {name: p}\nspec:\n  runtimeClassName: contrast-cc\n  initContainers: [{name: other, image: x}]\n  containers: [{name: c, image: y}]\n",
+        )
+        .unwrap();
+        let names = |pod: &Value| -> Vec<String> {
+            pod["spec"]["initContainers"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mesh = ServiceMesh {
+            ingress: Some(String::new()),
+            egress: None,
+            admin_port: Some(("9901".to_owned(), 9901)),
+        };
+        let template = pod_template_mut(&mut pod).unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
+        inject_service_mesh(template, "mesh:1", &mesh).unwrap();
+        assert_eq!(
+            names(&pod),
+            [INITIALIZER_CONTAINER, SERVICE_MESH_CONTAINER, "other"]
+        );
+        let once = pod.clone();
+        inject_service_mesh(pod_template_mut(&mut pod).unwrap(), "mesh:1", &mesh).unwrap();
+        assert_eq!(pod, once);
+        let sidecar = &pod["spec"]["initContainers"][1];
+        assert_eq!(
+            serde_json::to_value(&sidecar["env"]).unwrap(),
+            serde_json::json!([{ "name": "CONTRAST_INGRESS_PROXY_CONFIG", "value": "" },
+                               { "name": "CONTRAST_ADMIN_PORT", "value": "9901" }])
+        );
+        assert_eq!(
+            serde_json::to_value(&sidecar["ports"]).unwrap(),
+            serde_json::json!([{ "name": "contrast-admin", "containerPort": 9901 }])
+        );
+        // A secure-pv sidecar injected later goes before it; injecting the mesh again keeps
+        // that order, and a sidecar moved to the front is put back.
+        let Value::Sequence(init) = &mut pod["spec"]["initContainers"] else {
+            panic!()
+        };
+        init.insert(
+            1,
+            serde_norway::from_str(&format!("{{name: {SECURE_PV_CONTAINER}}}")).unwrap(),
+        );
+        let sidecar = init.remove(2);
+        init.insert(0, sidecar);
+        inject_service_mesh(pod_template_mut(&mut pod).unwrap(), "mesh:1", &mesh).unwrap();
+        assert_eq!(
+            names(&pod),
+            [
+                INITIALIZER_CONTAINER,
+                SECURE_PV_CONTAINER,
+                SERVICE_MESH_CONTAINER,
+                "other"
+            ]
+        );
+        remove_service_mesh(pod_template_mut(&mut pod).unwrap());
+        assert_eq!(
+            names(&pod),
+            [INITIALIZER_CONTAINER, SECURE_PV_CONTAINER, "other"]
         );
     }
 
@@ -1121,11 +1550,11 @@ mod tests {
         let plan = secure_pv_plan(&pod, &InputClaims::new()).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
         inject_secure_pv(template, "img:1", &plan).unwrap();
         let once = pod.clone();
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{}", false).unwrap();
         inject_secure_pv(template, "img:1", &plan).unwrap();
         assert_eq!(pod, once);
         let names: Vec<_> = pod["spec"]["initContainers"]
@@ -1286,16 +1715,17 @@ mod tests {
         )
         .unwrap();
         let template = pod_template_mut(&mut pod).unwrap();
-        inject_initializer(template, "img:1", "{\"old\":1}").unwrap();
-        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
+        inject_initializer(template, "img:1", "{\"old\":1}", false).unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}", false).unwrap();
         let once = pod.clone();
-        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}").unwrap();
+        inject_initializer(pod_template_mut(&mut pod).unwrap(), "img:1", "{}", false).unwrap();
         assert_eq!(pod, once);
         // The identity is replaced, not added.
         let env = pod["spec"]["initContainers"][0]["env"]
             .as_sequence()
             .unwrap();
-        assert_eq!(env.len(), 2);
+        assert_eq!(env.len(), 3);
+        assert_eq!(env[2]["name"].as_str(), Some(SERVICE_MESH_DISABLED_ENV));
         assert_eq!(env[1]["name"].as_str(), Some(COORDINATOR_IDENTITY_ENV));
         assert_eq!(env[1]["value"].as_str(), Some("{}"));
         let names: Vec<_> = pod["spec"]["initContainers"]

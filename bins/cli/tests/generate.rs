@@ -1203,7 +1203,13 @@ mod fake_discovery {
             ),
             "/apis/apps/v1" => (
                 200,
-                list("apps/v1", vec![resource("statefulsets", "StatefulSet")]),
+                list(
+                    "apps/v1",
+                    vec![
+                        resource("statefulsets", "StatefulSet"),
+                        resource("deployments", "Deployment"),
+                    ],
+                ),
             ),
             "/apis/rbac.authorization.k8s.io/v1" => (
                 200,
@@ -1521,6 +1527,11 @@ fn the_workload_digest_changes_with_the_coordinator_identity() {
     let web = find(&resources, "Deployment", "web");
     let policy = initdata_of(web).data()["policy.rego"].clone();
     let json = initializer_env(web, COORDINATOR_IDENTITY_ENV).unwrap();
+    // No service mesh: the initializer removes the pod VM's default-deny rule.
+    assert_eq!(
+        initializer_env(web, "CONTRAST_SERVICE_MESH_DISABLED").as_deref(),
+        Some("true")
+    );
     assert!(policy.contains(COORDINATOR_IDENTITY_ENV), "{policy}");
     assert!(
         policy.contains(&json[..40]),
@@ -1706,32 +1717,13 @@ fn skip_initializer_annotation_is_honoured_and_an_invalid_value_refused() {
 }
 
 #[test]
-fn service_mesh_and_image_store_annotations_are_refused() {
+fn image_store_annotation_is_refused() {
     let env = TestEnv::new();
-    let app = env.root.join("mesh.yml");
+    let app = env.root.join("store.yml");
     let app_arg = app.display().to_string();
-    for (annotation, value, feature) in [
-        (
-            "contrast.edgeless.systems/servicemesh-ingress",
-            "\"\"",
-            "service mesh",
-        ),
-        (
-            "contrast.edgeless.systems/servicemesh-egress",
-            "\"db#127.137.0.1:5432#db:5432\"",
-            "service mesh",
-        ),
-        (
-            "contrast.edgeless.systems/servicemesh-admin-interface-port",
-            "\"9901\"",
-            "service mesh",
-        ),
-        (
-            "contrast.edgeless.systems/image-store-size",
-            "\"20Gi\"",
-            "image store",
-        ),
-    ] {
+    // The service-mesh annotations are honoured now (mod service_mesh); the image store is not.
+    for value in ["\"20Gi\"", "\"\""] {
+        let annotation = "contrast.edgeless.systems/image-store-size";
         fs::write(
             &app,
             deployment(
@@ -1744,18 +1736,18 @@ fn service_mesh_and_image_store_annotations_are_refused() {
         .unwrap();
         let before = env.snapshot();
         let out = env.generate(&["--insecure-allow-all-policy", "--coordinator", &app_arg]);
-        assert_eq!(out.status.code(), Some(1), "{annotation}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", stderr(&out));
         let message = stderr(&out);
         for needle in [
             "shop/deployment/web",
             annotation,
-            feature,
+            "image store",
             "does not support",
             "yet",
         ] {
             assert!(message.contains(needle), "{needle} missing: {message}");
         }
-        assert_eq!(env.snapshot(), before, "{annotation}");
+        assert_eq!(env.snapshot(), before, "{value}");
     }
     // image-store-size "0" disables the image store: nothing to refuse.
     fs::write(
@@ -2158,7 +2150,7 @@ spec:
         env.generate(&args)
     }
 
-    fn init_container_names(resource: &Value) -> Vec<&str> {
+    pub(super) fn init_container_names(resource: &Value) -> Vec<&str> {
         pod_template(resource)["spec"]["initContainers"]
             .as_sequence()
             .map(|containers| {
@@ -2170,7 +2162,7 @@ spec:
             .unwrap_or_default()
     }
 
-    fn init_container<'a>(resource: &'a Value, name: &str) -> &'a Value {
+    pub(super) fn init_container<'a>(resource: &'a Value, name: &str) -> &'a Value {
         pod_template(resource)["spec"]["initContainers"]
             .as_sequence()
             .unwrap()
@@ -2179,7 +2171,7 @@ spec:
             .unwrap_or_else(|| panic!("no init container {name}: {resource:?}"))
     }
 
-    fn as_json(value: &Value) -> serde_json::Value {
+    pub(super) fn as_json(value: &Value) -> serde_json::Value {
         serde_json::to_value(value).unwrap()
     }
 
@@ -2215,7 +2207,7 @@ spec:
 
     /// A genpolicy whose policy is the resource it is given, as comments: the policy shows
     /// what genpolicy saw. Shell builtins only (the child's PATH holds nothing but this).
-    fn install_echo_genpolicy(env: &TestEnv) {
+    pub(super) fn install_echo_genpolicy(env: &TestEnv) {
         let program = env.root.join("bin/genpolicy");
         fs::write(
             &program,
@@ -2668,6 +2660,448 @@ spec:
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(
             stdout.contains("statefulset.apps/volume-tester created (dry run)"),
+            "{stdout}"
+        );
+        let out = cluster.kubectl(
+            &kubectl,
+            &[
+                "create",
+                "--dry-run=client",
+                "--validate=false",
+                "-o",
+                "json",
+            ],
+            file,
+        );
+        assert_success(&out);
+        assert_eq!(json_documents(&out.stdout), yaml_as_json(file));
+    }
+}
+
+mod service_mesh {
+    use super::secure_pv::{as_json, init_container, init_container_names, install_echo_genpolicy};
+    use super::*;
+    use contrast_core::kubernetes::{SECRETS_MOUNT_PATH, SERVICE_MESH_READY_FILE};
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    const INITIALIZER_IMAGE: &str = "example.com/contrast/initializer:1";
+    const MESH_IMAGE: &str = "example.com/contrast/mesh:1";
+    const INGRESS: &str = "contrast.edgeless.systems/servicemesh-ingress";
+    const EGRESS: &str = "contrast.edgeless.systems/servicemesh-egress";
+    const ADMIN_PORT: &str = "contrast.edgeless.systems/servicemesh-admin-interface-port";
+
+    const INGRESS_VALUE: &str = "web#8080#false##metrics#9090#true";
+    const EGRESS_VALUE: &str = "db#127.137.0.1:5432#db:5432";
+
+    /// A Deployment `web` in `default` annotated with `annotations` ((key, value) pairs, the
+    /// values quoted as YAML strings).
+    fn web(annotations: &[(&str, &str)]) -> String {
+        let lines: Vec<String> = annotations
+            .iter()
+            .map(|(key, value)| format!("{key}: {value:?}"))
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        deployment("web", "default", "contrast-cc", &lines)
+    }
+
+    /// A workspace that knows a Coordinator, with `text` as app/web.yml; its path.
+    fn env_with(text: &str) -> (TestEnv, String) {
+        let env = TestEnv::new();
+        env.seed_coordinator();
+        let path = env.root.join("app/web.yml");
+        fs::write(&path, text).unwrap();
+        (env, path.display().to_string())
+    }
+
+    /// `generate` with the fixture policy and the test images, and `extra` flags.
+    fn generate(env: &TestEnv, path: &str, extra: &[&str]) -> Output {
+        let policy = format!("{FIXTURES}/policy.rego");
+        let mut args = vec![
+            "--policy",
+            &policy,
+            "--initializer-image",
+            INITIALIZER_IMAGE,
+            "--service-mesh-image",
+            MESH_IMAGE,
+        ];
+        args.extend_from_slice(extra);
+        args.push(path);
+        env.generate(&args)
+    }
+
+    fn web_of(path: &str) -> Value {
+        find(
+            &documents(&fs::read_to_string(path).unwrap()),
+            "Deployment",
+            "web",
+        )
+        .clone()
+    }
+
+    /// Every field of the sidecar, with `env` and, if `admin_port`, its container port.
+    fn expected_sidecar(env: serde_json::Value, admin_port: Option<u16>) -> serde_json::Value {
+        let mut sidecar = serde_json::json!({
+            "name": "contrast-service-mesh",
+            "image": MESH_IMAGE,
+            "restartPolicy": "Always",
+            "securityContext": { "privileged": true, "capabilities": { "add": ["NET_ADMIN"] } },
+            "env": env,
+        });
+        if let Some(port) = admin_port {
+            sidecar["ports"] =
+                serde_json::json!([{ "name": "contrast-admin", "containerPort": port }]);
+        }
+        sidecar["startupProbe"] = serde_json::json!({
+            "exec": { "command": ["test", "-f", SERVICE_MESH_READY_FILE] },
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 300,
+        });
+        sidecar["resources"] = serde_json::json!({
+            "limits": { "memory": "100Mi" },
+            "requests": { "memory": "100Mi" },
+        });
+        sidecar["volumeMounts"] =
+            serde_json::json!([{ "name": "contrast-secrets", "mountPath": SECRETS_MOUNT_PATH }]);
+        sidecar
+    }
+
+    fn all_three() -> String {
+        web(&[
+            (INGRESS, INGRESS_VALUE),
+            (EGRESS, EGRESS_VALUE),
+            (ADMIN_PORT, "9901"),
+        ])
+    }
+
+    #[test]
+    fn a_deployment_gets_the_sidecar_and_its_policy_covers_it() {
+        let (env, path) = env_with(&all_three());
+        install_echo_genpolicy(&env);
+        let args = [
+            "--initializer-image",
+            INITIALIZER_IMAGE,
+            "--service-mesh-image",
+            MESH_IMAGE,
+            path.as_str(),
+        ];
+        let out = env.generate(&args);
+        assert_success(&out);
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+        let web = web_of(&path);
+        assert_eq!(
+            init_container_names(&web),
+            ["contrast-initializer", "contrast-service-mesh"]
+        );
+        // The sidecar removes the default-deny rule, not the initializer.
+        assert_eq!(
+            super::initializer_env(&web, "CONTRAST_SERVICE_MESH_DISABLED"),
+            None
+        );
+        let sidecar = as_json(init_container(&web, "contrast-service-mesh"));
+        // Field by field, so that the order of the keys is checked too.
+        let expected = expected_sidecar(
+            serde_json::json!([
+                { "name": "CONTRAST_INGRESS_PROXY_CONFIG", "value": INGRESS_VALUE },
+                { "name": "CONTRAST_EGRESS_PROXY_CONFIG", "value": EGRESS_VALUE },
+                { "name": "CONTRAST_ADMIN_PORT", "value": "9901" },
+            ]),
+            Some(9901),
+        );
+        assert_eq!(
+            sidecar.as_object().unwrap().keys().collect::<Vec<_>>(),
+            expected.as_object().unwrap().keys().collect::<Vec<_>>()
+        );
+        assert_eq!(sidecar, expected);
+        // The annotations stay as written; the volume is the initializer's.
+        let annotations = &pod_template(&web)["metadata"]["annotations"];
+        assert_eq!(annotations[INGRESS].as_str(), Some(INGRESS_VALUE));
+        assert_eq!(annotations[EGRESS].as_str(), Some(EGRESS_VALUE));
+        assert_eq!(annotations[ADMIN_PORT].as_str(), Some("9901"));
+        assert_eq!(
+            as_json(&pod_template(&web)["spec"]["volumes"]),
+            serde_json::json!([{ "name": "contrast-secrets", "emptyDir": {} }])
+        );
+
+        // genpolicy saw the injected sidecar.
+        let initdata = initdata_of(&web);
+        let policy = &initdata.data()["policy.rego"];
+        for needle in [
+            "name: contrast-service-mesh",
+            &format!("image: {MESH_IMAGE}"),
+            "- NET_ADMIN",
+            "name: CONTRAST_EGRESS_PROXY_CONFIG",
+            &format!("value: {EGRESS_VALUE}"),
+            "containerPort: 9901",
+        ] {
+            assert!(policy.contains(needle), "{needle} missing from:\n{policy}");
+        }
+        let digest = digest_hex(&initdata);
+        assert!(env.manifest().policies.contains_key(&digest));
+
+        // Again: nothing changes.
+        let first = env.snapshot();
+        assert_success(&env.generate(&args));
+        assert_eq!(env.snapshot(), first);
+
+        // The annotations removed: the sidecar goes, the initializer stays, the manifest entry
+        // is replaced.
+        let mut resource = web_of(&path);
+        let Value::Mapping(annotations) =
+            &mut resource["spec"]["template"]["metadata"]["annotations"]
+        else {
+            panic!("no annotations");
+        };
+        for key in [INGRESS, EGRESS, ADMIN_PORT] {
+            annotations.remove(key);
+        }
+        fs::write(&path, serde_norway::to_string(&resource).unwrap()).unwrap();
+        assert_success(&env.generate(&args));
+        let web = web_of(&path);
+        assert_eq!(init_container_names(&web), ["contrast-initializer"]);
+        let initdata = initdata_of(&web);
+        let policy = &initdata.data()["policy.rego"];
+        assert!(!policy.contains("contrast-service-mesh"), "{policy}");
+        let manifest = env.manifest();
+        assert!(!manifest.policies.contains_key(&digest));
+        assert!(
+            manifest
+                .policies
+                .contains_key(&digest_hex(&initdata_of(&web)))
+        );
+        assert_eq!(manifest.policies.len(), 2, "{:?}", manifest.policies);
+    }
+
+    #[test]
+    fn the_sidecar_follows_the_secure_pv_sidecar() {
+        let text = web(&[(EGRESS, EGRESS_VALUE), ("contrast.edgeless.systems/secure-pv", "disk:share")])
+            .replace(
+                "          image: example/web:1\n",
+                "          image: example/web:1\n          volumeMounts: [{name: share, mountPath: /data}]\n      volumes:\n        - {name: share, emptyDir: {}}\n        - name: disk\n          ephemeral: {volumeClaimTemplate: {spec: {accessModes: [ReadWriteOnce], volumeMode: Block, resources: {requests: {storage: 1Gi}}}}}\n",
+            );
+        let (env, path) = env_with(&text);
+        assert_success(&generate(&env, &path, &[]));
+        assert_eq!(
+            init_container_names(&web_of(&path)),
+            [
+                "contrast-initializer",
+                "contrast-secure-pv",
+                "contrast-service-mesh"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_or_disabled_ingress_alone_injects_the_sidecar() {
+        for value in ["", "DISABLED"] {
+            let (env, path) = env_with(&web(&[(INGRESS, value)]));
+            assert_success(&generate(&env, &path, &[]));
+            let web = web_of(&path);
+            assert_eq!(
+                as_json(init_container(&web, "contrast-service-mesh")),
+                expected_sidecar(
+                    serde_json::json!([{ "name": "CONTRAST_INGRESS_PROXY_CONFIG", "value": value }]),
+                    None
+                ),
+                "{value:?}"
+            );
+        }
+        // The default image, with only an admin port: no ingress variable, so the sidecar's
+        // default (every port mutual TLS) applies.
+        let (env, path) = env_with(&web(&[(ADMIN_PORT, "9901")]));
+        let policy = format!("{FIXTURES}/policy.rego");
+        assert_success(&env.generate(&["--policy", &policy, &path]));
+        let sidecar = as_json(init_container(&web_of(&path), "contrast-service-mesh"));
+        assert_eq!(sidecar["image"], "localhost/contrast-rs/mesh:0.1.0");
+        assert_eq!(
+            sidecar["env"],
+            serde_json::json!([{ "name": "CONTRAST_ADMIN_PORT", "value": "9901" }])
+        );
+    }
+
+    #[test]
+    fn each_bad_annotation_is_refused_and_nothing_is_written() {
+        let both = format!("the annotations {INGRESS} and {ADMIN_PORT}");
+        let cases: Vec<(&str, String, &[&str], Vec<&str>)> = vec![
+            (
+                "malformed ingress entry",
+                web(&[(INGRESS, "web#8080#false##db#5432")]),
+                &[],
+                vec![INGRESS, "entry 2 \"db#5432\"", "<name>#<port>#<disableTLS>"],
+            ),
+            (
+                "ingress disableTLS not a boolean",
+                web(&[(INGRESS, "web#8080#yes")]),
+                &[],
+                vec![INGRESS, "entry 1 \"web#8080#yes\"", "not a boolean"],
+            ),
+            (
+                "duplicate ingress port",
+                web(&[(INGRESS, "a#80#true##b#80#false")]),
+                &[],
+                vec![
+                    INGRESS,
+                    "entry 2 \"b#80#false\"",
+                    "port 80 is already used by entry 1",
+                ],
+            ),
+            (
+                "non-loopback egress listen address",
+                web(&[(EGRESS, "db#10.0.0.1:5432#db:5432")]),
+                &[],
+                vec![
+                    EGRESS,
+                    "entry 1 \"db#10.0.0.1:5432#db:5432\"",
+                    "10.0.0.1 is not a loopback address",
+                ],
+            ),
+            (
+                "empty egress",
+                web(&[(INGRESS, ""), (EGRESS, "")]),
+                &[],
+                vec![EGRESS, "is empty", "at least one entry", "removed"],
+            ),
+            (
+                "admin port not a port",
+                web(&[(ADMIN_PORT, "99999")]),
+                &[],
+                vec![ADMIN_PORT, "\"99999\"", "port number from 1 to 65535"],
+            ),
+            (
+                "admin port of an ingress entry",
+                web(&[(INGRESS, INGRESS_VALUE), (ADMIN_PORT, "8080")]),
+                &[],
+                vec![
+                    ADMIN_PORT,
+                    "\"8080\"",
+                    "the ingress entry \"web\" declares it",
+                    "another port",
+                ],
+            ),
+            (
+                "admin port of the proxy",
+                web(&[(ADMIN_PORT, "15006")]),
+                &[],
+                vec![ADMIN_PORT, "\"15006\"", "the proxy's ingress ports"],
+            ),
+            (
+                "--skip-initializer",
+                web(&[(EGRESS, EGRESS_VALUE)]),
+                &["--skip-initializer"],
+                vec![EGRESS, "--skip-initializer", "mesh certificates"],
+            ),
+            (
+                "skip-initializer annotation",
+                web(&[
+                    ("contrast.edgeless.systems/skip-initializer", "true"),
+                    (INGRESS, ""),
+                    (ADMIN_PORT, "9901"),
+                ]),
+                &[],
+                vec![
+                    &both,
+                    "contrast.edgeless.systems/skip-initializer: \"true\"",
+                    "mesh certificates",
+                ],
+            ),
+            (
+                "the Coordinator's pod",
+                web(&[
+                    ("contrast.edgeless.systems/pod-role", "coordinator"),
+                    (INGRESS, ""),
+                ]),
+                &[],
+                vec![INGRESS, "it is the Coordinator", "mesh certificates"],
+            ),
+        ];
+        for (case, text, extra, needles) in cases {
+            let (env, path) = env_with(&text);
+            let before = env.snapshot();
+            let out = generate(&env, &path, extra);
+            assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+            let message = stderr(&out);
+            for needle in std::iter::once(&"default/deployment/web").chain(&needles) {
+                assert!(
+                    message.contains(needle),
+                    "{case}: {needle} missing: {message}"
+                );
+            }
+            assert_eq!(env.snapshot(), before, "{case}");
+        }
+    }
+
+    #[test]
+    fn k8s_openapi_and_kubectl_accept_the_deployment() {
+        let (env, path) = env_with(&all_three());
+        assert_success(&generate(&env, &path, &[]));
+        let deployment: Deployment = super::coordinator::typed(&web_of(&path));
+        let pod = deployment.spec.template.spec.unwrap();
+        let init = pod.init_containers.unwrap();
+        let sidecar = &init[1];
+        assert_eq!(sidecar.name, "contrast-service-mesh");
+        assert_eq!(sidecar.image.as_deref(), Some(MESH_IMAGE));
+        assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+        let security = sidecar.security_context.as_ref().unwrap();
+        assert_eq!(security.privileged, Some(true));
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().add.as_deref(),
+            Some(&["NET_ADMIN".to_owned()][..])
+        );
+        let env_vars: Vec<(&str, Option<&str>)> = sidecar
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|var| (var.name.as_str(), var.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env_vars,
+            [
+                ("CONTRAST_INGRESS_PROXY_CONFIG", Some(INGRESS_VALUE)),
+                ("CONTRAST_EGRESS_PROXY_CONFIG", Some(EGRESS_VALUE)),
+                ("CONTRAST_ADMIN_PORT", Some("9901")),
+            ]
+        );
+        let ports = sidecar.ports.as_ref().unwrap();
+        assert_eq!(
+            (ports[0].name.as_deref(), ports[0].container_port),
+            (Some("contrast-admin"), 9901)
+        );
+        let probe = sidecar.startup_probe.as_ref().unwrap();
+        assert_eq!(
+            probe.exec.as_ref().unwrap().command.as_deref().unwrap(),
+            ["test", "-f", SERVICE_MESH_READY_FILE]
+        );
+        assert_eq!(
+            (
+                probe.initial_delay_seconds,
+                probe.period_seconds,
+                probe.failure_threshold
+            ),
+            (Some(1), Some(1), Some(300))
+        );
+        let mounts = sidecar.volume_mounts.as_ref().unwrap();
+        assert_eq!(
+            (mounts[0].name.as_str(), mounts[0].mount_path.as_str()),
+            ("contrast-secrets", SECRETS_MOUNT_PATH)
+        );
+
+        let Some(kubectl) = find_kubectl() else {
+            println!("SKIPPED: kubectl is not on PATH; the k8s-openapi round trip still ran");
+            return;
+        };
+        let cluster = FakeCluster::start(&env);
+        let file = Path::new(&path);
+        let out = cluster.kubectl(
+            &kubectl,
+            &["apply", "--dry-run=client", "--validate=false"],
+            file,
+        );
+        assert_success(&out);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            stdout.contains("deployment.apps/web created (dry run)"),
             "{stdout}"
         );
         let out = cluster.kubectl(

@@ -37,6 +37,7 @@ use contrast_core::kubernetes::{
     COORDINATOR_HOST_ENV, COORDINATOR_IDENTITY_ENV, CRYPTSETUP_SUBCOMMAND, INITIALIZER_DONE_FILE,
     SECRETS_MOUNT_PATH,
 };
+use contrast_mesh::config::SERVICE_MESH_DISABLED_ENV;
 use contrast_sdk::{CoordinatorClient, identity_validator};
 use contrast_tee::TeeArgs;
 use tokio::signal::unix::{SignalKind, signal};
@@ -48,6 +49,8 @@ Attests this pod's confidential VM to the Contrast Coordinator and writes the wo
 certificate, key and workload secret to the shared volume.
 
 Flow:
+  0. If CONTRAST_SERVICE_MESH_DISABLED is set (the pod has no service-mesh sidecar), remove the
+     pod VM's default-deny rule (iptables, filter INPUT); otherwise the sidecar removes it.
   1. Generate a fresh ECDSA P-256 key.
   2. Connect to the Coordinator's mesh API (--coordinator, port 7777 by default) with mutual
      attested TLS: the VM's attestation report (--tee) is bound to the key. The Coordinator
@@ -278,7 +281,32 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Upstream's first step: a pod without a service mesh has no sidecar to remove the pod VM's
+/// default-deny rule once it is ready, so the initializer does (before it waits for anything).
+fn open_inbound_without_mesh() -> Result<()> {
+    use contrast_mesh::iptables::{IPTABLES, NO_SUCH_RULE, default_deny};
+    if std::env::var_os(SERVICE_MESH_DISABLED_ENV).is_none_or(|value| value.is_empty()) {
+        return Ok(());
+    }
+    let output = std::process::Command::new(IPTABLES)
+        .args(default_deny("-D"))
+        .output()
+        .with_context(|| {
+            format!("cannot run {IPTABLES} to remove the default-deny rule ({SERVICE_MESH_DISABLED_ENV} is set)")
+        })?;
+    match output.status.code() {
+        Some(0) => info!("no service mesh: removed the default-deny rule"),
+        Some(NO_SUCH_RULE) => info!("no service mesh, and no default-deny rule to remove"),
+        _ => anyhow::bail!(
+            "cannot remove the default-deny rule ({SERVICE_MESH_DISABLED_ENV} is set): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    }
+    Ok(())
+}
+
 async fn run(args: Args) -> Result<Outcome> {
+    open_inbound_without_mesh()?;
     // Required by clap unless a subcommand is given.
     let coordinator = args
         .coordinator

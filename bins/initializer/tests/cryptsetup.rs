@@ -111,7 +111,7 @@ fn have_cryptsetup() -> bool {
         .output()
         .is_ok_and(|out| out.status.success());
     if !found {
-        println!("SKIPPED: no cryptsetup on PATH (apt-get install cryptsetup-bin)");
+        contrast_testkit::skip("no cryptsetup on PATH (apt-get install cryptsetup-bin)");
     }
     found
 }

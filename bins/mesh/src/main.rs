@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use contrast_core::duration::parse_duration;
-use contrast_core::kubernetes::SECRETS_MOUNT_PATH;
+use contrast_core::kubernetes::{SECRETS_MOUNT_PATH, SERVICE_MESH_READY_FILE};
 use contrast_mesh::admin::{self, Readiness};
 use contrast_mesh::config::{
     self, ADMIN_PORT_ENV, EGRESS_ENV, EgressEntry, INGRESS_ENV, Ingress, MTLS_INGRESS_PORT,
@@ -98,7 +98,7 @@ struct Args {
     #[arg(long, value_name = "DIR", default_value_os_t = Path::new(SECRETS_MOUNT_PATH).join(TLS_CONFIG_DIR))]
     tls_dir: PathBuf,
     /// Written once the sidecar is ready (a startup probe can test it).
-    #[arg(long, value_name = "PATH", default_value = "/ready")]
+    #[arg(long, value_name = "PATH", default_value = SERVICE_MESH_READY_FILE)]
     ready_file: PathBuf,
     /// How often the certificate files are read again.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let admin_port = match args
         .admin_port
         .as_deref()
-        .map(|value| config::parse_admin_port(value, &args.ingress))
+        .map(|value| config::parse_admin_port(value, &args.ingress, &args.egress.0))
         .transpose()
     {
         Ok(port) => port,
