@@ -104,7 +104,7 @@ pub enum ConfigError {
         /// The value as written.
         found: String,
     },
-    /// The admin port collides with a port the proxy or the pod's ingress uses.
+    /// The admin port collides with a port the proxy listens on itself.
     #[error("{ADMIN_PORT_ENV} {port}: {reason}")]
     AdminPortConflict {
         /// The port.
@@ -283,19 +283,15 @@ pub fn parse_egress(setting: &'static str, value: &str) -> Result<Vec<EgressEntr
     Ok(entries)
 }
 
-/// Parses the admin interface's port and checks it against the proxy's ports, the ingress
-/// entries (it is served on all addresses of the pod, so it must not be a redirected port that
-/// is meant for the application) and the egress listeners (on all addresses, it would take
-/// their port on loopback too).
+/// Parses the admin interface's port and checks it against the proxy's own ports and the egress
+/// listeners (served on all addresses, it would take their port on loopback too). An ingress
+/// entry may name it: that is how the admin interface is reached from outside the pod in plain
+/// (`admin#9901#true`); otherwise, like every port, only with mutual TLS through the mesh.
 ///
 /// # Errors
 ///
 /// [`ConfigError::AdminPort`] or [`ConfigError::AdminPortConflict`].
-pub fn parse_admin_port(
-    value: &str,
-    ingress: &Ingress,
-    egress: &[EgressEntry],
-) -> Result<u16, ConfigError> {
+pub fn parse_admin_port(value: &str, egress: &[EgressEntry]) -> Result<u16, ConfigError> {
     let port = parse_port(value, "admin port").map_err(|_| ConfigError::AdminPort {
         found: value.to_owned(),
     })?;
@@ -303,14 +299,6 @@ pub fn parse_admin_port(
         return Err(ConfigError::AdminPortConflict {
             port,
             reason: "it is one of the proxy's ingress ports".to_owned(),
-        });
-    }
-    if let Ingress::Redirect(entries) = ingress
-        && let Some(entry) = entries.iter().find(|e| e.port == port)
-    {
-        return Err(ConfigError::AdminPortConflict {
-            port,
-            reason: format!("the ingress entry {:?} declares it", entry.name),
         });
     }
     if let Some(entry) = egress.iter().find(|e| e.listen.port() == port) {
@@ -597,22 +585,19 @@ mod tests {
 
     #[test]
     fn admin_port_must_not_collide() {
-        let ingress = ingress("web#8080#false").unwrap();
         let egress = egress("db#127.137.0.1:5432#db:5432").unwrap();
-        assert_eq!(parse_admin_port("9901", &ingress, &egress).unwrap(), 9901);
+        assert_eq!(parse_admin_port("9901", &egress).unwrap(), 9901);
         assert!(matches!(
-            parse_admin_port("x", &ingress, &egress),
+            parse_admin_port("x", &egress),
             Err(ConfigError::AdminPort { .. })
         ));
         assert!(matches!(
-            parse_admin_port("15006", &ingress, &egress),
+            parse_admin_port("15006", &egress),
             Err(ConfigError::AdminPortConflict { .. })
         ));
-        assert!(matches!(
-            parse_admin_port("8080", &ingress, &egress),
-            Err(ConfigError::AdminPortConflict { .. })
-        ));
-        let taken = parse_admin_port("5432", &ingress, &egress).unwrap_err();
+        // Declared in the ingress: reachable from outside as the entry says.
+        assert_eq!(parse_admin_port("8080", &egress).unwrap(), 8080);
+        let taken = parse_admin_port("5432", &egress).unwrap_err();
         assert_eq!(
             taken.to_string(),
             "CONTRAST_ADMIN_PORT 5432: the egress entry \"db\" listens on 127.137.0.1:5432"
@@ -624,7 +609,7 @@ mod tests {
         fn parsing_never_panics(value in ".{0,80}") {
             let _ = ingress(&value);
             let _ = egress(&value);
-            let _ = parse_admin_port(&value, &Ingress::Disabled, &[]);
+            let _ = parse_admin_port(&value, &[]);
         }
     }
 }

@@ -16,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
         if let Some(rules) = ingress_rules(&ingress) {
             assert!(rules.ends_with("COMMIT\n"));
         }
-        let _ = parse_admin_port(text, &ingress, &egress);
+        let _ = parse_admin_port(text, &egress);
     }
 });

@@ -334,11 +334,10 @@ fn decide_service_mesh<'a>(
              annotation"
         )
     };
-    // Absent, the sidecar's default applies, which is the empty value's meaning; the admin
-    // port is checked against it.
-    let parsed_ingress =
-        mesh_config::parse_ingress(SERVICE_MESH_INGRESS_ANNOTATION, ingress.unwrap_or(""))
+    if let Some(ingress) = ingress {
+        mesh_config::parse_ingress(SERVICE_MESH_INGRESS_ANNOTATION, ingress)
             .map_err(|error| entry_error(error, SERVICE_MESH_INGRESS_SYNTAX))?;
+    }
     // Upstream refuses it too: an egress annotation that declares nothing is a mistake.
     if egress == Some("") {
         bail!(
@@ -354,7 +353,7 @@ fn decide_service_mesh<'a>(
     let admin_port = admin_port
         .map(|value| {
             let key = SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION;
-            mesh_config::parse_admin_port(value, &parsed_ingress, &parsed_egress)
+            mesh_config::parse_admin_port(value, &parsed_egress)
                 .map(|port| (value.to_owned(), port))
                 .map_err(|error| match error {
                     ConfigError::AdminPort { found } => anyhow!(
@@ -1314,19 +1313,18 @@ mod tests {
                 })
             );
         }
-        // Without ingress, the admin port is checked against the sidecar's default (no
-        // entries): any port but the proxy's own.
+        // The admin port may be any port but the proxy's own.
         assert!(mesh(&[(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080")]).is_ok());
         assert!(mesh(&[(SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "15006")]).is_err());
-        // With ingress DISABLED, an ingress port is free.
+        // An ingress entry may declare it (how it is reached in plain from outside).
         assert!(
             mesh(&[
-                (SERVICE_MESH_INGRESS_ANNOTATION, "DISABLED"),
+                (SERVICE_MESH_INGRESS_ANNOTATION, "admin#8080#true"),
                 (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080")
             ])
             .is_ok()
         );
-        // Nor an egress listener's port.
+        // But not an egress listener's port.
         assert!(
             mesh(&[
                 (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:1#db:1"),
@@ -1375,12 +1373,12 @@ mod tests {
             ),
             (
                 vec![
-                    (SERVICE_MESH_INGRESS_ANNOTATION, "web#8080#false"),
+                    (SERVICE_MESH_EGRESS_ANNOTATION, "db#127.0.0.1:8080#db:1"),
                     (SERVICE_MESH_ADMIN_INTERFACE_PORT_ANNOTATION, "8080"),
                 ],
                 vec![
                     "\"8080\"",
-                    "the ingress entry \"web\" declares it",
+                    "the egress entry \"db\" listens on 127.0.0.1:8080",
                     "another port",
                 ],
             ),

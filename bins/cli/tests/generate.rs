@@ -2969,13 +2969,13 @@ mod service_mesh {
                 vec![ADMIN_PORT, "\"99999\"", "port number from 1 to 65535"],
             ),
             (
-                "admin port of an ingress entry",
-                web(&[(INGRESS, INGRESS_VALUE), (ADMIN_PORT, "8080")]),
+                "admin port of an egress listener",
+                web(&[(EGRESS, EGRESS_VALUE), (ADMIN_PORT, "5432")]),
                 &[],
                 vec![
                     ADMIN_PORT,
-                    "\"8080\"",
-                    "the ingress entry \"web\" declares it",
+                    "\"5432\"",
+                    "the egress entry \"db\" listens on 127.137.0.1:5432",
                     "another port",
                 ],
             ),

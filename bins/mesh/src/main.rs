@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let admin_port = match args
         .admin_port
         .as_deref()
-        .map(|value| config::parse_admin_port(value, &args.ingress, &args.egress.0))
+        .map(|value| config::parse_admin_port(value, &args.egress.0))
         .transpose()
     {
         Ok(port) => port,

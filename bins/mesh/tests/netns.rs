@@ -327,7 +327,10 @@ async fn pods_talk_mutual_tls_through_their_sidecars() {
 
     // The sidecars.
     let tls_dir = |w: &Workload| path(&w.name).join("tls-config");
-    let b_ingress = format!("metrics#{PASSTHROUGH_PORT}#true##web-tls#{TLS_PORT}#false");
+    // The admin interface is declared passthrough too: reachable from outside in plain.
+    let b_ingress = format!(
+        "metrics#{PASSTHROUGH_PORT}#true##web-tls#{TLS_PORT}#false##admin#{ADMIN_PORT}#true"
+    );
     let b_tls = tls_dir(&b);
     let b_ready = path("b.ready");
     let b_args = [
@@ -484,9 +487,18 @@ async fn pods_talk_mutual_tls_through_their_sidecars() {
         "a certificate of the old mesh CA got {stale:?}"
     );
 
-    // B's admin interface: ready, and metrics with fixed labels that counted all of this.
+    // B's admin interface: ready (also from outside, as declared), and metrics with fixed
+    // labels that counted all of this.
     assert_eq!(
         curl(&pod_b, &[&format!("http://127.0.0.1:{ADMIN_PORT}/ready")]).as_deref(),
+        Ok("ready\n")
+    );
+    assert_eq!(
+        curl(
+            &pod_c,
+            &[&format!("http://{}:{ADMIN_PORT}/ready", pod_b.ip)]
+        )
+        .as_deref(),
         Ok("ready\n")
     );
     let metrics = curl(&pod_b, &[&format!("http://127.0.0.1:{ADMIN_PORT}/metrics")]).unwrap();
