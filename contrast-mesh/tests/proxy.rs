@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use contrast_ca::Ca;
 use contrast_mesh::config::EgressEntry;
@@ -177,6 +177,20 @@ fn stranger_client(client: &MeshFiles, server: &MeshFiles) -> Arc<rustls::Client
     )
 }
 
+/// Waits until `metrics` show `line` (a connection is counted when its task ends, a reload when
+/// the reloader next looks): fails after 10 s.
+async fn eventually_counted(metrics: &Metrics, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics.encode();
+        if text.contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "missing {line:?} in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -207,13 +221,11 @@ async fn bytes_go_through_egress_and_mutual_ingress() {
     }
     assert_eq!(received, message);
     drop(tcp);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let metrics = cx_b.metrics.encode();
-    assert!(
-        metrics
-            .contains("contrast_mesh_connections_total{listener=\"IngressMtls\",outcome=\"Ok\"} 1"),
-        "{metrics}"
-    );
+    eventually_counted(
+        &cx_b.metrics,
+        "contrast_mesh_connections_total{listener=\"IngressMtls\",outcome=\"Ok\"} 1",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -244,14 +256,11 @@ async fn mutual_ingress_refuses_clients_without_or_with_a_foreign_certificate() 
             .unwrap(),
         b"echo:hi"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let metrics = cx_b.metrics.encode();
-    assert!(
-        metrics.contains(
-            "contrast_mesh_connections_total{listener=\"IngressMtls\",outcome=\"HandshakeFailed\"} 3"
-        ),
-        "{metrics}"
-    );
+    eventually_counted(
+        &cx_b.metrics,
+        "contrast_mesh_connections_total{listener=\"IngressMtls\",outcome=\"HandshakeFailed\"} 3",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -280,14 +289,11 @@ async fn egress_refuses_a_server_of_another_mesh_ca() {
     let cx_a = context(&a);
     let egress = egress(server, &cx_a).await;
     assert_eq!(plain_round_trip(egress, b"secret").await, b"");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let metrics = cx_a.metrics.encode();
-    assert!(
-        metrics.contains(
-            "contrast_mesh_connections_total{listener=\"Egress\",outcome=\"HandshakeFailed\"} 1"
-        ),
-        "{metrics}"
-    );
+    eventually_counted(
+        &cx_a.metrics,
+        "contrast_mesh_connections_total{listener=\"Egress\",outcome=\"HandshakeFailed\"} 1",
+    )
+    .await;
 }
 
 fn write_files(dir: &Path, files: &MeshFiles) {
@@ -323,31 +329,21 @@ async fn new_files_are_put_in_force_for_new_connections() {
     let new_ca = deployment();
     let new = workload_files(&new_ca, "backend");
     std::fs::write(dir.path().join("mesh-ca.pem"), &new.mesh_ca_pem).unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually_counted(&cx.metrics, "certificate_reloads_total{ok=\"false\"} 1").await;
     assert!(
         tls_round_trip(mutual, Arc::clone(&old_client), b"2")
             .await
             .is_ok()
     );
-    let metrics = cx.metrics.encode();
-    assert!(
-        metrics.contains("certificate_reloads_total{ok=\"false\"} 1"),
-        "{metrics}"
-    );
 
     write_files(dir.path(), &new);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually_counted(&cx.metrics, "certificate_reloads_total{ok=\"true\"} 1").await;
     let new_client = tls(&workload_files(&new_ca, "new-client")).client;
     assert_eq!(
         tls_round_trip(mutual, new_client, b"3").await.unwrap(),
         b"echo:3"
     );
     assert!(tls_round_trip(mutual, old_client, b"4").await.is_err());
-    let metrics = cx.metrics.encode();
-    assert!(
-        metrics.contains("certificate_reloads_total{ok=\"true\"} 1"),
-        "{metrics}"
-    );
 }
 
 #[test]

@@ -210,21 +210,23 @@ fn it_waits_for_the_secret_then_goes_on() {
     let pod = Pod::new();
     let device = pod.format("no-integrity", &[]);
     fs::remove_file(pod.secret()).unwrap();
-    let child = pod.command(&device).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let log = pod.path("stderr");
+    let child = pod
+        .command(&device)
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
     let mut child = ChildGuard(Some(child));
+    wait_for_line(&log, "waiting for the workload secret");
+    std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.0.as_mut().unwrap().try_wait().unwrap().is_none(),
         "it did not wait for the secret"
     );
     fs::write(pod.secret(), hex(&[7; 64])).unwrap();
     let out = child.wait_with_timeout(Duration::from_secs(20));
-    let message = stderr(&out);
+    let message = fs::read_to_string(&log).unwrap();
     assert_eq!(out.status.code(), Some(1), "{message}");
-    assert!(
-        message.contains("waiting for the workload secret"),
-        "{message}"
-    );
     assert!(
         message.contains("the workload secret is there"),
         "{message}"
@@ -237,13 +239,15 @@ fn it_waits_for_the_secret_then_goes_on() {
 fn a_signal_while_waiting_stops_it_with_nothing_done() {
     let pod = Pod::new();
     fs::remove_file(pod.secret()).unwrap();
+    let log = pod.path("stderr");
     let child = pod
         .command(&pod.path("absent-device"))
-        .stderr(Stdio::piped())
+        .stderr(fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
     let mut child = ChildGuard(Some(child));
+    // The handlers are in place before it says it waits.
+    wait_for_line(&log, "waiting for the workload secret");
     let pid = child.0.as_ref().unwrap().id().to_string();
     assert!(
         Command::new("kill")
@@ -253,7 +257,12 @@ fn a_signal_while_waiting_stops_it_with_nothing_done() {
             .success()
     );
     let out = child.wait_with_timeout(Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let log = fs::read_to_string(&log).unwrap();
+    assert_eq!(out.status.code(), Some(143), "{log}");
+    assert!(
+        log.contains("stopped by a signal before the volume was mounted"),
+        "{log}"
+    );
     assert!(!pod.done().exists());
 }
 
@@ -326,6 +335,19 @@ fn help_explains_the_flow_and_the_exit_codes() {
     let main_help = Command::new(INITIALIZER).arg("--help").output().unwrap();
     let main_help = String::from_utf8(main_help.stdout).unwrap();
     assert!(main_help.contains("cryptsetup"), "{main_help}");
+}
+
+/// Waits until the log file `log` holds `line` (fails after 20 s).
+fn wait_for_line(log: &Path, line: &str) {
+    let started = Instant::now();
+    while !fs::read_to_string(log).unwrap_or_default().contains(line) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{line:?} never appeared in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Kills the child if a test fails before it ended.

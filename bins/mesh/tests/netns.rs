@@ -211,6 +211,22 @@ fn wait_for_file(path: &Path, log: &Path) {
     }
 }
 
+fn wait_for_line(log: &Path, line: &str) {
+    let started = Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(line)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{line:?} never appeared in {}:\n{}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn wait_for_port(pod: &Pod, port: u16) {
     let started = Instant::now();
     let url = format!("http://127.0.0.1:{port}/");
@@ -412,7 +428,16 @@ async fn pods_talk_mutual_tls_through_their_sidecars() {
         &[&format!("http://{EGRESS_LISTEN}/page.txt?{request_marker}")],
     );
     assert_eq!(through_mesh.as_deref(), Ok(secret.as_str()));
-    std::thread::sleep(Duration::from_millis(300));
+    // The sniffer writes what it reads as it reads it: wait until it has the exchange.
+    let started = Instant::now();
+    while std::fs::metadata(&capture).map_or(0, |m| m.len()) < 1000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the capture stayed empty"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let _ = net.terminate("sniffer");
     let wire = std::fs::read(&capture).unwrap();
     assert!(wire.len() > 1000, "captured only {} bytes", wire.len());
@@ -476,7 +501,13 @@ async fn pods_talk_mutual_tls_through_their_sidecars() {
     set(&first, &[a.clone(), b.clone(), o.clone(), e], true).await;
     initialize(&first, &a, &path("a"));
     initialize(&first, &b, &path("b"));
-    std::thread::sleep(Duration::from_millis(800));
+    // Both sidecars put the new files in force at their next look (every 200 ms here).
+    for label in ["a", "b"] {
+        wait_for_line(
+            &path(&format!("mesh-{label}.log")),
+            "new mesh certificates in force mesh_ca_changed=true",
+        );
+    }
     assert_eq!(
         curl(&pod_a, &[&format!("http://{EGRESS_LISTEN}/page.txt")]).as_deref(),
         Ok(secret.as_str())
