@@ -224,13 +224,35 @@ pub struct Context {
 
 /// Serves an ingress listener until the task is dropped.
 pub async fn run_ingress(listener: TcpListener, kind: IngressTls, forward: Forward, cx: Context) {
+    accept_loop(
+        listener,
+        kind.listener(),
+        "ingress",
+        cx,
+        move |tcp, peer, cx| async move { ingress_connection(tcp, peer, kind, forward, &cx).await },
+    )
+    .await;
+}
+
+/// Accepts on `listener` until the task is dropped: at most `max_connections` connections at
+/// once (more are closed at once and counted as refused), each served by `serve` in a task of
+/// its own and counted with the outcome it returns. `name` names the listener in logs.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    label: Listener,
+    name: &str,
+    cx: Context,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Context) -> Fut,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(cx.limits.max_connections));
-    let label = kind.listener();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, listener = ?label, "accept failed");
+                tracing::warn!(%error, listener = ?label, name, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -239,11 +261,12 @@ pub async fn run_ingress(listener: TcpListener, kind: IngressTls, forward: Forwa
             cx.metrics.connection(label, Outcome::Refused);
             continue;
         };
-        let cx = cx.clone();
+        let metrics = Arc::clone(&cx.metrics);
+        let connection = serve(tcp, peer, cx.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let outcome = ingress_connection(tcp, peer, kind, forward, &cx).await;
-            cx.metrics.connection(label, outcome);
+            let outcome = connection.await;
+            metrics.connection(label, outcome);
         });
     }
 }
@@ -307,29 +330,19 @@ async fn ingress_connection(
 /// Serves an egress listener until the task is dropped: each plain connection from the
 /// application becomes a mutual-TLS connection to the entry's remote.
 pub async fn run_egress(listener: TcpListener, entry: EgressEntry, cx: Context) {
-    let slots = Arc::new(Semaphore::new(cx.limits.max_connections));
     let entry = Arc::new(entry);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, egress = %entry.name, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            cx.metrics.connection(Listener::Egress, Outcome::Refused);
-            continue;
-        };
-        let cx = cx.clone();
-        let entry = Arc::clone(&entry);
-        tokio::spawn(async move {
-            let _slot = slot;
-            let outcome = egress_connection(tcp, peer, &entry, &cx).await;
-            cx.metrics.connection(Listener::Egress, outcome);
-        });
-    }
+    let name = entry.name.clone();
+    accept_loop(
+        listener,
+        Listener::Egress,
+        &name,
+        cx,
+        move |tcp, peer, cx| {
+            let entry = Arc::clone(&entry);
+            async move { egress_connection(tcp, peer, &entry, &cx).await }
+        },
+    )
+    .await;
 }
 
 async fn egress_connection(
