@@ -131,6 +131,19 @@ fn write_new_file(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(),
     file.sync_all().map_err(io("fsync", path))
 }
 
+/// The mode of [`write_marker`]'s files.
+pub const MARKER_MODE: u32 = 0o644;
+
+/// Writes the empty marker file `path` ([`MARKER_MODE`], atomically), creating its directory
+/// if missing: what a startup probe tests (the initializer's done file, the mesh sidecar's
+/// ready file).
+pub fn write_marker(path: &Path) -> Result<(), WriteError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io("create the directory", parent))?;
+    }
+    write_atomic(path, b"", Some(MARKER_MODE))
+}
+
 /// fsync of a directory: makes the creation, rename or removal of its entries durable.
 pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
@@ -163,6 +176,18 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file.pem")]);
+    }
+
+    #[test]
+    fn a_marker_is_empty_0644_and_gets_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/done");
+        write_marker(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"");
+        assert_eq!(mode(&path), 0o644);
+        // Again over an existing marker.
+        write_marker(&path).unwrap();
+        assert_eq!(mode(&path), 0o644);
     }
 
     #[test]

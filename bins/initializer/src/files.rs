@@ -27,7 +27,6 @@ pub(crate) const WORKLOAD_SECRET_FILE: &str = "workload-secret-seed";
 const DIR_MODE: u32 = 0o755;
 const PUBLIC_MODE: u32 = 0o444;
 const PRIVATE_MODE: u32 = 0o400;
-const DONE_MODE: u32 = 0o644;
 
 /// Writes the Coordinator's answer and the private key under `root`, each file atomically:
 /// `tls-config/{mesh-ca.pem, certChain.pem, coordinator-root-ca.pem}` (0444),
@@ -64,11 +63,7 @@ pub(crate) fn write_outputs(
 
 /// Writes the empty done marker (0644), creating its directory if missing.
 pub(crate) fn write_done_marker(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
-    }
-    write_atomic(path, b"", DONE_MODE)
+    Ok(contrast_fs::write_marker(path)?)
 }
 
 /// Creates `dir` (and missing parents) and sets it to 0755.

@@ -254,7 +254,8 @@ async fn run(args: Args, admin_port: Option<u16>) -> Result<u8> {
         info!("iptables: inbound TCP redirected to the proxy");
     }
     remove_default_deny().await?;
-    contrast_fs_write_ready(&args.ready_file).await?;
+    contrast_fs::write_marker(&args.ready_file)
+        .with_context(|| format!("cannot write the ready file {}", args.ready_file.display()))?;
     readiness.set(true);
     metrics.set_ready(true);
     info!(ready_file = %args.ready_file.display(), "ready");
@@ -374,13 +375,4 @@ async fn iptables_run(args: &[String], what: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-async fn contrast_fs_write_ready(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent).await.ok();
-    }
-    tokio::fs::write(path, b"")
-        .await
-        .with_context(|| format!("cannot write {}", path.display()))
 }
