@@ -69,22 +69,30 @@ timed() {
     fi
 }
 
+# `has_lines FILE WHAT PATTERN...`: FILE (the output of WHAT) has a line matching each
+# extended regular expression; the first one missing is named.
+has_lines() {
+    file=$1 what=$2
+    shift 2
+    for pattern in "$@"; do
+        if ! grep -Eq "$pattern" "$file"; then
+            echo "$what has no line matching $pattern"
+            return 1
+        fi
+    done
+}
+
 # The header luksDump shows is upstream's: LUKS2, one keyslot (argon2id), one aes-xts-plain64
 # segment with hmac(sha256) integrity and 4096-byte sectors.
 header_is_upstream() {
     cryptsetup luksDump "$1" >/tmp/luksdump.txt 2>&1 || return 1
     sed 's/^/  luksDump: /' /tmp/luksdump.txt
-    for pattern in \
+    has_lines /tmp/luksdump.txt luksDump \
         '^Version:[[:space:]]+2$' \
         '^[[:space:]]+cipher:[[:space:]]+aes-xts-plain64$' \
         '^[[:space:]]+integrity:[[:space:]]+hmac\(sha256\)$' \
         '^[[:space:]]+sector:[[:space:]]+4096 \[bytes\]$' \
-        '^[[:space:]]+PBKDF:[[:space:]]+argon2id$'; do
-        if ! grep -Eq "$pattern" /tmp/luksdump.txt; then
-            echo "luksDump has no line matching $pattern"
-            return 1
-        fi
-    done
+        '^[[:space:]]+PBKDF:[[:space:]]+argon2id$' || return 1
     keyslots=$(grep -Ec '^  [0-9]+: luks2$' /tmp/luksdump.txt)
     if [ "$keyslots" != 1 ]; then
         echo "luksDump shows $keyslots keyslots, expected 1"
@@ -102,16 +110,11 @@ write_payload() {
 active_as_upstream() {
     cryptsetup status "$1" >/tmp/status.txt 2>&1 || return 1
     sed 's/^/  status: /' /tmp/status.txt
-    for pattern in \
+    has_lines /tmp/status.txt "cryptsetup status" \
         '^[[:space:]]+type:[[:space:]]+LUKS2$' \
         '^[[:space:]]+cipher:[[:space:]]+aes-xts-plain64$' \
         '^[[:space:]]+integrity:[[:space:]]+hmac\(sha256\)$' \
-        '^[[:space:]]+sector size:[[:space:]]+4096$'; do
-        if ! grep -Eq "$pattern" /tmp/status.txt; then
-            echo "cryptsetup status has no line matching $pattern"
-            return 1
-        fi
-    done
+        '^[[:space:]]+sector size:[[:space:]]+4096$' || return 1
     [ -e "/dev/mapper/$1_dif" ] || { echo "no dm-integrity device $1_dif"; return 1; }
     rm -f /tmp/status.txt
 }
